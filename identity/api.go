@@ -1,0 +1,100 @@
+package identity
+
+// This file is the package's public contract: the types and functions that
+// node/ and relay/ use. Bodies live in the other files of the package.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the wrapping error
+// says which entry, invite or device was at fault.
+var (
+	ErrMalformed     = errors.New("malformed data")
+	ErrBadSignature  = errors.New("bad signature")
+	ErrUnauthorized  = errors.New("author not authorised")
+	ErrTruncated     = errors.New("log is truncated")
+	ErrWrongMesh     = errors.New("entry belongs to another mesh")
+	ErrNotMember     = errors.New("device is not a member")
+	ErrRevoked       = errors.New("device is revoked")
+	ErrAlreadyMember = errors.New("device is already a member")
+	ErrInviteExpired = errors.New("invite expired")
+	ErrInviteUsed    = errors.New("invite already used")
+	ErrInviteForged  = errors.New("invite signature invalid")
+	ErrWrongSecret   = errors.New("invite secret proof invalid")
+)
+
+// Role is a device's role in a mesh.
+type Role string
+
+// The mesh roles. Owners and admins may change membership.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// ParseRole parses "owner", "admin" or "member".
+func ParseRole(s string) (Role, error) { return parseRole(s) }
+
+// CanAdmin reports whether the role may sign membership entries.
+func (r Role) CanAdmin() bool { return r == RoleOwner || r == RoleAdmin }
+
+// MeshID names a mesh: the hash of its genesis entry. Its text form is
+// "mesh" followed by lower-case base32 without padding.
+type MeshID [32]byte
+
+// EntryID names a membership entry: the hash of its signed encoding.
+type EntryID [32]byte
+
+// Member is one device as the log sees it now.
+type Member struct {
+	ID      peer.ID
+	Name    string
+	Role    Role
+	Revoked bool
+	AddedBy peer.ID
+	AddedAt time.Time
+}
+
+// LoadOrCreateKey reads the Ed25519 device key at path, or creates it (mode
+// 0600, written atomically) when the file does not exist.
+func LoadOrCreateKey(path string) (key crypto.PrivKey, created bool, err error) {
+	return loadOrCreateKey(path)
+}
+
+// NewMesh creates a mesh whose genesis entry makes key's device its owner.
+func NewMesh(key crypto.PrivKey, deviceName string, now time.Time) (*Log, error) {
+	return newMesh(key, deviceName, now)
+}
+
+// DecodeLog decodes and verifies a whole membership log (see Log.Encode).
+// Every signature, every author's authority and every parent reference is
+// checked; the first fault is returned.
+func DecodeLog(data []byte) (*Log, error) { return decodeLog(data) }
+
+// Invite is a signed capability to join a mesh, plus (in a code) the secret
+// that proves possession. Grant is the part that may cross the wire.
+type Invite struct {
+	Grant  InviteGrant
+	secret []byte // ed25519 seed; only in codes, never on the wire
+}
+
+// InviteGrant is the public, inviter-signed half of an invite.
+type InviteGrant struct {
+	Mesh    MeshID
+	Inviter peer.ID
+	Addrs   []ma.Multiaddr
+	Role    Role
+	Expires time.Time
+	PubKey  []byte // ed25519 public key whose seed is the invite secret
+	Sig     []byte // inviter's signature over all fields above
+}
+
+// InviteID identifies an invite across the mesh (hash of its public key).
+type InviteID [32]byte
