@@ -1,0 +1,294 @@
+package node
+
+// The local control API: HTTP+JSON on the Unix socket SocketPath(home),
+// mode 0600, so only the device's user can drive the daemon. Every answer
+// is JSON; a failure has a 4xx/5xx status and the body {"error": "..."}.
+//
+//	GET  /v1/status            → Status
+//	POST /v1/init    {"name"}  → {"mesh_id"}
+//	POST /v1/invite  {"role", "ttl"}  (ttl as a Go duration, "24h")
+//	                           → {"code", "mesh_id", "role", "expires"}
+//	POST /v1/join    {"code", "name"} → {"mesh_id"}
+//	GET  /v1/devices           → [Device]  (see Device for the fields)
+//	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
+//
+// The JSON field names are stable: new fields may be added, none renamed.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
+	"github.com/meshwork/meshwork/identity"
+)
+
+// Status is GET /v1/status.
+type Status struct {
+	DeviceID    string   `json:"device_id"`
+	Name        *string  `json:"name"`
+	MeshID      *string  `json:"mesh_id"`
+	Role        *string  `json:"role"`
+	ListenAddrs []string `json:"listen_addrs"`
+	Members     int      `json:"members"`
+	Online      int      `json:"online"`
+	Version     string   `json:"version"`
+}
+
+// Device is one entry of GET /v1/devices.
+type Device struct {
+	Name       string   `json:"name"`
+	ID         string   `json:"id"`
+	Role       string   `json:"role"`
+	Online     bool     `json:"online"`
+	Self       bool     `json:"self"`
+	Connection *string  `json:"connection"` // "direct", "relayed" or null
+	Transport  *string  `json:"transport"`  // "quic", "tcp" or null
+	RemoteAddr *string  `json:"remote_addr"`
+	RTTMillis  *float64 `json:"rtt_ms"`
+}
+
+// InviteResponse is POST /v1/invite.
+type InviteResponse struct {
+	Code    string    `json:"code"`
+	MeshID  string    `json:"mesh_id"`
+	Role    string    `json:"role"`
+	Expires time.Time `json:"expires"`
+}
+
+type apiServer struct {
+	n   *Node
+	ln  net.Listener
+	srv *http.Server
+}
+
+func (n *Node) listenAPI() (*apiServer, error) {
+	path := SocketPath(n.cfg.Home)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %q: another meshd is already running with this home", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %q: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %q: %w", path, err)
+	}
+	a := &apiServer{n: n, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("POST /v1/init", a.init)
+	mux.HandleFunc("POST /v1/invite", a.invite)
+	mux.HandleFunc("POST /v1/join", a.join)
+	mux.HandleFunc("GET /v1/devices", a.devices)
+	mux.HandleFunc("POST /v1/revoke", a.revoke)
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// serve runs until ctx is done, then shuts the server down.
+func (a *apiServer) serve(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.n.log.Error("control API stopped", "err", err)
+		}
+	}()
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(sctx)
+	wg.Wait()
+	_ = os.Remove(SocketPath(a.n.cfg.Home))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		return false
+	}
+	return true
+}
+
+func strp(s string) *string { return &s }
+
+func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
+	n := a.n
+	st := Status{DeviceID: n.id.String(), Version: Version, ListenAddrs: []string{}}
+	for _, addr := range n.host.Addrs() {
+		st.ListenAddrs = append(st.ListenAddrs, addr.String())
+	}
+	if l := n.membership(); l != nil {
+		st.MeshID = strp(l.MeshID().String())
+		if m, ok := l.Lookup(n.id); ok {
+			st.Name, st.Role = strp(m.Name), strp(string(m.Role))
+		}
+		for _, m := range l.Members() {
+			st.Members++
+			if m.ID != n.id && n.host.Network().Connectedness(m.ID) == network.Connected {
+				st.Online++
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *apiServer) init(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	id, err := a.n.Init(req.Name)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"mesh_id": id.String()})
+}
+
+func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Role string `json:"role"`
+		TTL  string `json:"ttl"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Role == "" {
+		req.Role = string(identity.RoleMember)
+	}
+	role, err := identity.ParseRole(req.Role)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	ttl := 24 * time.Hour
+	if req.TTL != "" {
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("ttl %q: want a positive duration such as 24h", req.TTL))
+			return
+		}
+	}
+	inv, err := a.n.NewInvite(role, ttl)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, InviteResponse{
+		Code: inv.Code(), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
+	})
+}
+
+func (a *apiServer) join(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Code string `json:"code"`
+		Name string `json:"name"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	id, err := a.n.Join(r.Context(), req.Code, req.Name)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"mesh_id": id.String()})
+}
+
+func (a *apiServer) revoke(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Device string `json:"device"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	m, err := a.n.Revoke(req.Device)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": m.ID.String(), "name": m.Name})
+}
+
+func (a *apiServer) devices(w http.ResponseWriter, r *http.Request) {
+	l := a.n.membership()
+	if l == nil {
+		writeErr(w, http.StatusConflict, errNoMesh)
+		return
+	}
+	members := l.Members()
+	out := make([]Device, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i] = Device{Name: m.Name, ID: m.ID.String(), Role: string(m.Role), Self: m.ID == a.n.id}
+		if m.ID == a.n.id {
+			out[i].Online = true
+			continue
+		}
+		wg.Add(1)
+		go func(d *Device, p peer.ID) {
+			defer wg.Done()
+			a.n.describeConn(r.Context(), d, p)
+		}(&out[i], m.ID)
+	}
+	wg.Wait()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Self && !out[j].Self })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// describeConn fills in the connection a device is reached by, preferring a
+// direct connection, and measures its round-trip time.
+func (n *Node) describeConn(ctx context.Context, d *Device, p peer.ID) {
+	conns := n.host.Network().ConnsToPeer(p)
+	if len(conns) == 0 {
+		return
+	}
+	best := conns[0]
+	for _, c := range conns {
+		if !isRelayed(c.RemoteMultiaddr()) {
+			best = c
+			break
+		}
+	}
+	d.Online = true
+	kind := "direct"
+	if isRelayed(best.RemoteMultiaddr()) {
+		kind = "relayed"
+	}
+	d.Connection = strp(kind)
+	d.Transport = strp(transportOf(best.RemoteMultiaddr()))
+	d.RemoteAddr = strp(best.RemoteMultiaddr().String())
+	pctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "ping"), 2*time.Second)
+	defer cancel()
+	if res, ok := <-ping.Ping(pctx, n.host, p); ok && res.Error == nil {
+		ms := float64(res.RTT.Microseconds()) / 1000
+		d.RTTMillis = &ms
+	}
+}

@@ -1,0 +1,249 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mdp/qrterminal/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// Main runs the mesh command with args (without the program name) and
+// returns the process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "mesh: error: %v\n", err)
+		var h *hintError
+		if errors.As(err, &h) {
+			fmt.Fprintf(stderr, "mesh: hint: %s\n", h.hint)
+		}
+		return 1
+	}
+	return 0
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	var home string
+	root := &cobra.Command{
+		Use:           "mesh",
+		Short:         "Control a Meshwork device (talks to the local meshd)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&home, "home", "", "meshd home directory (default $MESH_HOME or the XDG data dir)")
+	cl := func() (*client, error) {
+		h := home
+		if h == "" {
+			var err error
+			if h, err = node.DefaultHome(); err != nil {
+				return nil, err
+			}
+		}
+		return newClient(h), nil
+	}
+
+	var initName string
+	initCmd := &cobra.Command{
+		Use:   "init --name NAME",
+		Short: "Create a new mesh with this device as its owner",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				MeshID string `json:"mesh_id"`
+			}
+			if err := c.call("POST", "/v1/init", map[string]string{"name": initName}, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "created mesh %s with this device (%s) as owner\n", out.MeshID, initName)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&initName, "name", "", "this device's name in the mesh")
+	_ = initCmd.MarkFlagRequired("name")
+
+	var role, ttl string
+	var qr bool
+	inviteCmd := &cobra.Command{
+		Use:   "invite [--role member|admin] [--ttl 24h] [--qr]",
+		Short: "Print a single-use invite code for a new device (the code is on the last line)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var out node.InviteResponse
+			if err := c.call("POST", "/v1/invite", map[string]string{"role": role, "ttl": ttl}, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "invite for a %s of mesh %s, valid until %s, usable once:\n", out.Role, out.MeshID, out.Expires.Local().Format("2006-01-02 15:04 MST"))
+			fmt.Fprintf(stderr, "on the new device run: mesh join CODE --name NAME\n")
+			if qr {
+				qrterminal.GenerateWithConfig(out.Code, qrterminal.Config{
+					Level: qrterminal.L, Writer: stdout, HalfBlocks: true,
+					BlackChar: qrterminal.BLACK_BLACK, WhiteChar: qrterminal.WHITE_WHITE,
+					BlackWhiteChar: qrterminal.BLACK_WHITE, WhiteBlackChar: qrterminal.WHITE_BLACK, QuietZone: 1,
+				})
+			}
+			fmt.Fprintln(stdout, out.Code)
+			return nil
+		},
+	}
+	inviteCmd.Flags().StringVar(&role, "role", "member", "role of the new device: member or admin")
+	inviteCmd.Flags().StringVar(&ttl, "ttl", "24h", "how long the code stays valid")
+	inviteCmd.Flags().BoolVar(&qr, "qr", false, "also print the code as a QR code")
+
+	var joinName string
+	joinCmd := &cobra.Command{
+		Use:   "join CODE --name NAME",
+		Short: "Join the mesh of an invite code",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var out struct {
+				MeshID string `json:"mesh_id"`
+			}
+			body := map[string]string{"code": strings.TrimSpace(args[0]), "name": joinName}
+			if err := c.call("POST", "/v1/join", body, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "joined mesh %s as %s\n", out.MeshID, joinName)
+			return nil
+		},
+	}
+	joinCmd.Flags().StringVar(&joinName, "name", "", "this device's name in the mesh")
+	_ = joinCmd.MarkFlagRequired("name")
+
+	var devJSON bool
+	devicesCmd := &cobra.Command{
+		Use:   "devices [--json]",
+		Short: "List the mesh's devices, online state and connection",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var devs []node.Device
+			if err := c.call("GET", "/v1/devices", nil, &devs, &raw); err != nil {
+				return err
+			}
+			if devJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tROLE\tSTATUS\tCONNECTION\tRTT")
+			for _, d := range devs {
+				status, conn, rtt := "offline", "-", "-"
+				if d.Self {
+					status = "this device"
+				} else if d.Online {
+					status = "online"
+				}
+				if d.Connection != nil {
+					conn = *d.Connection + " " + deref(d.Transport) + " " + deref(d.RemoteAddr)
+				}
+				if d.RTTMillis != nil {
+					rtt = fmt.Sprintf("%.1fms", *d.RTTMillis)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.ID, d.Role, status, conn, rtt)
+			}
+			return tw.Flush()
+		},
+	}
+	devicesCmd.Flags().BoolVar(&devJSON, "json", false, "print JSON")
+
+	revokeCmd := &cobra.Command{
+		Use:   "revoke DEVICE",
+		Short: "Revoke a device (name or ID): it is disconnected and refused by every member",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var out struct{ ID, Name string }
+			if err := c.call("POST", "/v1/revoke", map[string]string{"device": args[0]}, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "revoked %s (%s)\n", out.Name, out.ID)
+			return nil
+		},
+	}
+
+	var stJSON bool
+	statusCmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show this device and its mesh",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var st node.Status
+			if err := c.call("GET", "/v1/status", nil, &st, &raw); err != nil {
+				return err
+			}
+			if stJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			fmt.Fprintf(stdout, "device:  %s (%s)\n", deref(st.Name), st.DeviceID)
+			if st.MeshID == nil {
+				fmt.Fprintf(stdout, "mesh:    none yet (mesh init --name NAME, or mesh join CODE --name NAME)\n")
+			} else {
+				fmt.Fprintf(stdout, "mesh:    %s (role %s, %d devices, %d online)\n", *st.MeshID, deref(st.Role), st.Members, st.Online)
+			}
+			fmt.Fprintf(stdout, "listen:  %s\n", strings.Join(st.ListenAddrs, " "))
+			fmt.Fprintf(stdout, "version: %s\n", st.Version)
+			return nil
+		},
+	}
+	statusCmd.Flags().BoolVar(&stJSON, "json", false, "print JSON")
+
+	versionCmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the CLI version (and the daemon's, if it runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(stdout, "mesh %s\n", node.Version)
+			if c, err := cl(); err == nil {
+				var st node.Status
+				if c.call("GET", "/v1/status", nil, &st, nil) == nil {
+					fmt.Fprintf(stdout, "meshd %s\n", st.Version)
+				}
+			}
+			return nil
+		},
+	}
+	root.AddCommand(initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
+	return root
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// client calls the daemon's control API.
+type client struct {
+	home string
+	http *http.Client
+}
+
+func newClient(home string) *client {
+	sock := node.SocketPath(home)
+	return &client{home: home, http: &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}}
+}
+
+// hintError carries a next step for the user.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+// call sends a request with an optional JSON body and decodes the answer
+// into out (if not nil); raw, if not nil, receives the body unchanged.
+func (c *client) call(method, path string, body any, out any, raw *[]byte) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://meshd"+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return &hintError{
+				err:  fmt.Errorf("no meshd is running with home %q", c.home),
+				hint: fmt.Sprintf("start the daemon first: meshd --home %s", c.home),
+			}
+		}
+		return fmt.Errorf("talk to meshd: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read meshd answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("meshd answered %s", resp.Status)
+	}
+	if raw != nil {
+		*raw = b
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode meshd answer: %w", err)
+		}
+	}
+	return nil
+}

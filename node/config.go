@@ -1,0 +1,58 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Version is the daemon and CLI version.
+const Version = "0.1.0"
+
+// Config is everything a Node needs to start.
+type Config struct {
+	// Home holds the device key, the database and the control socket.
+	Home string
+	// ListenAddrs are libp2p multiaddrs; empty means DefaultListenAddrs.
+	ListenAddrs []string
+	// Relays are multiaddrs (with /p2p/ID) of meshrelay servers.
+	Relays []string
+	// NoMDNS turns LAN discovery off.
+	NoMDNS bool
+}
+
+// DefaultPort is the TCP and UDP port a node listens on when it is free.
+const DefaultPort = 4001
+
+// DefaultListenAddrs listens on all interfaces, TCP and QUIC, port 4001.
+func DefaultListenAddrs(port int) []string {
+	return []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port),
+		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port),
+		fmt.Sprintf("/ip6/::/tcp/%d", port),
+		fmt.Sprintf("/ip6/::/udp/%d/quic-v1", port),
+	}
+}
+
+// DefaultHome is $MESH_HOME, else $XDG_DATA_HOME/meshwork, else
+// ~/.local/share/meshwork.
+func DefaultHome() (string, error) {
+	if h := os.Getenv("MESH_HOME"); h != "" {
+		return h, nil
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "meshwork"), nil
+	}
+	u, err := os.UserHomeDir()
+	if err != nil {
+		return "", errors.New("cannot find a home directory: set --home or MESH_HOME")
+	}
+	return filepath.Join(u, ".local", "share", "meshwork"), nil
+}
+
+// SocketPath is where the control API listens inside home.
+func SocketPath(home string) string { return filepath.Join(home, "meshd.sock") }
+
+// KeyPath is where the device key lives inside home.
+func KeyPath(home string) string { return filepath.Join(home, "device.key") }

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshwork/meshwork/node/internal/wire"
+)
+
+// How members find each other, in the order they are tried:
+//   - addresses persisted from earlier connections (badger, node/addrs/…),
+//     loaded at start and redialled with backoff;
+//   - mDNS on the LAN (service name mdnsService);
+//   - signed address records forwarded by other members (membership.go);
+//   - the invite code, which carries the inviter's addresses.
+
+const (
+	mdnsService     = "meshwork"
+	savedAddrTTL    = 7 * 24 * time.Hour
+	dialTimeout     = 10 * time.Second
+	minDialBackoff  = time.Second
+	maxDialBackoff  = time.Minute
+	redialInterval  = time.Second
+	maxSavedAddrs   = 16
+	connectedBuffer = 64
+)
+
+type dialState struct {
+	next    time.Time
+	backoff time.Duration
+	busy    bool
+}
+
+// onConnected runs on the swarm's notification path: it must not block.
+func (n *Node) onConnected(_ context.Context, c network.Conn) {
+	if n.IsMember(c.RemotePeer()) {
+		n.mu.Lock()
+		delete(n.dials, c.RemotePeer())
+		n.mu.Unlock()
+		select {
+		case n.pushAll <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watchIdentify saves a member's addresses once identify has learned them.
+func (n *Node) watchIdentify(ctx context.Context) {
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		n.log.Error("subscribe to identify events", "err", err)
+		return
+	}
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerIdentificationCompleted)
+			if n.IsMember(ev.Peer) {
+				n.saveAddrs(ev.Peer)
+			}
+		}
+	}
+}
+
+// saveAddrs persists the peerstore's addresses of p.
+func (n *Node) saveAddrs(p peer.ID) {
+	addrs := n.host.Peerstore().Addrs(p)
+	var b []byte
+	count := 0
+	for _, a := range addrs {
+		if isRelayed(a) && count > 0 {
+			continue
+		}
+		b = wire.AppendBytes(b, a.Bytes())
+		if count++; count >= maxSavedAddrs {
+			break
+		}
+	}
+	if len(b) == 0 {
+		return
+	}
+	if err := dbPut(n.db, append(append([]byte{}, prefixAddrs...), []byte(p)...), b); err != nil {
+		n.log.Warn("save addresses", "peer", p.String(), "err", err)
+	}
+}
+
+// loadAddrs puts persisted addresses of members into the peerstore.
+func (n *Node) loadAddrs() {
+	err := dbScan(n.db, prefixAddrs, func(k, v []byte) error {
+		p, err := peer.IDFromBytes(k)
+		if err != nil {
+			return nil
+		}
+		var addrs []ma.Multiaddr
+		for len(v) > 0 {
+			var f []byte
+			if f, v, err = wire.ReadBytes(v); err != nil {
+				break
+			}
+			if a, err := ma.NewMultiaddrBytes(f); err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+		n.host.Peerstore().AddAddrs(p, addrs, savedAddrTTL)
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("load saved addresses", "err", err)
+	}
+}
+
+// redialLoop connects to members we are not connected to, each with its
+// own exponential backoff, and at once when kicked (new member, new
+// addresses).
+func (n *Node) redialLoop(ctx context.Context) {
+	n.loadAddrs()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(redialInterval)
+	defer t.Stop()
+	for {
+		l := n.membership()
+		now := time.Now()
+		if l != nil {
+			for _, m := range l.Members() {
+				p := m.ID
+				if p == n.id || n.host.Network().Connectedness(p) == network.Connected {
+					continue
+				}
+				if len(n.host.Peerstore().Addrs(p)) == 0 {
+					continue
+				}
+				n.mu.Lock()
+				st := n.dials[p]
+				if st == nil {
+					st = &dialState{backoff: minDialBackoff}
+					n.dials[p] = st
+				}
+				due := !st.busy && !now.Before(st.next)
+				if due {
+					st.busy = true
+				}
+				n.mu.Unlock()
+				if !due {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n.dialMember(ctx, p, st)
+				}()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.kick:
+			n.mu.Lock()
+			for _, st := range n.dials {
+				st.next = time.Time{}
+			}
+			n.mu.Unlock()
+		}
+	}
+}
+
+func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	err := n.host.Connect(dctx, peer.AddrInfo{ID: p})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st.busy = false
+	if err == nil {
+		st.backoff = minDialBackoff
+		st.next = time.Time{}
+		return
+	}
+	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "err", err)
+	st.next = time.Now().Add(st.backoff)
+	st.backoff = min(2*st.backoff, maxDialBackoff)
+}
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID == m.n.id {
+		return
+	}
+	m.n.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, 10*time.Minute)
+	if m.n.IsMember(pi.ID) {
+		m.n.log.Debug("found member on the LAN", "peer", pi.ID.String())
+		m.n.kickDial()
+	}
+}
+
+// runMDNS advertises this node and listens for others on the LAN.
+func (n *Node) runMDNS(ctx context.Context) {
+	svc := mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
+	if err := svc.Start(); err != nil {
+		n.log.Warn("mDNS discovery off", "err", err)
+		return
+	}
+	<-ctx.Done()
+	_ = svc.Close()
+}

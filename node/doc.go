@@ -1,0 +1,33 @@
+// Package node is the Meshwork daemon: one device's libp2p host, its view of
+// the mesh's membership, discovery of the other members, and the local
+// control API that the mesh CLI talks to.
+//
+// A Node is built with New(cfg, logger) and runs with Run(ctx); Run returns
+// after every goroutine it started has exited and the host is closed.
+//
+// # Protocols
+//
+// Every Meshwork protocol ID starts with /meshwork/. Streams of those
+// protocols are accepted only from current, non-revoked members of this
+// device's mesh, with one exception: /meshwork/invite/1.0.0, which is how a
+// device that is not yet a member joins. A revoked device is refused at the
+// connection gater: it cannot even complete a secured connection. Standard
+// libp2p protocols (identify, ping) stay open to anyone so that a stranger
+// can tell a Meshwork node is there but learns nothing else.
+//
+//   - /meshwork/invite/1.0.0     join a mesh with an invite (invite.go)
+//   - /meshwork/membership/1.0.0 push the signed membership log and signed
+//     address records of members (membership.go)
+//
+// # What it must never do
+//
+// It must never serve a /meshwork/ protocol other than invite to a non-member,
+// never accept a membership entry it has not verified (identity.DecodeLog
+// verifies every signature and authority), and never write the device key
+// with permissions wider than 0600.
+//
+// # Local API
+//
+// The CLI talks to the daemon over HTTP+JSON on a Unix socket inside the
+// home directory (mode 0600); see api.go for the reference.
+package node

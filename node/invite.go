@@ -1,0 +1,281 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshwork/meshwork/identity"
+	"github.com/meshwork/meshwork/node/internal/wire"
+)
+
+// ProtoInvite lets a device that is not yet a member redeem an invite at
+// any member (the inviter, another admin, or an always-on storage member).
+// It is the only /meshwork/ protocol open to non-members.
+//
+// Version history: 1.0.0 — first version.
+//
+// Messages (one wire frame each; J = joining device, R = redeemer):
+//
+//	J→R type 1 hello:     uvarint len, InviteGrant (identity binary form)
+//	                      uvarint len, the joiner's device name (UTF-8)
+//	R→J type 2 challenge: 32 random bytes
+//	J→R type 3 proof:     ed25519 signature by the invite key over the mesh,
+//	                      joiner, redeemer, name and challenge (identity.Invite.Prove)
+//	R→J type 4 welcome:   the whole membership log, now with the joiner added
+//	R→J type 5 refused:   a UTF-8 reason, sent instead of 2 or 4
+//
+// The invite secret (the invite key's seed) never crosses the wire; the
+// proof binds both device IDs of this authenticated channel and a fresh
+// challenge, so it cannot be replayed elsewhere, and the redemption entry
+// in the log makes the invite single-use everywhere.
+const ProtoInvite = "/meshwork/invite/1.0.0"
+
+const (
+	msgHello     = 1
+	msgChallenge = 2
+	msgProof     = 3
+	msgWelcome   = 4
+	msgRefused   = 5
+
+	maxInviteFrame = 64 << 10
+	inviteTimeout  = 20 * time.Second
+	maxNameLen     = 64
+	maxInviteAddrs = 6
+)
+
+// NewInvite creates an invite code for a new device with the given role.
+func (n *Node) NewInvite(role identity.Role, ttl time.Duration) (*identity.Invite, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return nil, errNoMesh
+	}
+	inv, err := n.mlog.NewInvite(n.key, role, ttl, n.inviteAddrs(), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("create invite: %w", err)
+	}
+	return inv, nil
+}
+
+// inviteAddrs are the dialable addresses put into a code: public ones
+// first, then LAN, then loopback (so a demo on one machine works), plus
+// relay circuit addresses, at most maxInviteAddrs.
+func (n *Node) inviteAddrs() []ma.Multiaddr {
+	var public, private, loop []ma.Multiaddr
+	for _, a := range n.host.Addrs() {
+		switch {
+		case isRelayed(a):
+			public = append(public, a)
+		case isLoopback(a):
+			loop = append(loop, a)
+		case isPrivate(a):
+			private = append(private, a)
+		default:
+			public = append(public, a)
+		}
+	}
+	all := append(append(public, private...), loop...)
+	if len(all) > maxInviteAddrs {
+		all = all[:maxInviteAddrs]
+	}
+	return all
+}
+
+func (n *Node) handleInvite(s network.Stream) {
+	defer s.Close()
+	joiner := s.Conn().RemotePeer()
+	_ = s.SetDeadline(time.Now().Add(inviteTimeout))
+	log := n.log.With("joiner", joiner.String())
+	r := bufio.NewReader(s)
+	refuse := func(reason string) {
+		log.Info("refused invite", "reason", reason)
+		_ = wire.WriteFrame(s, msgRefused, []byte(reason))
+	}
+	typ, payload, err := wire.ReadFrame(r, maxInviteFrame)
+	if err != nil || typ != msgHello {
+		s.Reset()
+		return
+	}
+	grantBytes, rest, err := wire.ReadBytes(payload)
+	if err != nil {
+		refuse("malformed hello")
+		return
+	}
+	nameBytes, _, err := wire.ReadBytes(rest)
+	if err != nil || len(nameBytes) == 0 || len(nameBytes) > maxNameLen {
+		refuse(fmt.Sprintf("device name must be 1 to %d bytes", maxNameLen))
+		return
+	}
+	var grant identity.InviteGrant
+	if err := grant.UnmarshalBinary(grantBytes); err != nil {
+		refuse("malformed invite: " + err.Error())
+		return
+	}
+	if l := n.membership(); l == nil || l.MeshID() != grant.Mesh {
+		refuse("this device is not a member of the invite's mesh")
+		return
+	}
+	if grant.Expired(time.Now()) {
+		refuse(fmt.Sprintf("invite expired at %s", grant.Expires.UTC().Format(time.RFC3339)))
+		return
+	}
+	challenge := make([]byte, 32)
+	if _, err := rand.Read(challenge); err != nil {
+		s.Reset()
+		return
+	}
+	if err := wire.WriteFrame(s, msgChallenge, challenge); err != nil {
+		return
+	}
+	typ, proof, err := wire.ReadFrame(r, maxInviteFrame)
+	if err != nil || typ != msgProof {
+		s.Reset()
+		return
+	}
+	n.mu.Lock()
+	err = n.mlog.Redeem(n.key, &grant, joiner, string(nameBytes), challenge, proof, time.Now())
+	if err == nil {
+		err = n.commitLocked()
+	}
+	var logBytes []byte
+	if err == nil {
+		logBytes = n.mlog.Encode()
+	}
+	n.mu.Unlock()
+	if err != nil {
+		refuse(err.Error())
+		return
+	}
+	log.Info("device joined with an invite", "name", string(nameBytes), "role", grant.Role)
+	_ = wire.WriteFrame(s, msgWelcome, logBytes)
+	_ = s.CloseWrite()
+}
+
+// Join redeems an invite code and makes this device a member of its mesh.
+func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, error) {
+	if name == "" || len(name) > maxNameLen {
+		return identity.MeshID{}, fmt.Errorf("join mesh: a device name of 1 to %d bytes is required (--name)", maxNameLen)
+	}
+	inv, err := identity.ParseInviteCode(code)
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("join mesh: %w", err)
+	}
+	g := inv.Grant
+	if g.Expired(time.Now()) {
+		return identity.MeshID{}, fmt.Errorf("join mesh: %w at %s: ask for a new code ('mesh invite' on a member)", identity.ErrInviteExpired, g.Expires.UTC().Format(time.RFC3339))
+	}
+	if n.membership() != nil {
+		return identity.MeshID{}, errors.New("join mesh: this device already belongs to a mesh")
+	}
+	// Try every redeemer the code names: addresses with a /p2p/ part name
+	// their own device, the others belong to the inviter.
+	targets := map[peer.ID][]ma.Multiaddr{}
+	order := []peer.ID{}
+	for _, a := range g.Addrs {
+		id, rest := g.Inviter, a
+		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil && !isRelayed(a) {
+			id, rest = ai.ID, ai.Addrs[0]
+		}
+		if _, seen := targets[id]; !seen {
+			order = append(order, id)
+		}
+		targets[id] = append(targets[id], rest)
+	}
+	if len(order) == 0 {
+		order = []peer.ID{g.Inviter}
+	}
+	var errs []error
+	for _, id := range order {
+		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)
+		if err == nil {
+			return mid, nil
+		}
+		errs = append(errs, err)
+		var refused refusedError
+		if errors.As(err, &refused) {
+			break // a member answered: its reason is final
+		}
+	}
+	return identity.MeshID{}, fmt.Errorf("join mesh: %w", errors.Join(errs...))
+}
+
+type refusedError string
+
+func (e refusedError) Error() string { return "refused: " + string(e) }
+
+func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrInfo, name string) (identity.MeshID, error) {
+	ctx, cancel := context.WithTimeout(ctx, inviteTimeout)
+	defer cancel()
+	n.host.Peerstore().AddAddrs(at.ID, at.Addrs, time.Hour)
+	if err := n.host.Connect(ctx, at); err != nil {
+		return identity.MeshID{}, fmt.Errorf("reach %s: %w", at.ID.ShortString(), err)
+	}
+	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "invite"), at.ID, ProtoInvite)
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("open invite stream to %s: %w", at.ID.ShortString(), err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(inviteTimeout))
+	grant, err := inv.Grant.MarshalBinary()
+	if err != nil {
+		return identity.MeshID{}, err
+	}
+	hello := wire.AppendBytes(wire.AppendBytes(nil, grant), []byte(name))
+	if err := wire.WriteFrame(s, msgHello, hello); err != nil {
+		return identity.MeshID{}, err
+	}
+	r := bufio.NewReader(s)
+	typ, payload, err := wire.ReadFrame(r, maxInviteFrame)
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("read challenge: %w", err)
+	}
+	if typ == msgRefused {
+		return identity.MeshID{}, refusedError(payload)
+	}
+	if typ != msgChallenge || len(payload) != 32 {
+		return identity.MeshID{}, fmt.Errorf("unexpected message type %d", typ)
+	}
+	proof, err := inv.Prove(n.id, at.ID, name, payload)
+	if err != nil {
+		return identity.MeshID{}, err
+	}
+	if err := wire.WriteFrame(s, msgProof, proof); err != nil {
+		return identity.MeshID{}, err
+	}
+	typ, payload, err = wire.ReadFrame(r, maxStateSize)
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("read welcome: %w", err)
+	}
+	if typ == msgRefused {
+		return identity.MeshID{}, refusedError(payload)
+	}
+	if typ != msgWelcome {
+		return identity.MeshID{}, fmt.Errorf("unexpected message type %d", typ)
+	}
+	l, err := identity.DecodeLog(payload)
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("verify membership log from %s: %w", at.ID.ShortString(), err)
+	}
+	if l.MeshID() != inv.Grant.Mesh || !l.IsMember(n.id) {
+		return identity.MeshID{}, fmt.Errorf("membership log from %s does not list this device in mesh %s", at.ID.ShortString(), inv.Grant.Mesh)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog != nil {
+		return identity.MeshID{}, errors.New("this device joined another mesh meanwhile")
+	}
+	n.mlog = l
+	if err := n.commitLocked(); err != nil {
+		return identity.MeshID{}, err
+	}
+	n.log.Info("joined mesh", "mesh", l.MeshID().String(), "name", name, "via", at.ID.String())
+	return l.MeshID(), nil
+}

@@ -1,0 +1,340 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/meshwork/meshwork/identity"
+)
+
+// Node is one running device.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	key   crypto.PrivKey
+	id    peer.ID
+	db    *badger.DB
+	host  host.Host
+	gater *gater
+
+	mu    sync.Mutex
+	mlog  *identity.Log // nil until the device inits or joins a mesh
+	dials map[peer.ID]*dialState
+
+	kick      chan struct{} // wakes the redial loop
+	pushAll   chan struct{} // membership changed: push to every member
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the device's home, key and database and builds its
+// libp2p host. Call Run to serve and Close (or cancel Run) to stop.
+func New(cfg Config, logger *slog.Logger) (*Node, error) {
+	if cfg.Home == "" {
+		return nil, errors.New("node: empty home directory")
+	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("create home %q: %w", cfg.Home, err)
+	}
+	key, created, err := identity.LoadOrCreateKey(KeyPath(cfg.Home))
+	if err != nil {
+		return nil, fmt.Errorf("device key in %q: %w", cfg.Home, err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("device key in %q: %w", cfg.Home, err)
+	}
+	logger = logger.With("device", id.ShortString())
+	if created {
+		logger.Info("created device identity", "id", id.String(), "key", KeyPath(cfg.Home))
+	}
+	db, err := openDB(filepath.Join(cfg.Home, "db"), logger)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     logger,
+		key:     key,
+		id:      id,
+		db:      db,
+		dials:   map[peer.ID]*dialState{},
+		kick:    make(chan struct{}, 1),
+		pushAll: make(chan struct{}, 1),
+	}
+	n.gater = &gater{isRevoked: n.isRevoked}
+	if err := n.loadMembership(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	relays, err := parseRelays(cfg.Relays)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, relays)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if fellBack {
+		logger.Warn("port in use, listening on an OS-chosen port instead", "port", DefaultPort, "addrs", h.Addrs())
+	}
+	n.host = h
+	return n, nil
+}
+
+func parseRelays(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("relay address %q: %w", s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("relay address %q: needs a /p2p/ID part: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// ID is the device ID.
+func (n *Node) ID() peer.ID { return n.id }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Run serves the control API, the mesh protocols and discovery until ctx is
+// cancelled, then closes the node. It returns after all its goroutines exit.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	api, err := n.listenAPI()
+	if err != nil {
+		return err
+	}
+	n.registerProtocols()
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { n.onConnected(ctx, c) },
+	})
+
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(ctx)
+			n.log.Debug("stopped", "task", name)
+		}()
+	}
+	run("api", func(ctx context.Context) { api.serve(ctx) })
+	run("redial", n.redialLoop)
+	run("push", n.pushLoop)
+	run("identify", n.watchIdentify)
+	if !n.cfg.NoMDNS {
+		run("mdns", n.runMDNS)
+	}
+	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
+	<-ctx.Done()
+	wg.Wait()
+	n.log.Info("meshd stopped")
+	return nil
+}
+
+// Close stops the host and closes the database. It is safe to call twice.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.host != nil {
+			errs = append(errs, n.host.Close())
+		}
+		errs = append(errs, n.db.Close())
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// handle registers a /meshwork/ protocol handler that only current members
+// may use.
+func (n *Node) handle(pid protocol.ID, h network.StreamHandler) {
+	n.host.SetStreamHandler(pid, func(s network.Stream) {
+		remote := s.Conn().RemotePeer()
+		if !n.IsMember(remote) {
+			n.log.Info("refused stream from non-member", "peer", remote.String(), "protocol", string(pid))
+			s.Reset()
+			return
+		}
+		h(s)
+	})
+}
+
+func (n *Node) registerProtocols() {
+	n.host.SetStreamHandler(ProtoInvite, n.handleInvite) // open to non-members by design
+	n.handle(ProtoMembership, n.handleMembership)
+}
+
+// IsMember reports whether p is a current, non-revoked member of this
+// device's mesh.
+func (n *Node) IsMember(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mlog != nil && n.mlog.IsMember(p)
+}
+
+// membership returns a copy of the current log, or nil.
+func (n *Node) membership() *identity.Log {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return nil
+	}
+	return n.mlog.Clone()
+}
+
+func (n *Node) loadMembership() error {
+	b, err := dbGet(n.db, keyMembership)
+	if err != nil {
+		return fmt.Errorf("load membership log: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
+	l, err := identity.DecodeLog(b)
+	if err != nil {
+		return fmt.Errorf("load membership log: stored log does not verify: %w", err)
+	}
+	n.mlog = l
+	return nil
+}
+
+// commitLocked persists the log after a change, updates the gater and
+// schedules a push to every member. n.mu must be held.
+func (n *Node) commitLocked() error {
+	if err := dbPut(n.db, keyMembership, n.mlog.Encode()); err != nil {
+		return fmt.Errorf("save membership log: %w", err)
+	}
+	select {
+	case n.pushAll <- struct{}{}:
+	default:
+	}
+	n.kickDial()
+	return nil
+}
+
+// isRevoked reports whether the log marks p revoked.
+func (n *Node) isRevoked(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return false
+	}
+	m, ok := n.mlog.Lookup(p)
+	return ok && m.Revoked
+}
+
+// dropRevoked closes connections to revoked devices (the gater refuses new
+// ones). The push loop calls it after every membership change.
+func (n *Node) dropRevoked() {
+	for _, p := range n.host.Network().Peers() {
+		if n.isRevoked(p) {
+			n.log.Info("disconnecting revoked device", "peer", p.String())
+			_ = n.host.Network().ClosePeer(p)
+		}
+	}
+}
+
+func (n *Node) kickDial() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Init creates a new mesh with this device as its owner.
+func (n *Node) Init(name string) (identity.MeshID, error) {
+	if name == "" {
+		return identity.MeshID{}, errors.New("init mesh: a device name is required (--name)")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog != nil {
+		return identity.MeshID{}, fmt.Errorf("init mesh: this device already belongs to mesh %s", n.mlog.MeshID())
+	}
+	l, err := identity.NewMesh(n.key, name, time.Now())
+	if err != nil {
+		return identity.MeshID{}, fmt.Errorf("init mesh: %w", err)
+	}
+	n.mlog = l
+	if err := n.commitLocked(); err != nil {
+		return identity.MeshID{}, err
+	}
+	n.log.Info("created mesh", "mesh", l.MeshID().String(), "name", name)
+	return l.MeshID(), nil
+}
+
+// Revoke revokes a device given by name or ID.
+func (n *Node) Revoke(who string) (identity.Member, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return identity.Member{}, errNoMesh
+	}
+	m, err := findMember(n.mlog, who)
+	if err != nil {
+		return identity.Member{}, fmt.Errorf("revoke %q: %w", who, err)
+	}
+	if m.ID == n.id {
+		return identity.Member{}, fmt.Errorf("revoke %q: a device cannot revoke itself", who)
+	}
+	if err := n.mlog.Revoke(n.key, m.ID, time.Now()); err != nil {
+		return identity.Member{}, fmt.Errorf("revoke %q: %w", who, err)
+	}
+	if err := n.commitLocked(); err != nil {
+		return identity.Member{}, err
+	}
+	n.log.Info("revoked device", "peer", m.ID.String(), "name", m.Name)
+	return m, nil
+}
+
+var errNoMesh = errors.New("this device is in no mesh yet: run 'mesh init --name NAME' or 'mesh join CODE --name NAME'")
+
+// findMember finds a device of the log (revoked ones included) by name or ID.
+func findMember(l *identity.Log, who string) (identity.Member, error) {
+	if id, err := peer.Decode(who); err == nil {
+		if m, ok := l.Lookup(id); ok {
+			return m, nil
+		}
+	}
+	var found []identity.Member
+	for _, m := range l.Members() {
+		if m.Name == who {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return identity.Member{}, fmt.Errorf("no device with that name or ID (see 'mesh devices')")
+	case 1:
+		return found[0], nil
+	default:
+		return identity.Member{}, fmt.Errorf("%d devices have that name: give the device ID", len(found))
+	}
+}

@@ -1,0 +1,72 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Keys in the node's badger database.
+var (
+	keyMembership = []byte("node/membership") // identity.Log encoding
+	prefixAddrs   = []byte("node/addrs/")     // + peer ID bytes: encoded address list
+)
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}
+
+func openDB(dir string, log *slog.Logger) (*badger.DB, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithValueLogFileSize(64 << 20)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w (is another meshd using this home?)", dir, err)
+	}
+	return db, nil
+}
+
+func dbGet(db *badger.DB, key []byte) ([]byte, error) {
+	var out []byte
+	err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		out, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	return out, err
+}
+
+func dbPut(db *badger.DB, key, val []byte) error {
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(key, val) })
+}
+
+func dbScan(db *badger.DB, prefix []byte, fn func(key, val []byte) error) error {
+	return db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(it.Item().KeyCopy(nil)[len(prefix):], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
