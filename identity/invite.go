@@ -1,0 +1,362 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Domain-separation prefixes of the invite signatures and checksum.
+const (
+	grantDomain    = "meshwork/invite/v1\x00"       // inviter's signature on a grant
+	proofDomain    = "meshwork/invite-proof/v1\x00" // invite key's proof of the secret
+	checksumDomain = "meshwork/invite-code/v1\x00"  // invite code checksum
+)
+
+// grantVersion is the first byte of an encoded grant.
+//
+// Grant format, version 1:
+//
+//	grant = 0x01 mesh:[32] inviter:bytes naddrs:uvarint addr:bytes*n
+//	        role:u8 expires:uvarint(unix seconds) pubkey:[32] sig:bytes
+//
+// sig is the inviter's signature over grantDomain followed by every byte
+// before sig.
+const grantVersion = 1
+
+// invitePrefix starts an invite code; the digit is the code format version.
+//
+// Code format, version 1: "meshinv1" + base32(grant || seed[32] || sum[4]),
+// lower case without padding, where sum is the first 4 bytes of
+// SHA-256(checksumDomain || grant || seed).
+const invitePrefix = "meshinv1"
+
+const checksumLen = 4
+
+// ID returns the invite's ID: the hash of its public key.
+func (g *InviteGrant) ID() InviteID { return InviteID(hashID(g.PubKey)) }
+
+// Expired reports whether the invite can no longer be redeemed at now.
+func (g *InviteGrant) Expired(now time.Time) bool { return !now.Before(g.Expires) }
+
+func (g *InviteGrant) clone() InviteGrant {
+	c := *g
+	c.Addrs = slices.Clone(g.Addrs)
+	c.PubKey = bytes.Clone(g.PubKey)
+	c.Sig = bytes.Clone(g.Sig)
+	return c
+}
+
+// body encodes the grant, without the signature unless withSig.
+func (g *InviteGrant) body(withSig bool) ([]byte, error) {
+	if _, err := edPublicKey(g.Inviter); err != nil {
+		return nil, fmt.Errorf("invite grant: inviter: %w", err)
+	}
+	bad := func(format string, args ...any) ([]byte, error) {
+		return nil, fmt.Errorf("invite grant: %s: %w", fmt.Sprintf(format, args...), ErrMalformed)
+	}
+	switch {
+	case g.Mesh.IsZero():
+		return bad("no mesh")
+	case len(g.Addrs) > maxAddrs:
+		return bad("%d addresses, limit %d", len(g.Addrs), maxAddrs)
+	case roleRank(g.Role) == 0:
+		return bad("bad role %q", g.Role)
+	case g.Expires.Unix() < 0 || g.Expires.Nanosecond() != 0:
+		return bad("expiry %v is not a whole second after 1970", g.Expires)
+	case len(g.PubKey) != keyLen:
+		return bad("public key of %d bytes", len(g.PubKey))
+	case withSig && len(g.Sig) != sigLen:
+		return bad("signature of %d bytes", len(g.Sig))
+	}
+	w := encoder{}
+	w.byte(grantVersion)
+	w.id(g.Mesh)
+	w.bytes([]byte(g.Inviter))
+	w.uvarint(uint64(len(g.Addrs)))
+	for _, a := range g.Addrs {
+		b := a.Bytes()
+		if len(b) == 0 || len(b) > maxAddrLen {
+			return bad("address of %d bytes", len(b))
+		}
+		w.bytes(b)
+	}
+	w.byte(roleCode(g.Role))
+	w.uvarint(uint64(g.Expires.Unix()))
+	w.fixed(g.PubKey)
+	if withSig {
+		w.bytes(g.Sig)
+	}
+	return w.b, nil
+}
+
+// MarshalBinary encodes a signed grant (format in grantVersion's comment).
+func (g *InviteGrant) MarshalBinary() ([]byte, error) { return g.body(true) }
+
+// UnmarshalBinary decodes a grant made by MarshalBinary. It checks the
+// format, not the signature (see Verify); non-canonical input is refused.
+func (g *InviteGrant) UnmarshalBinary(b []byte) error {
+	r := decoder{b: b, short: ErrMalformed, what: "invite grant"}
+	if v := r.byte("version"); r.err == nil && v != grantVersion {
+		return fmt.Errorf("invite grant: unsupported version %d: %w", v, ErrMalformed)
+	}
+	var n InviteGrant
+	n.Mesh = r.id("mesh")
+	inviter := r.bytes(maxPeerIDLen, "inviter")
+	naddrs := r.count(maxAddrs, "address count")
+	for i := 0; i < naddrs && r.err == nil; i++ {
+		ab := r.bytes(maxAddrLen, "address")
+		if r.err != nil {
+			break
+		}
+		a, err := ma.NewMultiaddrBytes(ab)
+		if err != nil || a == nil {
+			return fmt.Errorf("invite grant: address %d: %v: %w", i, err, ErrMalformed)
+		}
+		n.Addrs = append(n.Addrs, a)
+	}
+	if rc := r.byte("role"); int(rc) < len(roleCodes) {
+		n.Role = roleCodes[rc]
+	}
+	exp := r.uvarint("expiry")
+	if exp > 1<<40 {
+		return fmt.Errorf("invite grant: expiry %d out of range: %w", exp, ErrMalformed)
+	}
+	n.Expires = time.Unix(int64(exp), 0).UTC()
+	n.PubKey = bytes.Clone(r.fixed(keyLen, "public key"))
+	n.Sig = bytes.Clone(r.bytes(sigLen, "signature"))
+	r.end()
+	if r.err != nil {
+		return r.err
+	}
+	id, _, err := parsePeerID(inviter)
+	if err != nil {
+		return fmt.Errorf("invite grant: inviter: %w", err)
+	}
+	n.Inviter = id
+	again, err := n.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(again, b) {
+		return fmt.Errorf("invite grant: non-canonical encoding: %w", ErrMalformed)
+	}
+	*g = n
+	return nil
+}
+
+// Verify checks the inviter's signature on the grant (ErrInviteForged).
+// The inviter's public key is the one inlined in its peer ID.
+func (g *InviteGrant) Verify() error {
+	body, err := g.body(false)
+	if err != nil {
+		return err
+	}
+	if !verifySig(g.Inviter, append([]byte(grantDomain), body...), g.Sig) {
+		return fmt.Errorf("invite %s from %s: %w", g.ID(), g.Inviter, ErrInviteForged)
+	}
+	return nil
+}
+
+func proofMessage(mesh MeshID, joiner, redeemer peer.ID, name string, challenge []byte) []byte {
+	w := encoder{}
+	w.fixed([]byte(proofDomain))
+	w.id(mesh)
+	w.bytes([]byte(joiner))
+	w.bytes([]byte(redeemer))
+	w.string(name)
+	w.bytes(challenge)
+	return w.b
+}
+
+// VerifyProof checks a proof made by Invite.Prove (ErrWrongSecret).
+func (g *InviteGrant) VerifyProof(joiner, redeemer peer.ID, name string, challenge, proof []byte) error {
+	msg := proofMessage(g.Mesh, joiner, redeemer, name, challenge)
+	if len(g.PubKey) != keyLen || !ed25519.Verify(ed25519.PublicKey(g.PubKey), msg, proof) {
+		return fmt.Errorf("invite %s, joiner %s: %w", g.ID(), joiner, ErrWrongSecret)
+	}
+	return nil
+}
+
+// Prove proves possession of the invite secret for joiner, who wants to
+// join as name through redeemer, which chose challenge (16 to 64 random
+// bytes). The proof, never the secret, goes to the redeemer.
+func (inv *Invite) Prove(joiner, redeemer peer.ID, name string, challenge []byte) ([]byte, error) {
+	if len(inv.secret) != ed25519.SeedSize {
+		return nil, errors.New("prove invite: invite has no secret")
+	}
+	if len(challenge) < minChallenge || len(challenge) > maxChallenge {
+		return nil, fmt.Errorf("prove invite: challenge of %d bytes, want %d to %d: %w",
+			len(challenge), minChallenge, maxChallenge, ErrMalformed)
+	}
+	priv := ed25519.NewKeyFromSeed(inv.secret)
+	return ed25519.Sign(priv, proofMessage(inv.Grant.Mesh, joiner, redeemer, name, challenge)), nil
+}
+
+// NewInvite makes a single-use invite to join as role until now+ttl
+// (rounded up to a second), naming addrs where the mesh can be reached.
+// key's device must be an owner or admin and cannot grant a role above
+// its own. The log is not changed: an invite leaves no trace until it is
+// redeemed.
+func (l *Log) NewInvite(key crypto.PrivKey, role Role, ttl time.Duration, addrs []ma.Multiaddr, now time.Time) (*Invite, error) {
+	inviter, err := deviceID(key)
+	if err != nil {
+		return nil, fmt.Errorf("new invite: %w", err)
+	}
+	if l.st == nil {
+		return nil, fmt.Errorf("new invite: empty log: %w", ErrTruncated)
+	}
+	if roleRank(role) == 0 {
+		return nil, fmt.Errorf("new invite: bad role %q: %w", role, ErrMalformed)
+	}
+	if _, err := l.st.admin(inviter, role); err != nil {
+		return nil, fmt.Errorf("new invite: %w", err)
+	}
+	if ttl <= 0 {
+		return nil, fmt.Errorf("new invite: ttl %v is not positive: %w", ttl, ErrMalformed)
+	}
+	exp := now.Add(ttl)
+	sec := exp.Unix()
+	if exp.Nanosecond() != 0 {
+		sec++
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("new invite: %w", err)
+	}
+	inv := &Invite{secret: priv.Seed(), Grant: InviteGrant{
+		Mesh: l.mesh, Inviter: inviter, Addrs: slices.Clone(addrs), Role: role,
+		Expires: time.Unix(sec, 0).UTC(), PubKey: pub,
+	}}
+	body, err := inv.Grant.body(false)
+	if err != nil {
+		return nil, fmt.Errorf("new invite: %w", err)
+	}
+	if inv.Grant.Sig, err = key.Sign(append([]byte(grantDomain), body...)); err != nil {
+		return nil, fmt.Errorf("new invite: sign: %w", err)
+	}
+	return inv, nil
+}
+
+// Code returns the invite as a copy-pasteable string ("meshinv1..."),
+// secret included: whoever holds the code can join. It returns "" for an
+// invite without a secret.
+func (inv *Invite) Code() string {
+	g, err := inv.Grant.MarshalBinary()
+	if err != nil || len(inv.secret) != ed25519.SeedSize {
+		return ""
+	}
+	return inviteCode(g, inv.secret)
+}
+
+func inviteCode(grant, seed []byte) string {
+	payload := append(slices.Clone(grant), seed...)
+	return invitePrefix + b32.EncodeToString(append(payload, codeChecksum(payload)...))
+}
+
+func codeChecksum(payload []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(checksumDomain))
+	h.Write(payload)
+	return h.Sum(nil)[:checksumLen]
+}
+
+// ParseInviteCode parses a code made by Invite.Code, ignoring case and
+// white space. It checks the checksum (a typo gives ErrMalformed with
+// "checksum"), the format and the inviter's signature (ErrInviteForged),
+// but not expiry or membership: see InviteGrant.Expired and Log.Redeem.
+func ParseInviteCode(code string) (*Invite, error) {
+	s := strings.ToLower(strings.Join(strings.Fields(code), ""))
+	rest, ok := strings.CutPrefix(s, invitePrefix)
+	if !ok {
+		if strings.HasPrefix(s, "meshinv") {
+			return nil, fmt.Errorf("parse invite code: unsupported version %q, want %q: %w", clip(s[:min(len(s), 8)]), invitePrefix, ErrMalformed)
+		}
+		return nil, fmt.Errorf("parse invite code %q: must start with %q: %w", clip(code), invitePrefix, ErrMalformed)
+	}
+	raw, err := b32.DecodeString(rest)
+	if err != nil {
+		var ce base32.CorruptInputError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("parse invite code: invalid character at position %d (codes use a-z and 2-7): %w",
+				len(invitePrefix)+int(ce), ErrMalformed)
+		}
+		return nil, fmt.Errorf("parse invite code: %v: %w", err, ErrMalformed)
+	}
+	if b32.EncodeToString(raw) != rest {
+		return nil, fmt.Errorf("parse invite code: non-canonical base32 ending: %w", ErrMalformed)
+	}
+	if len(raw) < 1+keyLen+checksumLen {
+		return nil, fmt.Errorf("parse invite code: too short (%d characters); was it cut off?: %w", len(s), ErrMalformed)
+	}
+	payload, sum := raw[:len(raw)-checksumLen], raw[len(raw)-checksumLen:]
+	if !bytes.Equal(codeChecksum(payload), sum) {
+		return nil, fmt.Errorf("parse invite code: checksum mismatch; the code was mistyped or cut off: %w", ErrMalformed)
+	}
+	inv := &Invite{secret: bytes.Clone(payload[len(payload)-keyLen:])}
+	if err := inv.Grant.UnmarshalBinary(payload[:len(payload)-keyLen]); err != nil {
+		return nil, fmt.Errorf("parse invite code: %w", err)
+	}
+	pub := ed25519.NewKeyFromSeed(inv.secret).Public().(ed25519.PublicKey)
+	if !bytes.Equal(pub, inv.Grant.PubKey) {
+		return nil, fmt.Errorf("parse invite code: secret does not match invite %s: %w", inv.Grant.ID(), ErrWrongSecret)
+	}
+	if err := inv.Grant.Verify(); err != nil {
+		return nil, fmt.Errorf("parse invite code: %w", err)
+	}
+	return inv, nil
+}
+
+// Redeem adds joiner as name on the authority of invite g, signed by key:
+// the redeemer, any current member, which sent challenge to the joiner
+// and received proof (see Invite.Prove). The entry carries g, challenge
+// and proof, so every device re-verifies it; the invite secret is never
+// needed. Errors: ErrWrongMesh, ErrInviteForged, ErrUnauthorized (inviter
+// no longer owner/admin, or key's device not a member), ErrInviteExpired,
+// ErrInviteUsed, ErrWrongSecret, ErrAlreadyMember, ErrRevoked.
+func (l *Log) Redeem(key crypto.PrivKey, g *InviteGrant, joiner peer.ID, name string, challenge, proof []byte, now time.Time) error {
+	if g == nil {
+		return fmt.Errorf("redeem invite: no grant: %w", ErrMalformed)
+	}
+	fail := func(err error) error { return fmt.Errorf("redeem invite %s for %s: %w", g.ID(), joiner, err) }
+	redeemer, err := deviceID(key)
+	if err != nil {
+		return fail(err)
+	}
+	if g.Mesh != l.mesh {
+		return fail(fmt.Errorf("invite for mesh %s, log is %s: %w", g.Mesh, l.mesh, ErrWrongMesh))
+	}
+	if err := g.Verify(); err != nil {
+		return fail(err)
+	}
+	if _, err := l.st.admin(g.Inviter, g.Role); err != nil {
+		return fail(fmt.Errorf("inviter: %w", err))
+	}
+	if g.Expired(now) {
+		return fail(fmt.Errorf("expired at %s: %w", g.Expires.UTC().Format(time.RFC3339), ErrInviteExpired))
+	}
+	if l.st.invites[g.ID()] {
+		return fail(ErrInviteUsed)
+	}
+	if err := g.VerifyProof(joiner, redeemer, name, challenge, proof); err != nil {
+		return fail(err)
+	}
+	e := &entry{kind: kindRedeem, subject: joiner, name: name, role: g.Role, redeem: &redemption{
+		grant: g.clone(), challenge: bytes.Clone(challenge), proof: bytes.Clone(proof),
+	}}
+	if err := l.append(key, e, now); err != nil {
+		return fail(err)
+	}
+	return nil
+}
