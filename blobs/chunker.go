@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -116,10 +117,23 @@ func (c *Chunker) Next() (offset int64, data []byte, err error) {
 	return offset, data, nil
 }
 
+// Reset makes c read r from its start, keeping the buffer.
+func (c *Chunker) Reset(r io.Reader) {
+	*c = Chunker{r: r, buf: c.buf}
+}
+
+var chunkers = sync.Pool{New: func() any { return NewChunker(nil) }}
+
 // Split chunks and hashes all of r, calling fn (if not nil) for each chunk
-// with its offset, and returns the manifest and its BlobRef.
+// with its offset, and returns the manifest and its BlobRef. The data passed
+// to fn is valid only during the call.
 func Split(r io.Reader, fn func(offset int64, ref ChunkRef, data []byte) error) (Manifest, BlobRef, error) {
-	c := NewChunker(r)
+	c := chunkers.Get().(*Chunker)
+	c.Reset(r)
+	defer func() {
+		c.Reset(nil)
+		chunkers.Put(c)
+	}()
 	var m Manifest
 	for {
 		off, data, err := c.Next()

@@ -1,0 +1,31 @@
+// Package store is a device's chunk index: which chunks it has, where (at an
+// offset inside a synced file, or in the on-disk chunk store), and which
+// blobs retain them.
+//
+// A synced folder's files are the storage for their own chunks: AddFile
+// records locations and never copies. A device without a working copy keeps
+// chunks in the chunk store (one file per chunk under chunkDir/xx/). Every
+// read re-verifies the chunk's hash, so a file edited behind the index's back
+// is never served as the old chunk: the stale location is dropped instead.
+//
+// # Index layout (badger keys under the caller's prefix P)
+//
+//	P 'm' blob[32]             -> manifest (blobs.Manifest binary form)
+//	P 'k' chunk[32] blob[32]   -> chunk size u32; chunk is referenced by a retained blob
+//	P 'p' blob[32]             -> ""; blob is pinned (kept without a file)
+//	P 'f' path                 -> file record: blob[32] blobSize i64 fileSize i64 mtimeNanos i64
+//	P 'r' blob[32] path        -> ""; blob is retained by the file at path
+//	P 'l' chunk[32] path       -> offset i64 size u32; chunk lives in the file at path
+//	P 'c' chunk[32]            -> size u32; chunk is in the chunk store
+//
+// Reference counting: a blob is retained while it is pinned or at least one
+// file record names it (its count of roots is the number of 'p' and 'r' keys);
+// a chunk is referenced while at least one retained blob lists it (its count
+// is the number of its 'k' keys). The counts are derived from keys rather
+// than kept in counters, so a crash between two transactions cannot leave a
+// count wrong. GC deletes chunk-store files of unreferenced chunks.
+//
+// This package must never serve or write an unverified byte, never copy a
+// synced file's chunks into the chunk store, and never touch files it did not
+// write other than to read them.
+package store
