@@ -1,0 +1,52 @@
+# Meshwork. `make demo` and `make test` are the two set-up commands.
+SHELL     := /bin/bash
+GO        ?= go
+BIN       := bin
+TESTOUT   := testout
+PKGS      := ./...
+STATICCHECK_VERSION := 2025.1.1
+
+.PHONY: all build demo test fuzz bench lint release clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: two daemons on loopback, paired with an invite, devices listed from both sides
+demo: build
+	bash node/e2e/demo.sh $(BIN)
+
+## test: the whole suite under the race detector, plus short fuzz runs of every decoder
+test:
+	mkdir -p $(TESTOUT)
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 18m $(PKGS) 2>&1 | tee $(TESTOUT)/test.log; exit $${PIPESTATUS[0]}
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@echo "packages: $$(grep -c '^ok ' $(TESTOUT)/test.log) passed, $$(grep -c '^FAIL\s' $(TESTOUT)/test.log) failed"
+
+## fuzz: run every decoder fuzz target for FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg > $(TESTOUT)/fuzz-$$f.log 2>&1 || { cat $(TESTOUT)/fuzz-$$f.log; exit 1; }; \
+	  done; \
+	done
+
+## bench: benchmarks; results are written to testout/bench.txt
+bench:
+	mkdir -p $(TESTOUT)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee $(TESTOUT)/bench.txt
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+release:
+	bash deploy/release.sh
+
+clean:
+	rm -rf $(BIN) dist $(TESTOUT)
