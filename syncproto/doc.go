@@ -1,0 +1,66 @@
+// Package syncproto is Meshwork's sync data model: mesh objects as feeds of
+// items carrying FeedSync 1.0 sync metadata, the merge that makes replicas
+// converge, and the per-object change logs that the delta exchange
+// (/meshwork/sync/1.0.0, in another package) reads and feeds.
+//
+// # Model
+//
+// An Object is one device's replica of a mesh object: an ID, an
+// ObjectType (folder, list, note, news, …), members with a Role (owner,
+// editor, reader) on top of mesh membership, and items. An Item is Content
+// (title, Body — Bytes, Text or FileEntry — and blob Enclosures) plus Sync:
+// the FeedSync sx:sync element (id, updates, deleted, noconflicts, history
+// newest first, conflicts).
+//
+// FeedSync itself is in merge.go as pure functions: History.SubsumedBy,
+// Item.SubsumedBy, CompareWinner, Merge, UpdateItem and FoldConflicts. The
+// `by` of a history record is a DeviceID (a libp2p peer ID in text form)
+// compared by ordinal (byte-wise) collation; the `when` is an hlc.Timestamp
+// from the device's hybrid logical clock, which bounds how far in the future
+// a peer's `when` may be (see package hlc).
+//
+// Local changes go through Object.Update, Object.Delete and Object.Resolve;
+// items from peers through Object.Apply, which refuses versions authored by
+// devices that may not write (readers, non-members) and `when` values beyond
+// the clock's bound.
+//
+// # Delta exchange
+//
+// Every change to a replica — local or merged — is appended to the device's
+// change log of the object with the next sequence number; the log keeps the
+// latest change of each item only. A log has a random Epoch, created with
+// the device's database. The exchange between devices A and B for object O
+// is meant to run:
+//
+//	A: c := objA.Cursor(B)                     // zero the first time
+//	A → B: want O since c
+//	B: batch, err := objB.ChangesSince(c)      // ErrEpochMismatch: B's log is new
+//	B → A: EncodeChanges(batch)                //   (A retries with a zero Cursor)
+//	A: batch, err := DecodeChanges(msg)
+//	A: objA.ApplyChanges(B, batch)             // merges, advances A's cursor of B
+//
+// and the same in the other direction. A zero Cursor lists every item: the
+// full reconciliation, which is always safe since the merge is idempotent.
+// Because a device's log contains the merges it made, changes travel
+// through intermediate devices.
+//
+// # Encoding
+//
+// Items, change batches and replica snapshots have a versioned, canonical
+// binary encoding (EncodeItem, EncodeChanges, Object.MarshalBinary and their
+// decoders); its layout and version history are in codec.go. Decoders
+// validate what they decode and accept only what the encoders write.
+//
+// # Limits
+//
+// Tombstones are never purged. Roles are checked when an item is applied,
+// against the replica's current members: a device demoted to reader has its
+// not-yet-received earlier changes refused too. How member lists travel
+// between devices is not part of this package (SetRole is local).
+//
+// # What it must never do
+//
+// It does no I/O, starts no goroutines, reads no wall clock (the clock is
+// passed in) and holds no globals. It does not import node/ or identity/:
+// it depends on the standard library only.
+package syncproto

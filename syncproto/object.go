@@ -1,0 +1,425 @@
+package syncproto
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/meshwork/meshwork/syncproto/hlc"
+)
+
+// Config is what an Object needs from the device holding it.
+type Config struct {
+	// Self is this device: the `by` of its own updates.
+	Self DeviceID
+	// Clock gives the `when` of its own updates and bounds remote ones.
+	Clock *hlc.Clock
+	// Epoch is the epoch of this device's change logs, created with its
+	// database (NewEpoch). NewObject creates a random one when it is zero.
+	// DecodeObject ignores it and keeps the stored one.
+	Epoch Epoch
+}
+
+// Object is one device's replica of a mesh object: a feed of items with
+// FeedSync metadata, the object's members and roles, the device's change
+// log of the object, and the cursors of the peers' logs this device has
+// read. It is safe for concurrent use.
+type Object struct {
+	id    ObjectID
+	typ   ObjectType
+	self  DeviceID
+	clock *hlc.Clock
+
+	mu      sync.Mutex
+	members map[DeviceID]Role
+	log     changeLog
+	cursors map[DeviceID]Cursor
+}
+
+// NewObject returns a replica of object id of type typ with the given
+// members, held by cfg.Self. There must be at least one owner.
+func NewObject(id ObjectID, typ ObjectType, members map[DeviceID]Role, cfg Config) (*Object, error) {
+	if _, err := ParseObjectID(string(id)); err != nil {
+		return nil, fmt.Errorf("new object: %w", err)
+	}
+	if _, err := ParseObjectType(string(typ)); err != nil {
+		return nil, fmt.Errorf("new object %q: %w", id, err)
+	}
+	if err := checkConfig(cfg); err != nil {
+		return nil, fmt.Errorf("new object %q: %w", id, err)
+	}
+	if err := checkMembers(members); err != nil {
+		return nil, fmt.Errorf("new object %q: %w", id, err)
+	}
+	epoch := cfg.Epoch
+	if epoch.IsZero() {
+		var err error
+		if epoch, err = NewEpoch(nil); err != nil {
+			return nil, fmt.Errorf("new object %q: %w", id, err)
+		}
+	}
+	o := newObject(id, typ, cfg)
+	o.log.epoch = epoch
+	maps.Copy(o.members, members)
+	return o, nil
+}
+
+func newObject(id ObjectID, typ ObjectType, cfg Config) *Object {
+	return &Object{
+		id:      id,
+		typ:     typ,
+		self:    cfg.Self,
+		clock:   cfg.Clock,
+		members: make(map[DeviceID]Role),
+		log:     changeLog{items: make(map[ItemID]*entry)},
+		cursors: make(map[DeviceID]Cursor),
+	}
+}
+
+func checkConfig(cfg Config) error {
+	if _, err := ParseDeviceID(string(cfg.Self)); err != nil {
+		return fmt.Errorf("config: self: %w", err)
+	}
+	if cfg.Clock == nil {
+		return fmt.Errorf("config: no clock: %w", ErrMalformed)
+	}
+	return nil
+}
+
+func checkMembers(members map[DeviceID]Role) error {
+	owners := 0
+	for d, r := range members {
+		if _, err := ParseDeviceID(string(d)); err != nil {
+			return fmt.Errorf("member: %w", err)
+		}
+		if r == RoleNone || !r.valid() {
+			return fmt.Errorf("member %q: role %v: %w", d, r, ErrMalformed)
+		}
+		if r == RoleOwner {
+			owners++
+		}
+	}
+	if owners == 0 {
+		return fmt.Errorf("no owner: %w", ErrMalformed)
+	}
+	return nil
+}
+
+// ID returns the object's ID.
+func (o *Object) ID() ObjectID { return o.id }
+
+// Type returns the object's type.
+func (o *Object) Type() ObjectType { return o.typ }
+
+// Self returns the device holding this replica.
+func (o *Object) Self() DeviceID { return o.self }
+
+// Role returns d's role in the object (RoleNone for non-members).
+func (o *Object) Role(d DeviceID) Role {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.members[d]
+}
+
+// CanWrite reports whether d may change items: whether it is an owner or
+// an editor of the object.
+func (o *Object) CanWrite(d DeviceID) bool { return o.Role(d).CanWrite() }
+
+// Members returns a copy of the object's members and their roles.
+func (o *Object) Members() map[DeviceID]Role {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.members)
+}
+
+// SetRole gives d the role r (RoleNone removes d). Only an owner may change
+// roles, and the last owner may not be removed or demoted.
+func (o *Object) SetRole(d DeviceID, r Role) error {
+	if _, err := ParseDeviceID(string(d)); err != nil {
+		return fmt.Errorf("set role in %q: %w", o.id, err)
+	}
+	if !r.valid() {
+		return fmt.Errorf("set role of %q in %q: %v: %w", d, o.id, r, ErrMalformed)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.members[o.self] != RoleOwner {
+		return fmt.Errorf("set role of %q in %q by %q: %w", d, o.id, o.self, ErrNotOwner)
+	}
+	next := maps.Clone(o.members)
+	if r == RoleNone {
+		delete(next, d)
+	} else {
+		next[d] = r
+	}
+	if err := checkMembers(next); err != nil {
+		return fmt.Errorf("set role of %q in %q to %v: %w", d, o.id, r, err)
+	}
+	o.members = next
+	return nil
+}
+
+// Epoch returns the epoch of this device's change log of the object.
+func (o *Object) Epoch() Epoch { return o.log.epoch }
+
+// Head returns the highest sequence number of this device's change log.
+func (o *Object) Head() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.log.head
+}
+
+// Item returns a copy of the item with the given ID.
+func (o *Object) Item(id ItemID) (Item, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e, ok := o.log.items[id]
+	if !ok {
+		return Item{}, false
+	}
+	return e.item.Clone(), true
+}
+
+// Items returns copies of all items, tombstones included, in ID order.
+func (o *Object) Items() []Item {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]Item, 0, len(o.log.items))
+	for _, id := range sortedKeys(o.log.items) {
+		out = append(out, o.log.items[id].item.Clone())
+	}
+	return out
+}
+
+// Apply merges an item received from a peer into the replica (Merge) and
+// reports whether the replica changed and what it now holds.
+//
+// The incoming item is refused, and the replica left as it was, when it is
+// not valid (ErrMalformed), when one of the versions it brings that the
+// replica does not already hold was authored (its topmost `by`) by a device
+// that may not write (ErrReadOnly), or when one of its `when` values is too
+// far in the future for the clock (ErrClockSkew; the item can be retried
+// later). Otherwise the clock observes the new `when` values, so that later
+// local updates come after them, and a change is appended to the log when
+// the item changed.
+func (o *Object) Apply(incoming Item) (changed bool, result Item, err error) {
+	if err := incoming.Validate(); err != nil {
+		return false, Item{}, fmt.Errorf("apply to %q: %w", o.id, err)
+	}
+	id := incoming.Sync.ID
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var local *Item
+	if e, ok := o.log.items[id]; ok {
+		local = &e.item
+	}
+	fresh := newVersions(local, incoming)
+	var latest hlc.Timestamp
+	for _, v := range fresh {
+		top := v.Sync.Top()
+		if !o.members[top.By].CanWrite() {
+			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q (%v): %w",
+				id, o.id, top.Sequence, top.By, o.members[top.By], ErrReadOnly)
+		}
+		for _, h := range v.Sync.History {
+			if h.When.After(latest) {
+				latest = h.When
+			}
+		}
+	}
+	if err := o.clock.Observe(latest); err != nil {
+		return false, Item{}, fmt.Errorf("apply item %q to %q: %w", id, o.id, err)
+	}
+	merged := Merge(local, incoming)
+	if local != nil && merged.Equal(*local) {
+		return false, local.Clone(), nil
+	}
+	o.log.put(merged)
+	return true, merged.Clone(), nil
+}
+
+// newVersions returns the versions of incoming that local does not hold:
+// those not subsumed by local or one of its conflicts.
+func newVersions(local *Item, incoming Item) []Item {
+	var have []Item
+	if local != nil {
+		have = appendVersions(nil, *local)
+	}
+	var out []Item
+	for _, v := range appendVersions(nil, incoming) {
+		known := false
+		for _, h := range have {
+			if v.SubsumedBy(h) {
+				known = true
+				break
+			}
+		}
+		if !known {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ApplyChanges applies a batch of changes read from peer's change log and
+// advances the cursor of that log. Items refused for good (ErrMalformed,
+// ErrReadOnly) are skipped and reported; an item refused for now
+// (ErrClockSkew) stops the batch with the cursor just before it, so that
+// it is asked for again next time. It returns the number of items that
+// changed and the refusals, joined.
+func (o *Object) ApplyChanges(peer DeviceID, c Changes) (changed int, err error) {
+	if c.Object != o.id {
+		return 0, fmt.Errorf("apply changes of %q from %q to %q: %w", c.Object, peer, o.id, ErrMalformed)
+	}
+	var errs []error
+	for _, ch := range c.Changes {
+		ok, _, err := o.Apply(ch.Item)
+		if errors.Is(err, ErrClockSkew) {
+			o.setCursor(peer, c.Epoch, ch.Seq-1)
+			return changed, errors.Join(append(errs, err)...)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			changed++
+		}
+	}
+	o.setCursor(peer, c.Epoch, c.Head)
+	return changed, errors.Join(errs...)
+}
+
+func (o *Object) setCursor(peer DeviceID, epoch Epoch, seq uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.cursors[peer] = Cursor{Epoch: epoch, Seq: seq}
+}
+
+// Cursor returns how far this device has read peer's change log of the
+// object; the zero Cursor when it has read nothing.
+func (o *Object) Cursor(peer DeviceID) Cursor {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cursors[peer]
+}
+
+// SetCursor records how far this device has read peer's change log; a zero
+// Cursor forgets it (the next exchange is a full reconciliation).
+func (o *Object) SetCursor(peer DeviceID, c Cursor) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c == (Cursor{}) {
+		delete(o.cursors, peer)
+		return
+	}
+	o.cursors[peer] = c
+}
+
+// ChangesSince returns this device's changes to the object after c, for a
+// peer that holds c. A zero Cursor lists every item: the full
+// reconciliation. A cursor of another epoch, or beyond the log's head,
+// fails with ErrEpochMismatch: the peer must start over with a zero Cursor.
+func (o *Object) ChangesSince(c Cursor) (Changes, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.log.since(o.id, c)
+}
+
+// Update makes a local change to an item, creating it when it does not
+// exist: the content is replaced, Updates incremented and a history record
+// with this device's `by` and the clock's `when` pushed. An update of a
+// tombstone brings the item back.
+//
+// Conflicts that are earlier versions by this device are folded in (as
+// Resolve does): the new history record would subsume them anyway, and
+// keeping their history keeps subsumption transitive, which replicas need to
+// converge. Other conflicts are kept.
+func (o *Object) Update(id ItemID, c Content) (Item, error) {
+	return o.change(id, "update", func(cur *Item) (Item, bool, error) {
+		var it Item
+		if cur == nil {
+			it = Item{Sync: Sync{ID: id}}
+		} else {
+			it = *cur
+		}
+		it.Content = c.Clone()
+		return it, false, nil
+	})
+}
+
+// Delete makes an item a tombstone: a local update with Deleted set. The
+// content is kept. Deleting a tombstone that has no conflicts changes
+// nothing.
+func (o *Object) Delete(id ItemID) (Item, error) {
+	return o.change(id, "delete", func(cur *Item) (Item, bool, error) {
+		if cur == nil {
+			return Item{}, false, ErrNotFound
+		}
+		if cur.Sync.Deleted && len(cur.Sync.Conflicts) == 0 {
+			return *cur, false, errUnchanged
+		}
+		return *cur, true, nil
+	})
+}
+
+// Resolve resolves all conflicts of an item: their history is folded into
+// the item (FoldConflicts) and a local update made. The item keeps its
+// winning content and deleted state, or, when keep is given, takes keep as
+// its content and is no longer deleted (to keep a conflict's content, pass
+// its Content). At most one keep may be given. An item without conflicts is
+// only updated when keep is given.
+func (o *Object) Resolve(id ItemID, keep ...Content) (Item, error) {
+	if len(keep) > 1 {
+		return Item{}, fmt.Errorf("resolve %q in %q: %d contents to keep: %w", id, o.id, len(keep), ErrMalformed)
+	}
+	return o.change(id, "resolve", func(cur *Item) (Item, bool, error) {
+		if cur == nil {
+			return Item{}, false, ErrNotFound
+		}
+		if len(cur.Sync.Conflicts) == 0 && len(keep) == 0 {
+			return *cur, false, errUnchanged
+		}
+		it := FoldConflicts(*cur, nil)
+		if len(keep) == 0 {
+			return it, it.Sync.Deleted, nil
+		}
+		it.Content = keep[0].Clone()
+		return it, false, nil
+	})
+}
+
+var errUnchanged = errors.New("unchanged")
+
+// change makes a local update: edit returns the item to update (content
+// set) and whether it is to be deleted.
+func (o *Object) change(id ItemID, op string, edit func(cur *Item) (Item, bool, error)) (Item, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.members[o.self].CanWrite() {
+		return Item{}, fmt.Errorf("%s %q in %q by %q (%v): %w", op, id, o.id, o.self, o.members[o.self], ErrReadOnly)
+	}
+	var cur *Item
+	if e, ok := o.log.items[id]; ok {
+		c := e.item.Clone()
+		cur = &c
+	}
+	it, deleted, err := edit(cur)
+	if errors.Is(err, errUnchanged) {
+		return it.Clone(), nil
+	}
+	if err != nil {
+		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	}
+	self := o.self
+	it = FoldConflicts(it, func(c Item) bool { return c.Sync.Top().By == self })
+	it, err = UpdateItem(it, self, o.clock.Now(), deleted)
+	if err != nil {
+		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	}
+	if err := it.Validate(); err != nil {
+		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	}
+	o.log.put(it)
+	return it.Clone(), nil
+}
