@@ -294,15 +294,15 @@ func ParseInviteCode(code string) (*Invite, error) {
 		}
 		return nil, fmt.Errorf("parse invite code: %v: %w", err, ErrMalformed)
 	}
-	if b32.EncodeToString(raw) != rest {
-		return nil, fmt.Errorf("parse invite code: non-canonical base32 ending: %w", ErrMalformed)
-	}
 	if len(raw) < 1+keyLen+checksumLen {
 		return nil, fmt.Errorf("parse invite code: too short (%d characters); was it cut off?: %w", len(s), ErrMalformed)
 	}
 	payload, sum := raw[:len(raw)-checksumLen], raw[len(raw)-checksumLen:]
 	if !bytes.Equal(codeChecksum(payload), sum) {
 		return nil, fmt.Errorf("parse invite code: checksum mismatch; the code was mistyped or cut off: %w", ErrMalformed)
+	}
+	if b32.EncodeToString(raw) != rest {
+		return nil, fmt.Errorf("parse invite code: non-canonical base32 ending: %w", ErrMalformed)
 	}
 	inv := &Invite{secret: bytes.Clone(payload[len(payload)-keyLen:])}
 	if err := inv.Grant.UnmarshalBinary(payload[:len(payload)-keyLen]); err != nil {
