@@ -88,3 +88,12 @@ func ts(t testing.TB, s string) hlc.Timestamp {
 	}
 	return v
 }
+
+func mustRef(t testing.TB, s string) BlobRef {
+	t.Helper()
+	r, err := ParseBlobRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

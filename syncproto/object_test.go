@@ -1,0 +1,355 @@
+package syncproto
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/meshwork/meshwork/syncproto/hlc"
+)
+
+const (
+	devA DeviceID = "12D3KooWAlpha"
+	devB DeviceID = "12D3KooWBravo"
+	devR DeviceID = "12D3KooWReader"
+)
+
+func twoEditors(t *testing.T, sim *simTime) (a, b *Object) {
+	members := map[DeviceID]Role{devA: RoleOwner, devB: RoleEditor, devR: RoleReader}
+	return newSimObject(t, sim, devA, 0, members), newSimObject(t, sim, devB, 0, members)
+}
+
+func mustApply(t *testing.T, o *Object, it Item) (bool, Item) {
+	t.Helper()
+	changed, res, err := o.Apply(it)
+	if err != nil {
+		t.Fatalf("%s: apply %q: %v", o.Self(), it.Sync.ID, err)
+	}
+	return changed, res
+}
+
+func mustItem(t *testing.T, o *Object, id ItemID) Item {
+	t.Helper()
+	it, ok := o.Item(id)
+	if !ok {
+		t.Fatalf("%s: no item %q", o.Self(), id)
+	}
+	return it
+}
+
+// TestWalkthrough takes two endpoints through the FeedSync sample story:
+// create, update, concurrent update, resolution, delete.
+func TestWalkthrough(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+
+	it, err := a.Update("milk", Content{Title: "Buy milk", Body: Text("1 l")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Sync.Updates != 1 || it.Sync.Top().By != devA || it.Sync.Top().Sequence != 1 {
+		t.Fatalf("created item: %s", show(it))
+	}
+	if changed, _ := mustApply(t, b, it); !changed {
+		t.Fatal("b: create not applied")
+	}
+	if changed, _ := mustApply(t, b, it); changed {
+		t.Fatal("b: applying the same item twice changed it")
+	}
+
+	sim.advance(time.Minute)
+	it, err = b.Update("milk", Content{Title: "Buy milk and eggs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Sync.Updates != 2 || len(it.Sync.History) != 2 || it.Sync.Top().By != devB {
+		t.Fatalf("b's update: %s", show(it))
+	}
+	mustApply(t, a, it)
+	if got := mustItem(t, a, "milk"); got.Title != "Buy milk and eggs" || len(got.Sync.Conflicts) != 0 {
+		t.Fatalf("a after b's update: %s", show(got))
+	}
+
+	// Concurrent updates: b's is a second later and wins on both sides.
+	sim.advance(time.Minute)
+	ia, _ := a.Update("milk", Content{Title: "from a"})
+	sim.advance(time.Second)
+	ib, _ := b.Update("milk", Content{Title: "from b"})
+	_, ra := mustApply(t, a, ib)
+	_, rb := mustApply(t, b, ia)
+	if !ra.Equal(rb) {
+		t.Fatalf("a and b differ:\n%s\n%s", show(ra), show(rb))
+	}
+	if ra.Title != "from b" || len(ra.Sync.Conflicts) != 1 || ra.Sync.Conflicts[0].Title != "from a" {
+		t.Fatalf("after concurrent updates: %s", show(ra))
+	}
+
+	// a resolves, keeping its own text; b takes the resolution.
+	sim.advance(time.Minute)
+	res, err := a.Resolve("milk", ra.Sync.Conflicts[0].Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Title != "from a" || len(res.Sync.Conflicts) != 0 || res.Sync.Updates != 4 {
+		t.Fatalf("resolution: %s", show(res))
+	}
+	if _, got := mustApply(t, b, res); !got.Equal(res) {
+		t.Fatalf("b after resolution: %s", show(got))
+	}
+
+	// Delete on b; a sees the tombstone.
+	del, err := b.Delete("milk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !del.Sync.Deleted || del.Sync.Updates != 5 {
+		t.Fatalf("delete: %s", show(del))
+	}
+	if _, got := mustApply(t, a, del); !got.Sync.Deleted {
+		t.Fatalf("a after delete: %s", show(got))
+	}
+	if _, err := a.Delete("nothing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete of a missing item: %v, want ErrNotFound", err)
+	}
+	if _, err := a.Resolve("milk", Content{}, Content{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("resolve with two contents: %v", err)
+	}
+}
+
+// TestReaderChangesRefused: a reader receives items, but its changes are
+// refused locally and by every other device.
+func TestReaderChangesRefused(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, _ := twoEditors(t, sim)
+	r := newSimObject(t, sim, devR, 0, a.Members())
+
+	it, err := a.Update("note", Content{Title: "owner's note"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := mustApply(t, r, it); !changed {
+		t.Fatal("reader did not receive the item")
+	}
+	if r.CanWrite(devR) || !r.CanWrite(devA) || !r.CanWrite(devB) || r.CanWrite("12D3KooWStranger") {
+		t.Fatal("CanWrite does not follow the roles")
+	}
+	if _, err := r.Update("note", Content{Title: "reader's edit"}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("reader's local update: %v, want ErrReadOnly", err)
+	}
+
+	// A modified reader client makes the change anyway.
+	forged, err := UpdateItem(it, devR, sim2ts(sim), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged.Title = "reader's edit"
+	head := a.Head()
+	if _, _, err := a.Apply(forged); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("apply of a reader's change: %v, want ErrReadOnly", err)
+	}
+	if got := mustItem(t, a, "note"); !got.Equal(it) || a.Head() != head {
+		t.Fatalf("a changed after a refused change: %s", show(got))
+	}
+
+	// Hidden as a conflict inside an editor's item: refused as well.
+	sim.advance(time.Second)
+	edit, err := UpdateItem(it, devB, sim2ts(sim), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit.Sync.Conflicts = []Item{forged}
+	if _, _, err := a.Apply(edit); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("apply of an editor's item with a reader's conflict: %v, want ErrReadOnly", err)
+	}
+
+	// Through a change batch: refused, skipped, and the cursor moves on.
+	batch := Changes{Object: a.ID(), Epoch: Epoch{9}, Head: 7, Changes: []Change{{Seq: 7, Item: forged}}}
+	n, err := a.ApplyChanges(devR, batch)
+	if n != 0 || !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("ApplyChanges = %d, %v; want 0, ErrReadOnly", n, err)
+	}
+	if c := a.Cursor(devR); c != batch.Cursor() {
+		t.Fatalf("cursor after a refused batch = %+v, want %+v", c, batch.Cursor())
+	}
+
+	// Non-members are refused the same way.
+	stranger, _ := UpdateItem(it, "12D3KooWStranger", sim2ts(sim), false)
+	if _, _, err := a.Apply(stranger); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("apply of a non-member's change: %v, want ErrReadOnly", err)
+	}
+}
+
+func sim2ts(s *simTime) hlc.Timestamp { return hlc.FromTime(s.t) }
+
+// TestUpdateFoldsOwnConflicts: when a device updates an item while one of
+// its own earlier versions is a conflict, that version's history is folded
+// in. Without it, a replica that receives the versions in another order
+// keeps a stale conflict (TestConvergence fails).
+func TestUpdateFoldsOwnConflicts(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	base, _ := a.Update("x", Content{Title: "base"})
+	mustApply(t, b, base)
+
+	sim.advance(time.Second)
+	va, _ := a.Update("x", Content{Title: "a"}) // updates 2
+	sim.advance(time.Second)
+	b.Update("x", Content{Title: "b1"})          // updates 2
+	vb, _ := b.Update("x", Content{Title: "b2"}) // updates 3: wins on updates
+	_, merged := mustApply(t, a, vb)
+	if len(merged.Sync.Conflicts) != 1 || merged.Sync.Conflicts[0].Sync.Top().By != devA {
+		t.Fatalf("a's own version is not a conflict: %s", show(merged))
+	}
+	sim.advance(time.Second)
+	up, err := a.Update("x", Content{Title: "a again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(up.Sync.Conflicts) != 0 {
+		t.Fatalf("own conflict kept: %s", show(up))
+	}
+	if !va.SubsumedBy(up) {
+		t.Fatal("the folded version is not subsumed")
+	}
+	for _, h := range va.Sync.History {
+		if !subsumedByAny(h, up.Sync.History) {
+			t.Fatalf("record %+v of the folded version is not in the new history:\n%s", h, show(up))
+		}
+	}
+}
+
+func TestChangesSince(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	if a.Epoch() == b.Epoch() || a.Epoch().IsZero() {
+		t.Fatal("epochs not distinct")
+	}
+	a.Update("i1", Content{Title: "1"})
+	a.Update("i2", Content{Title: "2"})
+	a.Update("i1", Content{Title: "1b"}) // replaces i1's entry
+	all, err := a.ChangesSince(Cursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Head != 3 || len(all.Changes) != 2 || all.Changes[0].Item.Sync.ID != "i2" || all.Changes[1].Seq != 3 || all.Changes[1].Item.Title != "1b" {
+		t.Fatalf("full listing: %+v", all)
+	}
+	n, err := b.ApplyChanges(devA, all)
+	if err != nil || n != 2 {
+		t.Fatalf("ApplyChanges = %d, %v", n, err)
+	}
+	cur := b.Cursor(devA)
+	if cur != (Cursor{Epoch: a.Epoch(), Seq: 3}) {
+		t.Fatalf("cursor = %+v", cur)
+	}
+	if d, err := a.ChangesSince(cur); err != nil || len(d.Changes) != 0 {
+		t.Fatalf("nothing new: %+v, %v", d, err)
+	}
+	a.Update("i3", Content{Title: "3"})
+	d, err := a.ChangesSince(cur)
+	if err != nil || len(d.Changes) != 1 || d.Changes[0].Seq != 4 || d.Changes[0].Item.Sync.ID != "i3" {
+		t.Fatalf("delta: %+v, %v", d, err)
+	}
+
+	// Merges are logged too, so b passes a's changes on.
+	b.ApplyChanges(devA, d)
+	fromB, _ := b.ChangesSince(Cursor{Epoch: b.Epoch(), Seq: 2})
+	if len(fromB.Changes) != 1 || fromB.Changes[0].Item.Sync.ID != "i3" {
+		t.Fatalf("b's log: %+v", fromB)
+	}
+	// Applying something that changes nothing is not logged.
+	head := b.Head()
+	mustApply(t, b, d.Changes[0].Item)
+	if b.Head() != head {
+		t.Fatal("a no-op apply was logged")
+	}
+
+	// a's database is lost: a new replica with a new epoch.
+	a2 := newSimObject(t, sim, devA, 0, a.Members())
+	a2.log.epoch = Epoch{0xee}
+	if _, err := a2.ChangesSince(b.Cursor(devA)); !errors.Is(err, ErrEpochMismatch) {
+		t.Fatalf("old cursor on a new log: %v, want ErrEpochMismatch", err)
+	}
+	if _, err := a.ChangesSince(Cursor{Epoch: a.Epoch(), Seq: 99}); !errors.Is(err, ErrEpochMismatch) {
+		t.Fatalf("cursor beyond head: %v, want ErrEpochMismatch", err)
+	}
+	if _, err := a.ChangesSince(Cursor{Seq: 1}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("cursor without epoch: %v, want ErrMalformed", err)
+	}
+	// Full reconciliation the other way: a2 gets everything back from b.
+	full, _ := b.ChangesSince(Cursor{})
+	if _, err := a2.ApplyChanges(devB, full); err != nil {
+		t.Fatal(err)
+	}
+	if len(a2.Items()) != 3 {
+		t.Fatalf("a2 after full reconciliation holds %d items", len(a2.Items()))
+	}
+	if _, err := a.ApplyChanges(devB, Changes{Object: "other"}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("changes of another object: %v", err)
+	}
+}
+
+func TestRoles(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	if err := b.SetRole(devR, RoleEditor); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("editor changing roles: %v, want ErrNotOwner", err)
+	}
+	if err := a.SetRole(devA, RoleEditor); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("demoting the last owner: %v, want ErrMalformed", err)
+	}
+	if err := a.SetRole(devR, RoleEditor); err != nil || !a.CanWrite(devR) {
+		t.Fatalf("promote reader: %v", err)
+	}
+	if err := a.SetRole(devB, RoleNone); err != nil || a.Role(devB) != RoleNone {
+		t.Fatalf("remove member: %v", err)
+	}
+	if _, err := NewObject("o", TypeList, map[DeviceID]Role{devA: RoleEditor}, Config{Self: devA, Clock: sim.clockAt(0)}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("object without owner: %v", err)
+	}
+	for _, r := range []Role{RoleNone, RoleReader, RoleEditor, RoleOwner} {
+		if got, err := ParseRole(r.String()); err != nil || got != r {
+			t.Fatalf("ParseRole(%q) = %v, %v", r, got, err)
+		}
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	a.Update("f", Content{Title: "file", Body: &FileEntry{Path: "docs/a.txt", Mode: 0o644, ModTime: simStart, Size: 3, Blob: mustRef(t, "blake3-00ff")}})
+	sim.advance(time.Second)
+	vb, _ := b.Update("f", Content{Title: "concurrent"})
+	mustApply(t, a, vb)
+	a.SetCursor(devB, Cursor{Epoch: b.Epoch(), Seq: 1})
+	data, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Restart with a clock an hour behind: the HLC must not go back.
+	restarted := sim.clockAt(-time.Hour)
+	a2, err := DecodeObject(data, Config{Self: devA, Clock: restarted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data2, _ := a2.MarshalBinary()
+	if string(data) != string(data2) {
+		t.Fatal("snapshot does not round-trip")
+	}
+	if a2.Epoch() != a.Epoch() || a2.Head() != a.Head() || a2.Cursor(devB) != a.Cursor(devB) || a2.Role(devR) != RoleReader {
+		t.Fatal("snapshot lost state")
+	}
+	last := mustItem(t, a, "f")
+	up, err := a2.Update("f", Content{Title: "after restart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range last.Sync.History {
+		if h.By == devA && !up.Sync.Top().When.After(h.When) {
+			t.Fatalf("when after restart %v not after %v", up.Sync.Top().When, h.When)
+		}
+	}
+	if _, err := DecodeObject(data[:len(data)-1], Config{Self: devA, Clock: restarted}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated snapshot: %v", err)
+	}
+}
