@@ -1,0 +1,72 @@
+// Package transfer moves chunks between mesh members over the libp2p
+// protocol /meshwork/blobs/1.0.0: it serves the local store's chunks to
+// members allowed to read them, and fetches a blob's missing chunks from
+// every peer that has them at once.
+//
+// It must never serve a byte to a non-member or a chunk of a blob the asker
+// may not read, never write or pass on a chunk that does not hash to its ID,
+// and never allocate from a length it has not bounded.
+//
+// # Message flow
+//
+// The fetching side opens one long-lived stream per peer and pipelines
+// requests on it; the serving side answers in order.
+//
+//	fetcher                                  server
+//	HAVE(blob, ids...) ×⌈n/1024⌉  ------>    (checks IsMember on stream open,
+//	                                          CanRead per blob)
+//	                              <------    HAVE_RESP(bitmap) per HAVE
+//	GET(blob, id) ×window         ------>
+//	                              <------    CHUNK(id, bytes) or ERROR(not found)
+//	GET ... (one per answer, window adapting)
+//
+// A non-member's stream gets one ERROR(refused, request 0) and is closed
+// before anything is read from it. A request for a blob the peer may not read
+// gets ERROR(refused). A chunk is served only if it is listed by the named
+// blob (which the server retains) and reads back from disk with the right
+// hash. MANIFEST(blob) asks for a blob's chunk list; the answer is verified
+// against the blob ref.
+//
+// Scheduling: chunks are requested in manifest order; each peer takes the
+// next chunk it has that nobody is fetching, as long as its window of
+// requests in flight has room. Windows start at 4 and adapt per peer, TCP
+// Vegas style, from the time each answer takes per byte (see peerState.adapt),
+// so a slow peer holds few chunks and a fast one many. When nothing fresh is
+// left, an idle peer may request a chunk still in flight at one other peer
+// (endgame), and the first verified copy wins. A peer that sends a chunk with
+// the wrong hash, or an unexpected message, is dropped for the transfer; its
+// outstanding chunks go back to the queue for the others, as do those of a
+// peer whose stream fails.
+//
+// # Wire format (version 1.0.0)
+//
+// Every message is a frame:
+//
+//	type   u8
+//	length u32 big-endian, of the payload; at most 36 + MaxChunkSize (4 MiB)
+//	payload
+//
+// A reader checks length before reading the payload into a buffer of that
+// fixed maximum; nothing is allocated from a peer-supplied length. Integers
+// are big-endian; a blob ref on the wire is hash[32] size u64; IDs are 32
+// bytes. Payloads:
+//
+//	0x01 HAVE           req u32, blob[40], count u16 (≤1024), count × id[32]
+//	0x02 GET            req u32, blob[40], id[32]
+//	0x03 MANIFEST       req u32, blob[40]
+//	0x81 HAVE_RESP      req u32, count u16, ⌈count/8⌉ bitmap bytes (bit i = byte i/8,
+//	                    bit i%8, LSB first; padding bits zero)
+//	0x82 CHUNK          req u32, id[32], data (1..MaxChunkSize bytes)
+//	0x83 MANIFEST_RESP  req u32, manifest (blobs.Manifest binary form)
+//	0x8f ERROR          req u32 (0: the whole stream), code u8, text (≤256 bytes)
+//
+// Error codes: 1 refused, 2 not found, 3 bad request (the stream is then
+// closed), 4 internal. Request IDs are chosen by the fetcher and echoed.
+// Unknown message types are a bad request. A MANIFEST_RESP must fit one
+// frame, which limits a blob served this way to about 116,000 chunks
+// (~130 GiB at the average chunk size) in this version.
+//
+// # Version history
+//
+//	1.0.0  first version.
+package transfer

@@ -1,0 +1,662 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/blobs"
+)
+
+// Per-peer window of GET requests in flight (see adapt).
+const (
+	initialWindow = 4
+	minWindow     = 2
+	maxWindow     = 24
+)
+
+const progressEvery = 100 * time.Millisecond
+
+type chunkState struct {
+	ref      blobs.ChunkRef
+	done     bool
+	inflight int // peers it is requested from
+}
+
+type request struct {
+	idx    int
+	sentAt time.Time
+}
+
+type peerState struct {
+	id       peer.ID
+	log      *slog.Logger
+	has      []bool // has[i]: peer says it has chunks[i]; nil until HAVE answered
+	haveLeft int    // HAVE batches not yet answered
+	dead     bool
+	inflight map[uint32]request
+	asked    map[int]bool // chunks currently requested from this peer
+	cursor   int          // chunks before cursor are done or not had by this peer
+	window   int
+	base     float64 // lowest seconds per byte seen
+	poke     chan struct{}
+	stream   network.Stream
+	nextReq  uint32
+	received int64
+}
+
+type fetch struct {
+	s        *Service
+	ctx      context.Context
+	blob     blobs.BlobRef
+	progress func(blobs.Progress)
+	start    time.Time
+
+	mu        sync.Mutex
+	chunks    []chunkState
+	peers     []*peerState
+	remaining int
+	doneBytes int64
+	err       error
+	finished  chan struct{}
+	ended     bool
+
+	pmu       sync.Mutex // serialises progress callbacks
+	lastRep   time.Time
+	lastBytes int64
+	rate      float64
+	fetched   int64 // bytes fetched over the wire in this fetch (under mu)
+}
+
+// Fetch makes every chunk of m available in the store, fetching the missing
+// ones from peers concurrently: each peer is asked which chunks it has, then
+// sent pipelined GET requests on one long-lived stream, as many in flight as
+// its adaptive window allows, so a fast peer serves more than a slow one.
+// Every chunk is verified by the store before it is written; a peer that
+// sends a bad chunk is dropped for this transfer and its chunks are fetched
+// from the others, as are those of a peer that dies. Chunks already in the
+// store (from an interrupted earlier fetch, or any local file) are not
+// fetched again.
+//
+// Fetch pins m in the store (Store.Pin), so that fetched chunks survive GC;
+// the caller unpins once the blob is materialised or no longer wanted.
+// progress, if not nil, is called at most every 100 ms and once at the end,
+// never concurrently. Fetch returns ErrUnavailable (wrapped) if some chunks
+// could not be had from any peer.
+func (s *Service) Fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, progress func(blobs.Progress)) error {
+	ref := m.Ref()
+	if err := m.Verify(ref); err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("fetch %v: %w", ref, ErrClosed)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	if _, err := s.store.Pin(ctx, m); err != nil {
+		return fmt.Errorf("fetch %v: %w", ref, err)
+	}
+	f := &fetch{s: s, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
+	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
+	for _, c := range m.Chunks {
+		if seen[c.ID] {
+			continue
+		}
+		seen[c.ID] = true
+		ok, err := s.store.Has(ctx, c.ID)
+		if err != nil {
+			return fmt.Errorf("fetch %v: %w", ref, err)
+		}
+		if ok {
+			f.doneBytes += int64(c.Size)
+			continue
+		}
+		f.chunks = append(f.chunks, chunkState{ref: c})
+	}
+	f.remaining = len(f.chunks)
+	if f.remaining == 0 {
+		f.report(true)
+		return nil
+	}
+	seenPeer := make(map[peer.ID]bool)
+	for _, p := range peers {
+		if p == s.host.ID() || seenPeer[p] {
+			continue
+		}
+		seenPeer[p] = true
+		f.peers = append(f.peers, &peerState{
+			id:       p,
+			log:      s.log.With("peer", p, "blob", ref),
+			inflight: make(map[uint32]request),
+			asked:    make(map[int]bool),
+			window:   initialWindow,
+			poke:     make(chan struct{}, 1),
+			nextReq:  1,
+		})
+	}
+	if len(f.peers) == 0 {
+		return fmt.Errorf("fetch %v: %d chunks and no peers: %w", ref, f.remaining, ErrUnavailable)
+	}
+	var wg sync.WaitGroup
+	for _, p := range f.peers {
+		wg.Go(func() { f.runPeer(p) })
+	}
+	select {
+	case <-f.finished:
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+	f.report(true)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.remaining == 0:
+		return nil
+	case f.err != nil:
+		return fmt.Errorf("fetch %v: %w", ref, f.err)
+	default:
+		if err := context.Cause(ctx); err != nil && s.ctx.Err() == nil {
+			return fmt.Errorf("fetch %v: %d chunks left: %w", ref, f.remaining, err)
+		}
+		return fmt.Errorf("fetch %v: %d chunks left: %w", ref, f.remaining, ErrClosed)
+	}
+}
+
+// finish ends the fetch (with err, or nil on success). Called with mu held.
+func (f *fetch) finish(err error) {
+	if f.ended {
+		return
+	}
+	f.ended = true
+	f.err = err
+	close(f.finished)
+}
+
+// pokeAll wakes every peer's writer. Called with mu held.
+func (f *fetch) pokeAll() {
+	for _, p := range f.peers {
+		select {
+		case p.poke <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// checkStuck finishes the fetch with ErrUnavailable when no live peer has a
+// request in flight or anything left to request. Called with mu held.
+func (f *fetch) checkStuck() {
+	if f.ended || f.remaining == 0 {
+		return
+	}
+	for _, p := range f.peers {
+		if p.dead {
+			continue
+		}
+		if p.has == nil || len(p.inflight) > 0 {
+			return
+		}
+		for i := p.cursor; i < len(f.chunks); i++ {
+			if !f.chunks[i].done && p.has[i] {
+				return
+			}
+		}
+	}
+	f.finish(fmt.Errorf("%d chunks: %w", f.remaining, ErrUnavailable))
+}
+
+// kill drops a peer from this fetch and requeues its requests. Called with
+// mu held.
+func (f *fetch) kill(p *peerState, why error) {
+	if p.dead {
+		return
+	}
+	p.dead = true
+	p.log.Info("dropping peer from transfer", "err", why, "inflight", len(p.inflight))
+	for _, r := range p.inflight {
+		f.chunks[r.idx].inflight--
+		for _, q := range f.peers {
+			q.cursor = min(q.cursor, r.idx)
+		}
+	}
+	clear(p.inflight)
+	clear(p.asked)
+	if p.stream != nil {
+		p.stream.Reset()
+	}
+	f.pokeAll()
+	f.checkStuck()
+}
+
+// pick chooses up to n chunks for p: fresh ones first, then (endgame)
+// chunks in flight at exactly one other peer. Called with mu held.
+func (f *fetch) pick(p *peerState, n int) []int {
+	for p.cursor < len(f.chunks) && (f.chunks[p.cursor].done || !p.has[p.cursor]) {
+		p.cursor++
+	}
+	var out []int
+	for i := p.cursor; i < len(f.chunks) && len(out) < n; i++ {
+		c := &f.chunks[i]
+		if !c.done && c.inflight == 0 && p.has[i] {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 && len(p.inflight) < minWindow {
+		for i := p.cursor; i < len(f.chunks) && len(out) < n; i++ {
+			c := &f.chunks[i]
+			if !c.done && c.inflight == 1 && p.has[i] && !p.asked[i] {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+// adapt updates p's window from one response time, TCP-Vegas style: it
+// estimates how many requests sit queued at the peer as
+// window × (1 − best/current) in seconds per byte, and grows the window while
+// fewer than 2 are queued (the pipe could carry more), shrinking it when more
+// than 4 are (they add latency and hold chunks a faster peer could take).
+// Called with mu held.
+func (p *peerState) adapt(rtt time.Duration, size uint32) {
+	spb := rtt.Seconds() / float64(size)
+	if spb <= 0 {
+		return
+	}
+	if p.base == 0 || spb < p.base {
+		p.base = spb
+	}
+	queued := float64(p.window) * (1 - p.base/spb)
+	switch {
+	case queued < 2 && p.window < maxWindow:
+		p.window++
+	case queued > 4 && p.window > minWindow:
+		p.window--
+	}
+}
+
+func (f *fetch) runPeer(p *peerState) {
+	ctx := f.ctx
+	st, err := f.s.host.NewStream(ctx, p.id, ProtocolID)
+	if err != nil {
+		f.mu.Lock()
+		f.kill(p, fmt.Errorf("open stream: %w", err))
+		f.mu.Unlock()
+		return
+	}
+	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stopReset()
+	f.mu.Lock()
+	p.stream = st
+	ids := make([]blobs.ChunkID, len(f.chunks))
+	for i, c := range f.chunks {
+		ids[i] = c.ref.ID
+	}
+	f.mu.Unlock()
+
+	w := bufio.NewWriterSize(st, 64<<10)
+	// HAVE batches carry request IDs 1..n; their index tells the offset.
+	var frame []byte
+	nBatches := 0
+	for off := 0; off < len(ids); off += maxHaveIDs {
+		end := min(off+maxHaveIDs, len(ids))
+		nBatches++
+		frame = haveReq{ReqID: uint32(nBatches), Blob: f.blob, IDs: ids[off:end]}.append(frame[:0])
+		if _, err := w.Write(frame); err != nil {
+			break
+		}
+	}
+	f.mu.Lock()
+	p.haveLeft = nBatches
+	p.nextReq = uint32(nBatches) + 1
+	f.mu.Unlock()
+	if err := w.Flush(); err != nil {
+		f.mu.Lock()
+		f.kill(p, fmt.Errorf("send have: %w", err))
+		f.mu.Unlock()
+		return
+	}
+
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		f.readLoop(p, st, nBatches)
+	}()
+	defer func() {
+		<-readerDone
+		st.Close()
+	}()
+	f.writeLoop(p, w)
+}
+
+// writeLoop sends GET requests as p's window allows, until the fetch ends or
+// p dies.
+func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
+	var frame []byte
+	for {
+		f.mu.Lock()
+		if p.dead || f.ended {
+			f.mu.Unlock()
+			return
+		}
+		var picked []int
+		if p.has != nil {
+			picked = f.pick(p, p.window-len(p.inflight))
+		}
+		frame = frame[:0]
+		now := time.Now()
+		for _, i := range picked {
+			id := p.nextReq
+			p.nextReq++
+			p.inflight[id] = request{idx: i, sentAt: now}
+			p.asked[i] = true
+			f.chunks[i].inflight++
+			frame = getReq{ReqID: id, Blob: f.blob, ID: f.chunks[i].ref.ID}.append(frame)
+		}
+		f.mu.Unlock()
+		if len(picked) > 0 {
+			f.s.c.chunksRequested.Add(int64(len(picked)))
+			_, err := w.Write(frame)
+			if err == nil {
+				err = w.Flush()
+			}
+			if err != nil {
+				f.mu.Lock()
+				f.kill(p, fmt.Errorf("send requests: %w", err))
+				f.mu.Unlock()
+				return
+			}
+		}
+		select {
+		case <-p.poke:
+		case <-f.finished:
+			return
+		case <-f.ctx.Done():
+			return
+		}
+	}
+}
+
+// readLoop handles p's responses until the stream fails or the fetch ends.
+func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
+	bufp := f.s.getBuf()
+	defer f.s.putBuf(bufp)
+	r := bufio.NewReaderSize(st, ioBufSize)
+	fail := func(err error) {
+		f.mu.Lock()
+		if !f.ended && f.ctx.Err() == nil {
+			f.kill(p, err)
+		}
+		f.mu.Unlock()
+	}
+	for {
+		typ, payload, err := readFrame(r, *bufp)
+		if err != nil {
+			fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		msg, err := decode(typ, payload)
+		if err != nil || typ&0x80 == 0 {
+			fail(fmt.Errorf("bad response: %w", err))
+			return
+		}
+		switch m := msg.(type) {
+		case errorResp:
+			if !f.onError(p, m) {
+				return
+			}
+		case haveResp:
+			if !f.onHave(p, m, nBatches) {
+				return
+			}
+		case chunkResp:
+			if !f.onChunk(p, m) {
+				return
+			}
+		default:
+			fail(fmt.Errorf("unexpected message type %#x", typ))
+			return
+		}
+	}
+}
+
+func (f *fetch) onError(p *peerState, m errorResp) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, isGet := p.inflight[m.ReqID]
+	if m.Code == codeNotFound && isGet {
+		delete(p.inflight, m.ReqID)
+		delete(p.asked, r.idx)
+		p.has[r.idx] = false
+		f.chunks[r.idx].inflight--
+		for _, q := range f.peers {
+			q.cursor = min(q.cursor, r.idx)
+		}
+		f.pokeAll()
+		f.checkStuck()
+		return !p.dead
+	}
+	err := fmt.Errorf("peer error %d on request %d: %q", m.Code, m.ReqID, m.Text)
+	if m.Code == codeRefused {
+		err = fmt.Errorf("%w: %q", ErrRefused, m.Text)
+	}
+	f.kill(p, err)
+	return false
+}
+
+func (f *fetch) onHave(p *peerState, m haveResp, nBatches int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m.ReqID == 0 || int(m.ReqID) > nBatches {
+		f.kill(p, fmt.Errorf("have response to unknown request %d", m.ReqID))
+		return false
+	}
+	off := int(m.ReqID-1) * maxHaveIDs
+	want := min(maxHaveIDs, len(f.chunks)-off)
+	if int(m.Count) != want {
+		f.kill(p, fmt.Errorf("have response for %d chunks, asked %d", m.Count, want))
+		return false
+	}
+	if p.has == nil {
+		p.has = make([]bool, len(f.chunks))
+	}
+	for i := range want {
+		p.has[off+i] = m.Bitmap[i/8]&(1<<(i%8)) != 0
+	}
+	p.haveLeft--
+	if p.haveLeft > 0 {
+		return true
+	}
+	p.cursor = 0
+	select {
+	case p.poke <- struct{}{}:
+	default:
+	}
+	f.checkStuck()
+	return true
+}
+
+func (f *fetch) onChunk(p *peerState, m chunkResp) bool {
+	f.mu.Lock()
+	r, ok := p.inflight[m.ReqID]
+	if !ok {
+		f.kill(p, fmt.Errorf("chunk for unknown request %d", m.ReqID))
+		f.mu.Unlock()
+		return false
+	}
+	c := f.chunks[r.idx]
+	if m.ID != c.ref.ID || len(m.Data) != int(c.ref.Size) {
+		f.s.c.badChunks.Add(1)
+		f.kill(p, fmt.Errorf("sent %v (%d bytes) for %v (%d bytes): %w", m.ID, len(m.Data), c.ref.ID, c.ref.Size, blobs.ErrMismatch))
+		f.mu.Unlock()
+		return false
+	}
+	dup := c.done
+	f.mu.Unlock()
+
+	var err error
+	if !dup {
+		err = f.s.store.Put(f.ctx, c.ref.ID, m.Data) // verifies before writing
+	}
+
+	f.mu.Lock()
+	if errors.Is(err, blobs.ErrMismatch) {
+		f.s.c.badChunks.Add(1)
+		f.kill(p, fmt.Errorf("chunk %v: %w", c.ref.ID, err))
+		f.mu.Unlock()
+		return false
+	}
+	if err != nil {
+		if f.ctx.Err() == nil {
+			f.finish(fmt.Errorf("store chunk %v: %w", c.ref.ID, err))
+		}
+		f.mu.Unlock()
+		return false
+	}
+	st := &f.chunks[r.idx]
+	if _, still := p.inflight[m.ReqID]; still { // not requeued by kill meanwhile
+		delete(p.inflight, m.ReqID)
+		delete(p.asked, r.idx)
+		st.inflight--
+		p.adapt(time.Since(r.sentAt), c.ref.Size)
+	}
+	if dup || st.done {
+		f.s.c.duplicates.Add(1)
+	} else {
+		// Stored and verified: done, even if p died meanwhile.
+		st.done = true
+		f.remaining--
+		f.doneBytes += int64(c.ref.Size)
+		f.fetched += int64(c.ref.Size)
+		p.received += int64(c.ref.Size)
+		f.s.c.chunksReceived.Add(1)
+		f.s.c.bytesReceived.Add(int64(c.ref.Size))
+		if f.remaining == 0 {
+			f.finish(nil)
+		}
+	}
+	alive := !p.dead
+	select {
+	case p.poke <- struct{}{}:
+	default:
+	}
+	f.mu.Unlock()
+	f.report(false)
+	return alive
+}
+
+// report calls the progress callback (throttled unless final).
+func (f *fetch) report(final bool) {
+	if f.progress == nil {
+		return
+	}
+	f.pmu.Lock()
+	defer f.pmu.Unlock()
+	now := time.Now()
+	if !final && now.Sub(f.lastRep) < progressEvery {
+		return
+	}
+	f.mu.Lock()
+	pr := blobs.Progress{
+		Blob:        f.blob,
+		DoneBytes:   f.doneBytes,
+		TotalBytes:  f.blob.Size,
+		TotalChunks: len(f.chunks),
+		DoneChunks:  len(f.chunks) - f.remaining,
+		Elapsed:     now.Sub(f.start),
+	}
+	for _, p := range f.peers {
+		if !p.dead {
+			pr.Peers++
+		}
+	}
+	fetched := f.fetched
+	f.mu.Unlock()
+	last := f.lastRep
+	if last.IsZero() {
+		last = f.start
+	}
+	if dt := now.Sub(last).Seconds(); dt > 0 {
+		inst := float64(fetched-f.lastBytes) / dt
+		if f.rate == 0 {
+			f.rate = inst
+		} else {
+			f.rate = 0.5*f.rate + 0.5*inst
+		}
+	}
+	pr.Rate = f.rate
+	f.lastRep, f.lastBytes = now, fetched
+	f.progress(pr)
+}
+
+// FetchManifest asks peers in turn for the manifest of ref and returns the
+// first one that verifies against ref.
+func (s *Service) FetchManifest(ctx context.Context, ref blobs.BlobRef, peers []peer.ID) (blobs.Manifest, error) {
+	var errs []error
+	for _, p := range peers {
+		m, err := s.fetchManifestFrom(ctx, ref, p)
+		if err == nil {
+			return m, nil
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return blobs.Manifest{}, fmt.Errorf("fetch manifest %v: %w", ref, errors.Join(append(errs, ErrUnavailable)...))
+}
+
+func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p peer.ID) (blobs.Manifest, error) {
+	st, err := s.host.NewStream(ctx, p, ProtocolID)
+	if err != nil {
+		return blobs.Manifest{}, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if _, err := st.Write(manifestReq{ReqID: 1, Blob: ref}.append(nil)); err != nil {
+		return blobs.Manifest{}, err
+	}
+	bufp := s.getBuf()
+	defer s.putBuf(bufp)
+	typ, payload, err := readFrame(bufio.NewReader(st), *bufp)
+	if err != nil {
+		return blobs.Manifest{}, err
+	}
+	msg, err := decode(typ, payload)
+	if err != nil {
+		return blobs.Manifest{}, err
+	}
+	switch m := msg.(type) {
+	case manifestResp:
+		var man blobs.Manifest
+		if err := man.UnmarshalBinary(m.Manifest); err != nil {
+			return blobs.Manifest{}, err
+		}
+		if err := man.Verify(ref); err != nil {
+			return blobs.Manifest{}, err
+		}
+		return man, nil
+	case errorResp:
+		if m.Code == codeRefused {
+			return blobs.Manifest{}, fmt.Errorf("%w: %q", ErrRefused, m.Text)
+		}
+		return blobs.Manifest{}, fmt.Errorf("peer error %d: %q", m.Code, m.Text)
+	}
+	return blobs.Manifest{}, fmt.Errorf("unexpected message type %#x", typ)
+}

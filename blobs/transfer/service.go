@@ -1,0 +1,363 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/meshwork/meshwork/blobs"
+)
+
+// ProtocolID is the libp2p protocol of this package.
+const ProtocolID protocol.ID = "/meshwork/blobs/1.0.0"
+
+// Sentinel errors.
+var (
+	ErrRefused     = errors.New("peer refused")
+	ErrUnavailable = errors.New("chunks unavailable from every peer")
+	ErrClosed      = errors.New("transfer service closed")
+)
+
+// Authorizer decides who may read what; the daemon implements it with the
+// membership log. It must be fast and safe for concurrent use.
+type Authorizer interface {
+	// IsMember reports whether p is a current member of the mesh. A
+	// non-member's stream is refused before any request is read.
+	IsMember(p peer.ID) bool
+	// CanRead reports whether p may read the blob (a file's content). A
+	// chunk is served only to a peer that may read a blob listing it.
+	CanRead(p peer.ID, blob blobs.BlobRef) bool
+}
+
+// Store is what the service needs of the chunk store (see package store).
+type Store interface {
+	Get(ctx context.Context, id blobs.ChunkID, buf []byte) ([]byte, error)
+	// Put must verify that data hashes to id before writing, and return an
+	// error wrapping blobs.ErrMismatch if not.
+	Put(ctx context.Context, id blobs.ChunkID, data []byte) error
+	Has(ctx context.Context, id blobs.ChunkID) (bool, error)
+	HasInBlob(ctx context.Context, blob blobs.BlobRef, id blobs.ChunkID) (bool, error)
+	Manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error)
+	Pin(ctx context.Context, m blobs.Manifest) (blobs.BlobRef, error)
+}
+
+// Stats are the service's counters since New.
+type Stats struct {
+	ChunksRequested int64 // GET requests sent
+	ChunksReceived  int64 // chunks received and verified
+	BytesReceived   int64
+	BadChunks       int64 // chunks that failed verification
+	Duplicates      int64 // verified chunks already received from another peer (endgame)
+	ChunksServed    int64
+	BytesServed     int64
+	Refused         int64 // streams or requests refused by Authorizer
+}
+
+type counters struct {
+	chunksRequested, chunksReceived, bytesReceived, badChunks, duplicates atomic.Int64
+	chunksServed, bytesServed, refused                                    atomic.Int64
+}
+
+// Service serves and fetches chunks over ProtocolID.
+type Service struct {
+	host  host.Host
+	store Store
+	auth  Authorizer
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	streams map[network.Stream]struct{}
+
+	c counters
+
+	bufs sync.Pool // *[]byte of maxFrame bytes
+}
+
+// New registers the ProtocolID handler on h and returns the service. Close
+// unregisters it and waits for every stream it serves.
+func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		host: h, store: st, auth: auth, log: logger,
+		ctx: ctx, cancel: cancel,
+		streams: make(map[network.Stream]struct{}),
+	}
+	s.bufs.New = func() any { b := make([]byte, maxFrame); return &b }
+	h.SetStreamHandler(ProtocolID, s.handle)
+	return s
+}
+
+// Close stops serving, resets open streams and waits for their goroutines
+// and for running fetches. Safe to call more than once.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.host.RemoveStreamHandler(ProtocolID)
+	s.cancel()
+	for st := range s.streams {
+		st.Reset()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		ChunksRequested: s.c.chunksRequested.Load(),
+		ChunksReceived:  s.c.chunksReceived.Load(),
+		BytesReceived:   s.c.bytesReceived.Load(),
+		BadChunks:       s.c.badChunks.Load(),
+		Duplicates:      s.c.duplicates.Load(),
+		ChunksServed:    s.c.chunksServed.Load(),
+		BytesServed:     s.c.bytesServed.Load(),
+		Refused:         s.c.refused.Load(),
+	}
+}
+
+// track registers a stream (and a goroutine) with the service; it fails
+// after Close.
+func (s *Service) track(st network.Stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.streams[st] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Service) untrack(st network.Stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Service) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
+func (s *Service) putBuf(b *[]byte) { s.bufs.Put(b) }
+
+const ioBufSize = 256 << 10
+
+// response is one answer queued for a stream's writer.
+type response struct {
+	frame []byte  // whole frame, or a chunk frame's header
+	data  []byte  // chunk data following frame, if not inside frame
+	buf   *[]byte // returned to the pool after writing
+	close bool    // close the stream for writing after this response
+}
+
+// handle serves one inbound stream: requests are read by this goroutine,
+// answered in order by a writer goroutine, with chunk loading (disk read and
+// hash verification) overlapped with sending the previous response.
+func (s *Service) handle(st network.Stream) {
+	if !s.track(st) {
+		st.Reset()
+		return
+	}
+	defer s.untrack(st)
+	remote := st.Conn().RemotePeer()
+	log := s.log.With("peer", remote, "proto", ProtocolID)
+	if !s.auth.IsMember(remote) {
+		s.c.refused.Add(1)
+		log.Info("refusing blob stream from non-member")
+		w := bufio.NewWriter(st)
+		w.Write(errorResp{Code: codeRefused, Text: "not a member of this mesh"}.append(nil))
+		w.Flush()
+		st.Close()
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go func() { // unblock reads and writes when the service closes
+		<-ctx.Done()
+		st.Reset()
+	}()
+
+	out := make(chan response, 2)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		defer cancel()
+		w := bufio.NewWriterSize(st, ioBufSize)
+		for r := range out {
+			_, err := w.Write(r.frame)
+			if err == nil && r.data != nil {
+				_, err = w.Write(r.data)
+			}
+			if r.buf != nil {
+				s.putBuf(r.buf)
+			}
+			if err == nil && len(out) == 0 {
+				err = w.Flush()
+			}
+			if err != nil {
+				log.Debug("blob stream write failed", "err", err)
+				for r := range out {
+					if r.buf != nil {
+						s.putBuf(r.buf)
+					}
+				}
+				return
+			}
+			if r.close {
+				st.CloseWrite()
+			}
+		}
+	}()
+	defer func() {
+		close(out)
+		<-writerDone
+		st.Close()
+	}()
+
+	send := func(r response) bool {
+		select {
+		case out <- r:
+			return true
+		case <-ctx.Done():
+			if r.buf != nil {
+				s.putBuf(r.buf)
+			}
+			return false
+		}
+	}
+	canRead := make(map[blobs.BlobRef]bool)
+	allowed := func(ref blobs.BlobRef) bool {
+		ok, seen := canRead[ref]
+		if !seen {
+			ok = s.auth.CanRead(remote, ref)
+			canRead[ref] = ok
+			if !ok {
+				s.c.refused.Add(1)
+				log.Info("refusing blob", "blob", ref)
+			}
+		}
+		return ok
+	}
+	r := bufio.NewReaderSize(st, 64<<10)
+	reqBuf := make([]byte, frameHeader+4+blobRefLen+2+32*maxHaveIDs)
+	for {
+		typ, p, err := readFrame(r, reqBuf)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, errFrame) {
+				log.Debug("blob stream ended", "err", err)
+				return
+			}
+			if errors.Is(err, errFrame) {
+				send(response{frame: errorResp{Code: codeBadRequest, Text: "bad frame"}.append(nil), close: true})
+			}
+			return
+		}
+		msg, err := decode(typ, p)
+		if err != nil || typ&0x80 != 0 {
+			log.Info("bad blob request", "type", typ, "err", err)
+			send(response{frame: errorResp{Code: codeBadRequest, Text: "bad request"}.append(nil), close: true})
+			return
+		}
+		var rp response
+		switch m := msg.(type) {
+		case haveReq:
+			rp = s.serveHave(ctx, m, allowed)
+		case getReq:
+			rp.frame, rp.data, rp.buf = s.serveGet(ctx, m, allowed, log)
+		case manifestReq:
+			rp = s.serveManifest(ctx, m, allowed)
+		}
+		if !send(rp) {
+			return
+		}
+	}
+}
+
+func errFrameFor(id uint32, code byte, text string) []byte {
+	return errorResp{ReqID: id, Code: code, Text: text}.append(nil)
+}
+
+func (s *Service) serveHave(ctx context.Context, m haveReq, allowed func(blobs.BlobRef) bool) (r response) {
+	if !allowed(m.Blob) {
+		r.frame = errFrameFor(m.ReqID, codeRefused, "may not read blob")
+		return r
+	}
+	bm := make([]byte, (len(m.IDs)+7)/8)
+	for i, id := range m.IDs {
+		in, err := s.store.HasInBlob(ctx, m.Blob, id)
+		if err != nil || !in {
+			continue
+		}
+		if ok, err := s.store.Has(ctx, id); err == nil && ok {
+			bm[i/8] |= 1 << (i % 8)
+		}
+	}
+	r.frame = haveResp{ReqID: m.ReqID, Count: uint16(len(m.IDs)), Bitmap: bm}.append(nil)
+	return r
+}
+
+func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.BlobRef) bool, log *slog.Logger) ([]byte, []byte, *[]byte) {
+	if !allowed(m.Blob) {
+		return errFrameFor(m.ReqID, codeRefused, "may not read blob"), nil, nil
+	}
+	if in, err := s.store.HasInBlob(ctx, m.Blob, m.ID); err != nil || !in {
+		return errFrameFor(m.ReqID, codeNotFound, "chunk not in blob"), nil, nil
+	}
+	buf := s.getBuf()
+	// The chunk is read (and verified by the store) straight into the
+	// pooled buffer after room for the header.
+	head := (*buf)[:0]
+	data, err := s.store.Get(ctx, m.ID, (*buf)[frameHeader+chunkRespHead:][:0:blobs.MaxChunkSize])
+	if err != nil {
+		s.putBuf(buf)
+		log.Debug("serve chunk", "chunk", m.ID, "err", err)
+		return errFrameFor(m.ReqID, codeNotFound, "chunk not available"), nil, nil
+	}
+	s.c.chunksServed.Add(1)
+	s.c.bytesServed.Add(int64(len(data)))
+	head = chunkResp{ReqID: m.ReqID, ID: m.ID, Data: data}.appendHeader(head)
+	if len(head) == frameHeader+chunkRespHead && &(*buf)[len(head)] == &data[0] {
+		// Header and data are contiguous in buf: one write, no copy.
+		return (*buf)[:len(head)+len(data)], nil, buf
+	}
+	return head, data, buf
+}
+
+func (s *Service) serveManifest(ctx context.Context, m manifestReq, allowed func(blobs.BlobRef) bool) (r response) {
+	if !allowed(m.Blob) {
+		r.frame = errFrameFor(m.ReqID, codeRefused, "may not read blob")
+		return r
+	}
+	man, err := s.store.Manifest(ctx, m.Blob)
+	if err != nil {
+		r.frame = errFrameFor(m.ReqID, codeNotFound, "manifest not available")
+		return r
+	}
+	enc, _ := man.MarshalBinary()
+	if len(enc) > maxManifestLen {
+		r.frame = errFrameFor(m.ReqID, codeInternal, fmt.Sprintf("manifest of %d chunks too large for protocol 1.0.0", len(man.Chunks)))
+		return r
+	}
+	r.frame = manifestResp{ReqID: m.ReqID, Manifest: enc}.append(nil)
+	return r
+}

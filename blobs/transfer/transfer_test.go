@@ -1,0 +1,436 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/store"
+)
+
+func randBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 3}).Read(b)
+	return b
+}
+
+// testAuth admits members (all peers if members is nil) and denies listed blobs.
+type testAuth struct {
+	mu      sync.Mutex
+	members map[peer.ID]bool
+	deny    map[blobs.BlobRef]bool
+}
+
+func (a *testAuth) IsMember(p peer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.members == nil || a.members[p]
+}
+
+func (a *testAuth) CanRead(p peer.ID, b blobs.BlobRef) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.deny[b]
+}
+
+type node struct {
+	h     host.Host
+	store *store.Store
+	svc   *Service
+	dir   string
+}
+
+func newHost(t testing.TB) host.Host {
+	t.Helper()
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.DisableRelay(),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// newNode builds a host, a store and a service; wrap (if not nil) wraps
+// the store the service sees.
+func newNode(t testing.TB, auth Authorizer, wrap func(Store) Store) *node {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := store.Open(db, []byte("b/"), filepath.Join(dir, "chunks"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var s Store = st
+	if wrap != nil {
+		s = wrap(st)
+	}
+	if auth == nil {
+		auth = &testAuth{}
+	}
+	h := newHost(t)
+	svc := New(h, s, auth, nil)
+	t.Cleanup(func() { svc.Close() })
+	return &node{h: h, store: st, svc: svc, dir: dir}
+}
+
+func connect(t testing.TB, a, b *node) {
+	t.Helper()
+	if err := a.h.Connect(context.Background(), peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seed writes data as a synced file of n and indexes it in place.
+func (n *node) seed(t testing.TB, name string, data []byte) blobs.Manifest {
+	t.Helper()
+	p := filepath.Join(n.dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := n.store.AddFile(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkMaterialize writes the blob out of n's store and compares it.
+func (n *node) checkMaterialize(t testing.TB, m blobs.Manifest, want []byte) {
+	t.Helper()
+	target := filepath.Join(n.dir, "out-"+m.Ref().String()[:12])
+	if err := n.store.Materialize(context.Background(), m, target, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("materialised content differs (err %v)", err)
+	}
+}
+
+func ids(ns ...*node) []peer.ID {
+	var out []peer.ID
+	for _, n := range ns {
+		out = append(out, n.h.ID())
+	}
+	return out
+}
+
+func TestFetchFromTwoPeers(t *testing.T) {
+	data := randBytes(1, 24<<20)
+	a, b, c := newNode(t, nil, nil), newNode(t, nil, nil), newNode(t, nil, nil)
+	m := a.seed(t, "f", data)
+	b.seed(t, "g", data)
+	connect(t, c, a)
+	connect(t, c, b)
+	var last blobs.Progress
+	var calls int
+	if err := c.svc.Fetch(context.Background(), m, ids(a, b), func(p blobs.Progress) { last = p; calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	sa, sb, sc := a.svc.Stats(), b.svc.Stats(), c.svc.Stats()
+	t.Logf("served: a %d, b %d chunks; fetcher %+v; %d progress calls, last %+v", sa.ChunksServed, sb.ChunksServed, sc, calls, last)
+	if sa.ChunksServed == 0 || sb.ChunksServed == 0 {
+		t.Errorf("not swarming: a served %d, b %d", sa.ChunksServed, sb.ChunksServed)
+	}
+	if sc.ChunksReceived != int64(len(m.Chunks)) || sc.BadChunks != 0 {
+		t.Errorf("fetcher stats %+v for %d chunks", sc, len(m.Chunks))
+	}
+	if last.DoneBytes != int64(len(data)) || last.TotalBytes != int64(len(data)) {
+		t.Errorf("final progress %+v", last)
+	}
+	c.checkMaterialize(t, m, data)
+	// Everything is local now: a second fetch asks for nothing.
+	before := c.svc.Stats().ChunksRequested
+	if err := c.svc.Fetch(context.Background(), m, ids(a, b), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.svc.Stats().ChunksRequested - before; n != 0 {
+		t.Errorf("re-fetch requested %d chunks", n)
+	}
+	// The manifest itself can be fetched by ref.
+	m2, err := c.svc.FetchManifest(context.Background(), m.Ref(), ids(a))
+	if err != nil || m2.Ref() != m.Ref() {
+		t.Fatalf("fetch manifest: %v", err)
+	}
+}
+
+// corruptStore flips a bit in every chunk it serves, and closes served the
+// first time.
+type corruptStore struct {
+	Store
+	once   sync.Once
+	served chan struct{}
+}
+
+func (s *corruptStore) Get(ctx context.Context, id blobs.ChunkID, buf []byte) ([]byte, error) {
+	d, err := s.Store.Get(ctx, id, buf)
+	if err == nil {
+		d[len(d)/2] ^= 1
+		s.once.Do(func() { close(s.served) })
+	}
+	return d, err
+}
+
+// gatedStore answers nothing about chunks until gate is closed (or a
+// deadline passes), so the test controls which peer serves first.
+type gatedStore struct {
+	Store
+	gate <-chan struct{}
+}
+
+func (s *gatedStore) HasInBlob(ctx context.Context, b blobs.BlobRef, id blobs.ChunkID) (bool, error) {
+	select {
+	case <-s.gate:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	return s.Store.HasInBlob(ctx, b, id)
+}
+
+func TestCorruptChunkRefetchedElsewhere(t *testing.T) {
+	data := randBytes(2, 8<<20)
+	served := make(chan struct{})
+	bad := newNode(t, nil, func(s Store) Store { return &corruptStore{Store: s, served: served} })
+	good := newNode(t, nil, func(s Store) Store { return &gatedStore{Store: s, gate: served} })
+	c := newNode(t, nil, nil)
+	m := bad.seed(t, "f", data)
+	good.seed(t, "f", data)
+	connect(t, c, bad)
+	connect(t, c, good)
+	if err := c.svc.Fetch(context.Background(), m, ids(bad, good), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := c.svc.Stats()
+	t.Logf("fetcher %+v; bad served %d, good served %d", st, bad.svc.Stats().ChunksServed, good.svc.Stats().ChunksServed)
+	if st.BadChunks != 1 {
+		t.Errorf("bad chunks %d, want 1 (then the peer is dropped)", st.BadChunks)
+	}
+	if good.svc.Stats().ChunksServed != int64(len(m.Chunks)) {
+		t.Errorf("good peer served %d of %d chunks", good.svc.Stats().ChunksServed, len(m.Chunks))
+	}
+	c.checkMaterialize(t, m, data)
+}
+
+// cancelStore cancels a context after n successful Puts.
+type cancelStore struct {
+	Store
+	n      atomic.Int64
+	cancel func()
+}
+
+func (s *cancelStore) Put(ctx context.Context, id blobs.ChunkID, data []byte) error {
+	err := s.Store.Put(ctx, id, data)
+	if err == nil && s.n.Add(-1) == 0 {
+		s.cancel()
+	}
+	return err
+}
+
+func missing(t testing.TB, n *node, m blobs.Manifest) int {
+	t.Helper()
+	miss, err := n.store.Missing(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(miss)
+}
+
+// TestResumeAfterCancel: a fetch cancelled at a random point and restarted
+// requests exactly the chunks not yet verified.
+func TestResumeAfterCancel(t *testing.T) {
+	data := randBytes(3, 32<<20)
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := &cancelStore{cancel: cancel}
+	a := newNode(t, nil, nil)
+	c := newNode(t, nil, func(s Store) Store { cs.Store = s; return cs })
+	m := a.seed(t, "f", data)
+	connect(t, c, a)
+	stop := 1 + r.IntN(len(m.Chunks)-1)
+	cs.n.Store(int64(stop))
+	err := c.svc.Fetch(ctx, m, ids(a), nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted fetch: %v", err)
+	}
+	left := missing(t, c, m)
+	first := c.svc.Stats()
+	t.Logf("cancelled after %d puts; %d of %d chunks left; %d requested", stop, left, len(m.Chunks), first.ChunksRequested)
+	if left == 0 || left > len(m.Chunks)-stop {
+		t.Fatalf("%d chunks left after %d verified of %d", left, stop, len(m.Chunks))
+	}
+	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
+		t.Fatal(err)
+	}
+	second := c.svc.Stats()
+	if got := second.ChunksRequested - first.ChunksRequested; got != int64(left) {
+		t.Errorf("restart requested %d chunks, want the %d not yet verified", got, left)
+	}
+	if got := second.ChunksReceived - first.ChunksReceived; got != int64(left) {
+		t.Errorf("restart received %d chunks, want %d", got, left)
+	}
+	c.checkMaterialize(t, m, data)
+}
+
+// killStore closes a host after n Puts.
+type killStore struct {
+	Store
+	n    atomic.Int64
+	kill func()
+}
+
+func (s *killStore) Put(ctx context.Context, id blobs.ChunkID, data []byte) error {
+	err := s.Store.Put(ctx, id, data)
+	if err == nil && s.n.Add(-1) == 0 {
+		s.kill()
+	}
+	return err
+}
+
+// TestResumeAfterPeerDies: the only peer dies mid-transfer (its host is
+// closed); the fetch fails, and a restart from another peer fetches only the
+// rest.
+func TestResumeAfterPeerDies(t *testing.T) {
+	data := randBytes(4, 24<<20)
+	a, b := newNode(t, nil, nil), newNode(t, nil, nil)
+	ks := &killStore{kill: func() { a.svc.Close(); a.h.Close() }}
+	c := newNode(t, nil, func(s Store) Store { ks.Store = s; return ks })
+	m := a.seed(t, "f", data)
+	b.seed(t, "f", data)
+	connect(t, c, a)
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	ks.n.Store(int64(1 + r.IntN(len(m.Chunks)-1)))
+	err := c.svc.Fetch(context.Background(), m, ids(a), nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fetch from a dead peer: %v", err)
+	}
+	left := missing(t, c, m)
+	first := c.svc.Stats()
+	connect(t, c, b)
+	if err := c.svc.Fetch(context.Background(), m, ids(a, b), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.svc.Stats().ChunksRequested - first.ChunksRequested; got != int64(left) {
+		t.Errorf("restart requested %d chunks, want %d", got, left)
+	}
+	c.checkMaterialize(t, m, data)
+}
+
+// TestPeerDiesMidwaySwarm: with two peers, one dying mid-way does not fail
+// the fetch.
+func TestPeerDiesMidwaySwarm(t *testing.T) {
+	data := randBytes(5, 24<<20)
+	a, b := newNode(t, nil, nil), newNode(t, nil, nil)
+	ks := &killStore{kill: func() { a.h.Close() }}
+	c := newNode(t, nil, func(s Store) Store { ks.Store = s; return ks })
+	m := a.seed(t, "f", data)
+	b.seed(t, "f", data)
+	connect(t, c, a)
+	connect(t, c, b)
+	ks.n.Store(3)
+	if err := c.svc.Fetch(context.Background(), m, ids(a, b), nil); err != nil {
+		t.Fatal(err)
+	}
+	c.checkMaterialize(t, m, data)
+}
+
+func TestNonMemberRefused(t *testing.T) {
+	data := randBytes(6, 2<<20)
+	auth := &testAuth{members: map[peer.ID]bool{}}
+	a := newNode(t, auth, nil)
+	m := a.seed(t, "f", data)
+	c := newNode(t, nil, nil)
+	connect(t, c, a)
+	err := c.svc.Fetch(context.Background(), m, ids(a), nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("non-member fetch: %v", err)
+	}
+	if _, err := c.svc.FetchManifest(context.Background(), m.Ref(), ids(a)); !errors.Is(err, ErrRefused) {
+		t.Fatalf("non-member manifest fetch: %v", err)
+	}
+	// On the wire: a GET gets one refusal and nothing else.
+	st, err := c.h.NewStream(context.Background(), a.h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Write(getReq{ReqID: 7, Blob: m.Ref(), ID: m.Chunks[0].ID}.append(nil))
+	br := bufio.NewReader(st)
+	buf := make([]byte, maxFrame)
+	typ, p, err := readFrame(br, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := decode(typ, p)
+	if e, ok := msg.(errorResp); err != nil || !ok || e.Code != codeRefused {
+		t.Fatalf("non-member got %#x %+v %v", typ, msg, err)
+	}
+	if _, _, err := readFrame(br, buf); err == nil {
+		t.Fatal("non-member got a second frame")
+	}
+	if s := a.svc.Stats(); s.ChunksServed != 0 || s.Refused < 3 {
+		t.Fatalf("server stats %+v", s)
+	}
+	if s := c.svc.Stats(); s.BytesReceived != 0 {
+		t.Fatalf("non-member received %d bytes", s.BytesReceived)
+	}
+
+	// A member that may not read the blob is refused too.
+	auth.mu.Lock()
+	auth.members[c.h.ID()] = true
+	auth.deny = map[blobs.BlobRef]bool{m.Ref(): true}
+	auth.mu.Unlock()
+	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fetch of denied blob: %v", err)
+	}
+	// Naming a readable blob does not unlock chunks of another one.
+	other := a.seed(t, "g", randBytes(7, 1000))
+	st2, err := c.h.NewStream(context.Background(), a.h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	st2.Write(getReq{ReqID: 1, Blob: other.Ref(), ID: m.Chunks[0].ID}.append(nil))
+	typ, p, err = readFrame(bufio.NewReader(st2), buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ = decode(typ, p)
+	if e, ok := msg.(errorResp); !ok || e.Code != codeNotFound {
+		t.Fatalf("chunk of unreadable blob via another blob: %#x %+v", typ, msg)
+	}
+	if s := a.svc.Stats(); s.ChunksServed != 0 {
+		t.Fatalf("served %d chunks to a peer that may not read them", s.ChunksServed)
+	}
+	// Allowed now.
+	auth.mu.Lock()
+	auth.deny = nil
+	auth.mu.Unlock()
+	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
+		t.Fatal(err)
+	}
+}
