@@ -14,7 +14,7 @@ const (
 	devR DeviceID = "12D3KooWReader"
 )
 
-func twoEditors(t *testing.T, sim *simTime) (a, b *Object) {
+func twoEditors(t testing.TB, sim *simTime) (a, b *Object) {
 	members := map[DeviceID]Role{devA: RoleOwner, devB: RoleEditor, devR: RoleReader}
 	return newSimObject(t, sim, devA, 0, members), newSimObject(t, sim, devB, 0, members)
 }

@@ -1,0 +1,64 @@
+package syncproto
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestFences: syncproto and its sub-packages import only the standard
+// library and each other, no shipped file imports testing, and every
+// package has a doc comment.
+func TestFences(t *testing.T) {
+	docs := make(map[string]bool)
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly|parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(path)
+		if _, ok := docs[dir]; !ok {
+			docs[dir] = false
+		}
+		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package "+f.Name.Name+" ") {
+			docs[dir] = true
+		}
+		test := strings.HasSuffix(path, "_test.go")
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			first, _, _ := strings.Cut(p, "/")
+			switch {
+			case strings.HasPrefix(p, "github.com/meshwork/meshwork/syncproto"):
+			case strings.Contains(first, "."):
+				t.Errorf("%s imports %s: syncproto is standalone (stdlib only)", path, p)
+			case p == "testing" && !test:
+				t.Errorf("%s: shipped code imports testing", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) < 2 {
+		t.Fatalf("found only %d packages", len(docs))
+	}
+	for dir, ok := range docs {
+		if !ok {
+			t.Errorf("package in %s has no \"Package name ...\" doc comment", dir)
+		}
+	}
+}
