@@ -22,14 +22,14 @@ import (
 //   - the invite code, which carries the inviter's addresses.
 
 const (
-	mdnsService     = "meshwork"
-	savedAddrTTL    = 7 * 24 * time.Hour
-	dialTimeout     = 10 * time.Second
-	minDialBackoff  = time.Second
-	maxDialBackoff  = time.Minute
-	redialInterval  = time.Second
-	maxSavedAddrs   = 16
-	connectedBuffer = 64
+	mdnsService    = "meshwork"
+	savedAddrTTL   = 7 * 24 * time.Hour
+	dialTimeout    = 10 * time.Second
+	minDialBackoff = time.Second
+	maxDialBackoff = time.Minute
+	redialInterval = time.Second
+	maxSavedAddrs  = 16
+	maxRecords     = 1024
 )
 
 type dialState struct {
@@ -44,10 +44,7 @@ func (n *Node) onConnected(_ context.Context, c network.Conn) {
 		n.mu.Lock()
 		delete(n.dials, c.RemotePeer())
 		n.mu.Unlock()
-		select {
-		case n.pushAll <- struct{}{}:
-		default:
-		}
+		n.schedulePush()
 	}
 }
 
@@ -68,11 +65,37 @@ func (n *Node) watchIdentify(ctx context.Context) {
 				return
 			}
 			ev := e.(event.EvtPeerIdentificationCompleted)
-			if n.IsMember(ev.Peer) {
-				n.saveAddrs(ev.Peer)
+			// Keep its signed address record to forward to members (go-libp2p's
+			// identify hands it over but does not store it). Kept for
+			// non-members too: a device redeeming an invite is identified
+			// before it becomes a member.
+			if ev.SignedPeerRecord != nil {
+				if b, err := ev.SignedPeerRecord.Marshal(); err == nil {
+					n.keepRecord(ev.Peer, b)
+				}
+			}
+			if !n.IsMember(ev.Peer) {
+				continue
+			}
+			n.saveAddrs(ev.Peer)
+			n.schedulePush()
+		}
+	}
+}
+
+// keepRecord remembers a signed address record, dropping non-members'
+// records when there are too many.
+func (n *Node) keepRecord(p peer.ID, b []byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.records) >= maxRecords {
+		for id := range n.records {
+			if n.mlog == nil || !n.mlog.IsMember(id) {
+				delete(n.records, id)
 			}
 		}
 	}
+	n.records[p] = b
 }
 
 // saveAddrs persists the peerstore's addresses of p.

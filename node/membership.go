@@ -10,7 +10,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
 
 	"github.com/meshwork/meshwork/identity"
@@ -21,16 +20,18 @@ import (
 //
 // Version history: 1.0.0 — first version.
 //
-// The initiator writes one frame and closes its write side:
+// The initiator writes one frame and closes its write side; the responder
+// answers with one frame of its own state, so that one exchange updates
+// both sides:
 //
 //	type 1 (state):
 //	  uvarint len, identity.Log encoding (the whole signed log)
 //	  uvarint count, then count × (uvarint len, signed peer record envelope)
 //
 // Peer records are libp2p's signed address records (record.Envelope of a
-// peer.PeerRecord), forwarded unchanged from the sender's certified address
-// book: the receiver checks each signature and keeps only records of
-// members. The receiver verifies the log completely (identity.DecodeLog)
+// peer.PeerRecord), forwarded unchanged as identify delivered them. The
+// receiver checks each signature and that the signing key is the key of
+// the peer the record names, and keeps only records of members. The receiver verifies the log completely (identity.DecodeLog)
 // before merging it; entries it already holds are ignored (merge is
 // idempotent). A receiver whose log grew pushes it onward, so updates
 // spread to members that never meet the author.
@@ -89,20 +90,14 @@ func (n *Node) stateFor(to peer.ID) ([]byte, bool) {
 		return nil, false
 	}
 	msg := stateMsg{log: l.Encode()}
-	if cab, ok := peerstore.GetCertifiedAddrBook(n.host.Peerstore()); ok {
-		for _, m := range l.Members() {
-			if m.ID == to || m.ID == n.id || len(msg.records) >= maxPeerRecords {
-				continue
-			}
-			env := cab.GetPeerRecord(m.ID)
-			if env == nil {
-				continue
-			}
-			if b, err := env.Marshal(); err == nil {
-				msg.records = append(msg.records, b)
-			}
+	n.mu.Lock()
+	for _, m := range l.Members() {
+		if r, ok := n.records[m.ID]; ok && m.ID != to && len(msg.records) < maxPeerRecords {
+			msg.records = append(msg.records, r)
 		}
 	}
+	n.mu.Unlock()
+	n.log.Debug("membership state", "to", to.String(), "entries", l.Len(), "records", len(msg.records))
 	return encodeState(msg), true
 }
 
@@ -124,7 +119,14 @@ func (n *Node) pushState(ctx context.Context, to peer.ID) error {
 		s.Reset()
 		return fmt.Errorf("push membership to %s: %w", to.ShortString(), err)
 	}
-	return s.CloseWrite()
+	if err := s.CloseWrite(); err != nil {
+		return fmt.Errorf("push membership to %s: %w", to.ShortString(), err)
+	}
+	typ, reply, err := wire.ReadFrame(bufio.NewReader(s), maxStateSize)
+	if err != nil || typ != msgState {
+		return fmt.Errorf("membership reply from %s: type %d: %v", to.ShortString(), typ, err)
+	}
+	return n.processState(reply, to)
 }
 
 func (n *Node) handleMembership(s network.Stream) {
@@ -137,17 +139,25 @@ func (n *Node) handleMembership(s network.Stream) {
 		s.Reset()
 		return
 	}
+	if reply, ok := n.stateFor(from); ok {
+		_ = wire.WriteFrame(s, msgState, reply)
+	}
+	if err := n.processState(payload, from); err != nil {
+		n.log.Warn("refused membership state", "peer", from.String(), "err", err)
+	}
+}
+
+// processState verifies and merges a state message from a member.
+func (n *Node) processState(payload []byte, from peer.ID) error {
 	msg, err := decodeState(payload)
 	if err != nil {
-		n.log.Warn("bad membership message", "peer", from.String(), "err", err)
-		s.Reset()
-		return
+		return err
 	}
 	if err := n.mergeLog(msg.log, from); err != nil {
-		n.log.Warn("refused membership log", "peer", from.String(), "err", err)
-		return
+		return err
 	}
 	n.consumePeerRecords(msg.records)
+	return nil
 }
 
 // mergeLog verifies an incoming log and merges it into ours.
@@ -174,10 +184,6 @@ func (n *Node) mergeLog(data []byte, from peer.ID) error {
 
 // consumePeerRecords stores signed address records of members.
 func (n *Node) consumePeerRecords(recs [][]byte) {
-	cab, ok := peerstore.GetCertifiedAddrBook(n.host.Peerstore())
-	if !ok {
-		return
-	}
 	found := false
 	for _, b := range recs {
 		env, rec, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
@@ -189,9 +195,13 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 		if !ok || pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
 			continue
 		}
-		if _, err := cab.ConsumePeerRecord(env, peerRecordTTL); err != nil {
+		if signer, err := peer.IDFromPublicKey(env.PublicKey); err != nil || signer != pr.PeerID {
+			n.log.Warn("peer record signed by another key", "record_for", pr.PeerID.String())
 			continue
 		}
+		n.keepRecord(pr.PeerID, b)
+		n.host.Peerstore().AddAddrs(pr.PeerID, pr.Addrs, peerRecordTTL)
+		n.log.Debug("learned member addresses", "peer", pr.PeerID.String(), "addrs", pr.Addrs)
 		n.saveAddrs(pr.PeerID)
 		found = true
 	}

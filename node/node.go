@@ -34,6 +34,9 @@ type Node struct {
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
 	dials map[peer.ID]*dialState
+	// records holds members' signed address records (marshalled
+	// envelopes) to forward to other members.
+	records map[peer.ID][]byte
 
 	kick      chan struct{} // wakes the redial loop
 	pushAll   chan struct{} // membership changed: push to every member
@@ -73,6 +76,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		id:      id,
 		db:      db,
 		dials:   map[peer.ID]*dialState{},
+		records: map[peer.ID][]byte{},
 		kick:    make(chan struct{}, 1),
 		pushAll: make(chan struct{}, 1),
 	}
@@ -231,12 +235,17 @@ func (n *Node) commitLocked() error {
 	if err := dbPut(n.db, keyMembership, n.mlog.Encode()); err != nil {
 		return fmt.Errorf("save membership log: %w", err)
 	}
+	n.schedulePush()
+	n.kickDial()
+	return nil
+}
+
+// schedulePush asks the push loop to send our state to every member.
+func (n *Node) schedulePush() {
 	select {
 	case n.pushAll <- struct{}{}:
 	default:
 	}
-	n.kickDial()
-	return nil
 }
 
 // isRevoked reports whether the log marks p revoked.

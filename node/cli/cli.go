@@ -246,4 +246,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-

@@ -153,7 +153,10 @@ func relayBytes(t *testing.T, relay *natlab.Host) uint64 {
 	return rx
 }
 
+// scenarioCtx builds labpeer first (minutes when the build cache is cold)
+// and then starts the scenario's clock.
 func scenarioCtx(t *testing.T, d time.Duration) context.Context {
+	labpeer(t)
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -163,8 +166,15 @@ const echoBytes = 1 << 20
 
 // TestConeToConeHolePunch: two devices behind different cone routers first
 // connect through the relay, then DCUtR punches a direct connection, and
-// traffic goes direct.
+// traffic goes direct. The punch is offered on the transport that reached
+// the relay, so QUIC and TCP are tried separately.
 func TestConeToConeHolePunch(t *testing.T) {
+	for _, tr := range []string{"quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) { testConeToCone(t, tr) })
+	}
+}
+
+func testConeToCone(t *testing.T, transport string) {
 	lab := natlab.New(t)
 	lab.RaiseUDPBuffers(t)
 	ctx := scenarioCtx(t, 90*time.Second)
@@ -172,9 +182,12 @@ func TestConeToConeHolePunch(t *testing.T) {
 	a := lab.Router("home1", natlab.Cone).Host("a")
 	b := lab.Router("home2", natlab.Cone).Host("b")
 
-	_, relayAddr := startRelay(ctx, t, relayHost)
-	pb := startPeer(ctx, t, b, true, "-relay", relayAddr)
-	pa := startPeer(ctx, t, a, true, "-relay", relayAddr, "-connect", pb.id)
+	relay, relayAddr := startRelay(ctx, t, relayHost)
+	if transport == "tcp" {
+		relayAddr = fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", relayHost.IP(), relay.id)
+	}
+	pb := startPeer(ctx, t, b, true, "-relay", relayAddr, "-transports", transport)
+	pa := startPeer(ctx, t, a, true, "-relay", relayAddr, "-transports", transport, "-connect", pb.id)
 
 	waitEvent(ctx, t, pa.Proc, "relayed connection a->b", isConn(pb.id, true))
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -183,7 +196,7 @@ func TestConeToConeHolePunch(t *testing.T) {
 	if !strings.Contains(d.Addr, "/ip4/"+b.PublicIP().String()+"/") {
 		t.Errorf("direct connection to %s, want b's public address %s", d.Addr, b.PublicIP())
 	}
-	t.Logf("cone<->cone: relayed -> direct in %.1f ms (a's view), over %s", *d.AfterMS, d.Addr)
+	t.Logf("cone<->cone %s: relayed -> direct in %.1f ms (a's view), over %s", transport, *d.AfterMS, d.Addr)
 
 	before := relayBytes(t, relayHost)
 	e := echo(ctx, t, pa, echoBytes)
@@ -194,7 +207,7 @@ func TestConeToConeHolePunch(t *testing.T) {
 	if crossed > echoBytes/8 {
 		t.Errorf("%d bytes crossed the relay during a direct %d-byte echo", crossed, echoBytes)
 	}
-	t.Logf("cone<->cone: 1 MiB echo over %s in %.1f ms; relay received %d bytes meanwhile", e.Addr, *e.MS, crossed)
+	t.Logf("cone<->cone %s: 1 MiB echo over %s in %.1f ms; relay received %d bytes meanwhile", transport, e.Addr, *e.MS, crossed)
 }
 
 // TestSymmetricStaysRelayed: hole punching between two symmetric NATs fails

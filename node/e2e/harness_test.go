@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// binDir holds meshd and mesh built once for the whole package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "meshwork-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/meshwork/meshwork/cmd/meshd", "github.com/meshwork/meshwork/cmd/mesh")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is one meshd process with its own home.
+type daemon struct {
+	t    *testing.T
+	name string
+	home string
+	cmd  *exec.Cmd
+	logf *os.File
+	done chan struct{}
+}
+
+// startDaemon runs meshd on loopback (TCP and QUIC, OS-chosen ports, no
+// mDNS so that discovery has to work through invites and address records)
+// and waits until its control API answers.
+func startDaemon(t *testing.T, name string, extra ...string) *daemon {
+	t.Helper()
+	home, err := os.MkdirTemp("", "mw-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	d := &daemon{t: t, name: name, home: home}
+	d.start(extra...)
+	return d
+}
+
+func (d *daemon) start(extra ...string) {
+	t := d.t
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(d.home, "meshd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--home", d.home, "--no-mdns", "--log-level", "debug",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
+	cmd := exec.Command(filepath.Join(binDir, "meshd"), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start meshd %s: %v", d.name, err)
+	}
+	d.cmd, d.logf, d.done = cmd, logf, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	waitFor(t, 15*time.Second, "meshd "+d.name+" control API", func() bool {
+		_, _, err := d.run("status", "--json")
+		return err == nil
+	})
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("meshd %s did not stop within 10s of SIGTERM", d.name)
+	}
+	d.logf.Close()
+	d.cmd = nil
+	if d.t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(d.home, "meshd.log"))
+		d.t.Logf("---- meshd %s log ----\n%s", d.name, tail(string(b), 60))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run runs the mesh CLI against this daemon.
+func (d *daemon) run(args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "mesh"), append([]string{"--home", d.home}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// mesh runs the CLI and fails the test if it fails.
+func (d *daemon) mesh(args ...string) string {
+	d.t.Helper()
+	out, errOut, err := d.run(args...)
+	if err != nil {
+		d.t.Fatalf("mesh %s on %s: %v\n%s", strings.Join(args, " "), d.name, err, errOut)
+	}
+	return out
+}
+
+func (d *daemon) status() node.Status {
+	d.t.Helper()
+	var st node.Status
+	if err := json.Unmarshal([]byte(d.mesh("status", "--json")), &st); err != nil {
+		d.t.Fatalf("status of %s: %v", d.name, err)
+	}
+	return st
+}
+
+func (d *daemon) devices() []node.Device {
+	d.t.Helper()
+	var devs []node.Device
+	out := d.mesh("devices", "--json")
+	if err := json.Unmarshal([]byte(out), &devs); err != nil {
+		d.t.Fatalf("devices of %s: %v\n%s", d.name, err, out)
+	}
+	return devs
+}
+
+// online reports whether d sees the device with that ID online.
+func (d *daemon) online(id string) bool {
+	for _, dev := range d.devices() {
+		if dev.ID == id {
+			return dev.Online
+		}
+	}
+	return false
+}
+
+// invite returns a fresh code (the last line of `mesh invite`).
+func (d *daemon) invite(args ...string) string {
+	out := strings.TrimSpace(d.mesh(append([]string{"invite"}, args...)...))
+	lines := strings.Split(out, "\n")
+	return lines[len(lines)-1]
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
