@@ -48,9 +48,43 @@
 //
 // Every namespace name starts with the lab's prefix, "nl<pid>x<n>-", so
 // parallel test packages never collide. Lab.Close (registered with t.Cleanup)
-// deletes every namespace, and with them every veth and bridge, the lab
-// made. New also deletes namespaces left by a crashed earlier run: those whose
-// prefix names a process that no longer exists.
+// stops what still runs in the lab and deletes every namespace, and with them
+// every veth and bridge, the lab made. New also deletes namespaces left by a
+// crashed earlier run: those whose prefix names a process that no longer
+// exists. Processes started with Command or Start die with the test process
+// (Pdeathsig), so a crash leaves no daemon behind.
+//
+// # Running meshd in a lab
+//
+// Build meshd once per test binary (go build into a temporary directory, as
+// holepunch_test.go does for labpeer) before starting any scenario clock: a
+// cold build of a go-libp2p program takes minutes on two cores. Then:
+//
+//	relay := lab.PublicHost("relay")
+//	r := relay.Start(t, meshrelay, "-listen", "/ip4/0.0.0.0/udp/4001/quic-v1", "-key", keyFile)
+//	// read the relay's peer ID from its output with r.WaitLine(ctx, ...)
+//	a := lab.Router("home1", natlab.Cone).Host("a")
+//	da := a.Start(t, meshd, "-data", t.TempDir(), "-relay", relayAddr)
+//
+// Give every daemon its own data directory (the filesystem is shared; only
+// the network is per host) and fixed ports (4001): MASQUERADE keeps the port,
+// which is what makes the observed address punchable. Let the daemon print
+// machine-readable events on stdout (one JSON object per line) and wait for
+// them with WaitLine and a context deadline; a control socket, if any, must
+// be a Unix socket (short path: 108 bytes at most), never a lab address. To
+// restart a relay, Stop its Proc (SIGTERM: a killed go-libp2p node leaves
+// stale QUIC state at its peers) and Start it again with the same key file.
+// To count relayed bytes, read relay.RxTxBytes before and after.
+//
+// A go-libp2p node behind a NAT registers /libp2p/dcutr only after it has
+// seen a public observed address (about 0.3 s after it reaches the relay),
+// and the side that receives the relayed connection starts the punch only if
+// its hole-punch service is up by then: a daemon should report when
+// holepunch.Protocol appears in h.Mux().Protocols(), and the test should
+// wait for that on both sides before the dial.
+//
+// IPv6 is disabled on every lab interface; a daemon may still listen on
+// /ip6/:: (it just gets no IPv6 address).
 //
 // # What it must never do
 //
