@@ -86,7 +86,9 @@
 // (16 to 64 bytes); the joiner answers with the grant and
 // Invite.Prove(joiner, redeemer, name, challenge); the redeemer calls
 // Log.Redeem, which appends a redeem entry carrying grant, challenge and
-// proof so every device can re-verify it.
+// proof so every device can re-verify it. Expiry is judged at the entry's
+// time, which its author claims: a member could backdate a redemption, but
+// only with a proof from someone holding the code.
 //
 // # Wire formats (all version 1; each carries its version)
 //

@@ -81,7 +81,8 @@ type entry struct {
 	id  EntryID // hash of raw
 }
 
-func (e *entry) Time() time.Time { return time.Unix(0, e.time).UTC() }
+// when is the entry's claimed time.
+func (e *entry) when() time.Time { return time.Unix(0, e.time).UTC() }
 
 // body is the canonical encoding of every field except the signature.
 func (e *entry) body() []byte {
@@ -274,6 +275,7 @@ func checkName(name string) error {
 // author's signature, and for a redemption the inviter's signature on the
 // grant, the grant's mesh, and the proof of the invite secret.
 func (e *entry) verify() error {
+	// raw is body, then the signature with a one-byte length (sigLen < 128).
 	if !verifySig(e.author, signedMessage(e.raw[:len(e.raw)-1-len(e.sig)]), e.sig) {
 		return fmt.Errorf("signature by %s: %w", e.author, ErrBadSignature)
 	}

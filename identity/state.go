@@ -80,9 +80,9 @@ func (s *state) check(e *entry, strict bool) error {
 		if _, err := s.admin(g.Inviter, g.Role); err != nil {
 			return fmt.Errorf("invite: %w", err)
 		}
-		if g.Expired(e.Time()) {
+		if g.Expired(e.when()) {
 			return fmt.Errorf("invite %s expired at %s, redeemed at %s: %w",
-				g.ID(), g.Expires.UTC().Format("2006-01-02T15:04:05Z"), e.Time().Format("2006-01-02T15:04:05Z"), ErrInviteExpired)
+				g.ID(), g.Expires.UTC().Format("2006-01-02T15:04:05Z"), e.when().Format("2006-01-02T15:04:05Z"), ErrInviteExpired)
 		}
 		if s.invites[g.ID()] {
 			return fmt.Errorf("invite %s: %w", g.ID(), ErrInviteUsed)
@@ -118,7 +118,7 @@ func (s *state) apply(e *entry) {
 		if e.redeem != nil {
 			by = e.redeem.grant.Inviter
 		}
-		s.members[e.subject] = Member{ID: e.subject, Name: e.name, Role: e.role, AddedBy: by, AddedAt: e.Time()}
+		s.members[e.subject] = Member{ID: e.subject, Name: e.name, Role: e.role, AddedBy: by, AddedAt: e.when()}
 	case kindSetRole:
 		m := s.members[e.subject]
 		m.Role = e.role
