@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +40,8 @@ func labpeer(t *testing.T) string {
 	b.once.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			b.err = fmt.Errorf("natlab: the go tool is not on PATH: %w", err)
+			return
 		}
 		if b.dir, b.err = os.MkdirTemp("", "natlab-labpeer-"); b.err != nil {
 			return
