@@ -55,7 +55,10 @@
 //	6 conflict          the log cannot be merged with the relay's copy
 //	7 busy              too many proofs in progress; retry later
 //
-// Unknown statuses are refusals. Authenticate is the client side.
+// A uvarint is an unsigned varint (LEB128, as multiformats'
+// unsigned-varint) in its minimal encoding; decoders reject longer ones, so
+// each message has exactly one encoding. Unknown statuses are refusals.
+// Authenticate is the client side.
 //
 // Version history:
 //

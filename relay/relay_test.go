@@ -21,8 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshwork/meshwork/identity"
@@ -530,11 +530,11 @@ func TestMetricsEndpoint(t *testing.T) {
 		"meshrelay_relay_up": 1,
 		`meshrelay_reservation_requests_total{status="ok"}`:                1,
 		`meshrelay_reservation_requests_total{status="permission_denied"}`: 1,
-		`meshrelay_reservations_opened_total{kind="new"}`:                   1,
-		"meshrelay_reservations_active":                                     1,
-		`meshrelay_auth_requests_total{status="not_member"}`:                1,
-		`meshrelay_auth_requests_total{status="ok"}`:                        1,
-		"meshrelay_authorised_peers":                                        1,
+		`meshrelay_reservations_opened_total{kind="new"}`:                  1,
+		"meshrelay_reservations_active":                                    1,
+		`meshrelay_auth_requests_total{status="not_member"}`:               1,
+		`meshrelay_auth_requests_total{status="ok"}`:                       1,
+		"meshrelay_authorised_peers":                                       1,
 	} {
 		if got := metricValue(t, body, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)

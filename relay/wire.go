@@ -91,9 +91,9 @@ func appendRequest(dst, encodedLog []byte) []byte {
 // readRequest reads one request and returns the encoded log it carries.
 // A zero-length log, a length above maxLog, or a short body is an error.
 func readRequest(r *bufio.Reader, maxLog int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	n, err := readUvarint(r)
 	if err != nil {
-		return nil, fmt.Errorf("read request length: %w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("read request length: %w", err)
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("read request: %w: empty log", ErrMalformed)
@@ -129,9 +129,9 @@ func readResponse(r *bufio.Reader) (Status, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("read response status: %w: %w", ErrMalformed, err)
 	}
-	n, err := binary.ReadUvarint(r)
+	n, err := readUvarint(r)
 	if err != nil {
-		return 0, "", fmt.Errorf("read response length: %w: %w", ErrMalformed, err)
+		return 0, "", fmt.Errorf("read response length: %w", err)
 	}
 	if n > maxMessageLen {
 		return 0, "", fmt.Errorf("read response: %w: message of %d bytes, limit %d", ErrMalformed, n, maxMessageLen)
@@ -144,4 +144,30 @@ func readResponse(r *bufio.Reader) (Status, string, error) {
 		return 0, "", fmt.Errorf("read response: %w: message is not UTF-8", ErrMalformed)
 	}
 	return Status(b), string(msg), nil
+}
+
+// readUvarint reads an unsigned varint in its minimal encoding (as
+// multiformats' unsigned-varint requires), so that every value has exactly
+// one encoding.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var n uint64
+	for i := 0; ; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		if i == 9 && b > 1 {
+			return 0, fmt.Errorf("%w: varint overflows 64 bits", ErrMalformed)
+		}
+		n |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			if b == 0 && i > 0 {
+				return 0, fmt.Errorf("%w: varint not minimally encoded", ErrMalformed)
+			}
+			return n, nil
+		}
+	}
 }
