@@ -186,6 +186,8 @@ func serve(ctx context.Context, cmd *cobra.Command, fl *flags, stderr io.Writer)
 	if err != nil {
 		return hint(err, "mesh IDs start with \"mesh\", device IDs with \"12D3KooW\"; addresses are multiaddrs like /ip4/0.0.0.0/tcp/4001")
 	}
+	logger.Debug("relay settings", "state", fl.state, "listen", cfg.ListenAddrs, "announce", cfg.AnnounceAddrs,
+		"limits", fmt.Sprintf("%+v", cfg.Limits), "resource_memory", cfg.ResourceMemory, "resource_fds", cfg.ResourceFDs)
 	if !cfg.Open && len(cfg.AllowMeshes) == 0 && len(cfg.AllowDevices) == 0 {
 		logger.Warn("no peer may reserve: pass --allow-mesh, --allow-device or --open; serving DHT and AutoNAT only")
 	}
