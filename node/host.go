@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"syscall"
 
@@ -91,28 +92,49 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrIn
 	return h, nil
 }
 
-// listenWithFallback tries the default port and falls back to an
-// OS-chosen one when 4001 is taken.
+// listenWithFallback listens where configured, or by default on port
+// 4001 (TCP and UDP, IPv4 and IPv6) — unless that port is taken, then on an
+// OS-chosen port. go-libp2p starts as long as one listener works, so the
+// port is probed here first rather than judged from libp2p's error.
 func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrInfo) (host.Host, bool, error) {
-	if len(listen) > 0 {
-		h, err := newHost(key, listen, g, relays)
-		if err != nil {
-			return nil, false, fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
+	fellBack := false
+	if len(listen) == 0 {
+		port := DefaultPort
+		if portTaken(DefaultPort) {
+			port, fellBack = 0, true
 		}
-		return h, false, nil
+		listen = DefaultListenAddrs(port)
 	}
-	h, err := newHost(key, DefaultListenAddrs(DefaultPort), g, relays)
-	if err == nil {
-		return h, false, nil
-	}
-	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
-		return nil, false, fmt.Errorf("listen on port %d: %w", DefaultPort, err)
-	}
-	h, err = newHost(key, DefaultListenAddrs(0), g, relays)
+	h, err := newHost(key, listen, g, relays)
 	if err != nil {
-		return nil, false, fmt.Errorf("listen on an OS-chosen port: %w", err)
+		return nil, false, fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
 	}
-	return h, true, nil
+	return h, fellBack, nil
+}
+
+// portTaken reports whether TCP or UDP port is in use on any address
+// family this machine has.
+func portTaken(port int) bool {
+	inUse := func(err error) bool { return err != nil && errors.Is(err, syscall.EADDRINUSE) }
+	for _, nw := range []string{"tcp4", "tcp6"} {
+		ln, err := net.Listen(nw, fmt.Sprintf(":%d", port))
+		if inUse(err) {
+			return true
+		}
+		if err == nil {
+			ln.Close()
+		}
+	}
+	for _, nw := range []string{"udp4", "udp6"} {
+		pc, err := net.ListenPacket(nw, fmt.Sprintf(":%d", port))
+		if inUse(err) {
+			return true
+		}
+		if err == nil {
+			pc.Close()
+		}
+	}
+	return false
 }
 
 // isRelayed reports whether a connection's remote address goes through a

@@ -225,6 +225,7 @@ func (n *Node) pushLoop(ctx context.Context) {
 			if !n.IsMember(p) {
 				continue
 			}
+			n.saveAddrs(p) // a member identified before it (or we) joined
 			wg.Add(1)
 			go func(p peer.ID) {
 				defer wg.Done()

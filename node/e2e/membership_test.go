@@ -3,6 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +244,61 @@ func addrInfo(t *testing.T, d *daemon) peer.AddrInfo {
 		ai.Addrs = append(ai.Addrs, a)
 	}
 	return ai
+}
+
+// TestRestartRedials: members' addresses are persisted, so a restarted
+// daemon (on new ports) finds the others again by itself, and membership
+// survives the restart.
+func TestRestartRedials(t *testing.T) {
+	a, b := startDaemon(t, "a"), startDaemon(t, "b")
+	a.mesh("init", "--name", "alpha")
+	b.mesh("join", a.invite(), "--name", "bravo")
+	idA, idB := a.status().DeviceID, b.status().DeviceID
+	waitFor(t, 15*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
+
+	b.stop()
+	waitFor(t, 10*time.Second, "a to see b offline", func() bool { return !a.online(idB) })
+	b.start()
+	if st := b.status(); st.MeshID == nil || st.Name == nil || *st.Name != "bravo" {
+		t.Fatalf("b lost its membership across the restart: %+v", st)
+	}
+	waitFor(t, 15*time.Second, "restarted b to redial a", func() bool { return b.online(idA) && a.online(idB) })
+}
+
+// TestDefaultPortFallback: with port 4001 taken, meshd listens on an
+// OS-chosen port and says so.
+func TestDefaultPortFallback(t *testing.T) {
+	ln, err := net.Listen("tcp", "0.0.0.0:4001")
+	if err != nil {
+		t.Skipf("port 4001 is already in use by something else: %v", err)
+	}
+	defer ln.Close()
+	home := t.TempDir()
+	d := &daemon{t: t, name: "fallback", home: home}
+	logf, err := os.Create(filepath.Join(home, "out.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "meshd"), "--home", home, "--no-mdns")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd, d.logf, d.done = cmd, logf, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	waitFor(t, 15*time.Second, "meshd control API", func() bool { _, _, err := d.run("status"); return err == nil })
+	st := d.status()
+	for _, a := range st.ListenAddrs {
+		if strings.Contains(a, "/tcp/4001") {
+			t.Fatalf("listens on the taken port: %v", st.ListenAddrs)
+		}
+	}
+	if len(st.ListenAddrs) == 0 {
+		t.Fatal("no listen addresses reported")
+	}
+	b, _ := os.ReadFile(filepath.Join(home, "out.log"))
+	if !strings.Contains(string(b), "port in use, listening on an OS-chosen port") {
+		t.Fatalf("fallback not reported in the log:\n%s", b)
+	}
 }
