@@ -125,16 +125,6 @@ func hasPrefix(txn *badger.Txn, p []byte) (bool, error) {
 	return it.ValidForPrefix(p), nil
 }
 
-// keysWithPrefix returns copies of all keys under p.
-func keysWithPrefix(txn *badger.Txn, p []byte) [][]byte {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
-	defer it.Close()
-	var ks [][]byte
-	for it.Seek(p); it.ValidForPrefix(p); it.Next() {
-		ks = append(ks, it.Item().KeyCopy(nil))
-	}
-	return ks
-}
 
 func (s *Store) chunkPath(id blobs.ChunkID) string {
 	h := hex.EncodeToString(id[:])

@@ -292,7 +292,8 @@ func (p *peerState) adapt(rtt time.Duration, size uint32) {
 
 func (f *fetch) runPeer(p *peerState) {
 	ctx := f.ctx
-	st, err := f.s.host.NewStream(ctx, p.id, ProtocolID)
+	// Relayed connections are allowed; the daemon raises the relay limits.
+	st, err := f.s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p.id, ProtocolID)
 	if err != nil {
 		f.mu.Lock()
 		f.kill(p, fmt.Errorf("open stream: %w", err))
@@ -622,7 +623,7 @@ func (s *Service) FetchManifest(ctx context.Context, ref blobs.BlobRef, peers []
 }
 
 func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p peer.ID) (blobs.Manifest, error) {
-	st, err := s.host.NewStream(ctx, p, ProtocolID)
+	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p, ProtocolID)
 	if err != nil {
 		return blobs.Manifest{}, err
 	}

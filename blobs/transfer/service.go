@@ -31,7 +31,8 @@ var (
 // membership log. It must be fast and safe for concurrent use.
 type Authorizer interface {
 	// IsMember reports whether p is a current member of the mesh. A
-	// non-member's stream is refused before any request is read.
+	// non-member's stream is refused before any request is read. Both
+	// methods are asked on every request and must be fast.
 	IsMember(p peer.ID) bool
 	// CanRead reports whether p may read the blob (a file's content). A
 	// chunk is served only to a peer that may read a blob listing it.
@@ -191,17 +192,18 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	go func() { // unblock reads and writes when the service closes
-		<-ctx.Done()
-		st.Reset()
+	// Reset unblocks reads and writes when the service closes or the writer
+	// fails; a stream that ends normally is closed instead.
+	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
+	defer func() {
+		stopReset()
+		cancel()
 	}()
 
 	out := make(chan response, 2)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		defer cancel()
 		w := bufio.NewWriterSize(st, ioBufSize)
 		for r := range out {
 			_, err := w.Write(r.frame)
@@ -216,6 +218,7 @@ func (s *Service) handle(st network.Stream) {
 			}
 			if err != nil {
 				log.Debug("blob stream write failed", "err", err)
+				cancel()
 				for r := range out {
 					if r.buf != nil {
 						s.putBuf(r.buf)
@@ -245,18 +248,14 @@ func (s *Service) handle(st network.Stream) {
 			return false
 		}
 	}
-	canRead := make(map[blobs.BlobRef]bool)
+	// Asked per request, so a device revoked mid-stream is cut off.
 	allowed := func(ref blobs.BlobRef) bool {
-		ok, seen := canRead[ref]
-		if !seen {
-			ok = s.auth.CanRead(remote, ref)
-			canRead[ref] = ok
-			if !ok {
-				s.c.refused.Add(1)
-				log.Info("refusing blob", "blob", ref)
-			}
+		if s.auth.IsMember(remote) && s.auth.CanRead(remote, ref) {
+			return true
 		}
-		return ok
+		s.c.refused.Add(1)
+		log.Info("refusing blob request", "blob", ref)
+		return false
 	}
 	r := bufio.NewReaderSize(st, 64<<10)
 	reqBuf := make([]byte, frameHeader+4+blobRefLen+2+32*maxHaveIDs)

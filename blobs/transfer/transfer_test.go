@@ -140,7 +140,7 @@ func ids(ns ...*node) []peer.ID {
 }
 
 func TestFetchFromTwoPeers(t *testing.T) {
-	data := randBytes(1, 24<<20)
+	data := randBytes(1, 16<<20)
 	a, b, c := newNode(t, nil, nil), newNode(t, nil, nil), newNode(t, nil, nil)
 	m := a.seed(t, "f", data)
 	b.seed(t, "g", data)
@@ -262,7 +262,7 @@ func missing(t testing.TB, n *node, m blobs.Manifest) int {
 // TestResumeAfterCancel: a fetch cancelled at a random point and restarted
 // requests exactly the chunks not yet verified.
 func TestResumeAfterCancel(t *testing.T) {
-	data := randBytes(3, 32<<20)
+	data := randBytes(3, 16<<20)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -315,7 +315,7 @@ func (s *killStore) Put(ctx context.Context, id blobs.ChunkID, data []byte) erro
 // closed); the fetch fails, and a restart from another peer fetches only the
 // rest.
 func TestResumeAfterPeerDies(t *testing.T) {
-	data := randBytes(4, 24<<20)
+	data := randBytes(4, 16<<20)
 	a, b := newNode(t, nil, nil), newNode(t, nil, nil)
 	ks := &killStore{kill: func() { a.svc.Close(); a.h.Close() }}
 	c := newNode(t, nil, func(s Store) Store { ks.Store = s; return ks })
@@ -343,7 +343,7 @@ func TestResumeAfterPeerDies(t *testing.T) {
 // TestPeerDiesMidwaySwarm: with two peers, one dying mid-way does not fail
 // the fetch.
 func TestPeerDiesMidwaySwarm(t *testing.T) {
-	data := randBytes(5, 24<<20)
+	data := randBytes(5, 16<<20)
 	a, b := newNode(t, nil, nil), newNode(t, nil, nil)
 	ks := &killStore{kill: func() { a.h.Close() }}
 	c := newNode(t, nil, func(s Store) Store { ks.Store = s; return ks })
