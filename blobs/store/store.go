@@ -125,7 +125,6 @@ func hasPrefix(txn *badger.Txn, p []byte) (bool, error) {
 	return it.ValidForPrefix(p), nil
 }
 
-
 func (s *Store) chunkPath(id blobs.ChunkID) string {
 	h := hex.EncodeToString(id[:])
 	return filepath.Join(s.dir, h[:2], h)
