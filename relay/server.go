@@ -269,9 +269,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"open", s.cfg.Open,
 		"allowed_meshes", len(s.cfg.AllowMeshes),
 		"allowed_devices", len(s.cfg.AllowDevices),
-		"limit_data", s.cfg.Limits.Data,
-		"limit_duration", s.cfg.Limits.Duration,
-		"metrics", s.MetricsAddr(),
+		"limit_data", ByteSize(s.cfg.Limits.Data).String(),
+		"limit_duration", s.cfg.Limits.Duration.String(),
+		"metrics", metricsURL(s.MetricsAddr()),
 	)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -310,6 +310,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.logger.Info("relay stopped")
 	return err
+}
+
+func metricsURL(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return "http://" + a.String() + "/metrics"
 }
 
 // errStop cancels Run's group when it is asked to stop.
