@@ -1,0 +1,522 @@
+package exchange
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// Bounds on what one session may make the receiver hold.
+const (
+	maxSessionHeads    = 1 << 16 // announced objects
+	maxSessionRequests = 1 << 16 // requests
+	maxSessionSummary  = 1 << 21 // summary entries of one request
+)
+
+// session is one stream: four half-duplex phases (see doc.go). Only one
+// side writes at a time.
+type session struct {
+	e    *Engine
+	peer peer.ID
+	dev  syncproto.DeviceID
+	st   network.Stream
+	r    *bufio.Reader
+	w    *bufio.Writer
+	log  *slog.Logger
+
+	// Read from the peer.
+	heads     []head
+	reply     bool
+	pending   map[syncproto.ObjectID]*request // requests with More set
+	requests  []*request                      // complete, in arrival order
+	requested map[syncproto.ObjectID]bool     // objects of pending and requests
+
+	// What this side asked for.
+	asked map[syncproto.ObjectID]*asked
+}
+
+type asked struct {
+	full    bool // a full reconciliation: the cursor may go back
+	stopped bool // a change was refused for now (clock skew): ignore the rest
+}
+
+func (e *Engine) newSession(p peer.ID, st network.Stream) *session {
+	return &session{
+		e:         e,
+		peer:      p,
+		dev:       syncproto.DeviceID(p.String()),
+		st:        st,
+		r:         bufio.NewReaderSize(st, 64<<10),
+		w:         bufio.NewWriterSize(st, 64<<10),
+		log:       e.log.With("peer", p.ShortString()),
+		pending:   make(map[syncproto.ObjectID]*request),
+		requested: make(map[syncproto.ObjectID]bool),
+		asked:     make(map[syncproto.ObjectID]*asked),
+	}
+}
+
+// initiate runs a session with p as its initiator: it announces ids (those
+// of them shared with p) and, when reply is set, asks p to announce its
+// own objects.
+func (e *Engine) initiate(ctx context.Context, p peer.ID, ids []syncproto.ObjectID, reply bool) error {
+	heads := e.heads(p, ids)
+	if len(heads) == 0 && !reply {
+		return nil
+	}
+	e.c.sessionsStarted.Add(1)
+	st, err := e.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork sync"), p, ProtocolID)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	s := e.newSession(p, st)
+	err = s.initiate(heads, reply)
+	s.finish(err)
+	return err
+}
+
+func (s *session) initiate(heads []head, reply bool) error {
+	// Phase 1: ANNOUNCE* END.
+	if err := s.writeAnnounce(heads, reply); err != nil {
+		return err
+	}
+	if err := s.end(); err != nil {
+		return err
+	}
+	// Phase 2: the responder's REQUEST* and, if asked, ANNOUNCE*.
+	if err := s.readPhase(msgRequest, msgAnnounce); err != nil {
+		return err
+	}
+	// Phase 3: CHANGES for its requests, then REQUEST* for what it announced.
+	if err := s.serve(); err != nil {
+		return err
+	}
+	if err := s.writeRequests(); err != nil {
+		return err
+	}
+	if err := s.end(); err != nil {
+		return err
+	}
+	// Phase 4: CHANGES for those requests.
+	return s.readPhase(msgChanges)
+}
+
+// handle serves a stream opened by a peer: the responder's side.
+func (e *Engine) handle(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	if !e.cfg.Members.IsMember(p) {
+		e.c.streamsRefused.Add(1)
+		e.log.Info("refused sync stream from non-member", "peer", p.ShortString())
+		st.Reset()
+		return
+	}
+	if !e.track() {
+		st.Reset()
+		return
+	}
+	defer e.wg.Done()
+	e.c.sessionsServed.Add(1)
+	stop := context.AfterFunc(e.ctx, func() { st.Reset() })
+	defer stop()
+	s := e.newSession(p, st)
+	s.finish(s.respond())
+}
+
+func (s *session) respond() error {
+	if err := s.readPhase(msgAnnounce); err != nil {
+		return err
+	}
+	if err := s.writeRequests(); err != nil {
+		return err
+	}
+	if s.reply {
+		if err := s.writeAnnounce(s.e.heads(s.peer, s.e.sharedWith(s.peer)), false); err != nil {
+			return err
+		}
+	}
+	if err := s.end(); err != nil {
+		return err
+	}
+	if err := s.readPhase(msgChanges, msgRequest); err != nil {
+		return err
+	}
+	if err := s.serve(); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// finish closes the stream after a session, or reports a failure: a
+// protocol violation gets an ERROR frame before the reset.
+func (s *session) finish(err error) {
+	if err == nil {
+		s.st.Close()
+		return
+	}
+	s.log.Debug("sync session failed", "err", err)
+	if errors.Is(err, errFrame) || errors.Is(err, ErrProtocol) {
+		_ = s.write(msgError, errorMsg{Code: codeBadRequest, Text: truncate(err.Error(), maxErrorText)}.encode())
+		_ = s.flush()
+	}
+	s.st.Reset()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func (s *session) write(typ byte, payload []byte) error {
+	s.st.SetWriteDeadline(time.Now().Add(s.e.cfg.IOTimeout))
+	return writeFrame(s.w, typ, payload)
+}
+
+func (s *session) flush() error {
+	s.st.SetWriteDeadline(time.Now().Add(s.e.cfg.IOTimeout))
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// end writes END and flushes: the end of this side's phase.
+func (s *session) end() error {
+	if err := s.write(msgEnd, nil); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// heads returns the announce heads of the objects among ids that p is a
+// member of, in ID order.
+func (e *Engine) heads(p peer.ID, ids []syncproto.ObjectID) []head {
+	d := syncproto.DeviceID(p.String())
+	var out []head
+	for _, id := range ids {
+		r := e.replica(id)
+		if r == nil || r.obj.Role(d) == syncproto.RoleNone {
+			continue
+		}
+		out = append(out, head{Object: id, Epoch: r.obj.Epoch(), Head: r.obj.Head()})
+	}
+	slices.SortFunc(out, func(a, b head) int { return strings.Compare(string(a.Object), string(b.Object)) })
+	return out
+}
+
+func (s *session) writeAnnounce(heads []head, reply bool) error {
+	for first := true; first || len(heads) > 0; first = false {
+		n := min(len(heads), maxAnnounceHeads)
+		a := announce{Reply: reply, Heads: heads[:n]}
+		heads = heads[n:]
+		if err := s.write(msgAnnounce, a.encode()); err != nil {
+			return err
+		}
+		s.e.c.announcesSent.Add(1)
+	}
+	return nil
+}
+
+// readPhase reads the peer's frames up to END, accepting the given types.
+func (s *session) readPhase(allowed ...byte) error {
+	for {
+		s.st.SetReadDeadline(time.Now().Add(s.e.cfg.IOTimeout))
+		typ, p, err := readFrame(s.r)
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case msgEnd:
+			if len(s.pending) > 0 {
+				return fmt.Errorf("phase ended inside a request summary: %w", ErrProtocol)
+			}
+			return nil
+		case msgError:
+			m, err := decodeError(p)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("peer error %d: %q: %w", m.Code, m.Text, ErrRefused)
+		}
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == typ
+		}
+		if !ok {
+			return fmt.Errorf("unexpected message %#x: %w", typ, ErrProtocol)
+		}
+		switch typ {
+		case msgAnnounce:
+			a, err := decodeAnnounce(p)
+			if err != nil {
+				return err
+			}
+			if len(s.heads)+len(a.Heads) > maxSessionHeads {
+				return fmt.Errorf("more than %d objects announced: %w", maxSessionHeads, ErrProtocol)
+			}
+			s.reply = s.reply || a.Reply
+			s.heads = append(s.heads, a.Heads...)
+		case msgRequest:
+			q, err := decodeRequest(p)
+			if err != nil {
+				return err
+			}
+			if err := s.addRequest(q); err != nil {
+				return err
+			}
+		case msgChanges:
+			c, err := syncproto.DecodeChanges(p)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errFrame, err)
+			}
+			if err := s.apply(c); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *session) addRequest(q request) error {
+	if pend := s.pending[q.Object]; pend != nil {
+		if len(pend.Summary)+len(q.Summary) > maxSessionSummary {
+			return fmt.Errorf("request of %q: summary over %d items: %w", q.Object, maxSessionSummary, ErrProtocol)
+		}
+		if q.Cursor != pend.Cursor {
+			return fmt.Errorf("request of %q: cursor changed inside a summary: %w", q.Object, ErrProtocol)
+		}
+		if len(q.Summary) > 0 && len(pend.Summary) > 0 && q.Summary[0].Item <= pend.Summary[len(pend.Summary)-1].Item {
+			return fmt.Errorf("request of %q: summary out of order: %w", q.Object, ErrProtocol)
+		}
+		pend.Summary = append(pend.Summary, q.Summary...)
+		pend.More = q.More
+	} else {
+		if s.requested[q.Object] {
+			return fmt.Errorf("request of %q twice: %w", q.Object, ErrProtocol)
+		}
+		if len(s.requested) >= maxSessionRequests {
+			return fmt.Errorf("more than %d requests: %w", maxSessionRequests, ErrProtocol)
+		}
+		s.requested[q.Object] = true
+		c := q
+		s.pending[q.Object] = &c
+	}
+	if pend := s.pending[q.Object]; !pend.More {
+		delete(s.pending, q.Object)
+		s.requests = append(s.requests, pend)
+	}
+	return nil
+}
+
+func digestOf(enc []byte) digest {
+	sum := sha256.Sum256(enc)
+	return digest(sum[:digestLen])
+}
+
+// writeRequests asks for the changes of the objects the peer announced
+// that this side lacks. Changes are taken only from peers that may write to
+// the object: a reader's announcements are ignored (and a replica refuses
+// versions authored by readers, whoever relays them). A cursor of another
+// epoch than the announced one, or beyond the announced head, means the
+// peer's log was lost or rolled back: the request is then a full
+// reconciliation (zero cursor) carrying a summary of the items held, so
+// that only the items that differ travel.
+func (s *session) writeRequests() error {
+	for _, h := range s.heads {
+		if s.asked[h.Object] != nil {
+			continue
+		}
+		r := s.e.replica(h.Object)
+		if r == nil {
+			s.log.Debug("announced object not held here", "object", h.Object)
+			continue
+		}
+		if !r.obj.CanWrite(s.dev) {
+			s.log.Debug("not taking changes from a peer that may not write", "object", h.Object, "role", r.obj.Role(s.dev))
+			continue
+		}
+		cur := r.obj.Cursor(s.dev)
+		if cur.Epoch == h.Epoch && cur.Seq == h.Head {
+			continue
+		}
+		q := request{Object: h.Object}
+		full := cur.Epoch != h.Epoch || cur.Seq > h.Head
+		if !full {
+			q.Cursor = cur
+		} else if h.Head > 0 {
+			q.Summary = summary(r.obj)
+		}
+		s.asked[h.Object] = &asked{full: full}
+		if full {
+			s.log.Debug("full reconciliation", "object", h.Object, "cursor", cur, "announced_epoch", h.Epoch, "announced_head", h.Head)
+			s.e.c.fullRequestsSent.Add(1)
+		}
+		s.e.c.requestsSent.Add(1)
+		sum := q.Summary
+		for first := true; first || len(sum) > 0; first = false {
+			n := min(len(sum), maxSummary)
+			q.Summary, sum = sum[:n], sum[n:]
+			q.More = len(sum) > 0
+			if err := s.write(msgRequest, q.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// summary lists the digests of the items of o, in ID order.
+func summary(o *syncproto.Object) []summaryEntry {
+	items := o.Items()
+	out := make([]summaryEntry, len(items))
+	for i, it := range items {
+		out[i] = summaryEntry{Item: it.Sync.ID, Digest: digestOf(syncproto.EncodeItem(it))}
+	}
+	return out
+}
+
+// serve answers the peer's requests with CHANGES frames. Each frame is a
+// syncproto.Changes whose Head is the sequence of its last change (the
+// last frame: the log's head), so the peer's cursor advances frame by
+// frame. Objects the peer is not a member of are skipped.
+func (s *session) serve() error {
+	for _, q := range s.requests {
+		if err := s.serveOne(q); err != nil {
+			return err
+		}
+	}
+	s.requests = nil
+	return nil
+}
+
+func (s *session) serveOne(q *request) error {
+	r := s.e.replica(q.Object)
+	if r == nil || r.obj.Role(s.dev) == syncproto.RoleNone {
+		s.log.Debug("request for an object not shared with the peer", "object", q.Object)
+		return nil
+	}
+	s.e.c.requestsServed.Add(1)
+	c, err := r.obj.ChangesSince(q.Cursor)
+	if errors.Is(err, syncproto.ErrEpochMismatch) {
+		c, err = r.obj.ChangesSince(syncproto.Cursor{})
+	}
+	if err != nil {
+		return fmt.Errorf("serve %q since %v: %w", q.Object, q.Cursor, err)
+	}
+	have := make(map[syncproto.ItemID]digest, len(q.Summary))
+	for _, e := range q.Summary {
+		have[e.Item] = e.Digest
+	}
+	var chunk []syncproto.Change
+	size := 0
+	flush := func(head uint64) error {
+		b := syncproto.EncodeChanges(syncproto.Changes{Object: c.Object, Epoch: c.Epoch, Head: head, Changes: chunk})
+		if err := s.write(msgChanges, b); err != nil {
+			return err
+		}
+		s.e.c.changesSent.Add(int64(len(chunk)))
+		chunk, size = nil, 0
+		return nil
+	}
+	limit := MaxFrameSize - 64 - len(c.Object)
+	for _, ch := range c.Changes {
+		enc := syncproto.EncodeItem(ch.Item)
+		if d, ok := have[ch.Item.Sync.ID]; ok && d == digestOf(enc) {
+			continue
+		}
+		n := len(enc) + 10
+		if n > limit {
+			// Cannot be sent in this version: stop before it, so the
+			// peer's cursor never passes it.
+			s.log.Error("item too large to send", "object", q.Object, "item", ch.Item.Sync.ID, "bytes", n)
+			return flush(ch.Seq - 1)
+		}
+		if size+n > changesTarget && len(chunk) > 0 {
+			if err := flush(chunk[len(chunk)-1].Seq); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, ch)
+		size += n
+	}
+	return flush(c.Head)
+}
+
+// apply applies a CHANGES frame to the replica, advances the cursor of the
+// peer's log, persists, pushes what changed to the other peers (and back
+// to this one when the merge made something it does not hold) and calls
+// OnChange.
+func (s *session) apply(c syncproto.Changes) error {
+	a := s.asked[c.Object]
+	if a == nil {
+		return fmt.Errorf("changes of %q not asked for: %w", c.Object, ErrProtocol)
+	}
+	if a.stopped {
+		return nil
+	}
+	r := s.e.replica(c.Object)
+	if r == nil {
+		return nil
+	}
+	s.e.c.changesReceived.Add(int64(len(c.Changes)))
+	r.mu.Lock()
+	var changed []syncproto.Item
+	echo := false
+	seq := c.Head
+	for _, ch := range c.Changes {
+		ok, res, err := r.obj.Apply(ch.Item)
+		if err != nil {
+			s.e.c.itemsRefused.Add(1)
+			s.log.Info("change refused", "object", c.Object, "item", ch.Item.Sync.ID, "err", err)
+			if errors.Is(err, syncproto.ErrClockSkew) {
+				// Ask for it again next time.
+				seq, a.stopped = ch.Seq-1, true
+				break
+			}
+			continue
+		}
+		if ok {
+			changed = append(changed, res)
+			echo = echo || !res.Equal(ch.Item)
+		}
+	}
+	next := syncproto.Cursor{Epoch: c.Epoch, Seq: seq}
+	cur := r.obj.Cursor(s.dev)
+	moved := next != cur && (a.full || cur.Epoch != next.Epoch || next.Seq > cur.Seq)
+	if moved {
+		r.obj.SetCursor(s.dev, next)
+	}
+	var err error
+	if moved || len(changed) > 0 {
+		err = s.e.save(r)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	s.e.c.itemsChanged.Add(int64(len(changed)))
+	skip := s.peer
+	if echo {
+		skip = ""
+	}
+	s.e.markDirty(c.Object, skip)
+	if f := s.e.cfg.OnChange; f != nil {
+		f(c.Object, changed)
+	}
+	return nil
+}
