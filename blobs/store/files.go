@@ -119,31 +119,43 @@ func (s *Store) recordFile(ctx context.Context, abs string, rec fileRecord, m bl
 		if err := s.forgetFile(txn, abs); err != nil {
 			return err
 		}
-		if err := s.addBlob(txn, rec.blob, m); err != nil {
-			return err
-		}
-		p := []byte(abs)
-		if err := txn.Set(s.key(kFile, p), rec.encode()); err != nil {
-			return err
-		}
-		if err := txn.Set(s.key(kRetain, rec.blob.Hash[:], p), nil); err != nil {
-			return err
-		}
-		var off int64
-		seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
-		for _, c := range m.Chunks {
-			if !seen[c.ID] {
-				seen[c.ID] = true
-				v := binary.BigEndian.AppendUint64(nil, uint64(off))
-				v = binary.BigEndian.AppendUint32(v, c.Size)
-				if err := txn.Set(s.key(kLoc, c.ID[:], p), v); err != nil {
-					return err
-				}
-			}
-			off += int64(c.Size)
-		}
-		return nil
+		return s.recordFileTxn(txn, abs, rec, m, true)
 	})
+}
+
+// recordFileTxn writes the record of the file at abs (which must have been
+// forgotten first) and, if locs, the locations of all of m's chunks in it.
+func (s *Store) recordFileTxn(txn *badger.Txn, abs string, rec fileRecord, m blobs.Manifest, locs bool) error {
+	if err := s.addBlob(txn, rec.blob, m); err != nil {
+		return err
+	}
+	p := []byte(abs)
+	if err := txn.Set(s.key(kFile, p), rec.encode()); err != nil {
+		return err
+	}
+	if err := txn.Set(s.key(kRetain, rec.blob.Hash[:], p), nil); err != nil {
+		return err
+	}
+	if !locs {
+		return nil
+	}
+	var off int64
+	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
+	for _, c := range m.Chunks {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			if err := txn.Set(s.key(kLoc, c.ID[:], p), locValue(off, c.Size)); err != nil {
+				return err
+			}
+		}
+		off += int64(c.Size)
+	}
+	return nil
+}
+
+func locValue(off int64, size uint32) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 12), uint64(off))
+	return binary.BigEndian.AppendUint32(v, size)
 }
 
 // forgetFile removes the record and chunk locations of the file at abs and

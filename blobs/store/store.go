@@ -96,10 +96,12 @@ func (s *Store) key(space byte, parts ...[]byte) []byte {
 	return k
 }
 
-// update runs fn in a read-write transaction, retrying on conflicts.
+// update runs fn in a read-write transaction, retrying on conflicts until
+// ctx is done. The first attempt runs even if ctx is done, so that a chunk
+// already written is indexed.
 func (s *Store) update(ctx context.Context, fn func(*badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil && attempt > 0 {
 			return err
 		}
 		err := s.db.Update(fn)

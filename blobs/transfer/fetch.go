@@ -35,6 +35,21 @@ type request struct {
 	sentAt time.Time
 }
 
+// putJob is a received chunk waiting to be verified and stored.
+type putJob struct {
+	p     *peerState
+	reqID uint32
+	req   request
+	ref   blobs.ChunkRef
+	recv  time.Time // when the answer was read off the stream
+	data  []byte
+	buf   *[]byte
+}
+
+// putWorkers verify and write received chunks concurrently with reading
+// the network.
+const putWorkers = 2
+
 type peerState struct {
 	id       peer.ID
 	log      *slog.Logger
@@ -54,6 +69,7 @@ type peerState struct {
 
 type fetch struct {
 	s        *Service
+	sink     Sink
 	ctx      context.Context
 	blob     blobs.BlobRef
 	progress func(blobs.Progress)
@@ -67,6 +83,8 @@ type fetch struct {
 	err       error
 	finished  chan struct{}
 	ended     bool
+
+	jobs chan putJob // verified-write work for the put workers
 
 	pmu       sync.Mutex // serialises progress callbacks
 	lastRep   time.Time
@@ -91,6 +109,34 @@ type fetch struct {
 // never concurrently. Fetch returns ErrUnavailable (wrapped) if some chunks
 // could not be had from any peer.
 func (s *Service) Fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, progress func(blobs.Progress)) error {
+	return s.fetch(ctx, m, peers, nil, progress)
+}
+
+// Sink receives fetched chunks; *store.Partial is one. Put must verify that
+// data hashes to id before writing anything, returning an error wrapping
+// blobs.ErrMismatch if not, and must make Store.Has report the chunk once it
+// returns nil.
+type Sink interface {
+	Put(ctx context.Context, id blobs.ChunkID, data []byte) error
+}
+
+// FetchInto is Fetch writing chunks into sink instead of the store's chunk
+// store, typically a *store.Partial so that the bytes land in the file being
+// materialised. It does not pin the blob: the sink retains it.
+//
+//	p, err := st.OpenPartial(ctx, m, target)
+//	...
+//	defer p.Close()
+//	if err := svc.FetchInto(ctx, m, peers, p, progress); err != nil { ... }
+//	err = p.Commit(ctx)
+func (s *Service) FetchInto(ctx context.Context, m blobs.Manifest, peers []peer.ID, sink Sink, progress func(blobs.Progress)) error {
+	if sink == nil {
+		return errors.New("fetch into: nil sink")
+	}
+	return s.fetch(ctx, m, peers, sink, progress)
+}
+
+func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, sink Sink, progress func(blobs.Progress)) error {
 	ref := m.Ref()
 	if err := m.Verify(ref); err != nil {
 		return fmt.Errorf("fetch: %w", err)
@@ -108,10 +154,13 @@ func (s *Service) Fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
-	if _, err := s.store.Pin(ctx, m); err != nil {
-		return fmt.Errorf("fetch %v: %w", ref, err)
+	if sink == nil {
+		if _, err := s.store.Pin(ctx, m); err != nil {
+			return fmt.Errorf("fetch %v: %w", ref, err)
+		}
+		sink = s.store
 	}
-	f := &fetch{s: s, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
+	f := &fetch{s: s, sink: sink, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
 	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
 	for _, c := range m.Chunks {
 		if seen[c.ID] {
@@ -152,6 +201,15 @@ func (s *Service) Fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	if len(f.peers) == 0 {
 		return fmt.Errorf("fetch %v: %d chunks and no peers: %w", ref, f.remaining, ErrUnavailable)
 	}
+	f.jobs = make(chan putJob, 2)
+	var workers sync.WaitGroup
+	for range putWorkers {
+		workers.Go(func() {
+			for j := range f.jobs {
+				f.put(j)
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for _, p := range f.peers {
 		wg.Go(func() { f.runPeer(p) })
@@ -162,6 +220,8 @@ func (s *Service) Fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	}
 	cancel()
 	wg.Wait()
+	close(f.jobs)
+	workers.Wait()
 	f.report(true)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -395,8 +455,12 @@ func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
 
 // readLoop handles p's responses until the stream fails or the fetch ends.
 func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
-	bufp := f.s.getBuf()
-	defer f.s.putBuf(bufp)
+	var bufp *[]byte
+	defer func() {
+		if bufp != nil {
+			f.s.putBuf(bufp)
+		}
+	}()
 	r := bufio.NewReaderSize(st, ioBufSize)
 	fail := func(err error) {
 		f.mu.Lock()
@@ -406,6 +470,9 @@ func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
 		f.mu.Unlock()
 	}
 	for {
+		if bufp == nil {
+			bufp = f.s.getBuf()
+		}
 		typ, payload, err := readFrame(r, *bufp)
 		if err != nil {
 			fail(fmt.Errorf("read: %w", err))
@@ -426,7 +493,11 @@ func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
 				return
 			}
 		case chunkResp:
-			if !f.onChunk(p, m) {
+			ok, took := f.onChunk(p, m, bufp)
+			if took {
+				bufp = nil
+			}
+			if !ok {
 				return
 			}
 		default:
@@ -492,49 +563,64 @@ func (f *fetch) onHave(p *peerState, m haveResp, nBatches int) bool {
 	return true
 }
 
-func (f *fetch) onChunk(p *peerState, m chunkResp) bool {
+// onChunk checks a chunk answer against its request and queues it for the
+// put workers, which then own bufp (took is true).
+func (f *fetch) onChunk(p *peerState, m chunkResp, bufp *[]byte) (ok, took bool) {
 	f.mu.Lock()
 	r, ok := p.inflight[m.ReqID]
 	if !ok {
 		f.kill(p, fmt.Errorf("chunk for unknown request %d", m.ReqID))
 		f.mu.Unlock()
-		return false
+		return false, false
 	}
 	c := f.chunks[r.idx]
 	if m.ID != c.ref.ID || len(m.Data) != int(c.ref.Size) {
 		f.s.c.badChunks.Add(1)
 		f.kill(p, fmt.Errorf("sent %v (%d bytes) for %v (%d bytes): %w", m.ID, len(m.Data), c.ref.ID, c.ref.Size, blobs.ErrMismatch))
 		f.mu.Unlock()
-		return false
+		return false, false
 	}
 	dup := c.done
 	f.mu.Unlock()
-
-	var err error
-	if !dup {
-		err = f.s.store.Put(f.ctx, c.ref.ID, m.Data) // verifies before writing
+	if dup {
+		f.put(putJob{p: p, reqID: m.ReqID, req: r, ref: c.ref, recv: time.Now()})
+		return true, false
 	}
+	f.jobs <- putJob{p: p, reqID: m.ReqID, req: r, ref: c.ref, recv: time.Now(), data: m.Data, buf: bufp}
+	return true, true
+}
 
+// put stores a received chunk (the store verifies it first) and updates the
+// fetch. Chunks received before a cancellation are still stored, so a
+// restart does not fetch them again.
+func (f *fetch) put(j putJob) {
+	p, c, r := j.p, j.ref, j.req
+	var err error
+	dup := j.data == nil
+	if !dup {
+		err = f.sink.Put(context.WithoutCancel(f.ctx), c.ID, j.data)
+		f.s.putBuf(j.buf)
+	}
 	f.mu.Lock()
 	if errors.Is(err, blobs.ErrMismatch) {
 		f.s.c.badChunks.Add(1)
-		f.kill(p, fmt.Errorf("chunk %v: %w", c.ref.ID, err))
+		f.kill(p, fmt.Errorf("chunk %v: %w", c.ID, err))
 		f.mu.Unlock()
-		return false
+		return
 	}
 	if err != nil {
 		if f.ctx.Err() == nil {
-			f.finish(fmt.Errorf("store chunk %v: %w", c.ref.ID, err))
+			f.finish(fmt.Errorf("store chunk %v: %w", c.ID, err))
 		}
 		f.mu.Unlock()
-		return false
+		return
 	}
 	st := &f.chunks[r.idx]
-	if _, still := p.inflight[m.ReqID]; still { // not requeued by kill meanwhile
-		delete(p.inflight, m.ReqID)
+	if _, still := p.inflight[j.reqID]; still { // not requeued by kill meanwhile
+		delete(p.inflight, j.reqID)
 		delete(p.asked, r.idx)
 		st.inflight--
-		p.adapt(time.Since(r.sentAt), c.ref.Size)
+		p.adapt(j.recv.Sub(r.sentAt), c.Size)
 	}
 	if dup || st.done {
 		f.s.c.duplicates.Add(1)
@@ -542,23 +628,21 @@ func (f *fetch) onChunk(p *peerState, m chunkResp) bool {
 		// Stored and verified: done, even if p died meanwhile.
 		st.done = true
 		f.remaining--
-		f.doneBytes += int64(c.ref.Size)
-		f.fetched += int64(c.ref.Size)
-		p.received += int64(c.ref.Size)
+		f.doneBytes += int64(c.Size)
+		f.fetched += int64(c.Size)
+		p.received += int64(c.Size)
 		f.s.c.chunksReceived.Add(1)
-		f.s.c.bytesReceived.Add(int64(c.ref.Size))
+		f.s.c.bytesReceived.Add(int64(c.Size))
 		if f.remaining == 0 {
 			f.finish(nil)
 		}
 	}
-	alive := !p.dead
 	select {
 	case p.poke <- struct{}{}:
 	default:
 	}
 	f.mu.Unlock()
 	f.report(false)
-	return alive
 }
 
 // report calls the progress callback (throttled unless final).

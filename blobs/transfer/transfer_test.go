@@ -235,15 +235,15 @@ func TestCorruptChunkRefetchedElsewhere(t *testing.T) {
 	c.checkMaterialize(t, m, data)
 }
 
-// cancelStore cancels a context after n successful Puts.
-type cancelStore struct {
-	Store
+// cancelSink cancels a context after n successful Puts.
+type cancelSink struct {
+	Sink
 	n      atomic.Int64
 	cancel func()
 }
 
-func (s *cancelStore) Put(ctx context.Context, id blobs.ChunkID, data []byte) error {
-	err := s.Store.Put(ctx, id, data)
+func (s *cancelSink) Put(ctx context.Context, id blobs.ChunkID, data []byte) error {
+	err := s.Sink.Put(ctx, id, data)
 	if err == nil && s.n.Add(-1) == 0 {
 		s.cancel()
 	}
@@ -259,31 +259,47 @@ func missing(t testing.TB, n *node, m blobs.Manifest) int {
 	return len(miss)
 }
 
-// TestResumeAfterCancel: a fetch cancelled at a random point and restarted
-// requests exactly the chunks not yet verified.
+// TestResumeAfterCancel: a fetch into a partial file, cancelled at a random
+// point and restarted (partial reopened, as after a daemon restart),
+// requests exactly the chunks not yet verified, then commits.
 func TestResumeAfterCancel(t *testing.T) {
+	ctx := context.Background()
 	data := randBytes(3, 16<<20)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cs := &cancelStore{cancel: cancel}
-	a := newNode(t, nil, nil)
-	c := newNode(t, nil, func(s Store) Store { cs.Store = s; return cs })
+	a, c := newNode(t, nil, nil), newNode(t, nil, nil)
 	m := a.seed(t, "f", data)
 	connect(t, c, a)
+	target := filepath.Join(c.dir, "target")
+
+	p, err := c.store.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := 1 + r.IntN(len(m.Chunks)-1)
+	cs := &cancelSink{Sink: p, cancel: cancel}
 	cs.n.Store(int64(stop))
-	err := c.svc.Fetch(ctx, m, ids(a), nil)
-	if !errors.Is(err, context.Canceled) {
+	if err := c.svc.FetchInto(cctx, m, ids(a), cs, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted fetch: %v", err)
 	}
+	p.Close()
 	left := missing(t, c, m)
 	first := c.svc.Stats()
 	t.Logf("cancelled after %d puts; %d of %d chunks left; %d requested", stop, left, len(m.Chunks), first.ChunksRequested)
 	if left == 0 || left > len(m.Chunks)-stop {
 		t.Fatalf("%d chunks left after %d verified of %d", left, stop, len(m.Chunks))
 	}
-	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
+	if err := p.Commit(ctx); err == nil {
+		t.Fatal("commit of an incomplete partial succeeded")
+	}
+
+	p, err = c.store.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := c.svc.FetchInto(ctx, m, ids(a), p, nil); err != nil {
 		t.Fatal(err)
 	}
 	second := c.svc.Stats()
@@ -293,7 +309,16 @@ func TestResumeAfterCancel(t *testing.T) {
 	if got := second.ChunksReceived - first.ChunksReceived; got != int64(left) {
 		t.Errorf("restart received %d chunks, want %d", got, left)
 	}
-	c.checkMaterialize(t, m, data)
+	if err := p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("committed content differs: %v", err)
+	}
+	if _, err := os.Stat(p.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("partial file left behind: %v", err)
+	}
 }
 
 // killStore closes a host after n Puts.

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/zeebo/blake3"
+
+	"github.com/meshwork/meshwork/blobs"
+)
+
+// Partial is a resumable download of one blob straight into a hidden file
+// beside its target (".meshwork-<blob>-<target>.partial"), so fetched bytes
+// are written once and never copied: Commit renames the file into place.
+// The index records the partial file as retaining the blob and as the
+// location of every chunk written to it, so Store.Has reports them, GC keeps
+// them, and a fetch restarted after a crash or cancellation (after
+// OpenPartial again) fetches only the rest.
+//
+// A Partial is safe for concurrent Put calls.
+type Partial struct {
+	s      *Store
+	m      blobs.Manifest
+	ref    blobs.BlobRef
+	target string
+	path   string
+	f      *os.File
+	offs   map[blobs.ChunkID][]int64 // every offset of each chunk in the blob
+
+	mu      sync.Mutex
+	closed  bool
+	written map[blobs.ChunkID]bool // verified and written through this Partial
+}
+
+// OpenPartial opens (or resumes) the partial file for materialising m at
+// target. Close it when done; Commit completes it; Abort deletes it.
+func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string) (*Partial, error) {
+	ref := m.Ref()
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return nil, fmt.Errorf("open partial %v for %s: %w", ref, target, err)
+	}
+	if err := m.Verify(ref); err != nil {
+		return nil, fmt.Errorf("open partial %v for %s: %w", ref, abs, err)
+	}
+	th := blake3.Sum256([]byte(filepath.Base(abs)))
+	path := filepath.Join(filepath.Dir(abs), fmt.Sprintf("%s%s-%s.partial", tmpPrefix, hex.EncodeToString(ref.Hash[:8]), hex.EncodeToString(th[:4])))
+	p := &Partial{s: s, m: m, ref: ref, target: abs, path: path,
+		offs: make(map[blobs.ChunkID][]int64, len(m.Chunks)), written: make(map[blobs.ChunkID]bool)}
+	var off int64
+	for _, c := range m.Chunks {
+		p.offs[c.ID] = append(p.offs[c.ID], off)
+		off += int64(c.Size)
+	}
+
+	rec, known, err := s.fileRecord(path)
+	if err != nil {
+		return nil, fmt.Errorf("open partial %s: %w", path, err)
+	}
+	f, ferr := os.OpenFile(path, os.O_RDWR, 0)
+	resume := known && rec.blob == ref && ferr == nil
+	if resume {
+		if fi, err := f.Stat(); err != nil || fi.Size() != ref.Size {
+			resume = false
+		}
+	}
+	if !resume {
+		if f != nil {
+			f.Close()
+		}
+		if known {
+			if err := s.RemoveFile(ctx, path); err != nil {
+				return nil, fmt.Errorf("open partial %s: %w", path, err)
+			}
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open partial %s: %w", path, err)
+		}
+		if err := f.Truncate(ref.Size); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("open partial %s: size %d: %w", path, ref.Size, err)
+		}
+		// mtime 0: the record never passes AddFile's unchanged-file check.
+		s.gcMu.RLock()
+		err = s.update(ctx, func(txn *badger.Txn) error {
+			return s.recordFileTxn(txn, path, fileRecord{blob: ref, fileSize: ref.Size}, m, false)
+		})
+		s.gcMu.RUnlock()
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("open partial %s: index: %w", path, err)
+		}
+	}
+	p.f = f
+	return p, nil
+}
+
+// Path returns the partial file's path.
+func (p *Partial) Path() string { return p.path }
+
+// Put verifies that data hashes to id, writes it at every offset where the
+// blob holds id, and records the location. Unknown chunks are refused.
+func (p *Partial) Put(ctx context.Context, id blobs.ChunkID, data []byte) error {
+	offs, ok := p.offs[id]
+	if !ok {
+		return fmt.Errorf("partial %s: chunk %v not in blob %v: %w", p.path, id, p.ref, ErrNotFound)
+	}
+	if got := blobs.SumChunk(data); got != id {
+		return fmt.Errorf("partial %s: chunk %v: data hashes to %v: %w", p.path, id, got, blobs.ErrMismatch)
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("partial %s: %w", p.path, os.ErrClosed)
+	}
+	for _, off := range offs {
+		if _, err := p.f.WriteAt(data, off); err != nil {
+			return fmt.Errorf("partial %s: write chunk %v at %d: %w", p.path, id, off, err)
+		}
+	}
+	p.s.gcMu.RLock()
+	defer p.s.gcMu.RUnlock()
+	if err := p.s.update(ctx, func(txn *badger.Txn) error {
+		return txn.Set(p.s.key(kLoc, id[:], []byte(p.path)), locValue(offs[0], uint32(len(data))))
+	}); err != nil {
+		return fmt.Errorf("partial %s: index chunk %v: %w", p.path, id, err)
+	}
+	p.mu.Lock()
+	p.written[id] = true
+	p.mu.Unlock()
+	return nil
+}
+
+// Commit completes the blob: chunks not yet in the partial file are copied
+// from other local locations (verified), every chunk of the file is read
+// back and verified, and the file is fsynced and renamed over the target,
+// which the index then records as the chunks' location. It returns
+// ErrMissing if chunks are neither in the file nor available locally (fetch
+// again, then Commit). It closes the Partial on success.
+func (p *Partial) Commit(ctx context.Context) error {
+	s := p.s
+	fail := func(err error) error { return fmt.Errorf("commit %v to %s: %w", p.ref, p.target, err) }
+	// Which chunks does the partial file already hold?
+	have := make(map[blobs.ChunkID]bool, len(p.offs))
+	if err := s.db.View(func(txn *badger.Txn) error {
+		for id := range p.offs {
+			ok, err := exists(txn, s.key(kLoc, id[:], []byte(p.path)))
+			if err != nil {
+				return err
+			}
+			have[id] = ok
+		}
+		return nil
+	}); err != nil {
+		return fail(err)
+	}
+	buf := make([]byte, blobs.MaxChunkSize)
+	for id := range p.offs {
+		if have[id] {
+			continue
+		}
+		data, err := s.Get(ctx, id, buf)
+		if errors.Is(err, ErrNotFound) {
+			return fail(fmt.Errorf("chunk %v: %w", id, ErrMissing))
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if err := p.Put(ctx, id, data); err != nil {
+			return fail(err)
+		}
+	}
+	// Read back and verify what this Partial did not write itself: chunks
+	// from an earlier session were not fsynced and may not have survived a
+	// crash, and the file lives in a user's folder.
+	var off int64
+	var bad int
+	p.mu.Lock()
+	written := maps.Clone(p.written)
+	p.mu.Unlock()
+	for _, c := range p.m.Chunks {
+		if written[c.ID] {
+			off += int64(c.Size)
+			continue
+		}
+		d := buf[:c.Size]
+		if _, err := p.f.ReadAt(d, off); err != nil && !errors.Is(err, io.EOF) {
+			return fail(err)
+		}
+		if blobs.SumChunk(d) != c.ID {
+			bad++
+			s.dropLocation(ctx, location{path: p.path, key: s.key(kLoc, c.ID[:], []byte(p.path))}, c.ID)
+		}
+		off += int64(c.Size)
+	}
+	if bad > 0 {
+		return fail(fmt.Errorf("%d chunks failed verification in %s: %w", bad, p.path, ErrMissing))
+	}
+	if err := p.f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync %s: %w", p.path, err))
+	}
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	if err := p.f.Close(); err != nil {
+		return fail(fmt.Errorf("close %s: %w", p.path, err))
+	}
+	if err := os.Rename(p.path, p.target); err != nil {
+		return fail(fmt.Errorf("rename %s: %w", p.path, err))
+	}
+	if d, err := os.Open(filepath.Dir(p.target)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	fi, err := os.Stat(p.target)
+	if err != nil {
+		return fail(err)
+	}
+	rec := fileRecord{blob: p.ref, fileSize: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	err = s.update(ctx, func(txn *badger.Txn) error {
+		if err := s.forgetFile(txn, p.target); err != nil {
+			return err
+		}
+		// Record the target before forgetting the partial, so the blob
+		// stays retained throughout.
+		if err := s.recordFileTxn(txn, p.target, rec, p.m, true); err != nil {
+			return err
+		}
+		return s.forgetFile(txn, p.path)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("index: %w", err))
+	}
+	return nil
+}
+
+// Close closes the partial file, keeping it and its index entries so a
+// later OpenPartial resumes. Safe to call after Commit and more than once.
+func (p *Partial) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	return p.f.Close()
+}
+
+// Abort closes and deletes the partial file and forgets it.
+func (p *Partial) Abort(ctx context.Context) error {
+	p.Close()
+	if err := p.s.RemoveFile(ctx, p.path); err != nil {
+		return fmt.Errorf("abort partial %s: %w", p.path, err)
+	}
+	if err := os.Remove(p.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("abort partial %s: %w", p.path, err)
+	}
+	return nil
+}

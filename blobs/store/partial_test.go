@@ -1,0 +1,118 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/meshwork/meshwork/blobs"
+)
+
+func TestPartial(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	dir := t.TempDir()
+	// The blob repeats a 1 MiB block, so a chunk appears at two offsets;
+	// part of it is already in a synced file.
+	block := randBytes(20, 600<<10)
+	data := append(append(append([]byte(nil), block...), randBytes(21, 4<<20)...), block...)
+	data = append(data, randBytes(22, 2<<20)...)
+	m, ref, _ := blobs.Split(bytes.NewReader(data), nil)
+	chunkData := func(i int) []byte {
+		var off int
+		for _, c := range m.Chunks[:i] {
+			off += int(c.Size)
+		}
+		return data[off : off+int(m.Chunks[i].Size)]
+	}
+	local := filepath.Join(dir, "local")
+	writeFile(t, local, chunkData(len(m.Chunks)-1))
+	if _, _, err := s.AddFile(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	p, err := s.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Put(ctx, m.Chunks[0].ID, chunkData(1)); !errors.Is(err, blobs.ErrMismatch) {
+		t.Fatalf("wrong bytes accepted: %v", err)
+	}
+	if err := p.Put(ctx, m.Chunks[0].ID, chunkData(0)); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	// Reopen (resume): the chunk written is still known, the rest is not.
+	p, err = s.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if ok, _ := s.Has(ctx, m.Chunks[0].ID); !ok {
+		t.Fatal("resumed partial lost its chunk")
+	}
+	miss, _ := s.Missing(ctx, m)
+	if err := p.Commit(ctx); !errors.Is(err, ErrMissing) {
+		t.Fatalf("commit with %d missing: %v", len(miss), err)
+	}
+	for i, c := range m.Chunks {
+		if ok, _ := s.Has(ctx, c.ID); !ok {
+			if err := p.Put(ctx, c.ID, chunkData(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Tamper with the partial file behind our back: Commit must notice.
+	f, _ := os.OpenFile(p.Path(), os.O_RDWR, 0)
+	f.WriteAt([]byte{0xff ^ data[5]}, 5)
+	f.Close()
+	if err := p.Commit(ctx); !errors.Is(err, ErrMissing) {
+		t.Fatalf("commit of tampered partial: %v", err)
+	}
+	if ok, _ := s.Has(ctx, m.Chunks[0].ID); ok {
+		t.Fatal("tampered chunk still indexed")
+	}
+	if err := p.Put(ctx, m.Chunks[0].ID, chunkData(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("target differs: %v", err)
+	}
+	if chunkFiles(t, s) != 0 {
+		t.Fatal("partial used the chunk store")
+	}
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range m.Chunks {
+		if _, err := s.Get(ctx, c.ID, nil); err != nil {
+			t.Fatalf("chunk after commit: %v", err)
+		}
+	}
+	if _, b, err := s.AddFile(ctx, target); err != nil || b != ref {
+		t.Fatalf("re-add committed file: %v %v", b, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		t.Fatalf("directory holds %d entries, want local and target", len(ents))
+	}
+
+	// Abort removes everything.
+	p2, err := s.OpenPartial(ctx, m, filepath.Join(dir, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p2.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("aborted partial left behind")
+	}
+}
