@@ -32,6 +32,9 @@ import (
 	"github.com/meshwork/meshwork/relay"
 )
 
+// version is set at release time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // hinted is an error with advice for the operator.
@@ -82,6 +85,7 @@ other directly, for the meshes and devices its operator allows. It also tells
 devices their public addresses (identify, AutoNAT) and bootstraps Meshwork's
 DHT. Its key lives in DIR/relay.key; DIR/meshrelay.json, if present, holds
 settings that flags override.`,
+		Version:       version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
