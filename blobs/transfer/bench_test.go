@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,6 +51,7 @@ func BenchmarkFetchToFile(b *testing.B) {
 	m := a.seed(b, "f", data)
 	data = nil
 	b.SetBytes(benchSize)
+	var commit time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -63,14 +65,17 @@ func BenchmarkFetchToFile(b *testing.B) {
 		if err := c.svc.FetchInto(context.Background(), m, ids(a), p, nil); err != nil {
 			b.Fatal(err)
 		}
+		t0 := time.Now()
 		if err := p.Commit(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+		commit += time.Since(t0)
 		b.StopTimer()
 		c.svc.Close()
 		c.h.Close()
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(commit.Milliseconds())/float64(b.N), "commit-ms/op")
 }
 
 // verifySink verifies chunks and drops them: the protocol without disk.

@@ -29,7 +29,7 @@
 //
 // Scheduling: chunks are requested in manifest order; each peer takes the
 // next chunk it has that nobody is fetching, as long as its window of
-// requests in flight has room. Windows start at 4 and adapt per peer, TCP
+// requests in flight has room. Windows start at 2 and adapt per peer, TCP
 // Vegas style, from the time each answer takes per byte (see peerState.adapt),
 // so a slow peer holds few chunks and a fast one many. When nothing fresh is
 // left, an idle peer may request a chunk still in flight at one other peer

@@ -17,7 +17,7 @@ import (
 
 // Per-peer window of GET requests in flight (see adapt).
 const (
-	initialWindow = 4
+	initialWindow = 2
 	minWindow     = 2
 	maxWindow     = 24
 )
@@ -421,6 +421,9 @@ func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
 		}
 		frame = frame[:0]
 		now := time.Now()
+		if len(picked) > 0 {
+			p.log.Debug("requesting", "chunks", picked, "window", p.window, "inflight", len(p.inflight))
+		}
 		for _, i := range picked {
 			id := p.nextReq
 			p.nextReq++

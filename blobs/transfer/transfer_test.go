@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -92,7 +93,11 @@ func newNode(t testing.TB, auth Authorizer, wrap func(Store) Store) *node {
 		auth = &testAuth{}
 	}
 	h := newHost(t)
-	svc := New(h, s, auth, nil)
+	var logger *slog.Logger
+	if os.Getenv("BLOBS_TEST_DEBUG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("self", h.ID().ShortString())
+	}
+	svc := New(h, s, auth, logger)
 	t.Cleanup(func() { svc.Close() })
 	return &node{h: h, store: st, svc: svc, dir: dir}
 }
@@ -458,4 +463,48 @@ func TestNonMemberRefused(t *testing.T) {
 	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// slowStore delays every chunk it serves, simulating a slow peer (a slow
+// disk or link); the delay is load, not synchronisation.
+type slowStore struct {
+	Store
+	delay time.Duration
+}
+
+func (s *slowStore) Get(ctx context.Context, id blobs.ChunkID, buf []byte) ([]byte, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Store.Get(ctx, id, buf)
+}
+
+// TestSlowPeerDoesNotHoldUpFastOne: the fast peer serves most chunks and
+// the fetch takes far less than the slow peer alone would.
+func TestSlowPeerDoesNotHoldUpFastOne(t *testing.T) {
+	data := randBytes(8, 16<<20)
+	const delay = time.Second
+	slow := newNode(t, nil, func(s Store) Store { return &slowStore{Store: s, delay: delay} })
+	fast := newNode(t, nil, nil)
+	c := newNode(t, nil, nil)
+	m := slow.seed(t, "f", data)
+	fast.seed(t, "f", data)
+	connect(t, c, slow)
+	connect(t, c, fast)
+	start := time.Now()
+	if err := c.svc.Fetch(context.Background(), m, ids(slow, fast), nil); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	ns, nf := slow.svc.Stats().ChunksServed, fast.svc.Stats().ChunksServed
+	t.Logf("%d chunks in %v: slow served %d, fast %d; fetcher %+v", len(m.Chunks), took, ns, nf, c.svc.Stats())
+	if nf <= ns {
+		t.Errorf("fast peer served %d, slow %d", nf, ns)
+	}
+	if alone := time.Duration(len(m.Chunks)) * delay; took >= alone/2 {
+		t.Errorf("took %v; the slow peer alone needs %v", took, alone)
+	}
+	c.checkMaterialize(t, m, data)
 }
