@@ -11,6 +11,7 @@ package node
 //	POST /v1/join    {"code", "name"} → {"mesh_id"}
 //	GET  /v1/devices           → [Device]  (see Device for the fields)
 //	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
+//	GET  /v1/ping?device=NAME|ID&count=N → [PingResult] (N ≤ 100, default 3)
 //
 // The JSON field names are stable: new fields may be added, none renamed.
 
@@ -95,8 +96,15 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("POST /v1/join", a.join)
 	mux.HandleFunc("GET /v1/devices", a.devices)
 	mux.HandleFunc("POST /v1/revoke", a.revoke)
+	mux.HandleFunc("GET /v1/ping", a.ping)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
+}
+
+// close releases the listener of a server that never served.
+func (a *apiServer) close() {
+	a.ln.Close()
+	_ = os.Remove(SocketPath(a.n.cfg.Home))
 }
 
 // serve runs until ctx is done, then shuts the server down.
@@ -266,9 +274,23 @@ func (a *apiServer) devices(w http.ResponseWriter, r *http.Request) {
 // describeConn fills in the connection a device is reached by, preferring a
 // direct connection, and measures its round-trip time.
 func (n *Node) describeConn(ctx context.Context, d *Device, p peer.ID) {
+	if !n.describePath(d, p) {
+		return
+	}
+	pctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "ping"), 2*time.Second)
+	defer cancel()
+	if res, ok := <-ping.Ping(pctx, n.host, p); ok && res.Error == nil {
+		ms := float64(res.RTT.Microseconds()) / 1000
+		d.RTTMillis = &ms
+	}
+}
+
+// describePath fills in the connection in use to p, preferring a direct
+// one; it reports whether there is any.
+func (n *Node) describePath(d *Device, p peer.ID) bool {
 	conns := n.host.Network().ConnsToPeer(p)
 	if len(conns) == 0 {
-		return
+		return false
 	}
 	best := conns[0]
 	for _, c := range conns {
@@ -285,10 +307,73 @@ func (n *Node) describeConn(ctx context.Context, d *Device, p peer.ID) {
 	d.Connection = strp(kind)
 	d.Transport = strp(transportOf(best.RemoteMultiaddr()))
 	d.RemoteAddr = strp(best.RemoteMultiaddr().String())
-	pctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "ping"), 2*time.Second)
-	defer cancel()
-	if res, ok := <-ping.Ping(pctx, n.host, p); ok && res.Error == nil {
-		ms := float64(res.RTT.Microseconds()) / 1000
-		d.RTTMillis = &ms
+	return true
+}
+
+// PingResult is one element of GET /v1/ping.
+type PingResult struct {
+	Seq        int      `json:"seq"`
+	RTTMillis  *float64 `json:"rtt_ms"`
+	Connection *string  `json:"connection"`
+	Transport  *string  `json:"transport"`
+	RemoteAddr *string  `json:"remote_addr"`
+	Error      *string  `json:"error"`
+}
+
+func (a *apiServer) ping(w http.ResponseWriter, r *http.Request) {
+	l := a.n.membership()
+	if l == nil {
+		writeErr(w, http.StatusConflict, errNoMesh)
+		return
 	}
+	who := r.URL.Query().Get("device")
+	m, err := findMember(l, who)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("ping %q: %w", who, err))
+		return
+	}
+	if m.ID == a.n.id {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("ping %q: that is this device", who))
+		return
+	}
+	count := 3
+	if c := r.URL.Query().Get("count"); c != "" {
+		if _, err := fmt.Sscan(c, &count); err != nil || count < 1 || count > 100 {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("count %q: want 1 to 100", c))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(r.Context(), "ping"), time.Duration(count)*5*time.Second)
+	defer cancel()
+	if err := a.n.host.Connect(ctx, peer.AddrInfo{ID: m.ID}); err != nil {
+		writeErr(w, http.StatusBadGateway, fmt.Errorf("ping %s: device unreachable: %w", m.Name, err))
+		return
+	}
+	out := make([]PingResult, 0, count)
+	results := ping.Ping(ctx, a.n.host, m.ID)
+	for i := 1; i <= count; i++ {
+		res := PingResult{Seq: i}
+		var d Device
+		a.n.describePath(&d, m.ID)
+		res.Connection, res.Transport, res.RemoteAddr = d.Connection, d.Transport, d.RemoteAddr
+		select {
+		case pr, ok := <-results:
+			switch {
+			case !ok:
+				res.Error = strp("ping stream closed")
+			case pr.Error != nil:
+				res.Error = strp(pr.Error.Error())
+			default:
+				ms := float64(pr.RTT.Microseconds()) / 1000
+				res.RTTMillis = &ms
+			}
+		case <-ctx.Done():
+			res.Error = strp("timed out")
+		}
+		out = append(out, res)
+		if res.Error != nil {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -33,9 +34,10 @@ const (
 )
 
 type dialState struct {
-	next    time.Time
-	backoff time.Duration
-	busy    bool
+	next     time.Time
+	backoff  time.Duration
+	busy     bool
+	failures int
 }
 
 // onConnected runs on the swarm's notification path: it must not block.
@@ -163,7 +165,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 				if p == n.id || n.host.Network().Connectedness(p) == network.Connected {
 					continue
 				}
-				if len(n.host.Peerstore().Addrs(p)) == 0 {
+				if len(n.host.Peerstore().Addrs(p)) == 0 && n.dht == nil {
 					continue
 				}
 				n.mu.Lock()
@@ -202,21 +204,35 @@ func (n *Node) redialLoop(ctx context.Context) {
 }
 
 func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	err := n.host.Connect(dctx, peer.AddrInfo{ID: p})
+	n.mu.Lock()
+	failures := st.failures
+	n.mu.Unlock()
+	// Known addresses first; after a few failures (or with none), ask the DHT.
+	if failures >= dhtLookupAfter || len(n.host.Peerstore().Addrs(p)) == 0 {
+		n.lookupMember(ctx, p)
+	}
+	err := errNoAddrs
+	if len(n.host.Peerstore().Addrs(p)) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		err = n.host.Connect(dctx, peer.AddrInfo{ID: p})
+		cancel()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st.busy = false
 	if err == nil {
 		st.backoff = minDialBackoff
 		st.next = time.Time{}
+		st.failures = 0
 		return
 	}
+	st.failures++
 	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "err", err)
 	st.next = time.Now().Add(st.backoff)
 	st.backoff = min(2*st.backoff, maxDialBackoff)
 }
+
+var errNoAddrs = errors.New("no known addresses")
 
 type mdnsNotifee struct{ n *Node }
 

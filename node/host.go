@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -61,8 +60,9 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 
 // newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
 // the resource manager with explicit limits, identify and ping (on by
-// default), hole punching and the relay client.
-func newHost(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrInfo) (host.Host, error) {
+// default), hole punching and the relay client. addrs adds circuit
+// addresses of live relay reservations to what the host advertises.
+func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, error) {
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -80,9 +80,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrIn
 		libp2p.EnableHolePunching(),
 		libp2p.EnableRelay(),
 		libp2p.Ping(true),
-	}
-	if len(relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		libp2p.AddrsFactory(addrs),
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -96,7 +94,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrIn
 // 4001 (TCP and UDP, IPv4 and IPv6) — unless that port is taken, then on an
 // OS-chosen port. go-libp2p starts as long as one listener works, so the
 // port is probed here first rather than judged from libp2p's error.
-func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, relays []peer.AddrInfo) (host.Host, bool, error) {
+func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, bool, error) {
 	fellBack := false
 	if len(listen) == 0 {
 		port := DefaultPort
@@ -105,7 +103,7 @@ func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, relays []
 		}
 		listen = DefaultListenAddrs(port)
 	}
-	h, err := newHost(key, listen, g, relays)
+	h, err := newHost(key, listen, g, addrs)
 	if err != nil {
 		return nil, false, fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -23,13 +24,15 @@ import (
 
 // Node is one running device.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	key   crypto.PrivKey
-	id    peer.ID
-	db    *badger.DB
-	host  host.Host
-	gater *gater
+	cfg    Config
+	log    *slog.Logger
+	key    crypto.PrivKey
+	id     peer.ID
+	db     *badger.DB
+	host   host.Host
+	gater  *gater
+	relays *relaySet
+	dht    *dht.IpfsDHT // nil without relays
 
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
@@ -90,7 +93,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
-	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, relays)
+	n.relays = newRelaySet(relays)
+	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, n.relays.addrs)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -136,6 +140,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	n.registerProtocols()
+	if err := n.startDHT(ctx); err != nil {
+		api.close()
+		return err
+	}
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { n.onConnected(ctx, c) },
 	})
@@ -153,6 +161,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
 	run("identify", n.watchIdentify)
+	run("relays", n.relayLoop)
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
 	}
@@ -167,6 +176,9 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
 		}
@@ -237,6 +249,10 @@ func (n *Node) commitLocked() error {
 	}
 	n.schedulePush()
 	n.kickDial()
+	select { // the relays want the newest proof of membership
+	case n.relays.reauth <- struct{}{}:
+	default:
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -236,7 +237,41 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	root.AddCommand(initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
+	var pingCount int
+	var pingJSON bool
+	pingCmd := &cobra.Command{
+		Use:   "ping DEVICE [--count N] [--json]",
+		Short: "Measure the round-trip time to a device, and show the path in use",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var res []node.PingResult
+			q := url.Values{"device": {args[0]}, "count": {fmt.Sprint(pingCount)}}
+			if err := c.call("GET", "/v1/ping?"+q.Encode(), nil, &res, &raw); err != nil {
+				return err
+			}
+			if pingJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			for _, r := range res {
+				if r.Error != nil {
+					return fmt.Errorf("ping %s: seq %d: %s", args[0], r.Seq, *r.Error)
+				}
+				fmt.Fprintf(stdout, "pong from %s: seq=%d time=%.2fms via %s %s %s\n", args[0], r.Seq, *r.RTTMillis,
+					deref(r.Connection), deref(r.Transport), deref(r.RemoteAddr))
+			}
+			return nil
+		},
+	}
+	pingCmd.Flags().IntVar(&pingCount, "count", 3, "number of pings (1 to 100)")
+	pingCmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
+
+	root.AddCommand(pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "github.com/meshwork/meshwork/cmd/meshd", "github.com/meshwork/meshwork/cmd/mesh")
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/meshwork/meshwork/cmd/meshd", "github.com/meshwork/meshwork/cmd/mesh", "github.com/meshwork/meshwork/cmd/meshrelay")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -182,4 +183,71 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// relayProc is a meshrelay process on loopback.
+type relayProc struct {
+	addr string // multiaddr with /p2p/ID
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string
+}
+
+// startRelay runs meshrelay on a free loopback TCP port with extra flags.
+func startRelay(t *testing.T, extra ...string) *relayProc {
+	t.Helper()
+	state := t.TempDir()
+	idOut, err := exec.Command(filepath.Join(binDir, "meshrelay"), "id", "--state", state).Output()
+	if err != nil {
+		t.Fatalf("meshrelay id: %v", err)
+	}
+	port := freePort(t)
+	r := &relayProc{
+		addr: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, strings.TrimSpace(string(idOut))),
+		log:  filepath.Join(state, "relay.log"),
+		done: make(chan struct{}),
+	}
+	logf, err := os.Create(r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--state", state, "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}, extra...)
+	r.cmd = exec.Command(filepath.Join(binDir, "meshrelay"), args...)
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); logf.Close(); close(r.done) }()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		<-r.done
+		if t.Failed() {
+			b, _ := os.ReadFile(r.log)
+			t.Logf("---- meshrelay log ----\n%s", tail(string(b), 40))
+		}
+	})
+	waitFor(t, 10*time.Second, "meshrelay listening", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return r
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// logContains reports whether the daemon's log has s.
+func (d *daemon) logContains(s string) bool {
+	b, _ := os.ReadFile(filepath.Join(d.home, "meshd.log"))
+	return strings.Contains(string(b), s)
 }
