@@ -72,16 +72,6 @@ func (rs *relaySet) setCircuits(relayID peer.ID, addrs []ma.Multiaddr) {
 	rs.circuits[relayID] = addrs
 }
 
-// isRelay reports whether p is one of the configured relays.
-func (rs *relaySet) isRelay(p peer.ID) bool {
-	for _, ai := range rs.infos {
-		if ai.ID == p {
-			return true
-		}
-	}
-	return false
-}
-
 func circuitAddrs(ai peer.AddrInfo) []ma.Multiaddr {
 	suffix, err := ma.NewMultiaddr(fmt.Sprintf("/p2p/%s/p2p-circuit", ai.ID))
 	if err != nil {
