@@ -8,7 +8,7 @@ type Progress struct {
 	Blob        BlobRef
 	DoneBytes   int64
 	TotalBytes  int64
-	DoneChunks  int
+	DoneChunks  int // distinct chunks
 	TotalChunks int
 	Rate        float64       // bytes per second fetched, smoothed over about a second
 	Elapsed     time.Duration // since the operation started

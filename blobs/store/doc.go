@@ -18,6 +18,25 @@
 //	P 'l' chunk[32] path       -> offset i64 size u32; chunk lives in the file at path
 //	P 'c' chunk[32]            -> size u32; chunk is in the chunk store
 //
+// A download in progress is a Partial: a hidden file
+// ".meshwork-<blob>-<target>.partial" beside its target, preallocated to the
+// blob's size, recorded like a synced file (with mtime 0, so AddFile never
+// trusts it) whose chunk locations are added one by one as verified chunks
+// are written. It retains its blob, resumes after a restart (OpenPartial
+// again), and Commit renames it over the target after verifying it.
+//
+// Typical use by the daemon:
+//
+//	st, _ := store.Open(db, []byte("blobs/"), filepath.Join(home, "chunks"), log)
+//	res, _ := st.AddFolder(ctx, folder)         // scan: index files in place
+//	p, _ := st.OpenPartial(ctx, manifest, target) // receive a file
+//	defer p.Close()
+//	_ = svc.FetchInto(ctx, manifest, peers, p, progress) // package transfer
+//	_ = p.Commit(ctx)
+//	st.RemoveFile(ctx, path)                     // a file deleted or unshared
+//	st.Pin(ctx, manifest) / st.Unpin(ctx, ref)   // keep a blob without a file
+//	st.GC(ctx)                                   // now and then
+//
 // Reference counting: a blob is retained while it is pinned or at least one
 // file record names it (its count of roots is the number of 'p' and 'r' keys);
 // a chunk is referenced while at least one retained blob lists it (its count

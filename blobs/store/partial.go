@@ -230,7 +230,6 @@ func (p *Partial) Commit(ctx context.Context) error {
 	}
 	rec := fileRecord{blob: p.ref, fileSize: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		if err := s.forgetFile(txn, p.target); err != nil {
 			return err
@@ -242,9 +241,11 @@ func (p *Partial) Commit(ctx context.Context) error {
 		}
 		return s.forgetFile(txn, p.path)
 	})
+	s.gcMu.RUnlock()
 	if err != nil {
 		return fail(fmt.Errorf("index: %w", err))
 	}
+	s.dropStoreCopies(ctx, p.m)
 	return nil
 }
 

@@ -3,6 +3,12 @@
 // members allowed to read them, and fetches a blob's missing chunks from
 // every peer that has them at once.
 //
+// Fetch puts chunks into the store's chunk store (for a device without a
+// working copy); FetchInto writes them into a store.Partial, straight into
+// the file being received. Both resume: chunks already verified locally are
+// not requested again. Stats exposes counters; Progress callbacks feed a
+// progress bar or the API.
+//
 // It must never serve a byte to a non-member or a chunk of a blob the asker
 // may not read, never write or pass on a chunk that does not hash to its ID,
 // and never allocate from a length it has not bounded.

@@ -79,6 +79,7 @@ type fetch struct {
 	chunks    []chunkState
 	peers     []*peerState
 	remaining int
+	present   int // distinct chunks already local at the start
 	doneBytes int64
 	err       error
 	finished  chan struct{}
@@ -173,6 +174,7 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 		}
 		if ok {
 			f.doneBytes += int64(c.Size)
+			f.present++
 			continue
 		}
 		f.chunks = append(f.chunks, chunkState{ref: c})
@@ -664,8 +666,8 @@ func (f *fetch) report(final bool) {
 		Blob:        f.blob,
 		DoneBytes:   f.doneBytes,
 		TotalBytes:  f.blob.Size,
-		TotalChunks: len(f.chunks),
-		DoneChunks:  len(f.chunks) - f.remaining,
+		TotalChunks: f.present + len(f.chunks),
+		DoneChunks:  f.present + len(f.chunks) - f.remaining,
 		Elapsed:     now.Sub(f.start),
 	}
 	for _, p := range f.peers {

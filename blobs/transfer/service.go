@@ -86,7 +86,14 @@ type Service struct {
 	c counters
 
 	bufs sync.Pool // *[]byte of maxFrame bytes
+
+	// serving bounds the chunk buffers held by all served streams together.
+	serving chan struct{}
 }
+
+// maxServing is how many chunks (of up to 4 MiB) may be loaded or queued for
+// sending at once across all streams served.
+const maxServing = 32
 
 // New registers the ProtocolID handler on h and returns the service. Close
 // unregisters it and waits for every stream it serves.
@@ -99,6 +106,7 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 		host: h, store: st, auth: auth, log: logger,
 		ctx: ctx, cancel: cancel,
 		streams: make(map[network.Stream]struct{}),
+		serving: make(chan struct{}, maxServing),
 	}
 	s.bufs.New = func() any { b := make([]byte, maxFrame); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -161,6 +169,12 @@ func (s *Service) untrack(st network.Stream) {
 func (s *Service) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *Service) putBuf(b *[]byte) { s.bufs.Put(b) }
 
+// releaseBuf returns a serving buffer and its slot in s.serving.
+func (s *Service) releaseBuf(b *[]byte) {
+	s.bufs.Put(b)
+	<-s.serving
+}
+
 const ioBufSize = 256 << 10
 
 // response is one answer queued for a stream's writer.
@@ -211,7 +225,7 @@ func (s *Service) handle(st network.Stream) {
 				_, err = w.Write(r.data)
 			}
 			if r.buf != nil {
-				s.putBuf(r.buf)
+				s.releaseBuf(r.buf)
 			}
 			if err == nil && len(out) == 0 {
 				err = w.Flush()
@@ -221,7 +235,7 @@ func (s *Service) handle(st network.Stream) {
 				cancel()
 				for r := range out {
 					if r.buf != nil {
-						s.putBuf(r.buf)
+						s.releaseBuf(r.buf)
 					}
 				}
 				return
@@ -243,7 +257,7 @@ func (s *Service) handle(st network.Stream) {
 			return true
 		case <-ctx.Done():
 			if r.buf != nil {
-				s.putBuf(r.buf)
+				s.releaseBuf(r.buf)
 			}
 			return false
 		}
@@ -322,13 +336,18 @@ func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.Blo
 	if in, err := s.store.HasInBlob(ctx, m.Blob, m.ID); err != nil || !in {
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not in blob"), nil, nil
 	}
+	select {
+	case s.serving <- struct{}{}:
+	case <-ctx.Done():
+		return errFrameFor(m.ReqID, codeInternal, "shutting down"), nil, nil
+	}
 	buf := s.getBuf()
 	// The chunk is read (and verified by the store) straight into the
 	// pooled buffer after room for the header.
 	head := (*buf)[:0]
 	data, err := s.store.Get(ctx, m.ID, (*buf)[frameHeader+chunkRespHead:][:0:blobs.MaxChunkSize])
 	if err != nil {
-		s.putBuf(buf)
+		s.releaseBuf(buf)
 		log.Debug("serve chunk", "chunk", m.ID, "err", err)
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not available"), nil, nil
 	}
