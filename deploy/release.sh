@@ -46,6 +46,6 @@ for f in "$DIST"/*-linux-*; do
   fi
 done
 
-( cd "$DIST" && if command -v sha256sum >/dev/null; then sha256sum -- *; else shasum -a 256 -- *; fi ) > "$DIST/SHA256SUMS.tmp"
-mv "$DIST/SHA256SUMS.tmp" "$DIST/SHA256SUMS"
+sums=$(cd "$DIST" && if command -v sha256sum >/dev/null; then sha256sum -- *; else shasum -a 256 -- *; fi)
+printf '%s\n' "$sums" > "$DIST/SHA256SUMS"
 echo "release: $(ls "$DIST" | grep -vc SHA256SUMS) binaries in $DIST/"
