@@ -12,6 +12,7 @@ package node
 //	GET  /v1/devices           → [Device]  (see Device for the fields)
 //	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
 //	GET  /v1/ping?device=NAME|ID&count=N → [PingResult] (N ≤ 100, default 3)
+//	POST /v1/blobs/add, POST /v1/blobs/get — see blobs.go
 //
 // The JSON field names are stable: new fields may be added, none renamed.
 
@@ -97,6 +98,8 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/devices", a.devices)
 	mux.HandleFunc("POST /v1/revoke", a.revoke)
 	mux.HandleFunc("GET /v1/ping", a.ping)
+	mux.HandleFunc("POST /v1/blobs/add", a.blobAdd)
+	mux.HandleFunc("POST /v1/blobs/get", a.blobGet)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshwork/meshwork/blobs/store"
+	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/identity"
 )
 
@@ -33,6 +35,9 @@ type Node struct {
 	gater  *gater
 	relays *relaySet
 	dht    *dht.IpfsDHT // nil without relays
+
+	blobStore *store.Store
+	blobSvc   *transfer.Service
 
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
@@ -103,6 +108,11 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("port in use, listening on an OS-chosen port instead", "port", DefaultPort, "addrs", h.Addrs())
 	}
 	n.host = h
+	if err := n.openBlobs(); err != nil {
+		h.Close()
+		db.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -178,6 +188,12 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
+		}
+		if n.blobSvc != nil {
+			errs = append(errs, n.blobSvc.Close())
+		}
+		if n.blobStore != nil {
+			errs = append(errs, n.blobStore.Close())
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())

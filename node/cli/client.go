@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -40,6 +41,59 @@ type hintError struct {
 func (e *hintError) Error() string { return e.err.Error() }
 func (e *hintError) Unwrap() error { return e.err }
 
+// stream sends a request whose answer is NDJSON and calls fn per line. It
+// has no overall timeout: a transfer takes as long as it takes.
+func (c *client) stream(method, path string, body any, fn func(line []byte) error) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, "http://meshd"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return c.transportErr(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return apiErr(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if err := fn(sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func (c *client) transportErr(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return &hintError{
+			err:  fmt.Errorf("no meshd is running with home %q", c.home),
+			hint: fmt.Sprintf("start the daemon first: meshd --home %s", c.home),
+		}
+	}
+	return fmt.Errorf("talk to meshd: %w", err)
+}
+
+func apiErr(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("meshd answered %s", resp.Status)
+}
+
 // call sends a request with an optional JSON body and decodes the answer
 // into out (if not nil); raw, if not nil, receives the body unchanged.
 func (c *client) call(method, path string, body any, out any, raw *[]byte) error {
@@ -57,28 +111,15 @@ func (c *client) call(method, path string, body any, out any, raw *[]byte) error
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) {
-			return &hintError{
-				err:  fmt.Errorf("no meshd is running with home %q", c.home),
-				hint: fmt.Sprintf("start the daemon first: meshd --home %s", c.home),
-			}
-		}
-		return fmt.Errorf("talk to meshd: %w", err)
+		return c.transportErr(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return apiErr(resp)
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("read meshd answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("meshd answered %s", resp.Status)
 	}
 	if raw != nil {
 		*raw = b

@@ -1,0 +1,243 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/store"
+	"github.com/meshwork/meshwork/blobs/transfer"
+)
+
+// Blobs in the daemon: one chunk index in the node's badger database
+// (prefix "blobs/"), a chunk store under HOME/chunks for devices without a
+// working copy, and the /meshwork/blobs/1.0.0 service. Until mesh objects
+// carry per-object roles, every current member may read every blob this
+// device holds; non-members get nothing (the service asks IsMember on every
+// stream and CanRead on every request).
+
+var prefixBlobs = []byte("blobs/")
+
+type blobAuth struct{ n *Node }
+
+func (a blobAuth) IsMember(p peer.ID) bool                 { return a.n.IsMember(p) }
+func (a blobAuth) CanRead(p peer.ID, _ blobs.BlobRef) bool { return a.n.IsMember(p) }
+
+func (n *Node) openBlobs() error {
+	st, err := store.Open(n.db, prefixBlobs, filepath.Join(n.cfg.Home, "chunks"), n.log.With("component", "blobs"))
+	if err != nil {
+		return fmt.Errorf("open chunk store: %w", err)
+	}
+	n.blobStore = st
+	n.blobSvc = transfer.New(n.host, st, blobAuth{n}, n.log.With("component", "blobs"))
+	return nil
+}
+
+// onlineMembers lists the members (not this device) we are connected to.
+func (n *Node) onlineMembers() []peer.ID {
+	var out []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if p != n.id && n.IsMember(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// BlobAdd indexes files (or every file under a directory) in place.
+func (n *Node) BlobAdd(ctx context.Context, path string) ([]store.AddResult, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("add %q: %w", path, err)
+	}
+	if fi.IsDir() {
+		return n.blobStore.AddFolder(ctx, abs)
+	}
+	m, ref, err := n.blobStore.AddFile(ctx, abs)
+	if err != nil {
+		return nil, fmt.Errorf("add %q: %w", path, err)
+	}
+	return []store.AddResult{{Path: abs, Ref: ref, Manifest: m}}, nil
+}
+
+// BlobGet fetches a blob from every online member that has it and writes it
+// atomically to target. Verified chunks of an interrupted fetch are kept in
+// the partial file, so a retry fetches only the rest.
+func (n *Node) BlobGet(ctx context.Context, ref blobs.BlobRef, target string, progress func(blobs.Progress)) error {
+	peers := n.onlineMembers()
+	m, err := n.blobStore.Manifest(ctx, ref)
+	if err != nil {
+		if len(peers) == 0 {
+			return fmt.Errorf("get %s: not held here and no member is online", ref)
+		}
+		if m, err = n.blobSvc.FetchManifest(ctx, ref, peers); err != nil {
+			return fmt.Errorf("get %s: %w", ref, err)
+		}
+	}
+	p, err := n.blobStore.OpenPartial(ctx, m, target)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", ref, err)
+	}
+	defer p.Close()
+	missing, err := n.blobStore.Missing(ctx, m)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", ref, err)
+	}
+	if len(missing) > 0 {
+		if err := n.blobSvc.FetchInto(ctx, m, peers, p, progress); err != nil {
+			return fmt.Errorf("get %s: %w", ref, err)
+		}
+	}
+	if err := p.Commit(ctx); err != nil {
+		return fmt.Errorf("get %s: %w", ref, err)
+	}
+	return nil
+}
+
+// API: POST /v1/blobs/add {"paths": [...]} → [{"path","ref","error"}]
+//
+//	POST /v1/blobs/get {"refs": [...], "out": DIR}
+//	     → NDJSON stream of BlobEvent, ending with one whose "done" is true.
+//	     Blobs are written to DIR/<ref> (several fetched at once).
+type BlobEvent struct {
+	Ref        string  `json:"ref,omitempty"`
+	DoneBytes  int64   `json:"done_bytes"`
+	TotalBytes int64   `json:"total_bytes"`
+	Rate       float64 `json:"rate"`
+	Done       bool    `json:"done,omitempty"`
+	Error      string  `json:"error,omitempty"`
+}
+
+func (a *apiServer) blobAdd(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Paths []string `json:"paths"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	type res struct {
+		Path  string `json:"path"`
+		Ref   string `json:"ref,omitempty"`
+		Error string `json:"error,omitempty"`
+	}
+	var out []res
+	for _, p := range req.Paths {
+		results, err := a.n.BlobAdd(r.Context(), p)
+		if err != nil {
+			out = append(out, res{Path: p, Error: err.Error()})
+			continue
+		}
+		for _, x := range results {
+			e := res{Path: x.Path, Ref: x.Ref.String()}
+			if x.Err != nil {
+				e.Ref, e.Error = "", x.Err.Error()
+			}
+			out = append(out, e)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+const blobGetParallel = 4
+
+func (a *apiServer) blobGet(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Refs []string `json:"refs"`
+		Out  string   `json:"out"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	refs := make([]blobs.BlobRef, len(req.Refs))
+	var total int64
+	for i, s := range req.Refs {
+		ref, err := blobs.ParseBlobRef(s)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("blob %q: %w", s, err))
+			return
+		}
+		refs[i] = ref
+		total += ref.Size
+	}
+	if fi, err := os.Stat(req.Out); err != nil || !fi.IsDir() {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("output directory %q does not exist", req.Out))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	var (
+		mu       sync.Mutex
+		done     = map[string]int64{}
+		start    = time.Now()
+		lastSent time.Time
+		firstErr error
+	)
+	enc := json.NewEncoder(w)
+	emit := func(ev BlobEvent) { // mu held
+		_ = enc.Encode(ev)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	sum := func() int64 {
+		var s int64
+		for _, v := range done {
+			s += v
+		}
+		return s
+	}
+	sem := make(chan struct{}, blobGetParallel)
+	var wg sync.WaitGroup
+	for _, ref := range refs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(ref blobs.BlobRef) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			target := filepath.Join(req.Out, ref.String())
+			err := a.n.BlobGet(r.Context(), ref, target, func(p blobs.Progress) {
+				mu.Lock()
+				defer mu.Unlock()
+				done[ref.String()] = p.DoneBytes
+				if time.Since(lastSent) > 200*time.Millisecond {
+					lastSent = time.Now()
+					d := sum()
+					emit(BlobEvent{DoneBytes: d, TotalBytes: total, Rate: float64(d) / time.Since(start).Seconds()})
+				}
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				emit(BlobEvent{Ref: ref.String(), Error: err.Error()})
+				return
+			}
+			done[ref.String()] = ref.Size
+		}(ref)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	d := sum()
+	final := BlobEvent{Done: true, DoneBytes: d, TotalBytes: total, Rate: float64(d) / time.Since(start).Seconds()}
+	if firstErr != nil {
+		final.Error = errors.Join(firstErr).Error()
+	}
+	emit(final)
+}
