@@ -49,12 +49,13 @@ func (s *Server) handleAuth(st network.Stream) {
 	_ = st.Close()
 }
 
-// serveAuth reads the request and decides; it holds one of the
-// MaxConcurrentAuth slots while it reads and verifies.
+// serveAuth reads the request and decides. Reading holds one of a generous
+// number of reader slots (a slow peer only delays itself); decoding, which
+// checks a signature per log entry, holds one of MaxConcurrentAuth slots.
 func (s *Server) serveAuth(st network.Stream, p peer.ID) (Status, string) {
 	select {
-	case s.authSem <- struct{}{}:
-		defer func() { <-s.authSem }()
+	case s.authReaders <- struct{}{}:
+		defer func() { <-s.authReaders }()
 	default:
 		return StatusBusy, "too many membership proofs in progress, retry later"
 	}
@@ -64,6 +65,16 @@ func (s *Server) serveAuth(st network.Stream, p peer.ID) (Status, string) {
 		return StatusTooLarge, err.Error()
 	case err != nil:
 		return StatusMalformed, err.Error()
+	}
+	wait := time.NewTimer(authTimeout / 2)
+	defer wait.Stop()
+	select {
+	case s.authSem <- struct{}{}:
+		defer func() { <-s.authSem }()
+	case <-wait.C:
+		return StatusBusy, "too many membership proofs in progress, retry later"
+	case <-s.closing:
+		return StatusBusy, "relay is shutting down"
 	}
 	return s.access.authorise(p, encoded)
 }
@@ -95,17 +106,26 @@ func Authenticate(ctx context.Context, h host.Host, relayID peer.ID, encodedLog 
 		_ = st.SetDeadline(dl)
 	}
 
-	if _, err := st.Write(appendRequest(nil, encodedLog)); err != nil {
-		_ = st.Reset()
-		return fmt.Errorf("authenticate to relay %s: send log of %d bytes: %w", relayID, len(encodedLog), err)
-	}
-	if err := st.CloseWrite(); err != nil {
-		_ = st.Reset()
-		return fmt.Errorf("authenticate to relay %s: %w", relayID, err)
-	}
+	// Write while reading the answer: the relay may refuse early
+	// (too_large, busy) without reading a large log, and then the write
+	// would block on flow control.
+	written := make(chan error, 1)
+	go func() {
+		_, err := st.Write(appendRequest(nil, encodedLog))
+		if err == nil {
+			err = st.CloseWrite()
+		}
+		written <- err
+	}()
 	status, msg, err := readResponse(bufio.NewReader(st))
+	if err != nil || status != StatusOK {
+		_ = st.Reset() // unblocks the writer
+	}
+	werr := <-written
 	if err != nil {
-		_ = st.Reset()
+		if werr != nil {
+			err = fmt.Errorf("send log of %d bytes: %w", len(encodedLog), werr)
+		}
 		if ctx.Err() != nil {
 			err = errors.Join(err, ctx.Err())
 		}

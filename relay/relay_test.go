@@ -631,3 +631,19 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("negative data limit: %v", err)
 	}
 }
+
+func TestAuthTooLarge(t *testing.T) {
+	m := newTestMesh(t)
+	srv := startRelay(t, func(c *relay.Config) {
+		c.AllowMeshes = []identity.MeshID{m.log.MeshID()}
+		c.Limits.MaxLogSize = 32
+	})
+	h := newClient(t, m.memberKey, srv, false)
+	wantAuthStatus(t, authenticate(t, h, srv, m.log), relay.StatusTooLarge)
+	// A log far larger than the stream's buffers: the relay answers
+	// before reading it, and the client still reports the status.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := relay.Authenticate(ctx, h, srv.ID(), make([]byte, 8<<20))
+	wantAuthStatus(t, err, relay.StatusTooLarge)
+}

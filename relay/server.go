@@ -35,6 +35,10 @@ const authService = "meshwork.relay-auth"
 // authTimeout bounds one membership proof exchange, both sides.
 const authTimeout = 30 * time.Second
 
+// authReadersPerDecoder sets how many auth requests may be read at once per
+// decoding slot.
+const authReadersPerDecoder = 8
+
 // shutdownTimeout bounds the graceful stop of the metrics HTTP server.
 const shutdownTimeout = 5 * time.Second
 
@@ -57,7 +61,8 @@ type Server struct {
 
 	metricsLn net.Listener // nil when metrics are off
 
-	authSem chan struct{}
+	authSem     chan struct{} // decoders at once: MaxConcurrentAuth
+	authReaders chan struct{} // requests being read at once
 
 	hmu      sync.Mutex
 	stopping bool           // guarded by hmu; no new auth handlers once set
@@ -84,12 +89,13 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:     cfg,
-		logger:  logger,
-		reg:     prometheus.NewRegistry(),
-		authSem: make(chan struct{}, cfg.Limits.MaxConcurrentAuth),
-		closing: make(chan struct{}),
-		runDone: make(chan struct{}),
+		cfg:         cfg,
+		logger:      logger,
+		reg:         prometheus.NewRegistry(),
+		authSem:     make(chan struct{}, cfg.Limits.MaxConcurrentAuth),
+		authReaders: make(chan struct{}, authReadersPerDecoder*cfg.Limits.MaxConcurrentAuth),
+		closing:     make(chan struct{}),
+		runDone:     make(chan struct{}),
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.reg)

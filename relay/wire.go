@@ -101,9 +101,14 @@ func readRequest(r *bufio.Reader, maxLog int) ([]byte, error) {
 	if n > uint64(maxLog) {
 		return nil, fmt.Errorf("read request: %w: %d bytes, limit %d", ErrTooLarge, n, maxLog)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	// Grow the buffer as bytes arrive, so that announcing a large log
+	// costs a peer as much memory as it actually sends.
+	buf, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
 		return nil, fmt.Errorf("read request body of %d bytes: %w: %w", n, ErrMalformed, err)
+	}
+	if uint64(len(buf)) != n {
+		return nil, fmt.Errorf("read request body: %w: got %d of %d bytes", ErrMalformed, len(buf), n)
 	}
 	return buf, nil
 }
