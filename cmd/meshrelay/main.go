@@ -1,13 +1,3 @@
-// Command meshrelay runs a Meshwork relay: a libp2p circuit relay v2 for the
-// devices its operator allows, an AutoNAT and identify service, and a
-// server of Meshwork's DHT. It is a thin wrapper around package relay.
-//
-//	meshrelay --state DIR [--listen MULTIADDR]... [--allow-mesh MESH_ID]...
-//	          [--allow-device DEVICE_ID]... [--open] [--metrics ADDR]
-//	meshrelay id --state DIR
-//
-// Settings come from flags, then DIR/meshrelay.json (see relay.File), then
-// defaults. The relay's key is DIR/relay.key, created on first use.
 package main
 
 import (
@@ -197,7 +187,10 @@ func serve(ctx context.Context, cmd *cobra.Command, fl *flags, stderr io.Writer)
 	}
 	srv, err := relay.New(cfg, logger)
 	if err != nil {
-		if strings.Contains(err.Error(), "address already in use") {
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+			if strings.HasPrefix(err.Error(), "listen for metrics") {
+				return hint(err, "another process uses the metrics port; pick another with --metrics")
+			}
 			return hint(err, "another process uses that port (an IPFS node also uses 4001); pick another with --listen")
 		}
 		return err
