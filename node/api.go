@@ -13,6 +13,7 @@ package node
 //	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
 //	GET  /v1/ping?device=NAME|ID&count=N → [PingResult] (N ≤ 100, default 3)
 //	POST /v1/blobs/add, POST /v1/blobs/get — see blobs.go
+//	GET  /debug/pprof/…        Go's profiler (net/http/pprof)
 //
 // The JSON field names are stable: new fields may be added, none renamed.
 
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sort"
 	"sync"
@@ -100,6 +102,9 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/ping", a.ping)
 	mux.HandleFunc("POST /v1/blobs/add", a.blobAdd)
 	mux.HandleFunc("POST /v1/blobs/get", a.blobGet)
+	// Profiling, for `make bench` and debugging; the socket is 0600.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }

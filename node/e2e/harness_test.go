@@ -41,25 +41,31 @@ func TestMain(m *testing.M) {
 
 // daemon is one meshd process with its own home.
 type daemon struct {
-	t    *testing.T
-	name string
-	home string
-	cmd  *exec.Cmd
-	logf *os.File
-	done chan struct{}
+	t      testing.TB
+	name   string
+	home   string
+	listen []string
+	cmd    *exec.Cmd
+	logf   *os.File
+	done   chan struct{}
 }
 
 // startDaemon runs meshd on loopback (TCP and QUIC, OS-chosen ports, no
 // mDNS so that discovery has to work through invites and address records)
 // and waits until its control API answers.
-func startDaemon(t *testing.T, name string, extra ...string) *daemon {
+func startDaemon(t testing.TB, name string, extra ...string) *daemon {
+	return startDaemonOn(t, name, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
+}
+
+// startDaemonOn is startDaemon with explicit listen addresses.
+func startDaemonOn(t testing.TB, name string, listen []string, extra ...string) *daemon {
 	t.Helper()
 	home, err := os.MkdirTemp("", "mw-"+name+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(home) })
-	d := &daemon{t: t, name: name, home: home}
+	d := &daemon{t: t, name: name, home: home, listen: listen}
 	d.start(extra...)
 	return d
 }
@@ -71,8 +77,11 @@ func (d *daemon) start(extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--home", d.home, "--no-mdns", "--log-level", "debug",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
+	args := []string{"--home", d.home, "--no-mdns", "--log-level", "debug"}
+	for _, l := range d.listen {
+		args = append(args, "--listen", l)
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(filepath.Join(binDir, "meshd"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -174,7 +183,7 @@ func (d *daemon) invite(args ...string) string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -194,7 +203,7 @@ type relayProc struct {
 }
 
 // startRelay runs meshrelay on a free loopback TCP port with extra flags.
-func startRelay(t *testing.T, extra ...string) *relayProc {
+func startRelay(t testing.TB, extra ...string) *relayProc {
 	t.Helper()
 	state := t.TempDir()
 	idOut, err := exec.Command(filepath.Join(binDir, "meshrelay"), "id", "--state", state).Output()
@@ -236,7 +245,7 @@ func startRelay(t *testing.T, extra ...string) *relayProc {
 	return r
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

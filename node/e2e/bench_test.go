@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// Benchmarks of whole daemons. Each writes its figures to testout/ at the
+// repository root as well as reporting them to `go test -bench`.
+
+const benchOut = "../../testout"
+
+// writeIncompressible fills dir with n files of size bytes each of
+// pseudo-random (incompressible) data.
+func writeIncompressible(tb testing.TB, dir string, n int, size int64, seed uint64) []string {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	buf := make([]byte, 1<<20)
+	var paths []string
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("file%03d.bin", i))
+		f, err := os.Create(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for left := size; left > 0; {
+			for j := 0; j+8 <= len(buf); j += 8 {
+				v := rng.Uint64()
+				buf[j], buf[j+1], buf[j+2], buf[j+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+				buf[j+4], buf[j+5], buf[j+6], buf[j+7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
+			}
+			k := min(left, int64(len(buf)))
+			if _, err := f.Write(buf[:k]); err != nil {
+				tb.Fatal(err)
+			}
+			left -= k
+		}
+		if err := f.Close(); err != nil {
+			tb.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// rawReceiverEnv makes the test binary act as the receiving process of
+// the raw TCP baseline (see TestMain's caller below).
+const rawReceiverEnv = "MESHWORK_RAW_RECEIVER"
+
+func init() {
+	if os.Getenv(rawReceiverEnv) == "" {
+		return
+	}
+	// Receiver: accept one connection, read it all, print the byte count.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().String())
+	c, err := ln.Accept()
+	if err != nil {
+		os.Exit(1)
+	}
+	n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 1<<20))
+	fmt.Println(n)
+	os.Exit(0)
+}
+
+// rawTCP sends the files over one plain TCP connection to a receiving
+// process (no encryption, no hashing): the physical limit of loopback on
+// this machine, measured in the same run.
+func rawTCP(tb testing.TB, paths []string) (bytes int64, elapsed time.Duration) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), rawReceiverEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer cmd.Wait()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		tb.Fatal("raw receiver did not start")
+	}
+	c, err := net.Dial("tcp", strings.TrimSpace(sc.Text()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	buf := make([]byte, 1<<20)
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n, err := io.CopyBuffer(c, f, buf)
+		f.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		bytes += n
+	}
+	c.(*net.TCPConn).CloseWrite()
+	if !sc.Scan() {
+		tb.Fatal("raw receiver did not report")
+	}
+	elapsed = time.Since(start)
+	if got := strings.TrimSpace(sc.Text()); got != fmt.Sprint(bytes) {
+		tb.Fatalf("raw receiver got %s bytes, sent %d", got, bytes)
+	}
+	c.Close()
+	return bytes, elapsed
+}
+
+// cpuProfile fetches a CPU profile of a daemon over its control socket.
+func cpuProfile(d *daemon, seconds int, dst string) error {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", node.SocketPath(d.home))
+	}}}
+	resp, err := hc.Get(fmt.Sprintf("http://meshd/debug/pprof/profile?seconds=%d", seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
+
+// BenchmarkTransfer1GiB: a 1 GiB set of files (16 × 64 MiB, incompressible)
+// fetched by one meshd from another on loopback, beside a raw TCP copy of
+// the same bytes between two processes. Once over QUIC and once over TCP.
+func BenchmarkTransfer1GiB(b *testing.B) {
+	const files, size = 16, 64 << 20
+	data := b.TempDir()
+	paths := writeIncompressible(b, data, files, size, 1)
+	total := int64(files * size)
+	var report strings.Builder
+	fmt.Fprintf(&report, "BenchmarkTransfer1GiB %s (%d files of %d MiB)\n", time.Now().UTC().Format(time.RFC3339), files, size>>20)
+
+	rawBytes, rawTime := rawTCP(b, paths)
+	rawMBs := float64(rawBytes) / rawTime.Seconds() / 1e6
+	fmt.Fprintf(&report, "raw loopback TCP (2 processes, no crypto): %.0f MB/s (%s)\n", rawMBs, rawTime.Round(time.Millisecond))
+	b.ReportMetric(rawMBs, "raw-MB/s")
+
+	for _, transport := range []struct{ name, listen string }{
+		{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		{"tcp", "/ip4/127.0.0.1/tcp/0"},
+	} {
+		a := startDaemonOn(b, "a-"+transport.name, []string{transport.listen})
+		c := startDaemonOn(b, "b-"+transport.name, []string{transport.listen})
+		a.mesh("init", "--name", "a")
+		c.mesh("join", a.invite(), "--name", "b")
+		idA, idC := a.status().DeviceID, c.status().DeviceID
+		waitFor(b, 15*time.Second, "a and b online", func() bool { return a.online(idC) && c.online(idA) })
+
+		out := a.mesh("blob", "add", data)
+		var refs []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			refs = append(refs, strings.Fields(line)[0])
+		}
+		dst := b.TempDir()
+		profA := filepath.Join(benchOut, "transfer-"+transport.name+"-sender.pprof")
+		profC := filepath.Join(benchOut, "transfer-"+transport.name+"-receiver.pprof")
+		profDone := make(chan struct{}, 2)
+		go func() { _ = cpuProfile(a, 2, profA); profDone <- struct{}{} }()
+		go func() { _ = cpuProfile(c, 2, profC); profDone <- struct{}{} }()
+		start := time.Now()
+		c.mesh(append([]string{"blob", "get", "--quiet", "--out", dst}, refs...)...)
+		elapsed := time.Since(start)
+		<-profDone
+		<-profDone
+		for i, ref := range refs {
+			if fi, err := os.Stat(filepath.Join(dst, ref)); err != nil || fi.Size() != size {
+				b.Fatalf("blob %d not fetched whole: %v", i, err)
+			}
+		}
+		mbs := float64(total) / elapsed.Seconds() / 1e6
+		fmt.Fprintf(&report, "meshd → meshd over %s: %.0f MB/s (%s), %.0f%% of raw TCP\n", transport.name, mbs, elapsed.Round(time.Millisecond), 100*mbs/rawMBs)
+		b.ReportMetric(mbs, transport.name+"-MB/s")
+		b.ReportMetric(mbs/rawMBs, transport.name+"-ratio")
+		a.stop()
+		c.stop()
+	}
+	fmt.Fprintf(&report, "CPU profiles (first 2 s of each transfer): %s/transfer-*.pprof\n", benchOut)
+	writeReport(b, "bench-transfer.txt", report.String())
+}
+
+func writeReport(tb testing.TB, name, text string) {
+	tb.Helper()
+	if err := os.MkdirAll(benchOut, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(benchOut, name), []byte(text), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("\n%s", text)
+}
