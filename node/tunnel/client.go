@@ -266,13 +266,16 @@ func (f *Forward) serve(tcp *net.TCPConn) {
 	f.links[l] = struct{}{}
 	f.mu.Unlock()
 
-	l.run(&f.wg, &f.bytesOut, &f.bytesIn)
+	err = l.run(&f.wg, &f.bytesOut, &f.bytesIn)
 
 	f.mu.Lock()
 	if f.links != nil {
 		delete(f.links, l)
 	}
 	f.mu.Unlock()
+	if err != nil && !isClosedErr(err) {
+		f.log.Info("tunnel connection aborted", "client", tcp.RemoteAddr().String(), "err", err)
+	}
 }
 
 // checkLocalAddr accepts host:port where host is a loopback IP or

@@ -61,9 +61,9 @@ func (l *link) finish() {
 // run copies in both directions until both have ended (each clean end of
 // input is passed on as a half-close) or one fails (then both sides are
 // aborted). It runs one direction itself and the other in a goroutine
-// tracked by wg; it returns after both. up counts bytes TCP→stream, down
-// stream→TCP.
-func (l *link) run(wg *sync.WaitGroup, up, down *atomic.Int64) {
+// tracked by wg; it returns after both, with the first error. up counts
+// bytes TCP→stream, down stream→TCP.
+func (l *link) run(wg *sync.WaitGroup, up, down *atomic.Int64) error {
 	done := make(chan error, 1)
 	wg.Add(1)
 	go func() {
@@ -74,9 +74,10 @@ func (l *link) run(wg *sync.WaitGroup, up, down *atomic.Int64) {
 	err2 := <-done
 	if err1 != nil || err2 != nil {
 		l.abort()
-		return
+		return errors.Join(err1, err2)
 	}
 	l.finish()
+	return nil
 }
 
 // copy copies src to dst; at src's clean end it half-closes dst. On error it

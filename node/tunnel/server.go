@@ -330,12 +330,16 @@ func (s *Server) handle(st network.Stream) {
 		s.onOpen(ev)
 	}
 
-	l.run(&s.wg, &s.bytesOut, &s.bytesIn)
+	err = l.run(&s.wg, &s.bytesOut, &s.bytesIn)
 
 	s.mu.Lock()
 	delete(s.links, l)
 	s.mu.Unlock()
-	log.Debug("tunnel connection closed")
+	if err != nil && !isClosedErr(err) {
+		log.Info("tunnel connection aborted", "err", err)
+	} else {
+		log.Debug("tunnel connection closed", "err", err)
+	}
 }
 
 // refuse answers a stream that will not reach the service: the reply, then
