@@ -82,6 +82,7 @@ type fetch struct {
 	present   int // distinct chunks already local at the start
 	doneBytes int64
 	err       error
+	peerErrs  []error // why peers were dropped
 	finished  chan struct{}
 	ended     bool
 
@@ -279,7 +280,7 @@ func (f *fetch) checkStuck() {
 			}
 		}
 	}
-	f.finish(fmt.Errorf("%d chunks: %w", f.remaining, ErrUnavailable))
+	f.finish(errors.Join(append([]error{fmt.Errorf("%d chunks: %w", f.remaining, ErrUnavailable)}, f.peerErrs...)...))
 }
 
 // kill drops a peer from this fetch and requeues its requests. Called with
@@ -290,6 +291,7 @@ func (f *fetch) kill(p *peerState, why error) {
 	}
 	p.dead = true
 	p.log.Info("dropping peer from transfer", "err", why, "inflight", len(p.inflight))
+	f.peerErrs = append(f.peerErrs, fmt.Errorf("peer %s: %w", p.id, why))
 	for _, r := range p.inflight {
 		f.chunks[r.idx].inflight--
 		for _, q := range f.peers {

@@ -282,14 +282,15 @@ func TestResumeAfterCancel(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := 1 + r.IntN(len(m.Chunks)-1)
+	stop := 1 + r.IntN(len(m.Chunks)/2)
 	cs := &cancelSink{Sink: p, cancel: cancel}
 	cs.n.Store(int64(stop))
-	if err := c.svc.FetchInto(cctx, m, ids(a), cs, nil); !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted fetch: %v", err)
-	}
+	err = c.svc.FetchInto(cctx, m, ids(a), cs, nil)
 	p.Close()
 	left := missing(t, c, m)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted fetch: %v (%d chunks left)", err, left)
+	}
 	first := c.svc.Stats()
 	t.Logf("cancelled after %d puts; %d of %d chunks left; %d requested", stop, left, len(m.Chunks), first.ChunksRequested)
 	if left == 0 || left > len(m.Chunks)-stop {
@@ -353,12 +354,14 @@ func TestResumeAfterPeerDies(t *testing.T) {
 	b.seed(t, "f", data)
 	connect(t, c, a)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	ks.n.Store(int64(1 + r.IntN(len(m.Chunks)-1)))
+	ks.n.Store(int64(1 + r.IntN(len(m.Chunks)/2)))
 	err := c.svc.Fetch(context.Background(), m, ids(a), nil)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("fetch from a dead peer: %v", err)
-	}
 	left := missing(t, c, m)
+	// Chunks already read off the stream when the host closed still land.
+	if (left > 0 && !errors.Is(err, ErrUnavailable)) || (left == 0 && err != nil) {
+		t.Fatalf("fetch from a peer that died: %v, %d chunks left", err, left)
+	}
+	t.Logf("peer died: %d of %d chunks left", left, len(m.Chunks))
 	first := c.svc.Stats()
 	connect(t, c, b)
 	if err := c.svc.Fetch(context.Background(), m, ids(a, b), nil); err != nil {
@@ -396,9 +399,10 @@ func TestNonMemberRefused(t *testing.T) {
 	c := newNode(t, nil, nil)
 	connect(t, c, a)
 	err := c.svc.Fetch(context.Background(), m, ids(a), nil)
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrRefused) {
 		t.Fatalf("non-member fetch: %v", err)
 	}
+	t.Logf("non-member fetch: %v", err)
 	if _, err := c.svc.FetchManifest(context.Background(), m.Ref(), ids(a)); !errors.Is(err, ErrRefused) {
 		t.Fatalf("non-member manifest fetch: %v", err)
 	}
