@@ -15,11 +15,16 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 )
 
-// Per-peer window of GET requests in flight (see adapt).
+// Per-peer window of GET requests in flight (see adapt). The floor of 8
+// (8 MiB at the average chunk size) keeps a fast loopback or LAN pipe full:
+// with a floor of 2 the sender's read-hash-encrypt steps and the receiver's
+// verify-write steps alternated instead of overlapping, and two meshd
+// processes moved 1 GiB at 160 MB/s instead of 414 MB/s (BenchmarkTransfer1GiB
+// in node/e2e, TCP).
 const (
-	initialWindow = 2
-	minWindow     = 2
-	maxWindow     = 24
+	initialWindow = 8
+	minWindow     = 8
+	maxWindow     = 32
 )
 
 const progressEvery = 100 * time.Millisecond
