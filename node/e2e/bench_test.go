@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -164,6 +165,12 @@ func BenchmarkTransfer1GiB(b *testing.B) {
 	rawMBs := float64(rawBytes) / rawTime.Seconds() / 1e6
 	fmt.Fprintf(&report, "raw loopback TCP (2 processes, no crypto): %.0f MB/s (%s)\n", rawMBs, rawTime.Round(time.Millisecond))
 	b.ReportMetric(rawMBs, "raw-MB/s")
+	if mbs, err := iperf3(total); err == nil {
+		fmt.Fprintf(&report, "iperf3 loopback TCP (-n %d MiB, default buffers): %.0f MB/s\n", total>>20, mbs)
+		b.ReportMetric(mbs, "iperf3-MB/s")
+	} else {
+		fmt.Fprintf(&report, "iperf3 baseline skipped: %v\n", err)
+	}
 
 	for _, transport := range []struct{ name, listen string }{
 		{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
@@ -206,6 +213,49 @@ func BenchmarkTransfer1GiB(b *testing.B) {
 	}
 	fmt.Fprintf(&report, "CPU profiles (first 2 s of each transfer): %s/transfer-*.pprof\n", benchOut)
 	writeReport(b, "bench-transfer.txt", report.String())
+}
+
+// iperf3 measures loopback TCP with iperf3 (server and client processes)
+// sending n bytes, in MB/s as the receiver counted them.
+func iperf3(n int64) (float64, error) {
+	bin, err := exec.LookPath("iperf3")
+	if err != nil {
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	srv := exec.Command(bin, "-s", "-1", "-B", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer srv.Wait()
+	var out []byte
+	for i := 0; i < 50; i++ { // the server needs a moment to listen
+		out, err = exec.Command(bin, "-c", "127.0.0.1", "-p", fmt.Sprint(port), "-n", fmt.Sprint(n), "-J").Output()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		_ = srv.Process.Kill()
+		return 0, fmt.Errorf("iperf3 client: %w", err)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return res.End.SumReceived.BitsPerSecond / 8 / 1e6, nil
 }
 
 func writeReport(tb testing.TB, name, text string) {
