@@ -86,9 +86,9 @@ type Stats struct {
 }
 
 type counters struct {
-	sessionsStarted, sessionsServed, streamsRefused, announcesSent  atomic.Int64
-	requestsSent, fullRequestsSent, requestsServed, changesSent     atomic.Int64
-	changesReceived, itemsChanged, itemsRefused                     atomic.Int64
+	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
+	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
+	changesReceived, itemsChanged, itemsRefused                    atomic.Int64
 }
 
 // replica is an object held by the engine. mu serialises the changes that
