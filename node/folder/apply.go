@@ -1,0 +1,664 @@
+package folder
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/store"
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// Apply makes the directory match the given items (typically those a merge
+// changed; all of Feed.Items() is always safe): files are fetched into the
+// store's partial files and renamed into place, deleted and replaced files
+// are kept in the version history, and losing versions of conflicting items
+// are written beside them as conflict copies. Items with unsafe paths are
+// refused (ErrUnsafePath, ErrCaseCollision) and nothing is written for
+// them; ignored paths are left alone. Apply goes on after an item fails and
+// returns the failures joined. It is idempotent and resumes interrupted
+// transfers without fetching verified chunks again.
+func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	if _, err := f.ign.reload(); err != nil {
+		f.log.Warn("read ignore file", "err", err)
+	}
+	type job struct {
+		it syncproto.Item
+		fe *syncproto.FileEntry
+	}
+	var live, dels []job
+	var errs []error
+	for _, it := range items {
+		fe, ok := it.Body.(*syncproto.FileEntry)
+		if !ok || fe == nil {
+			continue
+		}
+		if err := checkRel(fe.Path); err != nil {
+			f.refused(fe.Path, err)
+			errs = append(errs, fmt.Errorf("apply item %q: %w", it.Sync.ID, err))
+			continue
+		}
+		if string(it.Sync.ID) != fe.Path {
+			err := fmt.Errorf("apply item %q: path %q differs from the item ID: %w", it.Sync.ID, fe.Path, ErrUnsafePath)
+			f.refused(fe.Path, err)
+			errs = append(errs, err)
+			continue
+		}
+		if it.Sync.Deleted {
+			dels = append(dels, job{it, fe})
+		} else {
+			live = append(live, job{it, fe})
+		}
+	}
+	// Directories before what is in them, files before deletions (so that a
+	// renamed file's content is still there), deletions deepest first.
+	sort.SliceStable(live, func(i, j int) bool {
+		di, dj := live[i].fe.Mode.IsDir(), live[j].fe.Mode.IsDir()
+		if di != dj {
+			return di
+		}
+		return live[i].fe.Path < live[j].fe.Path
+	})
+	sort.SliceStable(dels, func(i, j int) bool { return dels[i].fe.Path > dels[j].fe.Path })
+	for _, j := range live {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := f.applyLive(ctx, j.it, j.fe); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, j := range dels {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := f.applyDelete(ctx, j.it, j.fe); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, j := range live {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, c := range j.it.Sync.Conflicts {
+			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := f.dropResolvedConflicts(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Folder) refused(rel string, err error) {
+	f.log.Warn("refused remote item", "path", rel, "err", err)
+	f.skip(rel, err.Error())
+}
+
+// statMatches reports whether fi is what st recorded.
+func statMatches(st *fileState, fi fs.FileInfo) bool {
+	if st == nil {
+		return false
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return st.Kind == kindDir
+	case m&fs.ModeSymlink != 0:
+		return st.Kind == kindSymlink
+	case m.IsRegular():
+		return st.Kind == kindFile && st.Size == fi.Size() && st.MTime == fi.ModTime().UnixNano() &&
+			st.Inode == inode(fi) && st.Perm == perm(fi)
+	}
+	return false
+}
+
+// settleLocked makes sure the recorded state of rel reflects the disk
+// before Apply replaces or removes it: an unrecorded or changed path is
+// scanned first. It returns ErrLocalChange when that scan found a local
+// change (the Feed now has it, superseding the remote item being applied).
+// Callers hold f.mu.
+func (f *Folder) settleLocked(ctx context.Context, rel string) (fs.FileInfo, error) {
+	fi, err := f.rootFS.Lstat(filepath.FromSlash(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stat %q: %w", rel, err)
+	}
+	st := f.states[rel]
+	if statMatches(st, fi) {
+		return fi, nil
+	}
+	res, err := f.scanLocked(ctx, []string{rel})
+	if err != nil {
+		return nil, err
+	}
+	if res.updated[rel] {
+		return nil, fmt.Errorf("path %q: %w", rel, ErrLocalChange)
+	}
+	fi, err = f.rootFS.Lstat(filepath.FromSlash(rel))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stat %q: %w", rel, err)
+	}
+	if !statMatches(f.states[rel], fi) {
+		return nil, fmt.Errorf("path %q: %w", rel, ErrLocalChange)
+	}
+	return fi, nil
+}
+
+func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto.FileEntry) error {
+	rel := fe.Path
+	isDir := fe.Mode.IsDir()
+	if f.ign.ignored(rel, isDir) {
+		return nil
+	}
+	by := it.Sync.Top().By
+	switch {
+	case isDir:
+		return f.applyDir(ctx, rel, fe, by)
+	case fe.Mode&fs.ModeSymlink != 0:
+		return f.applySymlink(ctx, rel, fe, by)
+	case fe.Mode.Type() == 0:
+		return f.applyFile(ctx, rel, fe, by, false)
+	}
+	err := fmt.Errorf("apply %q: unsupported mode %v: %w", rel, fe.Mode, ErrUnsafePath)
+	f.refused(rel, err)
+	return err
+}
+
+// clearLocked moves whatever is at rel out of the way before something of
+// another kind is written there: a file into the version history, a
+// symlink removed, an empty directory removed. Callers hold f.mu and have
+// settled rel.
+func (f *Folder) clearLocked(ctx context.Context, rel string, fi fs.FileInfo) error {
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return f.keepVersionLocked(ctx, rel, true)
+	case m.IsDir():
+		f.removeTemps(ctx, rel)
+		if err := f.rootFS.Remove(filepath.FromSlash(rel)); err != nil {
+			return fmt.Errorf("remove directory %q: %w", rel, err)
+		}
+	default:
+		if err := f.rootFS.Remove(filepath.FromSlash(rel)); err != nil {
+			return fmt.Errorf("remove %q: %w", rel, err)
+		}
+	}
+	return f.setState(rel, nil)
+}
+
+func (f *Folder) applyDir(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fail := func(err error) error { return fmt.Errorf("apply directory %q: %w", rel, err) }
+	if err := f.checkParents(rel, true); err != nil {
+		f.refused(rel, err)
+		return fail(err)
+	}
+	fi, err := f.settleLocked(ctx, rel)
+	if err != nil {
+		return fail(err)
+	}
+	want := fe.Mode.Perm()
+	if want == 0 {
+		want = 0o755
+	}
+	if fi != nil && !fi.IsDir() {
+		if err := f.clearLocked(ctx, rel, fi); err != nil {
+			return fail(err)
+		}
+		fi = nil
+	}
+	if fi == nil {
+		if err := f.rootFS.Mkdir(filepath.FromSlash(rel), want); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fail(err)
+		}
+	}
+	if err := f.rootFS.Chmod(filepath.FromSlash(rel), want); err != nil {
+		return fail(err)
+	}
+	fi, err = f.rootFS.Lstat(filepath.FromSlash(rel))
+	if err != nil {
+		return fail(err)
+	}
+	if !fi.IsDir() {
+		return fail(fmt.Errorf("not a directory after mkdir: %w", ErrUnsafePath))
+	}
+	f.unskip(rel)
+	return f.setState(rel, &fileState{Kind: kindDir, Perm: perm(fi), By: by})
+}
+
+func (f *Folder) applySymlink(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID) error {
+	fail := func(err error) error { return fmt.Errorf("apply symlink %q: %w", rel, err) }
+	if err := checkSymlinkTarget(rel, fe.Symlink); err != nil {
+		f.refused(rel, err)
+		return fail(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkParents(rel, true); err != nil {
+		f.refused(rel, err)
+		return fail(err)
+	}
+	fi, err := f.settleLocked(ctx, rel)
+	if err != nil {
+		return fail(err)
+	}
+	if fi != nil {
+		if st := f.states[rel]; st != nil && st.Kind == kindSymlink && st.Target == fe.Symlink {
+			return nil
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			if err := f.clearLocked(ctx, rel, fi); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	// Create under a temporary name and rename over rel: atomic.
+	tmp := path.Join(path.Dir(rel), ownTmpPrefx+randHex())
+	if err := f.rootFS.Symlink(filepath.FromSlash(fe.Symlink), filepath.FromSlash(tmp)); err != nil {
+		return fail(err)
+	}
+	if err := f.rootFS.Rename(filepath.FromSlash(tmp), filepath.FromSlash(rel)); err != nil {
+		f.rootFS.Remove(filepath.FromSlash(tmp))
+		return fail(err)
+	}
+	f.unskip(rel)
+	return f.setState(rel, &fileState{Kind: kindSymlink, Perm: 0o777, Target: fe.Symlink, By: by})
+}
+
+func randHex() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// manifest returns the manifest of ref: from the store, from a kept version
+// with that content (indexed on demand, so a move sends no content), or
+// from peers.
+func (f *Folder) manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
+	if m, err := f.st.Manifest(ctx, ref); err == nil {
+		return m, nil
+	}
+	if m, ok := f.manifestFromVersions(ctx, ref); ok {
+		return m, nil
+	}
+	if f.cfg.Fetcher == nil {
+		return blobs.Manifest{}, fmt.Errorf("manifest of %v: %w", ref, store.ErrNoBlob)
+	}
+	m, err := f.cfg.Fetcher.FetchManifest(ctx, ref)
+	if err != nil {
+		return blobs.Manifest{}, err
+	}
+	if err := m.Verify(ref); err != nil {
+		return blobs.Manifest{}, fmt.Errorf("manifest of %v: %w", ref, err)
+	}
+	return m, nil
+}
+
+// applyFile writes the blob of fe at rel. With conflict, rel is a conflict
+// copy: recorded as such, never reported as a local change while unedited.
+func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID, conflict bool) error {
+	fail := func(err error) error { return fmt.Errorf("apply file %q: %w", rel, err) }
+	ref, err := BlobRefOf(fe.Blob)
+	if err != nil {
+		return fail(err)
+	}
+	if ref.IsZero() || ref.Size != fe.Size {
+		return fail(fmt.Errorf("size %d does not match blob %v: %w", fe.Size, ref, blobs.ErrMalformed))
+	}
+	wantPerm := fe.Mode.Perm()
+	mtime := fe.ModTime
+
+	// Already there? Then only the metadata may need fixing.
+	f.mu.Lock()
+	if err := f.checkParents(rel, true); err != nil {
+		f.mu.Unlock()
+		f.refused(rel, err)
+		return fail(err)
+	}
+	fi, err := f.settleLocked(ctx, rel)
+	if err != nil {
+		f.mu.Unlock()
+		return fail(err)
+	}
+	if st := f.states[rel]; fi != nil && st != nil && st.Kind == kindFile && st.Blob == ref {
+		if !conflict && st.Conflict {
+			// The name was a conflict copy; it is an item's file now.
+			st.Conflict = false
+		}
+		err := f.setMetaLocked(rel, wantPerm, mtime, by, st.Conflict)
+		f.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	if fi != nil && !fi.Mode().IsRegular() {
+		if err := f.clearLocked(ctx, rel, fi); err != nil {
+			f.mu.Unlock()
+			return fail(err)
+		}
+	}
+	f.mu.Unlock()
+
+	m, err := f.manifest(ctx, ref)
+	if err != nil {
+		return fail(err)
+	}
+	abs := f.abs(rel)
+	p, err := f.st.OpenPartial(ctx, m, abs)
+	if err != nil {
+		return fail(err)
+	}
+	defer p.Close()
+	if err := f.setRecord(f.key(kPartial, []byte(rel), []byte{0}, []byte(p.Path())), nil); err != nil {
+		return fail(err)
+	}
+	missing, err := f.st.Missing(ctx, m)
+	if err != nil {
+		return fail(err)
+	}
+	if len(missing) > 0 {
+		if f.cfg.Fetcher == nil {
+			return fail(fmt.Errorf("%d chunks: %w", len(missing), store.ErrMissing))
+		}
+		defer f.endTransfer(rel)
+		if err := f.cfg.Fetcher.FetchInto(ctx, m, p, func(pr blobs.Progress) { f.progress(rel, pr) }); err != nil {
+			return fail(err)
+		}
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkParents(rel, false); err != nil {
+		f.refused(rel, err)
+		return fail(err)
+	}
+	fi, err = f.settleLocked(ctx, rel)
+	if err != nil {
+		return fail(err)
+	}
+	if fi != nil && fi.Mode().IsRegular() && !conflict {
+		if err := f.keepVersionLocked(ctx, rel, false); err != nil {
+			return fail(err)
+		}
+	} else if fi != nil && !fi.Mode().IsRegular() {
+		if err := f.clearLocked(ctx, rel, fi); err != nil {
+			return fail(err)
+		}
+	}
+	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by, Conflict: conflict}
+	if err := f.setRecord(f.key(kIntent, []byte(rel)), intent.encode()); err != nil {
+		return fail(err)
+	}
+	if err := p.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	f.forgetPartials(ctx, rel, "")
+	states := make(map[string]*fileState)
+	if err := f.finishIntent(rel, &intent, states); err != nil {
+		return fail(err)
+	}
+	if err := f.setStates(states); err != nil {
+		return fail(err)
+	}
+	f.unskip(rel)
+	return nil
+}
+
+// noteDirCreated records a parent directory Apply created, so the scanner
+// does not report it. Callers hold f.mu.
+func (f *Folder) noteDirCreated(rel string, fi fs.FileInfo) {
+	if err := f.setState(rel, &fileState{Kind: kindDir, Perm: perm(fi)}); err != nil {
+		f.log.Warn("record directory", "path", rel, "err", err)
+	}
+}
+
+// setMetaLocked gives the file at rel the mode and mtime of its item and
+// records its state. Callers hold f.mu.
+func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by syncproto.DeviceID, conflict bool) error {
+	st := *f.states[rel]
+	name := filepath.FromSlash(rel)
+	if st.Perm != perm {
+		if err := f.rootFS.Chmod(name, perm); err != nil {
+			return err
+		}
+	}
+	if st.MTime != mtime.UnixNano() {
+		if err := f.rootFS.Chtimes(name, time.Time{}, mtime); err != nil {
+			return err
+		}
+	}
+	fi, err := f.rootFS.Lstat(name)
+	if err != nil {
+		return err
+	}
+	st.Perm, st.Size, st.MTime, st.Inode = fi.Mode().Perm(), fi.Size(), fi.ModTime().UnixNano(), inode(fi)
+	st.By, st.Conflict = by, conflict
+	return f.setState(rel, &st)
+}
+
+// intent returns the recorded Apply in progress at rel.
+func (f *Folder) intent(rel string) (fileState, bool) {
+	v, ok, err := f.getRecord(f.key(kIntent, []byte(rel)))
+	if err != nil || !ok {
+		return fileState{}, false
+	}
+	st, err := decodeState(v)
+	return st, err == nil
+}
+
+// finishIntent gives the freshly renamed file at rel its mode and mtime and
+// records its state in states; the intent is then dropped. Callers hold f.mu.
+func (f *Folder) finishIntent(rel string, in *fileState, states map[string]*fileState) error {
+	name := filepath.FromSlash(rel)
+	if err := f.rootFS.Chmod(name, in.Perm); err != nil {
+		return err
+	}
+	if err := f.rootFS.Chtimes(name, time.Time{}, time.Unix(0, in.MTime)); err != nil {
+		return err
+	}
+	fi, err := f.rootFS.Lstat(name)
+	if err != nil {
+		return err
+	}
+	st := *in
+	st.Size, st.MTime, st.Inode, st.Perm = fi.Size(), fi.ModTime().UnixNano(), inode(fi), perm(fi)
+	if err := f.setState(rel, &st); err != nil {
+		return err
+	}
+	states[rel] = &st
+	return f.deleteRecord(f.key(kIntent, []byte(rel)))
+}
+
+// recordedPartials returns the absolute names of the partial files this
+// folder opened and has not completed.
+func (f *Folder) recordedPartials() map[string]bool {
+	out := make(map[string]bool)
+	err := f.scanKeys(f.key(kPartial), func(k, _ []byte) error {
+		if i := bytes.IndexByte(k, 0); i >= 0 {
+			out[string(k[i+1:])] = true
+		}
+		return nil
+	})
+	if err != nil {
+		f.log.Warn("list partial files", "err", err)
+	}
+	return out
+}
+
+// forgetPartials deletes the partial files recorded for rel except keep
+// (absolute), and their records.
+func (f *Folder) forgetPartials(ctx context.Context, rel, keep string) {
+	pfx := f.key(kPartial, []byte(rel), []byte{0})
+	var names []string
+	_ = f.scanKeys(pfx, func(k, _ []byte) error {
+		names = append(names, string(k))
+		return nil
+	})
+	for _, n := range names {
+		if n != keep {
+			if err := f.st.RemoveFile(ctx, n); err != nil {
+				f.log.Warn("forget partial", "path", n, "err", err)
+			}
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.log.Warn("remove partial", "path", n, "err", err)
+			}
+		}
+		_ = f.deleteRecord(append(pfx[:len(pfx):len(pfx)], n...))
+	}
+}
+
+// removeTemps removes the temporary files in directory rel, so that an
+// otherwise empty directory can be removed.
+func (f *Folder) removeTemps(ctx context.Context, rel string) {
+	ents, err := os.ReadDir(f.abs(rel))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tmpPrefix) && e.Type().IsRegular() {
+			child := path.Join(rel, e.Name())
+			_ = f.st.RemoveFile(ctx, f.abs(child))
+			_ = os.Remove(f.abs(child))
+		}
+	}
+}
+
+func (f *Folder) applyDelete(ctx context.Context, it syncproto.Item, fe *syncproto.FileEntry) error {
+	rel := fe.Path
+	if f.ign.ignored(rel, fe.Mode.IsDir()) {
+		return nil
+	}
+	fail := func(err error) error { return fmt.Errorf("apply delete %q: %w", rel, err) }
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgetPartials(ctx, rel, "")
+	if err := f.checkParents(rel, false); err != nil {
+		f.refused(rel, err)
+		return fail(err)
+	}
+	fi, err := f.settleLocked(ctx, rel)
+	if err != nil {
+		return fail(err)
+	}
+	if fi == nil {
+		return f.setState(rel, nil)
+	}
+	if st := f.states[rel]; st != nil && st.Conflict {
+		return nil // a conflict copy, not this item
+	}
+	if fi.IsDir() {
+		f.removeTemps(ctx, rel)
+		if err := f.rootFS.Remove(filepath.FromSlash(rel)); err != nil {
+			// Not empty: files here that are not items (ignored, or
+			// new and not yet scanned). Keep the directory.
+			f.log.Info("directory deleted remotely kept: not empty", "path", rel)
+			return nil
+		}
+		return f.setState(rel, nil)
+	}
+	return f.clearLocked(ctx, rel, fi)
+}
+
+// applyConflict writes the losing version c of the item at rel beside it.
+func (f *Folder) applyConflict(ctx context.Context, rel string, c syncproto.Item) error {
+	fe, ok := c.Body.(*syncproto.FileEntry)
+	if c.Sync.Deleted || !ok || fe == nil || fe.Mode.Type() != 0 {
+		return nil
+	}
+	name := conflictName(rel, c)
+	if err := checkRel(name); err != nil {
+		return fmt.Errorf("conflict copy of %q: %w", rel, err)
+	}
+	if f.ign.ignored(name, false) {
+		return nil
+	}
+	f.mu.Lock()
+	st := f.states[name]
+	f.mu.Unlock()
+	if st != nil && !st.Conflict {
+		return nil // the user's own file (an edited copy): leave it
+	}
+	cfe := *fe
+	cfe.Path = name
+	return f.applyFile(ctx, name, &cfe, c.Sync.Top().By, true)
+}
+
+// dropResolvedConflicts removes unedited conflict copies whose conflict is
+// gone (resolved on some device), keeping them in the version history.
+func (f *Folder) dropResolvedConflicts(ctx context.Context) error {
+	f.mu.Lock()
+	any := false
+	for _, st := range f.states {
+		if st.Conflict {
+			any = true
+			break
+		}
+	}
+	f.mu.Unlock()
+	if !any {
+		return nil
+	}
+	want := make(map[string]bool)
+	for _, it := range f.feed.Items() {
+		fe, ok := it.Body.(*syncproto.FileEntry)
+		if !ok || it.Sync.Deleted {
+			continue
+		}
+		for _, c := range it.Sync.Conflicts {
+			want[conflictName(fe.Path, c)] = true
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for rel, st := range f.states {
+		if !st.Conflict || want[rel] {
+			continue
+		}
+		fi, err := f.rootFS.Lstat(filepath.FromSlash(rel))
+		if err != nil || !statMatches(st, fi) {
+			continue // edited: the scanner makes it an item
+		}
+		if err := f.keepVersionLocked(ctx, rel, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := f.setState(rel, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Folder) progress(rel string, pr blobs.Progress) {
+	f.tmu.Lock()
+	f.transfers[rel] = pr
+	f.tmu.Unlock()
+}
+
+func (f *Folder) endTransfer(rel string) {
+	f.tmu.Lock()
+	delete(f.transfers, rel)
+	f.tmu.Unlock()
+}

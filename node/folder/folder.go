@@ -1,0 +1,273 @@
+package folder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/store"
+	"github.com/meshwork/meshwork/blobs/transfer"
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// Sentinel errors; the wrapping error names the path at fault.
+var (
+	// ErrUnsafePath reports a path or symlink target that would leave the
+	// folder, touch its internal directory, or is otherwise refused.
+	ErrUnsafePath = errors.New("unsafe path refused")
+	// ErrCaseCollision reports a name that differs only in case from an
+	// existing different name on a case-insensitive filesystem.
+	ErrCaseCollision = errors.New("name collides case-insensitively")
+	// ErrNoVersion reports an unknown version in History or Restore.
+	ErrNoVersion = errors.New("no such version")
+	// ErrLocalChange reports a remote change not applied because the file
+	// changed locally since the last scan; the scan reports the local
+	// change, which supersedes the remote one.
+	ErrLocalChange = errors.New("file changed locally")
+	// ErrClosed reports use of a closed Folder.
+	ErrClosed = errors.New("folder closed")
+)
+
+// Feed is what the folder needs from its synced object. *syncproto.Object
+// implements it.
+type Feed interface {
+	Item(id syncproto.ItemID) (syncproto.Item, bool)
+	Items() []syncproto.Item
+	Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error)
+	Delete(id syncproto.ItemID) (syncproto.Item, error)
+}
+
+// Fetcher gets blobs from peers; the daemon implements it with
+// transfer.Service and the object's online members.
+type Fetcher interface {
+	// FetchManifest returns the manifest of ref, verified against it.
+	FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error)
+	// FetchInto writes the chunks of m that the store does not have into
+	// sink (a *store.Partial), as transfer.Service.FetchInto does.
+	FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error
+}
+
+// Config is what a Folder needs.
+type Config struct {
+	Root  string       // the synced directory (created if missing)
+	Name  string       // for logs
+	Store *store.Store // the device's chunk index
+	// DB and Prefix hold the folder's own state (scan cache, version
+	// index); DB stays owned by the caller. Prefix must be distinct per
+	// folder and from the store's.
+	DB      *badger.DB
+	Prefix  []byte
+	Feed    Feed
+	Fetcher Fetcher            // nil: only blobs available locally are written
+	Self    syncproto.DeviceID // this device, author of local changes
+	Logger  *slog.Logger       // nil discards
+	Clock   func() time.Time   // nil: time.Now
+	// Retention is how long replaced and deleted versions are kept
+	// (default 30 days; negative keeps none).
+	Retention time.Duration
+	// RescanInterval is the period of full rescans (default 1 hour).
+	RescanInterval time.Duration
+	// Debounce is how long the watcher waits for more events before an
+	// incremental scan (default 100 ms).
+	Debounce time.Duration
+	// FoldCase refuses names that differ only in case from an existing
+	// name even on a case-sensitive filesystem (a case-insensitive one is
+	// detected).
+	FoldCase bool
+}
+
+// DefaultRetention is how long kept versions live by default.
+const DefaultRetention = 30 * 24 * time.Hour
+
+// Folder syncs one directory with a Feed. It is safe for concurrent use.
+type Folder struct {
+	cfg      Config
+	root     string
+	rootFS   *os.Root
+	st       *store.Store
+	db       *badger.DB
+	prefix   []byte
+	feed     Feed
+	log      *slog.Logger
+	now      func() time.Time
+	foldCase bool
+	ign      *ignorer
+
+	applyMu sync.Mutex // one Apply or Restore at a time
+
+	mu       sync.Mutex // the tree and the states: scans and Apply's writes
+	states   map[string]*fileState
+	scanned  bool // an initial scan has run
+	closed   bool
+	hashHook func(rel string) // tests: called before a file is hashed
+
+	tmu       sync.Mutex
+	transfers map[string]blobs.Progress
+	skipped   map[string]string // paths not synced, and why
+}
+
+// Open opens the folder at cfg.Root, creating it and its internal
+// directory if missing, and loads its state. Leftover temporary files of
+// this package are removed; the store's partial files are kept so that
+// transfers resume.
+func Open(cfg Config) (*Folder, error) {
+	if cfg.Store == nil || cfg.DB == nil || cfg.Feed == nil || cfg.Root == "" {
+		return nil, errors.New("open folder: Root, Store, DB and Feed are required")
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("open folder %s: %w", cfg.Root, err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, internalDir, "versions"), 0o755); err != nil {
+		return nil, fmt.Errorf("open folder %s: %w", root, err)
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, fmt.Errorf("open folder %s: %w", cfg.Root, err)
+	}
+	rfs, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("open folder %s: %w", root, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.RescanInterval <= 0 {
+		cfg.RescanInterval = time.Hour
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 100 * time.Millisecond
+	}
+	f := &Folder{
+		cfg: cfg, root: root, rootFS: rfs, st: cfg.Store, db: cfg.DB,
+		prefix: append([]byte(nil), cfg.Prefix...), feed: cfg.Feed,
+		log: cfg.Logger.With("folder", cfg.Name), now: cfg.Clock,
+		ign:       &ignorer{path: filepath.Join(root, IgnoreFile)},
+		transfers: make(map[string]blobs.Progress),
+		skipped:   make(map[string]string),
+	}
+	f.foldCase = cfg.FoldCase || probeFoldCase(filepath.Join(root, internalDir))
+	if f.states, err = f.loadStates(); err != nil {
+		rfs.Close()
+		return nil, fmt.Errorf("open folder %s: %w", root, err)
+	}
+	if _, err := f.ign.reload(); err != nil {
+		f.log.Warn("read ignore file", "err", err)
+	}
+	return f, nil
+}
+
+// Root returns the folder's absolute root directory.
+func (f *Folder) Root() string { return f.root }
+
+// Close releases the folder. It does not close the DB or the store. Run
+// must have returned. Safe to call more than once.
+func (f *Folder) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	return f.rootFS.Close()
+}
+
+// Transfer is a file being received.
+type Transfer struct {
+	Path  string
+	Done  int64
+	Total int64
+}
+
+// Status is a snapshot of the folder's sync state.
+type Status struct {
+	Items        int     // live items (files, directories, symlinks)
+	Bytes        int64   // total size of the live file items
+	LocalBytes   int64   // of which present here with the item's content
+	InSync       float64 // LocalBytes/Bytes (by items when Bytes is 0)
+	Transferring []Transfer
+	Conflicts    int               // items with unresolved conflicts
+	Skipped      map[string]string // paths not synced here, and why
+}
+
+// Status returns the folder's sync state.
+func (f *Folder) Status() Status {
+	var s Status
+	items := f.feed.Items()
+	f.mu.Lock()
+	var syncedItems int
+	for _, it := range items {
+		if len(it.Sync.Conflicts) > 0 {
+			s.Conflicts++
+		}
+		fe, ok := it.Body.(*syncproto.FileEntry)
+		if it.Sync.Deleted || !ok {
+			continue
+		}
+		s.Items++
+		s.Bytes += fe.Size
+		if st, ok := f.states[fe.Path]; ok && f.matches(st, fe) {
+			s.LocalBytes += fe.Size
+			syncedItems++
+		}
+	}
+	f.mu.Unlock()
+	switch {
+	case s.Bytes > 0:
+		s.InSync = float64(s.LocalBytes) / float64(s.Bytes)
+	case s.Items > 0:
+		s.InSync = float64(syncedItems) / float64(s.Items)
+	default:
+		s.InSync = 1
+	}
+	f.tmu.Lock()
+	for p, pr := range f.transfers {
+		s.Transferring = append(s.Transferring, Transfer{Path: p, Done: pr.DoneBytes, Total: pr.TotalBytes})
+	}
+	if len(f.skipped) > 0 {
+		s.Skipped = make(map[string]string, len(f.skipped))
+		for k, v := range f.skipped {
+			s.Skipped[k] = v
+		}
+	}
+	f.tmu.Unlock()
+	return s
+}
+
+// matches reports whether the recorded state st holds the content of fe.
+func (f *Folder) matches(st *fileState, fe *syncproto.FileEntry) bool {
+	switch {
+	case fe.Mode.IsDir():
+		return st.Kind == kindDir
+	case fe.Mode&os.ModeSymlink != 0:
+		return st.Kind == kindSymlink && st.Target == fe.Symlink
+	}
+	ref, err := BlobRefOf(fe.Blob)
+	return err == nil && st.Kind == kindFile && !st.Conflict && st.Blob == ref
+}
+
+func (f *Folder) skip(rel, why string) {
+	f.tmu.Lock()
+	f.skipped[rel] = why
+	f.tmu.Unlock()
+}
+
+func (f *Folder) unskip(rel string) {
+	f.tmu.Lock()
+	delete(f.skipped, rel)
+	f.tmu.Unlock()
+}

@@ -1,0 +1,155 @@
+package folder
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Run keeps the folder in sync until ctx is done: an initial full scan,
+// then the items of the Feed applied (to finish anything pending from
+// before a restart), then incremental scans triggered by a filesystem
+// watcher (debounced), a full rescan and re-apply every RescanInterval,
+// and expiry of old versions. It returns after every goroutine it started
+// has exited, with nil when ctx was cancelled.
+func (f *Folder) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		f.log.Warn("filesystem watcher unavailable, relying on rescans", "err", err)
+		w = nil
+	}
+	var wg sync.WaitGroup
+	events := make(chan string, 1024)
+	if w != nil {
+		defer wg.Wait()
+		defer w.Close()
+		wg.Go(func() { f.watch(ctx, w, events) })
+	}
+	watched := make(map[string]bool)
+	addWatches := func(dirs []string) {
+		if w == nil {
+			return
+		}
+		for _, d := range dirs {
+			if watched[d] {
+				continue
+			}
+			if err := w.Add(f.abs(d)); err != nil {
+				f.log.Warn("watch directory", "path", d, "err", err)
+				continue
+			}
+			watched[d] = true
+		}
+	}
+	full := func() {
+		dirs, err := f.scan(ctx, []string{""})
+		if err != nil && ctx.Err() == nil {
+			f.log.Warn("scan", "err", err)
+		}
+		addWatches(dirs)
+		if ctx.Err() == nil {
+			if err := f.Apply(ctx, f.feed.Items()); err != nil && ctx.Err() == nil {
+				f.log.Info("apply pending items", "err", err)
+			}
+		}
+	}
+	full()
+	if err := f.ExpireVersions(ctx); err != nil && ctx.Err() == nil {
+		f.log.Warn("expire versions", "err", err)
+	}
+
+	rescan := time.NewTicker(f.cfg.RescanInterval)
+	defer rescan.Stop()
+	expire := time.NewTicker(min(time.Hour, max(time.Minute, f.cfg.Retention/10)))
+	defer expire.Stop()
+	var debounce <-chan time.Time
+	var first time.Time
+	dirty := make(map[string]bool)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-rescan.C:
+			full()
+		case <-expire.C:
+			if err := f.ExpireVersions(ctx); err != nil && ctx.Err() == nil {
+				f.log.Warn("expire versions", "err", err)
+			}
+		case rel := <-events:
+			if len(dirty) == 0 {
+				first = time.Now()
+			}
+			dirty[rel] = true
+			// Wait for a quiet Debounce, but never more than 4 of them
+			// after the first event.
+			wait := f.cfg.Debounce
+			if left := 4*f.cfg.Debounce - time.Since(first); left < wait {
+				wait = max(left, 0)
+			}
+			debounce = time.After(wait)
+		case <-debounce:
+			debounce = nil
+			rels := make([]string, 0, len(dirty))
+			for r := range dirty {
+				rels = append(rels, r)
+			}
+			clear(dirty)
+			for _, r := range rels {
+				if r == "" {
+					watched = make(map[string]bool) // overflow: re-add all
+				}
+			}
+			dirs, err := f.scan(ctx, rels)
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				f.log.Warn("incremental scan", "err", err)
+			}
+			addWatches(dirs)
+		}
+	}
+}
+
+// watch turns watcher events into relative paths on events until ctx is
+// done or the watcher is closed. "" asks for a full scan (events lost).
+func (f *Folder) watch(ctx context.Context, w *fsnotify.Watcher, events chan<- string) {
+	send := func(rel string) {
+		select {
+		case events <- rel:
+		case <-ctx.Done():
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			rel, err := filepath.Rel(f.root, ev.Name)
+			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+				continue
+			}
+			rel = filepath.ToSlash(rel)
+			if first, _, _ := strings.Cut(rel, "/"); first == internalDir {
+				continue
+			}
+			if strings.HasPrefix(filepath.Base(rel), tmpPrefix) {
+				continue
+			}
+			send(rel)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			f.log.Warn("filesystem watcher", "err", err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				send("")
+			}
+		}
+	}
+}

@@ -1,0 +1,432 @@
+package folder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// Scan compares the whole tree with the recorded state and reports local
+// changes to the Feed. Files whose size, mtime, inode and mode are
+// unchanged are not read.
+func (f *Folder) Scan(ctx context.Context) error {
+	_, err := f.scan(ctx, []string{""})
+	return err
+}
+
+// ScanPaths scans only the given paths (relative, slash-separated) and,
+// for directories, what is under them.
+func (f *Folder) ScanPaths(ctx context.Context, rels []string) error {
+	_, err := f.scan(ctx, rels)
+	return err
+}
+
+// scanEntry is one path that differs from its recorded state.
+type scanEntry struct {
+	rel string
+	fi  fs.FileInfo
+	st  fileState // the new state (Blob filled in after hashing)
+	err error
+}
+
+func perm(fi fs.FileInfo) fs.FileMode { return fi.Mode().Perm() }
+
+// scan walks the scopes ("" is the whole tree), hashes what changed and
+// reports to the Feed. It returns the directories it saw (for the watcher).
+func (f *Folder) scan(ctx context.Context, scopes []string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	res, err := f.scanLocked(ctx, scopes)
+	return res.dirs, err
+}
+
+// scanResult is what a scan saw: directories (for the watcher) and the
+// paths it reported to the Feed as changed.
+type scanResult struct {
+	dirs    []string
+	updated map[string]bool
+}
+
+// scanLocked is scan with f.mu held.
+func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, error) {
+	res := scanResult{updated: make(map[string]bool)}
+	initial := !f.scanned
+	if changed, err := f.ign.reload(); err != nil {
+		f.log.Warn("read ignore file", "err", err)
+	} else if changed {
+		scopes = []string{""}
+	}
+	scopes = normScopes(scopes)
+
+	var partials map[string]bool
+	if initial {
+		partials = f.recordedPartials()
+	}
+	seen := make(map[string]bool)
+	var changed []*scanEntry
+	var hash []*scanEntry
+
+	visit := func(rel string, fi fs.FileInfo) {
+		seen[rel] = true
+		if why := f.refuseLocal(rel); why != "" {
+			f.skip(rel, why)
+			return
+		}
+		st := f.states[rel]
+		switch m := fi.Mode(); {
+		case m.IsDir():
+			if st == nil || st.Kind != kindDir || st.Perm != perm(fi) {
+				changed = append(changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindDir, Perm: perm(fi)}})
+			}
+		case m&fs.ModeSymlink != 0:
+			target, err := os.Readlink(f.abs(rel))
+			if err != nil {
+				f.log.Warn("read symlink", "path", rel, "err", err)
+				return
+			}
+			target = filepath.ToSlash(target)
+			if err := checkSymlinkTarget(rel, target); err != nil {
+				f.skip(rel, err.Error())
+				return
+			}
+			if st == nil || st.Kind != kindSymlink || st.Target != target {
+				changed = append(changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindSymlink, Perm: 0o777, Target: target}})
+			}
+		case m.IsRegular():
+			if st != nil && st.Kind == kindFile && st.Size == fi.Size() && st.MTime == fi.ModTime().UnixNano() &&
+				st.Inode == inode(fi) && st.Perm == perm(fi) {
+				return
+			}
+			e := &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindFile, Perm: perm(fi), Size: fi.Size(),
+				MTime: fi.ModTime().UnixNano(), Inode: inode(fi)}}
+			changed = append(changed, e)
+			hash = append(hash, e)
+		default:
+			f.skip(rel, "not a regular file, directory or symlink")
+		}
+	}
+
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(f.abs(rel))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			f.log.Warn("read directory", "path", rel, "err", err)
+			return nil
+		}
+		res.dirs = append(res.dirs, rel)
+		for _, e := range ents {
+			name := e.Name()
+			child := name
+			if rel != "" {
+				child = rel + "/" + name
+			}
+			if rel == "" && name == internalDir {
+				continue
+			}
+			if strings.HasPrefix(name, tmpPrefix) {
+				if initial {
+					f.cleanTemp(ctx, child, partials)
+				}
+				continue
+			}
+			isDir := e.IsDir()
+			if f.ign.ignored(child, isDir) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // vanished since ReadDir
+			}
+			visit(child, fi)
+			if fi.IsDir() && seen[child] && f.refuseLocal(child) == "" {
+				if err := walk(child); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+
+	for _, sc := range scopes {
+		if sc == "" {
+			if err := walk(""); err != nil {
+				return res, fmt.Errorf("scan %s: %w", f.root, err)
+			}
+			continue
+		}
+		fi, err := os.Lstat(f.abs(sc))
+		if err != nil || f.ign.ignored(sc, err == nil && fi.IsDir()) || f.underSymlinkOrFile(sc) {
+			continue
+		}
+		visit(sc, fi)
+		if fi.IsDir() && f.refuseLocal(sc) == "" {
+			if err := walk(sc); err != nil {
+				return res, fmt.Errorf("scan %s: %w", f.abs(sc), err)
+			}
+		}
+	}
+
+	// Hash changed files in parallel.
+	if err := f.hashAll(ctx, hash); err != nil {
+		return res, fmt.Errorf("scan %s: %w", f.root, err)
+	}
+
+	// Report, parents before children, then deletions deepest first.
+	sort.Slice(changed, func(i, j int) bool { return changed[i].rel < changed[j].rel })
+	states := make(map[string]*fileState)
+	var errs []error
+	for _, e := range changed {
+		if e.err != nil {
+			if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
+				return res, e.err
+			}
+			f.log.Warn("hash file", "path", e.rel, "err", e.err)
+			continue
+		}
+		if err := f.reportChange(e, states, res.updated); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var gone []string
+	for rel := range f.states {
+		if !seen[rel] && inScopes(rel, scopes) {
+			gone = append(gone, rel)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
+	for _, rel := range gone {
+		if err := f.reportGone(ctx, rel, states, res.updated); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := f.setStates(states); err != nil {
+		errs = append(errs, err)
+	}
+	if slicesContains(scopes, "") {
+		f.scanned = true
+	}
+	return res, errors.Join(errs...)
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// normScopes drops scopes inside other scopes; "" covers everything.
+func normScopes(scopes []string) []string {
+	sort.Strings(scopes)
+	var out []string
+	for _, s := range scopes {
+		s = strings.Trim(path.Clean("/"+s), "/")
+		if len(out) > 0 && inScopes(s, out) {
+			continue
+		}
+		if s == "" {
+			return []string{""}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func inScopes(rel string, scopes []string) bool {
+	for _, s := range scopes {
+		if s == "" || rel == s || strings.HasPrefix(rel, s+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// underSymlinkOrFile reports whether a parent of rel is not a real
+// directory (the scanner never follows symlinks).
+func (f *Folder) underSymlinkOrFile(rel string) bool {
+	for i := strings.IndexByte(rel, '/'); i >= 0; {
+		fi, err := os.Lstat(f.abs(rel[:i]))
+		if err != nil || !fi.IsDir() {
+			return true
+		}
+		j := strings.IndexByte(rel[i+1:], '/')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// refuseLocal says why a local path cannot be an item ("" if it can).
+func (f *Folder) refuseLocal(rel string) string {
+	if err := checkRel(rel); err != nil {
+		return err.Error()
+	}
+	if _, err := syncproto.ParseItemID(rel); err != nil || len(rel) > syncproto.MaxIDLen {
+		return fmt.Sprintf("path %q: too long for an item ID", rel)
+	}
+	return ""
+}
+
+// hashAll indexes the files of hash in the store on GOMAXPROCS workers.
+func (f *Folder) hashAll(ctx context.Context, hash []*scanEntry) error {
+	if len(hash) == 0 {
+		return nil
+	}
+	next := make(chan *scanEntry)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(hash)) {
+		wg.Go(func() {
+			for e := range next {
+				if f.hashHook != nil {
+					f.hashHook(e.rel)
+				}
+				_, ref, err := f.st.AddFile(ctx, f.abs(e.rel))
+				e.st.Blob, e.err = ref, err
+			}
+		})
+	}
+feed:
+	for _, e := range hash {
+		select {
+		case next <- e:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// entryOf returns the FileEntry the state describes.
+func entryOf(rel string, st *fileState) *syncproto.FileEntry {
+	fe := &syncproto.FileEntry{Path: rel}
+	switch st.Kind {
+	case kindDir:
+		fe.Mode = fs.ModeDir | st.Perm
+	case kindSymlink:
+		fe.Mode = fs.ModeSymlink | 0o777
+		fe.Symlink = st.Target
+	default:
+		fe.Mode = st.Perm
+		fe.ModTime = time.Unix(0, st.MTime).UTC()
+		fe.Size = st.Size
+		fe.Blob = ItemBlobRef(st.Blob)
+	}
+	return fe
+}
+
+// sameEntry reports whether two entries describe the same content.
+func sameEntry(a, b *syncproto.FileEntry) bool {
+	return a.Path == b.Path && a.Mode == b.Mode && a.Symlink == b.Symlink && a.Blob == b.Blob &&
+		a.Size == b.Size && a.ModTime.Equal(b.ModTime)
+}
+
+// reportChange records a changed path and tells the Feed when its content
+// differs from the item. Callers hold f.mu.
+func (f *Folder) reportChange(e *scanEntry, states map[string]*fileState, updated map[string]bool) error {
+	old := f.states[e.rel]
+	if e.st.Kind == kindFile {
+		// An Apply interrupted between its rename and the metadata: finish it.
+		if in, ok := f.intent(e.rel); ok && in.Blob == e.st.Blob {
+			return f.finishIntent(e.rel, &in, states)
+		}
+	}
+	fe := entryOf(e.rel, &e.st)
+	id := syncproto.ItemID(e.rel)
+	it, ok := f.feed.Item(id)
+	if old != nil && old.Conflict && old.Kind == kindFile && old.Blob == e.st.Blob && old.Perm == e.st.Perm {
+		// A conflict copy touched or moved in place but not edited.
+		e.st.Conflict, e.st.By = true, old.By
+		states[e.rel] = &e.st
+		return nil
+	}
+	if ok && !it.Sync.Deleted {
+		if cur, isFile := it.Body.(*syncproto.FileEntry); isFile && sameEntry(cur, fe) {
+			e.st.By = it.Sync.Top().By
+			states[e.rel] = &e.st
+			f.unskip(e.rel)
+			return nil
+		}
+	}
+	name := path.Base(e.rel)
+	if _, err := f.feed.Update(id, syncproto.Content{Title: name, Body: fe}); err != nil {
+		return fmt.Errorf("scan %q: update item: %w", e.rel, err)
+	}
+	f.log.Debug("local change", "path", e.rel, "kind", string(e.st.Kind))
+	updated[e.rel] = true
+	e.st.By = f.cfg.Self
+	states[e.rel] = &e.st
+	f.unskip(e.rel)
+	return nil
+}
+
+// reportGone forgets a path no longer on disk and deletes its item.
+// Callers hold f.mu.
+func (f *Folder) reportGone(ctx context.Context, rel string, states map[string]*fileState, updated map[string]bool) error {
+	st := f.states[rel]
+	states[rel] = nil
+	if st.Kind == kindFile {
+		if err := f.st.RemoveFile(ctx, f.abs(rel)); err != nil {
+			f.log.Warn("forget file in store", "path", rel, "err", err)
+		}
+	}
+	if st.Conflict || f.ign.ignored(rel, st.Kind == kindDir) {
+		return nil
+	}
+	id := syncproto.ItemID(rel)
+	if it, ok := f.feed.Item(id); ok && !it.Sync.Deleted {
+		if _, err := f.feed.Delete(id); err != nil {
+			return fmt.Errorf("scan %q: delete item: %w", rel, err)
+		}
+		f.log.Debug("local delete", "path", rel)
+		updated[rel] = true
+	}
+	return nil
+}
+
+// cleanTemp removes a leftover temporary file found by the initial scan:
+// this package's own ".meshwork-tmp-*" files always, the store's partial
+// files when no transfer is recorded for them.
+func (f *Folder) cleanTemp(ctx context.Context, rel string, partials map[string]bool) {
+	base := path.Base(rel)
+	abs := f.abs(rel)
+	switch {
+	case strings.HasPrefix(base, ownTmpPrefx):
+	case strings.HasSuffix(base, ".partial") && !partials[abs]:
+		if err := f.st.RemoveFile(ctx, abs); err != nil {
+			f.log.Warn("forget stale partial", "path", rel, "err", err)
+		}
+	default:
+		return
+	}
+	if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.log.Warn("remove leftover temporary file", "path", rel, "err", err)
+	} else {
+		f.log.Info("removed leftover temporary file", "path", rel)
+	}
+}
