@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -208,21 +207,6 @@ func converged(obj syncproto.ObjectID, nodes ...*node) bool {
 		}
 	}
 	return true
-}
-
-// describe renders a node's items for failure messages.
-func describe(obj syncproto.ObjectID, nodes ...*node) string {
-	s := ""
-	for _, n := range nodes {
-		s += n.name + ":"
-		if o := n.e.Object(obj); o != nil {
-			for _, it := range o.Items() {
-				s += fmt.Sprintf(" %s(u%d,c%d)", it.Sync.ID, it.Sync.Updates, len(it.Sync.Conflicts))
-			}
-		}
-		s += "\n"
-	}
-	return s
 }
 
 func connected(a, b *node) bool {

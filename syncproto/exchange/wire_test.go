@@ -112,12 +112,12 @@ func TestWireRejects(t *testing.T) {
 		}
 	}
 	frames := map[string][]byte{
-		"unknown type":   {0x09, 0, 0, 0, 0},
-		"too long":       {msgChanges, 0x00, 0x80, 0x00, 0x01},
-		"non-empty end":  {msgEnd, 0, 0, 0, 1, 0},
-		"short header":   {msgAnnounce, 0},
-		"short payload":  {msgAnnounce, 0, 0, 0, 9, 1},
-		"empty":          {},
+		"unknown type":  {0x09, 0, 0, 0, 0},
+		"too long":      {msgChanges, 0x00, 0x80, 0x00, 0x01},
+		"non-empty end": {msgEnd, 0, 0, 0, 1, 0},
+		"short header":  {msgAnnounce, 0},
+		"short payload": {msgAnnounce, 0, 0, 0, 9, 1},
+		"empty":         {},
 	}
 	for name, b := range frames {
 		if _, _, err := readFrame(bytes.NewReader(b)); err == nil {
