@@ -13,6 +13,7 @@ package node
 //	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
 //	GET  /v1/ping?device=NAME|ID&count=N → [PingResult] (N ≤ 100, default 3)
 //	POST /v1/blobs/add, POST /v1/blobs/get — see blobs.go
+//	expose, unexpose, exposed, tunnels, news — see tunnels.go
 //	GET  /debug/pprof/…        Go's profiler (net/http/pprof)
 //
 // The JSON field names are stable: new fields may be added, none renamed.
@@ -102,6 +103,13 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/ping", a.ping)
 	mux.HandleFunc("POST /v1/blobs/add", a.blobAdd)
 	mux.HandleFunc("POST /v1/blobs/get", a.blobGet)
+	mux.HandleFunc("POST /v1/expose", a.expose)
+	mux.HandleFunc("POST /v1/unexpose", a.unexpose)
+	mux.HandleFunc("GET /v1/exposed", a.exposed)
+	mux.HandleFunc("POST /v1/tunnels", a.openTunnel)
+	mux.HandleFunc("GET /v1/tunnels", a.listTunnels)
+	mux.HandleFunc("DELETE /v1/tunnels/{id}", a.closeTunnel)
+	mux.HandleFunc("GET /v1/news", a.listNews)
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

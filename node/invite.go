@@ -155,6 +155,7 @@ func (n *Node) handleInvite(s network.Stream) {
 		return
 	}
 	log.Info("device joined with an invite", "name", string(nameBytes), "role", grant.Role)
+	n.news("joined", joiner, fmt.Sprintf("device %s joined as %s", nameBytes, grant.Role))
 	_ = wire.WriteFrame(s, msgWelcome, logBytes)
 	_ = s.CloseWrite()
 }

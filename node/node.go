@@ -38,6 +38,7 @@ type Node struct {
 
 	blobStore *store.Store
 	blobSvc   *transfer.Service
+	tun       *tunnelSet
 
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
@@ -111,6 +112,10 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if err := n.openBlobs(); err != nil {
 		h.Close()
 		db.Close()
+		return nil, err
+	}
+	if err := n.openTunnels(); err != nil {
+		n.Close()
 		return nil, err
 	}
 	return n, nil
@@ -189,6 +194,7 @@ func (n *Node) Close() error {
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}
+		errs = append(errs, n.closeTunnels())
 		if n.blobSvc != nil {
 			errs = append(errs, n.blobSvc.Close())
 		}
@@ -297,6 +303,9 @@ func (n *Node) dropRevoked() {
 	for _, p := range n.host.Network().Peers() {
 		if n.isRevoked(p) {
 			n.log.Info("disconnecting revoked device", "peer", p.String())
+			if n.tun != nil {
+				n.tun.server.DisconnectPeer(p)
+			}
 			_ = n.host.Network().ClosePeer(p)
 		}
 	}
@@ -352,6 +361,7 @@ func (n *Node) Revoke(who string) (identity.Member, error) {
 		return identity.Member{}, err
 	}
 	n.log.Info("revoked device", "peer", m.ID.String(), "name", m.Name)
+	n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID)) // news takes no lock
 	return m, nil
 }
 

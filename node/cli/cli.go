@@ -271,6 +271,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pingCmd.Flags().IntVar(&pingCount, "count", 3, "number of pings (1 to 100)")
 	pingCmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
 
+	root.AddCommand(tunnelCmds(cl, stdout)...)
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
 }

@@ -44,11 +44,27 @@ func (e *hintError) Unwrap() error { return e.err }
 // stream sends a request whose answer is NDJSON and calls fn per line. It
 // has no overall timeout: a transfer takes as long as it takes.
 func (c *client) stream(method, path string, body any, fn func(line []byte) error) error {
+	return c.streamUntil(method, path, body, nil, fn)
+}
+
+// streamUntil is stream that also ends (without error) when stop closes.
+func (c *client) streamUntil(method, path string, body any, stop <-chan struct{}, fn func(line []byte) error) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequest(method, "http://meshd"+path, bytes.NewReader(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://meshd"+path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -68,6 +84,9 @@ func (c *client) stream(method, path string, body any, fn func(line []byte) erro
 		if err := fn(sc.Bytes()); err != nil {
 			return err
 		}
+	}
+	if ctx.Err() != nil {
+		return nil // stopped on purpose
 	}
 	return sc.Err()
 }

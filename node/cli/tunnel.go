@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// tunnelCmds: expose, unexpose, exposed, tunnel (open / close), tunnels, news.
+func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
+	var allow []string
+	expose := &cobra.Command{
+		Use:   "expose NAME ADDR [--allow DEVICE]...",
+		Short: "Publish a local TCP service (e.g. ssh 127.0.0.1:22) to the mesh's devices",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var out node.ExposedService
+			if err := c.call("POST", "/v1/expose", node.ExposedService{Name: args[0], Addr: args[1], Allow: allow}, &out, nil); err != nil {
+				return err
+			}
+			who := "every member"
+			if len(out.Allow) > 0 {
+				who = fmt.Sprintf("%d allowed device(s)", len(out.Allow))
+			}
+			fmt.Fprintf(stdout, "exposed %s (%s) to %s\n", out.Name, out.Addr, who)
+			return nil
+		},
+	}
+	expose.Flags().StringArrayVar(&allow, "allow", nil, "only this device (name or ID) may connect; repeatable")
+
+	unexpose := &cobra.Command{
+		Use:   "unexpose NAME",
+		Short: "Stop publishing a service",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			if err := c.call("POST", "/v1/unexpose", map[string]string{"name": args[0]}, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "unexposed %s\n", args[0])
+			return nil
+		},
+	}
+
+	var exposedJSON bool
+	exposed := &cobra.Command{
+		Use:   "exposed [--json]",
+		Short: "List the services this device publishes",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var list []node.ExposedService
+			if err := c.call("GET", "/v1/exposed", nil, &list, &raw); err != nil {
+				return err
+			}
+			if exposedJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tADDRESS\tALLOWED")
+			for _, s := range list {
+				who := "all members"
+				if len(s.Allow) > 0 {
+					who = fmt.Sprint(s.Allow)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Addr, who)
+			}
+			return tw.Flush()
+		},
+	}
+	exposed.Flags().BoolVar(&exposedJSON, "json", false, "print JSON")
+
+	var local string
+	var background bool
+	tun := &cobra.Command{
+		Use:   "tunnel DEVICE NAME [--local 127.0.0.1:PORT] [--background]",
+		Short: "Forward a local port to a service another device exposes (until stopped)",
+		Long: "Listens locally and forwards each connection to the service NAME on DEVICE.\n" +
+			"Without --local a free port is chosen and printed. Without --background the\n" +
+			"tunnel lasts until this command is stopped (Ctrl-C); with it, the daemon keeps\n" +
+			"it open until 'mesh tunnel close ID'.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"device": args[0], "service": args[1], "local": local, "follow": !background}
+			if background {
+				var info node.TunnelInfo
+				if err := c.call("POST", "/v1/tunnels", body, &info, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "tunnel %d: %s → %s on %s (close with: mesh tunnel close %d)\n", info.ID, info.LocalAddr, args[1], args[0], info.ID)
+				return nil
+			}
+			// Foreground: the tunnel lives as long as this request. Stop on
+			// SIGINT/SIGTERM by closing the request.
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			done := make(chan error, 1)
+			stop := make(chan struct{})
+			go func() {
+				done <- c.streamUntil("POST", "/v1/tunnels", body, stop, func(line []byte) error {
+					var info node.TunnelInfo
+					if err := json.Unmarshal(line, &info); err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "listening on %s → %s on %s (Ctrl-C to stop)\n", info.LocalAddr, args[1], args[0])
+					return nil
+				})
+			}()
+			select {
+			case err := <-done:
+				return err
+			case <-sig:
+				close(stop)
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+				}
+				return nil
+			}
+		},
+	}
+	tun.Flags().StringVar(&local, "local", "", "local address to listen on (default 127.0.0.1 and a free port)")
+	tun.Flags().BoolVar(&background, "background", false, "let the daemon keep the tunnel open")
+	tun.AddCommand(&cobra.Command{
+		Use:   "close ID",
+		Short: "Close a background tunnel",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			if err := c.call("DELETE", "/v1/tunnels/"+args[0], nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "closed tunnel %s\n", args[0])
+			return nil
+		},
+	})
+
+	var tunnelsJSON bool
+	tunnels := &cobra.Command{
+		Use:   "tunnels [--json]",
+		Short: "List the tunnels this daemon holds open",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var list []node.TunnelInfo
+			if err := c.call("GET", "/v1/tunnels", nil, &list, &raw); err != nil {
+				return err
+			}
+			if tunnelsJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tLOCAL\tDEVICE\tSERVICE\tCONNS\tDIRECT\tRELAYED")
+			for _, t := range list {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", t.ID, t.LocalAddr, t.Device, t.Service, t.Stats.Conns, t.Stats.Direct, t.Stats.Relayed)
+			}
+			return tw.Flush()
+		},
+	}
+	tunnels.Flags().BoolVar(&tunnelsJSON, "json", false, "print JSON")
+
+	var newsJSON bool
+	news := &cobra.Command{
+		Use:   "news [--json]",
+		Short: "What happened on this device (joins, revocations, tunnel connections)",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var list []node.NewsEntry
+			if err := c.call("GET", "/v1/news", nil, &list, &raw); err != nil {
+				return err
+			}
+			if newsJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			for _, e := range list {
+				fmt.Fprintf(stdout, "%s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Text)
+			}
+			return nil
+		},
+	}
+	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
+	return []*cobra.Command{expose, unexpose, exposed, tun, tunnels, news}
+}
