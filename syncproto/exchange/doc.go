@@ -103,7 +103,7 @@
 //	               summary items strictly increasing; a summary (and bit 0) only
 //	               with the zero cursor; seq 0 when the epoch is zero
 //	0x03 CHANGES   syncproto.EncodeChanges of the changes after the cursor, one
-//	               frame per ~1 MiB of items; Head of a frame is its last change's
+//	               frame per ≤4 MiB of items; Head of a frame is its last change's
 //	               sequence, of the last frame the log's head
 //	0x04 END       empty
 //	0x7f ERROR     code:u8 (1 refused, 2 bad request, 3 internal) text:str (≤256)
@@ -121,10 +121,23 @@
 //
 // # Limits
 //
-// The Store keeps a snapshot of the whole replica, written after every
-// local change and every applied CHANGES frame: fine for lists and notes,
-// costly for folders of many thousands of files. Objects unknown to a peer
-// and member lists do not travel here. Items are not signed: a peer that may
-// write can forge a `by`, the role check only stops readers and non-members
-// talking directly or relaying through honest devices.
+//   - The Store keeps a snapshot of the whole replica, written after every
+//     local change (Engine.Change batches many into one write) and every
+//     applied CHANGES frame (at most 4 MiB of items): fine for lists and
+//     notes, costly for folders of very many files, where a store of log
+//     entries would need per-entry persistence from syncproto.
+//   - A change is listed to peers only once persisted (heads and changes are
+//     read under the same lock as the writes), so a crash never makes a
+//     device reuse a sequence number a peer already holds.
+//   - When a batch from P is applied and every merged item equals the one P
+//     sent, P is not pushed to (it holds them); its cursor of this log
+//     catches up on the next push, re-reading those items once.
+//   - An item refused for clock skew is asked for again at the peer's next
+//     announce (a change or a reconnection), not on a timer.
+//   - Objects unknown to a device and member lists do not travel here; a
+//     device that becomes a mesh member while connected is caught up by
+//     Engine.Sync or its next reconnection.
+//   - Items are not signed. The role check stops readers and non-members
+//     whose changes reach a device directly or through devices that check
+//     roles too; a device that may write could forge another's `by`.
 package exchange

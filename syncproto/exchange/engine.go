@@ -442,22 +442,44 @@ func (e *Engine) SetRole(obj syncproto.ObjectID, d syncproto.DeviceID, role sync
 }
 
 func (e *Engine) change(obj syncproto.ObjectID, op string, f func(*syncproto.Object) (syncproto.Item, error)) (syncproto.Item, error) {
-	r := e.replica(obj)
-	if r == nil {
-		return syncproto.Item{}, fmt.Errorf("%s in %q: %w", op, obj, ErrUnknownObject)
-	}
-	r.mu.Lock()
-	head := r.obj.Head()
-	it, err := f(r.obj)
-	if err == nil && r.obj.Head() != head {
-		err = e.save(r)
-	}
-	r.mu.Unlock()
+	var it syncproto.Item
+	err := e.Change(obj, func(o *syncproto.Object) error {
+		var err error
+		it, err = f(o)
+		return err
+	})
 	if err != nil {
 		return syncproto.Item{}, err
 	}
-	e.markDirty(obj, "")
 	return it, nil
+}
+
+// Change runs f on the replica of obj with the replica's changes
+// serialised, then persists it once and pushes once: a batch of local
+// changes (f calls the Object's Update, Delete and Resolve, for example for
+// every file of a scanned folder). Whatever f changed is persisted and
+// pushed even when f fails. Items whose encoding exceeds MaxItemSize cannot
+// be sent to peers; Update checks it, f must.
+func (e *Engine) Change(obj syncproto.ObjectID, f func(*syncproto.Object) error) error {
+	r := e.replica(obj)
+	if r == nil {
+		return fmt.Errorf("change %q: %w", obj, ErrUnknownObject)
+	}
+	r.mu.Lock()
+	head := r.obj.Head()
+	err := f(r.obj)
+	changed := r.obj.Head() != head
+	if changed {
+		if serr := e.save(r); serr != nil {
+			err = errors.Join(err, serr)
+			changed = false // not pushed before it is persisted
+		}
+	}
+	r.mu.Unlock()
+	if changed {
+		e.markDirty(obj, "")
+	}
+	return err
 }
 
 // save persists r; the caller holds r.mu.

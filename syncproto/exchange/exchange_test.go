@@ -482,3 +482,47 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatalf("update too large: %v", err)
 	}
 }
+
+// A batch of local changes is persisted and pushed once; a replica larger
+// than a frame travels in several CHANGES frames.
+func TestBatchAndLargeObject(t *testing.T) {
+	ms := newMemberSet()
+	a, b := newNode(t, "A", ms), newNode(t, "B", ms)
+	m := roles(a, owner, b, editor)
+	oa := a.addObject(obj, m)
+	b.addObject(obj, m)
+	big := strings.Repeat("0123456789abcdef", 20<<10) // 320 KiB
+	err := a.e.Change(obj, func(o *syncproto.Object) error {
+		for i := range 30 { // 9.4 MiB in all: more than MaxFrameSize
+			if _, err := o.Update(syncproto.ItemID("big-"+strings.Repeat("i", i+1)), syncproto.Content{Body: syncproto.Text(big)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, a, b)
+	waitFor(t, timeout, "large object at B", func() bool { return converged(obj, a, b) && len(oa.Items()) == 30 })
+	if got := b.e.Stats().ChangesReceived; got != 30 {
+		t.Errorf("B received %d items, want 30", got)
+	}
+	waitFor(t, timeout, "idle", func() bool { return a.e.Stats().SessionsStarted == b.e.Stats().SessionsServed })
+	before := a.e.Stats()
+	err = a.e.Change(obj, func(o *syncproto.Object) error {
+		for i := range 20 {
+			if _, err := o.Update(syncproto.ItemID("small-"+strings.Repeat("i", i+1)), syncproto.Content{Title: "s"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, timeout, "batch at B", func() bool { return converged(obj, a, b) && len(oa.Items()) == 50 })
+	if got := a.e.Stats().SessionsStarted - before.SessionsStarted; got != 1 {
+		t.Errorf("a batch of 20 changes took %d pushes", got)
+	}
+}

@@ -211,7 +211,9 @@ func (e *Engine) heads(p peer.ID, ids []syncproto.ObjectID) []head {
 		if r == nil || r.obj.Role(d) == syncproto.RoleNone {
 			continue
 		}
+		r.mu.Lock() // only persisted heads
 		out = append(out, head{Object: id, Epoch: r.obj.Epoch(), Head: r.obj.Head()})
+		r.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b head) int { return strings.Compare(string(a.Object), string(b.Object)) })
 	return out
@@ -408,10 +410,14 @@ func (s *session) serveOne(q *request) error {
 		return nil
 	}
 	s.e.c.requestsServed.Add(1)
+	// Under r.mu: every change this lists is persisted, so no peer ever
+	// holds a sequence number a crash could reuse.
+	r.mu.Lock()
 	c, err := r.obj.ChangesSince(q.Cursor)
 	if errors.Is(err, syncproto.ErrEpochMismatch) {
 		c, err = r.obj.ChangesSince(syncproto.Cursor{})
 	}
+	r.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("serve %q since %v: %w", q.Object, q.Cursor, err)
 	}

@@ -42,7 +42,7 @@ const (
 	maxAnnounceHeads = 4096 // heads per ANNOUNCE frame
 	maxSummary       = 8192 // summary entries per REQUEST frame
 	maxErrorText     = 256
-	changesTarget    = 1 << 20 // a CHANGES frame is cut after this many bytes of items
+	changesTarget    = 4 << 20 // a CHANGES frame is cut before this many bytes of items
 	digestLen        = 16
 )
 
