@@ -81,7 +81,7 @@
 // A push is a session with reply clear and the dirty objects; the catch-up
 // on connection is one push of every shared object from each side; Sync is
 // a session with reply set and every shared object. A side that meets a
-// protocol violation sends ERROR and resets the stream.
+// protocol violation sends ERROR and closes the stream; other failures reset it.
 //
 // # Wire format (version 1.0.0)
 //

@@ -526,3 +526,42 @@ func TestBatchAndLargeObject(t *testing.T) {
 		t.Errorf("a batch of 20 changes took %d pushes", got)
 	}
 }
+
+// A member that breaks the protocol (CHANGES nobody asked for) gets ERROR
+// and a reset, and its items are not applied.
+func TestProtocolViolation(t *testing.T) {
+	ms := newMemberSet()
+	a, m := newNode(t, "A", ms), newNode(t, "M", ms)
+	a.addObject(obj, roles(a, owner, m, editor))
+	connect(t, m, a)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	st, err := m.h.NewStream(ctx, a.h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	w := bufio.NewWriter(st)
+	changes := sampleChanges() // a valid batch for object "list"
+	for _, f := range []struct {
+		typ byte
+		p   []byte
+	}{{msgChanges, changes}, {msgEnd, nil}} {
+		if err := writeFrame(w, f.typ, f.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	typ, p, err := readFrame(bufio.NewReader(st))
+	if err != nil || typ != msgError {
+		t.Fatalf("got frame %#x, %v", typ, err)
+	}
+	if e, err := decodeError(p); err != nil || e.Code != codeBadRequest {
+		t.Fatalf("error frame %+v, %v", e, err)
+	}
+	if a.e.Stats().ChangesReceived != 0 {
+		t.Fatal("unsolicited changes applied")
+	}
+}

@@ -159,7 +159,8 @@ func (s *session) respond() error {
 }
 
 // finish closes the stream after a session, or reports a failure: a
-// protocol violation gets an ERROR frame before the reset.
+// protocol violation gets an ERROR frame and the stream is closed; any
+// other failure resets it.
 func (s *session) finish(err error) {
 	if err == nil {
 		s.st.Close()
@@ -167,8 +168,11 @@ func (s *session) finish(err error) {
 	}
 	s.log.Debug("sync session failed", "err", err)
 	if errors.Is(err, errFrame) || errors.Is(err, ErrProtocol) {
-		_ = s.write(msgError, errorMsg{Code: codeBadRequest, Text: truncate(err.Error(), maxErrorText)}.encode())
-		_ = s.flush()
+		// Closed, not reset: a reset would discard the ERROR frame.
+		if s.write(msgError, errorMsg{Code: codeBadRequest, Text: truncate(err.Error(), maxErrorText)}.encode()) == nil && s.flush() == nil {
+			s.st.Close()
+			return
+		}
 	}
 	s.st.Reset()
 }
