@@ -39,6 +39,7 @@ func (n *Node) openBlobs() error {
 	}
 	n.blobStore = st
 	n.blobSvc = transfer.New(n.host, st, blobAuth{n}, n.log.With("component", "blobs"))
+	n.blobSvc.SetSendRate(n.cfg.MaxSendRate)
 	return nil
 }
 

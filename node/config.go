@@ -20,6 +20,9 @@ type Config struct {
 	Relays []string
 	// NoMDNS turns LAN discovery off.
 	NoMDNS bool
+	// MaxSendRate caps the bytes per second this device serves blob data
+	// at, over all peers together; 0 means no cap.
+	MaxSendRate int64
 }
 
 // DefaultPort is the TCP and UDP port a node listens on when it is free.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,21 @@ type Service struct {
 
 	// serving bounds the chunk buffers held by all served streams together.
 	serving chan struct{}
+
+	// sendLimit, when set, caps the bytes per second this device serves
+	// over all streams together (SetSendRate).
+	sendLimit atomic.Pointer[rate.Limiter]
+}
+
+// SetSendRate caps the rate at which this device serves chunk data, over
+// all peers together, in bytes per second; 0 removes the cap. Like
+// Syncthing's maxSendKbps: for a device on a metered or slow uplink.
+func (s *Service) SetSendRate(bytesPerSec int64) {
+	if bytesPerSec <= 0 {
+		s.sendLimit.Store(nil)
+		return
+	}
+	s.sendLimit.Store(rate.NewLimiter(rate.Limit(bytesPerSec), maxFrame))
 }
 
 // maxServing is how many chunks (of up to 4 MiB) may be loaded or queued for
@@ -220,7 +236,15 @@ func (s *Service) handle(st network.Stream) {
 		defer close(writerDone)
 		w := bufio.NewWriterSize(st, ioBufSize)
 		for r := range out {
-			_, err := w.Write(r.frame)
+			var err error
+			if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
+				if err = w.Flush(); err == nil { // what is queued goes out before we wait
+					err = l.WaitN(ctx, len(r.frame)+len(r.data))
+				}
+			}
+			if err == nil {
+				_, err = w.Write(r.frame)
+			}
 			if err == nil && r.data != nil {
 				_, err = w.Write(r.data)
 			}

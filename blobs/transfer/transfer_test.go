@@ -512,3 +512,40 @@ func TestSlowPeerDoesNotHoldUpFastOne(t *testing.T) {
 	}
 	c.checkMaterialize(t, m, data)
 }
+
+// TestSendRate: a serving device with a send cap delivers no faster than
+// the cap (beyond its one-frame burst), and an uncapped peer beside it
+// takes the larger share of a swarm.
+func TestSendRate(t *testing.T) {
+	const size = 12 << 20
+	const capped = 4 << 20 // bytes per second
+	data := randBytes(7, size)
+	a, c := newNode(t, nil, nil), newNode(t, nil, nil)
+	m := a.seed(t, "f", data)
+	a.svc.SetSendRate(capped)
+	connect(t, c, a)
+	start := time.Now()
+	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	// The bucket starts full (one max frame), the rest flows at the cap.
+	minimum := time.Duration(int64(size-maxFrame) * int64(time.Second) / capped)
+	if elapsed < minimum*9/10 {
+		t.Fatalf("capped at %d B/s, %d bytes took %s, want at least %s", capped, size, elapsed, minimum)
+	}
+	c.checkMaterialize(t, m, data)
+
+	// Swarm: a capped, b not; b serves most chunks.
+	b, d := newNode(t, nil, nil), newNode(t, nil, nil)
+	b.seed(t, "g", data)
+	connect(t, d, a)
+	connect(t, d, b)
+	before := a.svc.Stats().ChunksServed
+	if err := d.svc.Fetch(context.Background(), m, ids(a, b), nil); err != nil {
+		t.Fatal(err)
+	}
+	if sa, sb := a.svc.Stats().ChunksServed-before, b.svc.Stats().ChunksServed; sb <= sa {
+		t.Errorf("swarm: uncapped peer served %d chunks, capped peer %d", sb, sa)
+	}
+}

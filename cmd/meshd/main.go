@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/meshwork/meshwork/node"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	var cfg node.Config
-	var logLevel string
+	var logLevel, maxSend string
 	cmd := &cobra.Command{
 		Use:           "meshd",
 		Short:         "Run a Meshwork device",
@@ -30,6 +31,13 @@ func main() {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			if maxSend != "" {
+				n, err := humanize.ParseBytes(maxSend)
+				if err != nil {
+					return fmt.Errorf("--max-send-rate %q: want a size per second such as 20MB or 5MiB", maxSend)
+				}
+				cfg.MaxSendRate = int64(n)
+			}
 			if cfg.Home == "" {
 				h, err := node.DefaultHome()
 				if err != nil {
@@ -52,6 +60,7 @@ func main() {
 	f.StringArrayVar(&cfg.Relays, "relay", nil, "meshrelay multiaddr with /p2p/ID, repeatable")
 	f.BoolVar(&cfg.NoMDNS, "no-mdns", false, "turn off LAN discovery")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&maxSend, "max-send-rate", "", "cap on the blob data this device serves, per second, all peers together (e.g. 20MB); default no cap")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "meshd: error: %v\n", err)
 		os.Exit(1)

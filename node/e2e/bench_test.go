@@ -292,3 +292,81 @@ func writeReport(tb testing.TB, name, text string) {
 	}
 	tb.Logf("\n%s", text)
 }
+
+// BenchmarkSwarm1GiB: C fetches 1 GiB that both A and B hold. Uplinks are
+// modelled with send caps (no tc/netem here): A serves at most 100 MB/s, B
+// (the throttled one) 40 MB/s. Three fetchers measure A alone, A and B
+// together, and A and B with B killed (SIGKILL) a few seconds in.
+func BenchmarkSwarm1GiB(b *testing.B) {
+	const files, size = 16, 64 << 20
+	const capA, capB = "100MB", "40MB"
+	data := b.TempDir()
+	writeIncompressible(b, data, files, size, 2)
+	total := float64(files * size)
+	var report strings.Builder
+	fmt.Fprintf(&report, "BenchmarkSwarm1GiB %s: A capped at %s/s, B at %s/s\n", time.Now().UTC().Format(time.RFC3339), capA, capB)
+
+	tcp := []string{"/ip4/127.0.0.1/tcp/0"}
+	a := startDaemonOn(b, "a", tcp, "--max-send-rate", capA)
+	peerB := startDaemonOn(b, "b", tcp, "--max-send-rate", capB)
+	a.mesh("init", "--name", "a")
+	peerB.mesh("join", a.invite(), "--name", "b")
+	var fetchers []*daemon
+	for i := 1; i <= 3; i++ {
+		c := startDaemonOn(b, fmt.Sprintf("c%d", i), tcp)
+		c.mesh("join", a.invite(), "--name", fmt.Sprintf("c%d", i))
+		fetchers = append(fetchers, c)
+	}
+	var refs []string
+	for _, line := range strings.Split(strings.TrimSpace(a.mesh("blob", "add", data)), "\n") {
+		refs = append(refs, strings.Fields(line)[0])
+	}
+	peerB.mesh("blob", "add", data) // B indexes the same files: it holds the same chunks
+	idA, idB := a.status().DeviceID, peerB.status().DeviceID
+
+	fetch := func(c *daemon, during func()) time.Duration {
+		waitFor(b, 20*time.Second, c.name+" online with a", func() bool { return c.online(idA) })
+		dst := b.TempDir()
+		start := time.Now()
+		done := make(chan struct{})
+		if during != nil {
+			go func() { during(); close(done) }()
+		} else {
+			close(done)
+		}
+		c.mesh(append([]string{"blob", "get", "--quiet", "--out", dst}, refs...)...)
+		<-done
+		elapsed := time.Since(start)
+		// A finished fetcher holds the data too and would serve the next
+		// one (swarming from every member): take it away.
+		c.stop()
+		return elapsed
+	}
+
+	// 1. A alone (B stopped).
+	peerB.stop()
+	tA := fetch(fetchers[0], nil)
+	fmt.Fprintf(&report, "from A alone:           %6.2fs  %4.0f MB/s\n", tA.Seconds(), total/tA.Seconds()/1e6)
+
+	// 2. A and B.
+	peerB.start("--max-send-rate", capB)
+	waitFor(b, 20*time.Second, "b online with c2", func() bool { return fetchers[1].online(idB) })
+	tAB := fetch(fetchers[1], nil)
+	fmt.Fprintf(&report, "from A and B:           %6.2fs  %4.0f MB/s  (%.0f%% faster than A alone; B's cap is %.0f%% of A's)\n",
+		tAB.Seconds(), total/tAB.Seconds()/1e6, 100*(tA.Seconds()/tAB.Seconds()-1), 40.0)
+
+	// 3. A and B, B killed mid-way.
+	waitFor(b, 20*time.Second, "b online with c3", func() bool { return fetchers[2].online(idB) })
+	tKill := fetch(fetchers[2], func() {
+		time.Sleep(3 * time.Second) // let B serve part of the transfer first
+		_ = peerB.cmd.Process.Kill()
+	})
+	fmt.Fprintf(&report, "from A and B, B killed at 3s: %6.2fs  %4.0f MB/s (completed)\n", tKill.Seconds(), total/tKill.Seconds()/1e6)
+	b.ReportMetric(total/tA.Seconds()/1e6, "A-MB/s")
+	b.ReportMetric(total/tAB.Seconds()/1e6, "AB-MB/s")
+	b.ReportMetric(tA.Seconds()/tAB.Seconds(), "speedup")
+	writeReport(b, "bench-swarm.txt", report.String())
+	if tAB >= tA {
+		b.Errorf("swarming did not help: %s with A and B, %s with A alone", tAB, tA)
+	}
+}
