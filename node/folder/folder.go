@@ -46,6 +46,14 @@ type Feed interface {
 	Delete(id syncproto.ItemID) (syncproto.Item, error)
 }
 
+// Batcher is an optional ability of a Feed: Batch runs fn with a Feed whose
+// changes are persisted and announced together when fn returns (the
+// daemon's sync engine saves a whole replica per change, so a scan of many
+// files must not change it file by file). fn's Feed is valid only during fn.
+type Batcher interface {
+	Batch(fn func(Feed) error) error
+}
+
 // Fetcher gets blobs from peers; the daemon implements it with
 // transfer.Service and the object's online members.
 type Fetcher interface {

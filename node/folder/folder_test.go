@@ -565,3 +565,47 @@ func TestCheckRel(t *testing.T) {
 		t.Errorf("d/l -> ../x: %v", err)
 	}
 }
+
+// batchingFeed counts batches and the updates made outside of one.
+type batchingFeed struct {
+	*syncproto.Object
+	batches, loose int
+	inBatch        bool
+}
+
+func (b *batchingFeed) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
+	if !b.inBatch {
+		b.loose++
+	}
+	return b.Object.Update(id, c)
+}
+
+func (b *batchingFeed) Batch(fn func(Feed) error) error {
+	b.batches++
+	b.inBatch = true
+	defer func() { b.inBatch = false }()
+	return fn(b)
+}
+
+// TestScanBatches: a scan of many new files reports them in one batch when
+// the Feed can batch (one save and one push in the daemon).
+func TestScanBatches(t *testing.T) {
+	var bf *batchingFeed
+	n := newNode(t, devA, func(c *Config) {
+		if bf == nil {
+			bf = &batchingFeed{Object: c.Feed.(*syncproto.Object)}
+		}
+		c.Feed = bf
+	})
+	for i := range 50 {
+		n.write("many/f"+itoa(i), []byte(itoa(i)), 0o644)
+	}
+	before := bf.batches
+	n.scan()
+	if got := len(n.obj.Items()); got < 50 {
+		t.Fatalf("%d items after the scan, want at least 50", got)
+	}
+	if bf.batches != before+1 || bf.loose != 0 {
+		t.Fatalf("scan used %d batches and %d loose updates, want 1 and 0", bf.batches-before, bf.loose)
+	}
+}

@@ -195,29 +195,44 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 	sort.Slice(changed, func(i, j int) bool { return changed[i].rel < changed[j].rel })
 	states := make(map[string]*fileState)
 	var errs []error
-	for _, e := range changed {
-		if e.err != nil {
-			if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
-				return res, e.err
+	report := func(feed Feed) error {
+		for _, e := range changed {
+			if e.err != nil {
+				if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
+					return e.err
+				}
+				f.log.Warn("hash file", "path", e.rel, "err", e.err)
+				continue
 			}
-			f.log.Warn("hash file", "path", e.rel, "err", e.err)
-			continue
+			if err := f.reportChange(feed, e, states, res.updated); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		if err := f.reportChange(e, states, res.updated); err != nil {
-			errs = append(errs, err)
+		var gone []string
+		for rel := range f.states {
+			if !seen[rel] && inScopes(rel, scopes) {
+				gone = append(gone, rel)
+			}
 		}
+		sort.Sort(sort.Reverse(sort.StringSlice(gone)))
+		for _, rel := range gone {
+			if err := f.reportGone(ctx, feed, rel, states, res.updated); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return nil
 	}
-	var gone []string
-	for rel := range f.states {
-		if !seen[rel] && inScopes(rel, scopes) {
-			gone = append(gone, rel)
-		}
+	// One batch per pass where the Feed can: one save and one push for all
+	// the pass's changes. The scan cache is written only after the batch is
+	// persisted, so a crash in between re-reports rather than loses changes.
+	var err error
+	if b, ok := f.feed.(Batcher); ok {
+		err = b.Batch(report)
+	} else {
+		err = report(f.feed)
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
-	for _, rel := range gone {
-		if err := f.reportGone(ctx, rel, states, res.updated); err != nil {
-			errs = append(errs, err)
-		}
+	if err != nil {
+		return res, fmt.Errorf("scan %s: %w", f.root, err)
 	}
 	if err := f.setStates(states); err != nil {
 		errs = append(errs, err)
@@ -348,7 +363,7 @@ func sameEntry(a, b *syncproto.FileEntry) bool {
 
 // reportChange records a changed path and tells the Feed when its content
 // differs from the item. Callers hold f.mu.
-func (f *Folder) reportChange(e *scanEntry, states map[string]*fileState, updated map[string]bool) error {
+func (f *Folder) reportChange(feed Feed, e *scanEntry, states map[string]*fileState, updated map[string]bool) error {
 	old := f.states[e.rel]
 	if e.st.Kind == kindFile {
 		// An Apply interrupted between its rename and the metadata: finish it.
@@ -358,7 +373,7 @@ func (f *Folder) reportChange(e *scanEntry, states map[string]*fileState, update
 	}
 	fe := entryOf(e.rel, &e.st)
 	id := syncproto.ItemID(e.rel)
-	it, ok := f.feed.Item(id)
+	it, ok := feed.Item(id)
 	if old != nil && old.Conflict && old.Kind == kindFile && old.Blob == e.st.Blob && old.Perm == e.st.Perm {
 		// A conflict copy touched or moved in place but not edited.
 		e.st.Conflict, e.st.By = true, old.By
@@ -374,7 +389,7 @@ func (f *Folder) reportChange(e *scanEntry, states map[string]*fileState, update
 		}
 	}
 	name := path.Base(e.rel)
-	if _, err := f.feed.Update(id, syncproto.Content{Title: name, Body: fe}); err != nil {
+	if _, err := feed.Update(id, syncproto.Content{Title: name, Body: fe}); err != nil {
 		return fmt.Errorf("scan %q: update item: %w", e.rel, err)
 	}
 	f.log.Debug("local change", "path", e.rel, "kind", string(e.st.Kind))
@@ -387,7 +402,7 @@ func (f *Folder) reportChange(e *scanEntry, states map[string]*fileState, update
 
 // reportGone forgets a path no longer on disk and deletes its item.
 // Callers hold f.mu.
-func (f *Folder) reportGone(ctx context.Context, rel string, states map[string]*fileState, updated map[string]bool) error {
+func (f *Folder) reportGone(ctx context.Context, feed Feed, rel string, states map[string]*fileState, updated map[string]bool) error {
 	st := f.states[rel]
 	states[rel] = nil
 	if st.Kind == kindFile {
@@ -399,8 +414,8 @@ func (f *Folder) reportGone(ctx context.Context, rel string, states map[string]*
 		return nil
 	}
 	id := syncproto.ItemID(rel)
-	if it, ok := f.feed.Item(id); ok && !it.Sync.Deleted {
-		if _, err := f.feed.Delete(id); err != nil {
+	if it, ok := feed.Item(id); ok && !it.Sync.Deleted {
+		if _, err := feed.Delete(id); err != nil {
 			return fmt.Errorf("scan %q: delete item: %w", rel, err)
 		}
 		f.log.Debug("local delete", "path", rel)
