@@ -13,7 +13,15 @@ package node
 //	POST /v1/revoke  {"device"} (name or ID) → {"id", "name"}
 //	GET  /v1/ping?device=NAME|ID&count=N → [PingResult] (N ≤ 100, default 3)
 //	POST /v1/blobs/add, POST /v1/blobs/get — see blobs.go
-//	expose, unexpose, exposed, tunnels, news — see tunnels.go
+//	expose, unexpose, exposed, tunnels — see tunnels.go
+//	POST   /v1/folders {"path","name"}          share a directory as a new folder
+//	POST   /v1/folders/join {"name","path"}     sync an existing folder here
+//	POST   /v1/folders/share {"name","device","role"}  owner sets a device's role
+//	GET    /v1/folders                          → [FolderInfo]
+//	DELETE /v1/folders/{name}                   stop syncing it here (files stay)
+//	GET    /v1/folders/{name}/wait?timeout=D    returns when in sync with online members
+//	GET    /v1/history?path=P → [HistoryEntry]; POST /v1/restore {"path","version"}
+//	GET    /v1/news[?follow=1] → [NewsEntry] (follow: NDJSON, pushed as it happens)
 //	GET  /debug/pprof/…        Go's profiler (net/http/pprof)
 //
 // The JSON field names are stable: new fields may be added, none renamed.
@@ -40,14 +48,15 @@ import (
 
 // Status is GET /v1/status.
 type Status struct {
-	DeviceID    string   `json:"device_id"`
-	Name        *string  `json:"name"`
-	MeshID      *string  `json:"mesh_id"`
-	Role        *string  `json:"role"`
-	ListenAddrs []string `json:"listen_addrs"`
-	Members     int      `json:"members"`
-	Online      int      `json:"online"`
-	Version     string   `json:"version"`
+	DeviceID    string       `json:"device_id"`
+	Name        *string      `json:"name"`
+	MeshID      *string      `json:"mesh_id"`
+	Role        *string      `json:"role"`
+	ListenAddrs []string     `json:"listen_addrs"`
+	Members     int          `json:"members"`
+	Online      int          `json:"online"`
+	Version     string       `json:"version"`
+	Folders     []FolderInfo `json:"folders"`
 }
 
 // Device is one entry of GET /v1/devices.
@@ -110,6 +119,14 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/tunnels", a.listTunnels)
 	mux.HandleFunc("DELETE /v1/tunnels/{id}", a.closeTunnel)
 	mux.HandleFunc("GET /v1/news", a.listNews)
+	mux.HandleFunc("POST /v1/folders", a.folderAdd)
+	mux.HandleFunc("POST /v1/folders/join", a.folderJoin)
+	mux.HandleFunc("POST /v1/folders/share", a.folderShare)
+	mux.HandleFunc("GET /v1/folders", a.folderList)
+	mux.HandleFunc("DELETE /v1/folders/{name}", a.folderRemove)
+	mux.HandleFunc("GET /v1/folders/{name}/wait", a.folderWait)
+	mux.HandleFunc("GET /v1/history", a.history)
+	mux.HandleFunc("POST /v1/restore", a.restore)
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -179,6 +196,7 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 			}
 		}
 	}
+	st.Folders = n.folderInfos()
 	writeJSON(w, http.StatusOK, st)
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/identity"
+	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/exchange"
 )
 
 // Node is one running device.
@@ -39,6 +41,14 @@ type Node struct {
 	blobStore *store.Store
 	blobSvc   *transfer.Service
 	tun       *tunnelSet
+
+	sync      *exchange.Engine
+	rolesKick chan struct{}
+	newsWake  newsWaiter
+	runCtx    context.Context // Run's context, for folders started later
+	fmu       sync.Mutex
+	folders   map[syncproto.ObjectID]*localFolder
+	folderWG  sync.WaitGroup
 
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
@@ -79,15 +89,17 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:     cfg,
-		log:     logger,
-		key:     key,
-		id:      id,
-		db:      db,
-		dials:   map[peer.ID]*dialState{},
-		records: map[peer.ID][]byte{},
-		kick:    make(chan struct{}, 1),
-		pushAll: make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       logger,
+		key:       key,
+		id:        id,
+		db:        db,
+		dials:     map[peer.ID]*dialState{},
+		records:   map[peer.ID][]byte{},
+		kick:      make(chan struct{}, 1),
+		rolesKick: make(chan struct{}, 1),
+		folders:   map[syncproto.ObjectID]*localFolder{},
+		pushAll:   make(chan struct{}, 1),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}
 	if err := n.loadMembership(); err != nil {
@@ -114,6 +126,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		db.Close()
 		return nil, err
 	}
+	n.openSync()
 	if err := n.openTunnels(); err != nil {
 		n.Close()
 		return nil, err
@@ -154,8 +167,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.runCtx = ctx
 	n.registerProtocols()
 	if err := n.startDHT(ctx); err != nil {
+		api.close()
+		return err
+	}
+	if err := n.loadReplicas(ctx); err != nil {
 		api.close()
 		return err
 	}
@@ -177,11 +195,19 @@ func (n *Node) Run(ctx context.Context) error {
 	run("push", n.pushLoop)
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
+	run("sync", func(ctx context.Context) {
+		if err := n.sync.Run(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error("sync engine stopped", "err", err)
+		}
+	})
+	run("roles", n.rolesLoop)
+	n.kickRoles()
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
 	}
 	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
 	<-ctx.Done()
+	n.stopFolders()
 	wg.Wait()
 	n.log.Info("meshd stopped")
 	return nil
@@ -195,6 +221,9 @@ func (n *Node) Close() error {
 			errs = append(errs, n.dht.Close())
 		}
 		errs = append(errs, n.closeTunnels())
+		if n.sync != nil {
+			errs = append(errs, n.sync.Close())
+		}
 		if n.blobSvc != nil {
 			errs = append(errs, n.blobSvc.Close())
 		}
@@ -271,6 +300,7 @@ func (n *Node) commitLocked() error {
 	}
 	n.schedulePush()
 	n.kickDial()
+	n.kickRoles()
 	select { // the relays want the newest proof of membership
 	case n.relays.reauth <- struct{}{}:
 	default:

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,12 +34,8 @@ import (
 //	       tunnel lives until the request ends
 //	GET    /v1/tunnels  → [TunnelInfo]
 //	DELETE /v1/tunnels/{id}
-//	GET    /v1/news?limit=N → [NewsEntry], newest last
 
-var (
-	prefixExposed = []byte("node/exposed/")
-	prefixNews    = []byte("node/news/")
-)
+var prefixExposed = []byte("node/exposed/")
 
 // ExposedService is one element of GET /v1/exposed.
 type ExposedService struct {
@@ -57,14 +51,6 @@ type TunnelInfo struct {
 	Service   string              `json:"service"`
 	LocalAddr string              `json:"local_addr"`
 	Stats     tunnel.ForwardStats `json:"stats"`
-}
-
-// NewsEntry is one line of this device's news log.
-type NewsEntry struct {
-	Time time.Time `json:"time"`
-	Kind string    `json:"kind"`
-	Text string    `json:"text"`
-	Peer string    `json:"peer,omitempty"`
 }
 
 type tunnelSet struct {
@@ -131,20 +117,6 @@ func (n *Node) deviceName(p peer.ID) string {
 		}
 	}
 	return p.ShortString()
-}
-
-// news appends to this device's news log (a synced feed once folders land).
-func (n *Node) news(kind string, p peer.ID, text string) {
-	e := NewsEntry{Time: time.Now().UTC(), Kind: kind, Text: text}
-	if p != "" {
-		e.Peer = p.String()
-	}
-	b, _ := json.Marshal(e)
-	key := binary.BigEndian.AppendUint64(append([]byte{}, prefixNews...), uint64(time.Now().UnixNano()))
-	if err := dbPut(n.db, key, b); err != nil {
-		n.log.Warn("write news", "err", err)
-	}
-	n.log.Info("news", "kind", kind, "text", text)
 }
 
 func (a *apiServer) expose(w http.ResponseWriter, r *http.Request) {
@@ -304,28 +276,4 @@ func (a *apiServer) closeTunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = f.Close()
 	writeJSON(w, http.StatusOK, map[string]int{"id": id})
-}
-
-func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		if v, err := strconv.Atoi(s); err == nil && v > 0 {
-			limit = v
-		}
-	}
-	var all []NewsEntry
-	_ = dbScan(a.n.db, prefixNews, func(_, v []byte) error {
-		var e NewsEntry
-		if json.Unmarshal(v, &e) == nil {
-			all = append(all, e)
-		}
-		return nil
-	})
-	if len(all) > limit {
-		all = all[len(all)-limit:]
-	}
-	if all == nil {
-		all = []NewsEntry{}
-	}
-	writeJSON(w, http.StatusOK, all)
 }

@@ -217,6 +217,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "listen:  %s\n", strings.Join(st.ListenAddrs, " "))
 			fmt.Fprintf(stdout, "version: %s\n", st.Version)
+			if len(st.Folders) > 0 {
+				fmt.Fprintln(stdout)
+				printFolders(stdout, st.Folders)
+			}
 			return nil
 		},
 	}
@@ -272,6 +276,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	pingCmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
 
 	root.AddCommand(tunnelCmds(cl, stdout)...)
+	root.AddCommand(folderCmds(cl, stdout)...)
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
 }

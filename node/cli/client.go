@@ -113,6 +113,14 @@ func apiErr(resp *http.Response) error {
 	return fmt.Errorf("meshd answered %s", resp.Status)
 }
 
+// callNoTimeout is call for requests that take as long as they take.
+func (c *client) callNoTimeout(method, path string, body any, out any) error {
+	hc := *c.http
+	hc.Timeout = 0
+	cc := &client{home: c.home, http: &hc}
+	return cc.call(method, path, body, out, nil)
+}
+
 // call sends a request with an optional JSON body and decodes the answer
 // into out (if not nil); raw, if not nil, receives the body unchanged.
 func (c *client) call(method, path string, body any, out any, raw *[]byte) error {

@@ -193,31 +193,5 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 	}
 	tunnels.Flags().BoolVar(&tunnelsJSON, "json", false, "print JSON")
 
-	var newsJSON bool
-	news := &cobra.Command{
-		Use:   "news [--json]",
-		Short: "What happened on this device (joins, revocations, tunnel connections)",
-		Args:  cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
-			var raw []byte
-			var list []node.NewsEntry
-			if err := c.call("GET", "/v1/news", nil, &list, &raw); err != nil {
-				return err
-			}
-			if newsJSON {
-				_, err := stdout.Write(raw)
-				return err
-			}
-			for _, e := range list {
-				fmt.Fprintf(stdout, "%s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Text)
-			}
-			return nil
-		},
-	}
-	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
-	return []*cobra.Command{expose, unexpose, exposed, tun, tunnels, news}
+	return []*cobra.Command{expose, unexpose, exposed, tun, tunnels}
 }

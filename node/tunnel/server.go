@@ -47,14 +47,14 @@ type Event struct {
 // ServerOption configures a Server.
 type ServerOption func(*Server)
 
-// WithOnOpen sets a function called for every tunnel connection opened
-// (after the service was dialled). It runs on the stream's goroutine and
-// should not block.
+// WithOnOpen sets a function called for every tunnel connection opened:
+// after the service was dialled, before the device is told so. It runs on
+// the stream's goroutine and should not block.
 func WithOnOpen(fn func(Event)) ServerOption { return func(s *Server) { s.onOpen = fn } }
 
 // WithOnRefuse sets a function called for every tunnel stream refused or
-// failed before the connection was established. It runs on the stream's
-// goroutine and should not block.
+// failed before the connection was established, before the refusal is
+// sent. It runs on the stream's goroutine and should not block.
 func WithOnRefuse(fn func(Event)) ServerOption { return func(s *Server) { s.onRefuse = fn } }
 
 // WithClock sets the clock used for event times.
@@ -306,6 +306,12 @@ func (s *Server) handle(st network.Stream) {
 		return
 	}
 	tcp := nc.(*net.TCPConn)
+	s.conns.Add(1)
+	ev.Status = StatusOK
+	log.Info("tunnel connection opened", "addr", svc.Addr)
+	if s.onOpen != nil {
+		s.onOpen(ev) // before the reply: the event is out before the client can act
+	}
 	if _, err := st.Write(appendReply(nil, StatusOK, "")); err != nil {
 		log.Debug("tunnel reply", "err", err)
 		_ = st.Reset()
@@ -323,12 +329,6 @@ func (s *Server) handle(st network.Stream) {
 	}
 	s.links[l] = serverLink{peer: ev.Peer, service: name}
 	s.mu.Unlock()
-	s.conns.Add(1)
-	ev.Status = StatusOK
-	log.Info("tunnel connection opened", "addr", svc.Addr)
-	if s.onOpen != nil {
-		s.onOpen(ev)
-	}
 
 	err = l.run(&s.wg, &s.bytesOut, &s.bytesIn)
 
@@ -348,14 +348,14 @@ func (s *Server) refuse(st network.Stream, ev Event, log *slog.Logger, status St
 	s.refused.Add(1)
 	ev.Status, ev.Reason = status, reason
 	log.Info("tunnel stream refused", "status", status, "reason", reason)
+	if s.onRefuse != nil {
+		s.onRefuse(ev)
+	}
 	_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := st.Write(appendReply(nil, status, reason)); err != nil {
 		_ = st.Reset()
 	} else {
 		_ = st.Close()
-	}
-	if s.onRefuse != nil {
-		s.onRefuse(ev)
 	}
 }
 

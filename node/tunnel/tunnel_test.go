@@ -466,6 +466,8 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	want++
+	// Earlier connections finish closing asynchronously.
+	eventually(t, "only the open connection left", func() bool { return p.server.Stats().Active == 1 })
 	p.auth.set(p.a.ID(), false)
 	check("revoked member", dial(p.a, "ssh"), ErrRefused)
 	if n := p.server.DisconnectPeer(p.a.ID()); n != 1 {

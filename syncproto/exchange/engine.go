@@ -118,6 +118,7 @@ type Engine struct {
 	runDone chan struct{}
 	objects map[syncproto.ObjectID]*replica
 	peers   map[peer.ID]*peerState
+	recheck chan struct{} // MembershipChanged: re-evaluate connected peers
 
 	c counters
 }
@@ -149,6 +150,7 @@ func New(h host.Host, cfg Config, logger *slog.Logger) *Engine {
 		cancel:  cancel,
 		objects: make(map[syncproto.ObjectID]*replica),
 		peers:   make(map[peer.ID]*peerState),
+		recheck: make(chan struct{}, 1),
 	}
 	e.loadErr = e.load(ctx)
 	if e.loadErr != nil {
@@ -249,6 +251,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-runCtx.Done():
 			done = true
+		case <-e.recheck:
+			e.recheckPeers(runCtx, &peersWG)
 		case ev, ok := <-sub.Out():
 			if !ok {
 				done = true
@@ -272,6 +276,42 @@ func (e *Engine) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// MembershipChanged tells the engine that mesh membership changed: a peer
+// that connected before it became a member (a device that just redeemed an
+// invite over that connection) is taken on, one that is no longer a member
+// is dropped, and every shared object is announced again to each member
+// (roles may have changed). It does not block.
+func (e *Engine) MembershipChanged() {
+	select {
+	case e.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// recheckPeers re-evaluates the connected peers (Run's goroutine only).
+func (e *Engine) recheckPeers(ctx context.Context, wg *sync.WaitGroup) {
+	for _, p := range e.host.Network().Peers() {
+		e.peerUp(ctx, wg, p)
+	}
+	e.mu.Lock()
+	var gone []peer.ID
+	var kept []*peerState
+	for p, ps := range e.peers {
+		if !e.cfg.Members.IsMember(p) {
+			gone = append(gone, p)
+		} else {
+			kept = append(kept, ps)
+		}
+	}
+	e.mu.Unlock()
+	for _, p := range gone {
+		e.peerDown(p)
+	}
+	for _, ps := range kept {
+		ps.mark(e.sharedWith(ps.id)...)
+	}
 }
 
 // Close unregisters the stream handler, resets the engine's streams and

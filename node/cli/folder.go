@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshwork/meshwork/node"
+)
+
+// folderCmds: folder add/join/list/remove/share, wait, history, restore.
+func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
+	folder := &cobra.Command{Use: "folder", Short: "Share directories between the mesh's devices"}
+
+	var addName string
+	add := &cobra.Command{
+		Use:   "add PATH [--name NAME]",
+		Short: "Share a directory as a new folder of the mesh",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			var out struct{ Name, Path string }
+			if err := c.call("POST", "/v1/folders", map[string]string{"path": abs, "name": addName}, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "sharing %s as folder %q; on another device: mesh folder join %s PATH\n", out.Path, out.Name, out.Name)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&addName, "name", "", "the folder's name in the mesh (default: the directory's name)")
+
+	join := &cobra.Command{
+		Use:   "join NAME PATH",
+		Short: "Sync an existing folder of the mesh into PATH on this device",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(args[1])
+			if err != nil {
+				return err
+			}
+			var out struct{ Name, Path string }
+			if err := c.call("POST", "/v1/folders/join", map[string]string{"name": args[0], "path": abs}, &out, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "syncing folder %q into %s\n", out.Name, out.Path)
+			return nil
+		},
+	}
+
+	var listJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "The mesh's folders and their state on this device",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var infos []node.FolderInfo
+			if err := c.call("GET", "/v1/folders", nil, &infos, &raw); err != nil {
+				return err
+			}
+			if listJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			printFolders(stdout, infos)
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Stop syncing a folder on this device (its files stay)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			if err := c.call("DELETE", "/v1/folders/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "stopped syncing %q here; its files are left in place\n", args[0])
+			return nil
+		},
+	}
+
+	var role string
+	share := &cobra.Command{
+		Use:   "share NAME DEVICE --role reader|editor|owner|none",
+		Short: "Set a device's role in a folder (owner only); readers get changes but theirs are refused",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			if err := c.call("POST", "/v1/folders/share", map[string]string{"name": args[0], "device": args[1], "role": role}, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s is now %s of folder %q\n", args[1], role, args[0])
+			return nil
+		},
+	}
+	share.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
+	folder.AddCommand(add, join, list, remove, share)
+
+	var timeout time.Duration
+	wait := &cobra.Command{
+		Use:   "wait NAME [--timeout D]",
+		Short: "Return when a folder is in sync with every online device (for scripts)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"timeout": {timeout.String()}}
+			return c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, nil)
+		},
+	}
+	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+
+	var histJSON bool
+	history := &cobra.Command{
+		Use:   "history PATH [--json]",
+		Short: "Kept versions of a file (replaced or deleted), newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			var raw []byte
+			var vs []node.HistoryEntry
+			if err := c.call("GET", "/v1/history?"+url.Values{"path": {abs}}.Encode(), nil, &vs, &raw); err != nil {
+				return err
+			}
+			if histJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			if len(vs) == 0 {
+				fmt.Fprintf(stdout, "no kept versions of %s\n", args[0])
+				return nil
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tBY\tKEPT\tMODIFIED\tSIZE")
+			for _, v := range vs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", v.N, v.By, v.Kept.Local().Format("2006-01-02 15:04:05"), v.ModTime.Local().Format("2006-01-02 15:04:05"), v.Size)
+			}
+			return tw.Flush()
+		},
+	}
+	history.Flags().BoolVar(&histJSON, "json", false, "print JSON")
+
+	var version int
+	restore := &cobra.Command{
+		Use:   "restore PATH [--version N]",
+		Short: "Bring back a kept version of a file (as a new change that syncs)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.call("POST", "/v1/restore", map[string]any{"path": abs, "version": version}, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "restored %s (version %d)\n", args[0], max(version, 1))
+			return nil
+		},
+	}
+	restore.Flags().IntVar(&version, "version", 1, "which kept version (see mesh history)")
+
+	var newsJSON, follow bool
+	news := &cobra.Command{
+		Use:   "news [--follow] [--json]",
+		Short: "What happened in the mesh: files changed, devices joined or revoked, tunnels opened",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			c, err := cl()
+			if err != nil {
+				return err
+			}
+			print := func(e node.NewsEntry) {
+				fmt.Fprintf(stdout, "%s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Text)
+			}
+			if follow {
+				return c.stream("GET", "/v1/news?follow=1", nil, func(line []byte) error {
+					if newsJSON {
+						_, err := fmt.Fprintf(stdout, "%s\n", line)
+						return err
+					}
+					var e node.NewsEntry
+					if err := json.Unmarshal(line, &e); err != nil {
+						return err
+					}
+					print(e)
+					return nil
+				})
+			}
+			var raw []byte
+			var list []node.NewsEntry
+			if err := c.call("GET", "/v1/news", nil, &list, &raw); err != nil {
+				return err
+			}
+			if newsJSON {
+				_, err := stdout.Write(raw)
+				return err
+			}
+			for _, e := range list {
+				print(e)
+			}
+			return nil
+		},
+	}
+	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
+	news.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")
+	return []*cobra.Command{folder, wait, history, restore, news}
+}
+
+func printFolders(w io.Writer, infos []node.FolderInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FOLDER\tPATH\tROLE\tITEMS\tBYTES\tIN SYNC\tTRANSFERRING\tCONFLICTS")
+	for _, f := range infos {
+		path := "(not synced here)"
+		if f.Path != nil {
+			path = *f.Path
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,716 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/transfer"
+	"github.com/meshwork/meshwork/node/folder"
+	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/exchange"
+)
+
+// Folders: a shared directory is a folder object (syncproto, type folder)
+// defined in the catalog; each device that joined it keeps a local
+// folder.Folder bound to its replica. Local config (which folders this
+// device syncs, where) is kept in badger under node/folders/OBJECTID.
+
+var prefixFolders = []byte("node/folders/")
+
+type folderConf struct {
+	ID   syncproto.ObjectID `json:"id"`
+	Name string             `json:"name"`
+	Path string             `json:"path"`
+}
+
+// localFolder is one folder this device syncs.
+type localFolder struct {
+	conf   folderConf
+	f      *folder.Folder
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	pending map[syncproto.ItemID]bool // items changed by peers, not yet applied
+	kick    chan struct{}
+	busy    bool // an Apply is running
+}
+
+func (lf *localFolder) queue(items []syncproto.Item) {
+	lf.mu.Lock()
+	for _, it := range items {
+		lf.pending[it.Sync.ID] = true
+	}
+	lf.mu.Unlock()
+	select {
+	case lf.kick <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether nothing received waits to be applied.
+func (lf *localFolder) idle() bool {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return len(lf.pending) == 0 && !lf.busy
+}
+
+// feedAdapter binds a folder to its replica in the engine: local changes go
+// through the engine (persisted, then pushed at once).
+type feedAdapter struct {
+	n  *Node
+	id syncproto.ObjectID
+}
+
+func (a feedAdapter) read(fn func(*syncproto.Object)) {
+	_ = a.n.sync.Change(a.id, func(o *syncproto.Object) error { fn(o); return nil })
+}
+
+func (a feedAdapter) Item(id syncproto.ItemID) (it syncproto.Item, ok bool) {
+	a.read(func(o *syncproto.Object) { it, ok = o.Item(id) })
+	return
+}
+
+func (a feedAdapter) Items() (items []syncproto.Item) {
+	a.read(func(o *syncproto.Object) { items = o.Items() })
+	return
+}
+
+func (a feedAdapter) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
+	it, err := a.n.sync.Update(a.id, id, c)
+	if err == nil {
+		a.n.folderNews(a.id, []string{string(id)}, nil)
+	}
+	return it, err
+}
+
+func (a feedAdapter) Delete(id syncproto.ItemID) (syncproto.Item, error) {
+	it, err := a.n.sync.Delete(a.id, id)
+	if err == nil {
+		a.n.folderNews(a.id, nil, []string{string(id)})
+	}
+	return it, err
+}
+
+// recordingFeed notes what a batch changes, for one news entry per batch.
+type recordingFeed struct {
+	*syncproto.Object
+	changed, deleted []string
+}
+
+func (r *recordingFeed) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
+	it, err := r.Object.Update(id, c)
+	if err == nil {
+		r.changed = append(r.changed, string(id))
+	}
+	return it, err
+}
+
+func (r *recordingFeed) Delete(id syncproto.ItemID) (syncproto.Item, error) {
+	it, err := r.Object.Delete(id)
+	if err == nil {
+		r.deleted = append(r.deleted, string(id))
+	}
+	return it, err
+}
+
+func (a feedAdapter) Batch(fn func(folder.Feed) error) error {
+	var rec *recordingFeed
+	err := a.n.sync.Change(a.id, func(o *syncproto.Object) error {
+		rec = &recordingFeed{Object: o}
+		return fn(rec)
+	})
+	if rec != nil && err == nil {
+		a.n.folderNews(a.id, rec.changed, rec.deleted)
+	}
+	return err
+}
+
+// folderNews writes one news entry for local changes of a folder.
+func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
+	if len(changed)+len(deleted) == 0 {
+		return
+	}
+	name := string(id)
+	n.fmu.Lock()
+	if lf := n.folders[id]; lf != nil {
+		name = lf.conf.Name
+	}
+	n.fmu.Unlock()
+	me := n.deviceName(n.id)
+	summary := func(verb string, paths []string) string {
+		switch len(paths) {
+		case 0:
+			return ""
+		case 1:
+			return fmt.Sprintf("device %s %s %s in folder %s", me, verb, paths[0], name)
+		default:
+			return fmt.Sprintf("device %s %s %d files in folder %s (%s, …)", me, verb, len(paths), name, paths[0])
+		}
+	}
+	if s := summary("changed", changed); s != "" {
+		n.news("changed", "", s)
+	}
+	if s := summary("deleted", deleted); s != "" {
+		n.news("deleted", "", s)
+	}
+}
+
+// fetcher pulls a folder's blobs from the online members holding it.
+type fetcher struct{ n *Node }
+
+func (f fetcher) FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
+	peers := f.n.onlineMembers()
+	if len(peers) == 0 {
+		return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: no member online", ref)
+	}
+	return f.n.blobSvc.FetchManifest(ctx, ref, peers)
+}
+
+func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error {
+	peers := f.n.onlineMembers()
+	if len(peers) == 0 {
+		return fmt.Errorf("fetch %s: no member online", m.Ref())
+	}
+	return f.n.blobSvc.FetchInto(ctx, m, peers, sink, progress)
+}
+
+// startFolder opens a folder and runs it and its apply loop until ctx ends
+// or it is removed.
+func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
+	n.fmu.Lock()
+	if _, ok := n.folders[conf.ID]; ok {
+		n.fmu.Unlock()
+		return nil
+	}
+	n.fmu.Unlock()
+	f, err := folder.Open(folder.Config{
+		Root:    conf.Path,
+		Name:    conf.Name,
+		Store:   n.blobStore,
+		DB:      n.db,
+		Prefix:  []byte("folder/" + string(conf.ID) + "/"),
+		Feed:    feedAdapter{n, conf.ID},
+		Fetcher: fetcher{n},
+		Self:    syncproto.DeviceID(n.id.String()),
+		Logger:  n.log.With("folder", conf.Name),
+	})
+	if err != nil {
+		return fmt.Errorf("open folder %q: %w", conf.Name, err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	lf := &localFolder{conf: conf, f: f, cancel: cancel, done: make(chan struct{}),
+		pending: map[syncproto.ItemID]bool{}, kick: make(chan struct{}, 1)}
+	n.fmu.Lock()
+	n.folders[conf.ID] = lf
+	n.fmu.Unlock()
+	n.folderWG.Add(1)
+	go func() {
+		defer n.folderWG.Done()
+		defer close(lf.done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Run(fctx); err != nil && fctx.Err() == nil {
+				n.log.Error("folder stopped", "folder", conf.Name, "err", err)
+			}
+		}()
+		n.applyLoop(fctx, lf)
+		wg.Wait()
+		_ = f.Close()
+	}()
+	n.log.Info("syncing folder", "folder", conf.Name, "path", conf.Path, "id", string(conf.ID))
+	return nil
+}
+
+// applyLoop applies items received from peers, coalescing bursts.
+func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lf.kick:
+		}
+		lf.mu.Lock()
+		ids := lf.pending
+		lf.pending = map[syncproto.ItemID]bool{}
+		lf.busy = true
+		lf.mu.Unlock()
+		var items []syncproto.Item
+		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+			for id := range ids {
+				if it, ok := o.Item(id); ok {
+					items = append(items, it)
+				}
+			}
+			return nil
+		})
+		if err := lf.f.Apply(ctx, items); err != nil && ctx.Err() == nil {
+			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
+			// Leave them pending; a later change or the periodic re-apply retries.
+			lf.mu.Lock()
+			for _, it := range items {
+				lf.pending[it.Sync.ID] = true
+			}
+			lf.mu.Unlock()
+			select { // retry once things may have changed (a peer came online)
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+				lf.queue(nil)
+			}
+		}
+		lf.mu.Lock()
+		lf.busy = false
+		lf.mu.Unlock()
+	}
+}
+
+// startJoinedFolders starts the folders of the local config not running yet.
+func (n *Node) startJoinedFolders(ctx context.Context) {
+	_ = dbScan(n.db, prefixFolders, func(_, v []byte) error {
+		var c folderConf
+		if json.Unmarshal(v, &c) != nil {
+			return nil
+		}
+		if n.sync.Object(c.ID) == nil {
+			return nil // its replica appears once the catalog has it
+		}
+		if err := n.startFolder(ctx, c); err != nil {
+			n.log.Warn("start folder", "folder", c.Name, "err", err)
+		}
+		return nil
+	})
+}
+
+func (n *Node) stopFolders() {
+	n.fmu.Lock()
+	for _, lf := range n.folders {
+		lf.cancel()
+	}
+	n.fmu.Unlock()
+	n.folderWG.Wait()
+}
+
+func (n *Node) saveFolderConf(c folderConf) error {
+	b, _ := json.Marshal(c)
+	return dbPut(n.db, append(append([]byte{}, prefixFolders...), c.ID...), b)
+}
+
+func cleanDir(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", err
+	}
+	return filepath.Clean(abs), nil
+}
+
+// AddFolder shares a directory as a new folder object.
+func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, error) {
+	l := n.membership()
+	if l == nil {
+		return folderConf{}, errNoMesh
+	}
+	abs, err := cleanDir(path)
+	if err != nil {
+		return folderConf{}, fmt.Errorf("add folder %q: %w", path, err)
+	}
+	if name == "" {
+		name = filepath.Base(abs)
+	}
+	if _, err := syncproto.ParseItemID("folder/" + name); err != nil || strings.ContainsAny(name, "/\\") {
+		return folderConf{}, fmt.Errorf("add folder: name %q: use letters, digits, dots, dashes", name)
+	}
+	if _, exists := n.catalog()[name]; exists {
+		return folderConf{}, fmt.Errorf("add folder: the mesh already has a folder %q: join it with 'mesh folder join %s PATH' or pick another --name", name, name)
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	def := folderDef{ID: syncproto.ObjectID("folder-" + hex.EncodeToString(rnd[:])), Name: name, Owner: n.id.String(), Created: time.Now().UTC()}
+	obj, err := syncproto.NewObject(def.ID, syncproto.TypeFolder, folderRoles(l, def), n.sync.ObjectConfig())
+	if err != nil {
+		return folderConf{}, fmt.Errorf("add folder %q: %w", name, err)
+	}
+	if err := n.sync.Add(obj); err != nil {
+		return folderConf{}, fmt.Errorf("add folder %q: %w", name, err)
+	}
+	if err := n.putFolderDef(def); err != nil {
+		return folderConf{}, fmt.Errorf("add folder %q: %w", name, err)
+	}
+	conf := folderConf{ID: def.ID, Name: name, Path: abs}
+	if err := n.saveFolderConf(conf); err != nil {
+		return folderConf{}, err
+	}
+	n.news("folder-added", "", fmt.Sprintf("device %s shared folder %s", n.deviceName(n.id), name))
+	return conf, n.startFolder(n.runCtx, conf)
+}
+
+// JoinFolder materialises an existing folder of the mesh at path.
+func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, error) {
+	l := n.membership()
+	if l == nil {
+		return folderConf{}, errNoMesh
+	}
+	def, ok := n.catalog()[name]
+	if !ok {
+		return folderConf{}, fmt.Errorf("join folder %q: no such folder in the mesh yet (see 'mesh folder list'; a new device learns the list once another member is online)", name)
+	}
+	abs, err := cleanDir(path)
+	if err != nil {
+		return folderConf{}, fmt.Errorf("join folder %q: %w", name, err)
+	}
+	if n.sync.Object(def.ID) == nil {
+		obj, err := syncproto.NewObject(def.ID, syncproto.TypeFolder, folderRoles(l, def), n.sync.ObjectConfig())
+		if err != nil {
+			return folderConf{}, fmt.Errorf("join folder %q: %w", name, err)
+		}
+		if err := n.sync.Add(obj); err != nil && !errors.Is(err, exchange.ErrExists) {
+			return folderConf{}, fmt.Errorf("join folder %q: %w", name, err)
+		}
+	}
+	conf := folderConf{ID: def.ID, Name: name, Path: abs}
+	if err := n.saveFolderConf(conf); err != nil {
+		return folderConf{}, err
+	}
+	if err := n.startFolder(n.runCtx, conf); err != nil {
+		return folderConf{}, err
+	}
+	// Catch up at once with every online member.
+	for _, p := range n.onlineMembers() {
+		if err := n.sync.Sync(ctx, p); err != nil {
+			n.log.Debug("catch up", "peer", p.String(), "err", err)
+		}
+	}
+	return conf, nil
+}
+
+// RemoveFolder stops syncing a folder here; its files stay.
+func (n *Node) RemoveFolder(name string) error {
+	n.fmu.Lock()
+	var lf *localFolder
+	for _, f := range n.folders {
+		if f.conf.Name == name {
+			lf = f
+		}
+	}
+	if lf != nil {
+		delete(n.folders, lf.conf.ID)
+	}
+	n.fmu.Unlock()
+	if lf == nil {
+		return fmt.Errorf("remove folder %q: this device does not sync it (see 'mesh folder list')", name)
+	}
+	lf.cancel()
+	<-lf.done
+	if err := n.sync.Remove(lf.conf.ID); err != nil {
+		n.log.Warn("remove replica", "folder", name, "err", err)
+	}
+	key := append(append([]byte{}, prefixFolders...), lf.conf.ID...)
+	return n.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+}
+
+// folderByName finds a local folder.
+func (n *Node) folderByName(name string) *localFolder {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	for _, lf := range n.folders {
+		if lf.conf.Name == name {
+			return lf
+		}
+	}
+	return nil
+}
+
+// folderForPath finds the local folder containing path, and the relative path.
+func (n *Node) folderForPath(path string) (*localFolder, string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	for _, lf := range n.folders {
+		rel, err := filepath.Rel(lf.conf.Path, abs)
+		if err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			return lf, filepath.ToSlash(rel), nil
+		}
+	}
+	return nil, "", fmt.Errorf("%q is not inside a synced folder (see 'mesh folder list')", path)
+}
+
+// FolderInfo is one element of GET /v1/folders and of mesh status.
+type FolderInfo struct {
+	Name         string            `json:"name"`
+	ID           string            `json:"id"`
+	Path         *string           `json:"path"` // null: in the mesh, not synced here
+	Role         string            `json:"role"`
+	Items        int               `json:"items"`
+	Bytes        int64             `json:"bytes"`
+	LocalBytes   int64             `json:"local_bytes"`
+	InSync       float64           `json:"in_sync"` // 0..1
+	Transferring []folder.Transfer `json:"transferring"`
+	Conflicts    int               `json:"conflicts"`
+	Skipped      map[string]string `json:"skipped,omitempty"`
+}
+
+func (n *Node) folderInfos() []FolderInfo {
+	out := []FolderInfo{}
+	if n.membership() == nil {
+		return out
+	}
+	for name, def := range n.catalog() {
+		fi := FolderInfo{Name: name, ID: string(def.ID), Transferring: []folder.Transfer{}}
+		if obj := n.sync.Object(def.ID); obj != nil {
+			_ = n.sync.Change(def.ID, func(o *syncproto.Object) error {
+				fi.Role = o.Role(syncproto.DeviceID(n.id.String())).String()
+				return nil
+			})
+		}
+		if lf := n.folderByName(name); lf != nil {
+			p := lf.conf.Path
+			fi.Path = &p
+			st := lf.f.Status()
+			fi.Items, fi.Bytes, fi.LocalBytes, fi.InSync, fi.Conflicts, fi.Skipped = st.Items, st.Bytes, st.LocalBytes, st.InSync, st.Conflicts, st.Skipped
+			if st.Transferring != nil {
+				fi.Transferring = st.Transferring
+			}
+		}
+		out = append(out, fi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// WaitFolder returns when the folder is in sync with every online member:
+// local changes scanned and pushed, a two-way catch-up with each online
+// member done, and everything received applied with its content present.
+func (n *Node) WaitFolder(ctx context.Context, name string) error {
+	lf := n.folderByName(name)
+	if lf == nil {
+		return fmt.Errorf("wait %q: this device does not sync that folder", name)
+	}
+	if err := lf.f.Scan(ctx); err != nil {
+		return fmt.Errorf("wait %q: scan: %w", name, err)
+	}
+	for _, p := range n.onlineMembers() {
+		if err := n.sync.Sync(ctx, p); err != nil && ctx.Err() == nil {
+			n.log.Debug("wait: catch up", "peer", p.String(), "err", err)
+		}
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := lf.f.Status()
+		if lf.idle() && len(st.Transferring) == 0 && st.InSync >= 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait %q: %w (in sync %.0f%%, %d transferring)", name, ctx.Err(), 100*st.InSync, len(st.Transferring))
+		case <-t.C:
+		}
+	}
+}
+
+// --- API handlers ---------------------------------------------------------
+
+func (a *apiServer) folderAdd(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Path, Name string }
+	if !readJSON(w, r, &req) {
+		return
+	}
+	c, err := a.n.AddFolder(r.Context(), req.Path, req.Name)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *apiServer) folderJoin(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Name, Path string }
+	if !readJSON(w, r, &req) {
+		return
+	}
+	c, err := a.n.JoinFolder(r.Context(), req.Name, req.Path)
+	if err != nil {
+		writeErr(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *apiServer) folderRemove(w http.ResponseWriter, r *http.Request) {
+	if err := a.n.RemoveFolder(r.PathValue("name")); err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"name": r.PathValue("name")})
+}
+
+func (a *apiServer) folderList(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.folderInfos())
+}
+
+func (a *apiServer) folderShare(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Name, Device, Role string }
+	if !readJSON(w, r, &req) {
+		return
+	}
+	l := a.n.membership()
+	if l == nil {
+		writeErr(w, http.StatusConflict, errNoMesh)
+		return
+	}
+	def, ok := a.n.catalog()[req.Name]
+	if !ok {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("share %q: no such folder", req.Name))
+		return
+	}
+	if def.Owner != a.n.id.String() {
+		writeErr(w, http.StatusForbidden, fmt.Errorf("share %q: only the folder's owner (%s) can change roles", req.Name, a.n.deviceNameS(def.Owner)))
+		return
+	}
+	m, err := findMember(l, req.Device)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("share %q with %q: %w", req.Name, req.Device, err))
+		return
+	}
+	role, err := syncproto.ParseRole(req.Role)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("role %q: want reader, editor, owner or none", req.Role))
+		return
+	}
+	if def.Roles == nil {
+		def.Roles = map[string]string{}
+	}
+	def.Roles[m.ID.String()] = role.String()
+	if err := a.n.putFolderDef(def); err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	a.n.kickRoles()
+	writeJSON(w, http.StatusOK, map[string]string{"name": req.Name, "device": m.ID.String(), "role": role.String()})
+}
+
+func (a *apiServer) folderWait(w http.ResponseWriter, r *http.Request) {
+	timeout := 10 * time.Minute
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", s))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	start := time.Now()
+	if err := a.n.WaitFolder(ctx, r.PathValue("name")); err != nil {
+		writeErr(w, http.StatusGatewayTimeout, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "waited_ms": time.Since(start).Milliseconds()})
+}
+
+// HistoryEntry is one element of GET /v1/history.
+type HistoryEntry struct {
+	N       int       `json:"n"`
+	Path    string    `json:"path"`
+	By      string    `json:"by"`
+	Kept    time.Time `json:"kept"`
+	ModTime time.Time `json:"mtime"`
+	Size    int64     `json:"size"`
+}
+
+func (a *apiServer) history(w http.ResponseWriter, r *http.Request) {
+	lf, rel, err := a.n.folderForPath(r.URL.Query().Get("path"))
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	versions, err := lf.f.History(rel)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := []HistoryEntry{}
+	for _, v := range versions {
+		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: a.n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) restore(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Path    string `json:"path"`
+		Version int    `json:"version"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	lf, rel, err := a.n.folderForPath(req.Path)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	if err := lf.f.Restore(r.Context(), rel, req.Version); err != nil {
+		writeErr(w, http.StatusConflict, fmt.Errorf("restore %s: %w", rel, err))
+		return
+	}
+	a.n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", a.n.deviceName(a.n.id), rel, lf.conf.Name))
+	writeJSON(w, http.StatusOK, map[string]any{"path": rel, "version": req.Version})
+}
+
+func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {
+	follow := r.URL.Query().Get("follow") != ""
+	entries := a.n.newsEntries()
+	if !follow {
+		if entries == nil {
+			entries = []NewsEntry{}
+		}
+		writeJSON(w, http.StatusOK, entries)
+		return
+	}
+	// follow: NDJSON, every entry once, new ones as they arrive (pushed by
+	// the news object's changes, never polled).
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	fl, _ := w.(http.Flusher)
+	seen := map[string]bool{}
+	for {
+		wake := a.n.newsWake.wait()
+		for _, e := range a.n.newsEntries() {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				_ = enc.Encode(e)
+			}
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		}
+	}
+}

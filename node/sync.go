@@ -1,0 +1,350 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/identity"
+	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/exchange"
+)
+
+// Mesh objects in the daemon.
+//
+// The exchange engine (/meshwork/sync/1.0.0) holds every replica this
+// device keeps, persisted in badger under "sync/". Two objects exist in
+// every mesh and are created by each device when it inits or joins (the
+// replicas of one object ID on different devices converge by merging):
+//
+//   - the catalog (catalogID, type list): one item per shared folder,
+//     "folder/NAME", whose text body is a folderDef in JSON — the folder's
+//     object ID, owner and per-device roles;
+//   - the news stream (newsID, type news): what happened, one item per event,
+//     written by the device where it happened and synced to all.
+//
+// Roles: in the catalog and news, mesh owners and admins are owners and
+// every other member an editor. In a folder, its creator is owner, devices
+// listed in its definition have the role given there, and every other
+// current member is an editor. Revoked devices get no role. Roles are
+// recomputed on every membership or catalog change and enforced by every
+// device when it applies items (a reader's changes are refused by all).
+// Known limit: FeedSync items are not signed, so a member able to write the
+// catalog could rewrite a folder definition; roles protect against
+// mistakes and honest-but-restricted devices, the mesh boundary itself is
+// the signed membership log.
+
+const (
+	catalogID = syncproto.ObjectID("meshwork-catalog")
+	newsID    = syncproto.ObjectID("meshwork-news")
+)
+
+// folderDef is a catalog item's body.
+type folderDef struct {
+	ID      syncproto.ObjectID `json:"id"`
+	Name    string             `json:"name"`
+	Owner   string             `json:"owner"`
+	Roles   map[string]string  `json:"roles,omitempty"` // device ID → reader|editor|owner|none
+	Created time.Time          `json:"created"`
+}
+
+type memberGate struct{ n *Node }
+
+func (g memberGate) IsMember(p peer.ID) bool { return g.n.IsMember(p) }
+
+func (n *Node) openSync() {
+	n.sync = exchange.New(n.host, exchange.Config{
+		Members:  memberGate{n},
+		Store:    exchange.NewBadgerStore(n.db, "sync/"),
+		OnChange: n.onSyncChange,
+	}, n.log.With("component", "sync"))
+}
+
+// loadReplicas re-adds the replicas persisted by an earlier run.
+func (n *Node) loadReplicas(ctx context.Context) error {
+	st := exchange.NewBadgerStore(n.db, "sync/")
+	ids, err := st.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list stored objects: %w", err)
+	}
+	for _, id := range ids {
+		b, err := st.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load object %q: %w", id, err)
+		}
+		obj, err := syncproto.DecodeObject(b, n.sync.ObjectConfig())
+		if err != nil {
+			return fmt.Errorf("load object %q: %w", id, err)
+		}
+		if err := n.sync.Add(obj); err != nil && !errors.Is(err, exchange.ErrExists) {
+			return fmt.Errorf("load object %q: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// ensureSharedObjects creates this device's replicas of the catalog and the
+// news stream once it belongs to a mesh.
+func (n *Node) ensureSharedObjects() error {
+	l := n.membership()
+	if l == nil {
+		return nil
+	}
+	for _, o := range []struct {
+		id  syncproto.ObjectID
+		typ syncproto.ObjectType
+	}{{catalogID, syncproto.TypeList}, {newsID, syncproto.TypeNews}} {
+		if n.sync.Object(o.id) != nil {
+			continue
+		}
+		obj, err := syncproto.NewObject(o.id, o.typ, sharedRoles(l), n.sync.ObjectConfig())
+		if err != nil {
+			return fmt.Errorf("create %s: %w", o.id, err)
+		}
+		if err := n.sync.Add(obj); err != nil && !errors.Is(err, exchange.ErrExists) {
+			return fmt.Errorf("create %s: %w", o.id, err)
+		}
+	}
+	return nil
+}
+
+// sharedRoles: mesh owners and admins own the shared objects, members edit.
+func sharedRoles(l *identity.Log) map[syncproto.DeviceID]syncproto.Role {
+	roles := map[syncproto.DeviceID]syncproto.Role{}
+	for _, m := range l.Members() {
+		r := syncproto.RoleEditor
+		if m.Role.CanAdmin() {
+			r = syncproto.RoleOwner
+		}
+		roles[syncproto.DeviceID(m.ID.String())] = r
+	}
+	return roles
+}
+
+// folderRoles computes a folder's roles from its definition and the mesh.
+func folderRoles(l *identity.Log, def folderDef) map[syncproto.DeviceID]syncproto.Role {
+	roles := map[syncproto.DeviceID]syncproto.Role{}
+	for _, m := range l.Members() {
+		id := m.ID.String()
+		r := syncproto.RoleEditor
+		if s, ok := def.Roles[id]; ok {
+			if pr, err := syncproto.ParseRole(s); err == nil {
+				r = pr
+			}
+		}
+		if id == def.Owner {
+			r = syncproto.RoleOwner
+		}
+		roles[syncproto.DeviceID(id)] = r
+	}
+	return roles
+}
+
+// catalog returns the folder definitions, by name.
+func (n *Node) catalog() map[string]folderDef {
+	out := map[string]folderDef{}
+	_ = n.sync.Change(catalogID, func(o *syncproto.Object) error {
+		for _, it := range o.Items() {
+			if it.Sync.Deleted || !strings.HasPrefix(string(it.Sync.ID), "folder/") {
+				continue
+			}
+			t, ok := it.Body.(syncproto.Text)
+			if !ok {
+				continue
+			}
+			var def folderDef
+			if json.Unmarshal([]byte(t), &def) == nil && def.ID != "" {
+				out[def.Name] = def
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func (n *Node) putFolderDef(def folderDef) error {
+	b, err := json.Marshal(def)
+	if err != nil {
+		return err
+	}
+	_, err = n.sync.Update(catalogID, syncproto.ItemID("folder/"+def.Name), syncproto.Content{Title: def.Name, Body: syncproto.Text(b)})
+	return err
+}
+
+// syncRoles brings every replica's member roles in line with the mesh and
+// the catalog.
+func (n *Node) syncRoles() {
+	l := n.membership()
+	if l == nil {
+		return
+	}
+	want := map[syncproto.ObjectID]map[syncproto.DeviceID]syncproto.Role{
+		catalogID: sharedRoles(l),
+		newsID:    sharedRoles(l),
+	}
+	for _, def := range n.catalog() {
+		want[def.ID] = folderRoles(l, def)
+	}
+	for id, roles := range want {
+		obj := n.sync.Object(id)
+		if obj == nil {
+			continue
+		}
+		var have map[syncproto.DeviceID]syncproto.Role
+		_ = n.sync.Change(id, func(o *syncproto.Object) error { have = o.Members(); return nil })
+		for d, r := range roles {
+			if have[d] != r {
+				if err := n.sync.SetRole(id, d, r); err != nil {
+					n.log.Warn("set object role", "object", id, "device", d, "role", r, "err", err)
+				}
+			}
+		}
+		for d, r := range have { // revoked devices lose their role
+			if _, ok := roles[d]; !ok && r != syncproto.RoleNone {
+				_ = n.sync.SetRole(id, d, syncproto.RoleNone)
+			}
+		}
+	}
+}
+
+// rolesLoop recomputes roles when membership or the catalog changes.
+func (n *Node) rolesLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.rolesKick:
+		}
+		if err := n.ensureSharedObjects(); err != nil {
+			n.log.Warn("shared objects", "err", err)
+		}
+		n.syncRoles()
+		n.sync.MembershipChanged()
+		n.startJoinedFolders(ctx)
+	}
+}
+
+func (n *Node) kickRoles() {
+	select {
+	case n.rolesKick <- struct{}{}:
+	default:
+	}
+}
+
+// onSyncChange is called by the engine with items applied from a peer.
+func (n *Node) onSyncChange(obj syncproto.ObjectID, items []syncproto.Item) {
+	switch obj {
+	case catalogID:
+		n.kickRoles()
+	case newsID:
+		n.newsWake.Broadcast()
+	default:
+		n.fmu.Lock()
+		lf := n.folders[obj]
+		n.fmu.Unlock()
+		if lf != nil {
+			lf.queue(items)
+		}
+	}
+}
+
+// news appends an event to the mesh's news stream (synced to every
+// device) and logs it.
+func (n *Node) news(kind string, p peer.ID, text string) {
+	n.log.Info("news", "kind", kind, "text", text)
+	if n.sync == nil || n.sync.Object(newsID) == nil {
+		return
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	id := syncproto.ItemID(fmt.Sprintf("%s-%d-%s", n.id.ShortString(), time.Now().UnixNano(), hex.EncodeToString(rnd[:])))
+	body := kind
+	if p != "" {
+		body += " " + p.String()
+	}
+	if _, err := n.sync.Update(newsID, id, syncproto.Content{Title: text, Body: syncproto.Text(body)}); err != nil {
+		n.log.Warn("write news", "err", err)
+	}
+	n.newsWake.Broadcast()
+}
+
+// NewsEntry is one event of the news stream (GET /v1/news).
+type NewsEntry struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Text   string    `json:"text"`
+	Device string    `json:"device"` // where it happened
+	Peer   string    `json:"peer,omitempty"`
+}
+
+// newsEntries lists the news stream, oldest first.
+func (n *Node) newsEntries() []NewsEntry {
+	var out []NewsEntry
+	if n.sync.Object(newsID) == nil {
+		return out
+	}
+	_ = n.sync.Change(newsID, func(o *syncproto.Object) error {
+		for _, it := range o.Items() {
+			if it.Sync.Deleted {
+				continue
+			}
+			top := it.Sync.Top()
+			e := NewsEntry{ID: string(it.Sync.ID), Time: top.When.Time().UTC(), Text: it.Title, Device: n.deviceNameS(string(top.By))}
+			if t, ok := it.Body.(syncproto.Text); ok {
+				kind, p, _ := strings.Cut(string(t), " ")
+				e.Kind, e.Peer = kind, p
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func (n *Node) deviceNameS(id string) string {
+	p, err := peer.Decode(id)
+	if err != nil {
+		return id
+	}
+	return n.deviceName(p)
+}
+
+// newsWaiter lets GET /v1/news?follow wait for new events without polling.
+type newsWaiter struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *newsWaiter) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+func (w *newsWaiter) Broadcast() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
