@@ -53,4 +53,30 @@ for h in laptop desktop; do
     echo "demo: FAILED: $h does not see the other device online over a direct connection"; exit 1
   fi
 done
-echo "== both devices online, direct connection; stopping the daemons"
+echo "== both devices online, direct connection"
+
+echo; echo "== laptop shares a folder of sample files"
+mkdir -p "$work/laptop-docs/photos"
+echo "Meshwork demo: this file was written on the laptop." > "$work/laptop-docs/README.txt"
+head -c 5000000 /dev/urandom > "$work/laptop-docs/photos/img001.raw"
+mesh laptop folder add "$work/laptop-docs" --name docs
+echo "== desktop joins the folder and waits until it is in sync"
+mesh desktop folder join docs "$work/desktop-docs"
+mesh desktop wait docs --timeout 30s
+diff -r "$work/laptop-docs" "$work/desktop-docs" >/dev/null && echo "desktop-docs is identical to laptop-docs"
+
+echo; echo "== a change on the desktop propagates to the laptop"
+echo "edited on the desktop at $(date +%T)" >> "$work/desktop-docs/README.txt"
+start=$(date +%s%N)
+for _ in $(seq 100); do
+  cmp -s "$work/desktop-docs/README.txt" "$work/laptop-docs/README.txt" && break
+  sleep 0.05
+done
+if ! cmp -s "$work/desktop-docs/README.txt" "$work/laptop-docs/README.txt"; then
+  echo "demo: FAILED: the change did not reach the laptop"; exit 1
+fi
+echo "laptop has the edit after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
+tail -n 1 "$work/laptop-docs/README.txt"
+echo; echo "== mesh status on laptop"; mesh laptop status
+echo; echo "== mesh news on laptop"; mesh laptop news
+echo; echo "== stopping the daemons"
