@@ -565,3 +565,27 @@ func TestProtocolViolation(t *testing.T) {
 		t.Fatal("unsolicited changes applied")
 	}
 }
+
+// TestMembershipChanged: a peer connected before it became a member (a
+// device redeeming an invite over that very connection) is taken on once
+// the daemon says membership changed, and changes then flow to it.
+func TestMembershipChanged(t *testing.T) {
+	msA, msB := newMemberSet(), newMemberSet()
+	a, b := newNode(t, "A", msA), newNode(t, "B", msB)
+	m := roles(a, owner, b, editor)
+	a.addObject(obj, m)
+	b.addObject(obj, m)
+	connect(t, a, b) // neither counts the other as a member yet
+	a.update(obj, "x", "1")
+	// Nothing can flow: A does not push to a non-member.
+	if b.has(obj, "x") {
+		t.Fatal("a change reached a non-member")
+	}
+	msA.add(b.h.ID())
+	msB.add(a.h.ID())
+	a.e.MembershipChanged()
+	b.e.MembershipChanged()
+	waitFor(t, timeout, "x on B after MembershipChanged", func() bool { return b.has(obj, "x") })
+	b.update(obj, "y", "2")
+	waitFor(t, timeout, "y pushed to A", func() bool { return a.has(obj, "y") })
+}
