@@ -213,6 +213,23 @@ func (d *labDaemon) punchTiming(peer string) (relayed, direct time.Time, ok bool
 	return relayed, direct, !relayed.IsZero() && !direct.IsZero()
 }
 
+// holePunchFailed reports whether d's go-libp2p log says that the hole
+// punch to peer (after a relayed connection from it) failed for good.
+func (d *labDaemon) holePunchFailed(peer string) bool {
+	return d.logHas(`msg="attempt to perform DirectConnect failed"`, peer)
+}
+
+// logHas reports whether a line of the current process's log has both
+// strings.
+func (d *labDaemon) logHas(s, peer string) bool {
+	for _, line := range strings.Split(d.currentLog(), "\n") {
+		if strings.Contains(line, s) && strings.Contains(line, peer) {
+			return true
+		}
+	}
+	return false
+}
+
 // stopLab stops meshd gracefully (SIGTERM).
 func (d *labDaemon) stopLab() { d.proc.stop() }
 

@@ -158,13 +158,19 @@ func TestNATLabSymmetric(t *testing.T) {
 	if x.relayRx < uint64(blobSize) || x.relayTx < uint64(blobSize) {
 		t.Errorf("relay moved rx %d / tx %d bytes during a relayed %d MiB transfer, want ≥ %d each way", x.relayRx, x.relayTx, x.size/mib, blobSize)
 	}
-	// The punch attempts (DCUtR, three of them) are long over by now.
+	// DCUtR makes three attempts, each waiting out a direct dial: wait
+	// until alpha's go-libp2p log says they all failed, then check that
+	// the devices are still connected, through the relay.
+	waitFor(t, 60*time.Second, "alpha's hole-punch attempts to bravo to fail", func() bool {
+		return p.a.holePunchFailed(p.idB)
+	})
+	t.Logf("hole punching gave up %v after the join", time.Since(p.joined).Round(time.Millisecond))
 	for _, d := range []struct {
 		d  *labDaemon
 		id string
 	}{{p.a, p.idB}, {p.b, p.idA}} {
-		if dev := d.d.device(d.id); deref(dev.Connection) != "relayed" {
-			t.Errorf("%s: after the transfer: %s, want still relayed", d.d.name, describe(dev))
+		if dev := d.d.device(d.id); !dev.Online || deref(dev.Connection) != "relayed" {
+			t.Errorf("%s after the failed hole punch: %s, want online and relayed", d.d.name, describe(dev))
 		}
 	}
 }
@@ -270,6 +276,14 @@ func TestNATLabPublicPeer(t *testing.T) {
 	}
 	if !strings.Contains(deref(onB.RemoteAddr), "/ip4/"+ha.PublicIP().String()+"/") {
 		t.Errorf("bravo reaches alpha at %s, want alpha's router %s", deref(onB.RemoteAddr), ha.PublicIP())
+	}
+	// The direct connection came from alpha's hole-punch service dialling
+	// bravo's public address back, not from a punch.
+	if !p.a.logHas(`msg="direct connection to peer successful, no need for a hole punch"`, p.idB) {
+		t.Error("alpha's log does not show the dial-back to bravo")
+	}
+	if p.a.logHas(`msg="hole punching with successful"`, p.idB) {
+		t.Error("alpha hole-punched to a public device instead of dialling it back")
 	}
 }
 
