@@ -56,8 +56,9 @@ func TestNewConnectionsPreferDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer relayed.Close()
+	_ = relayed.SetDeadline(time.Now().Add(testDeadline))
 	roundTrip(relayed, "via relay")
-	if e := <-events; !relayed.Relayed() || !e.Relayed {
+	if e := recv(t, events, "event"); !relayed.Relayed() || !e.Relayed {
 		t.Fatalf("first connection: client relayed %v, server event %+v", relayed.Relayed(), e)
 	}
 
@@ -70,8 +71,9 @@ func TestNewConnectionsPreferDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
+	_ = direct.SetDeadline(time.Now().Add(testDeadline))
 	roundTrip(direct, "direct")
-	if e := <-events; direct.Relayed() || e.Relayed {
+	if e := recv(t, events, "event"); direct.Relayed() || e.Relayed {
 		t.Fatalf("second connection: client relayed %v, server event %+v", direct.Relayed(), e)
 	}
 	roundTrip(relayed, "relay still up")

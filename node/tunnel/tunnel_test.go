@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,7 +111,10 @@ func newService(t testing.TB, handle func(net.Conn)) *service {
 			}()
 		}
 	}()
-	t.Cleanup(func() { _ = ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		_ = ln.Close()
+		within(t, "service handlers to return", s.wg.Wait)
+	})
 	return s
 }
 
@@ -120,6 +124,36 @@ func (s *service) addr() string { return s.ln.Addr().String() }
 func echo(c net.Conn) {
 	_, _ = io.Copy(c, c)
 	_ = c.(*net.TCPConn).CloseWrite()
+}
+
+// testDeadline bounds every blocking step of a test, so that a bug shows
+// as a failure at the step that hung rather than as the test binary's timeout.
+const testDeadline = 30 * time.Second
+
+// recv receives from ch or fails the test after testDeadline.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testDeadline):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// within runs fn and fails the test with a goroutine dump if it takes
+// longer than testDeadline.
+func within(t testing.TB, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(testDeadline):
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		t.Fatalf("timed out waiting for %s", what)
+	}
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -150,9 +184,9 @@ func newPair(t testing.TB, listen ...string) *pair {
 	p.server = NewServer(p.b, p.auth, testLogger(t).With("side", "server"),
 		WithOnOpen(func(e Event) { p.events <- e }),
 		WithOnRefuse(func(e Event) { p.events <- e }))
-	t.Cleanup(func() { _ = p.server.Close() })
+	t.Cleanup(func() { within(t, "server close", func() { _ = p.server.Close() }) })
 	p.client = NewClient(p.a, testLogger(t).With("side", "client"))
-	t.Cleanup(func() { _ = p.client.Close() })
+	t.Cleanup(func() { within(t, "client close", func() { _ = p.client.Close() }) })
 	connect(t, p.a, p.b)
 	return p
 }
@@ -174,6 +208,7 @@ func dialTCP(t testing.TB, f *Forward) *net.TCPConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(testDeadline))
 	return c.(*net.TCPConn)
 }
 
@@ -206,7 +241,7 @@ func TestHTTPThroughTunnel(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
 		t.Fatalf("status %d, %d bytes, equal %v", resp.StatusCode, len(got), bytes.Equal(got, body))
 	}
-	ev := <-p.events
+	ev := recv(t, p.events, "open event")
 	if ev.Status != StatusOK || ev.Peer != p.a.ID() || ev.Service != "web" || ev.Relayed || ev.Remote == nil || ev.Time.IsZero() {
 		t.Fatalf("event %+v", ev)
 	}
@@ -264,6 +299,7 @@ func TestParallelConnections(t *testing.T) {
 					return err
 				}
 				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(testDeadline))
 				msg := make([]byte, 64<<10+i*1000)
 				_, _ = rand.Read(msg)
 				werr := make(chan error, 1)
@@ -289,7 +325,7 @@ func TestParallelConnections(t *testing.T) {
 		}()
 	}
 	for range n {
-		if err := <-errs; err != nil {
+		if err := recv(t, errs, "connection result"); err != nil {
 			t.Error(err)
 		}
 	}
@@ -364,7 +400,7 @@ func TestHalfClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = c.CloseWrite()
-		if b := <-got; string(b) != "after your FIN" {
+		if b := recv(t, got, "service input"); string(b) != "after your FIN" {
 			t.Fatalf("service received %q", b)
 		}
 	})
@@ -384,6 +420,7 @@ func TestDialConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testDeadline))
 	var conn net.Conn = c
 	if _, err := conn.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -417,6 +454,7 @@ func TestRefusals(t *testing.T) {
 		conn, err := Dial(ctx, h, p.b.ID(), name)
 		if err == nil {
 			want++
+			_ = conn.SetDeadline(time.Now().Add(testDeadline))
 			b := []byte("x")
 			if _, err := conn.Write(b); err != nil {
 				t.Fatal(err)
@@ -465,6 +503,7 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = open.SetDeadline(time.Now().Add(testDeadline))
 	want++
 	// Earlier connections finish closing asynchronously.
 	eventually(t, "only the open connection left", func() bool { return p.server.Stats().Active == 1 })
@@ -644,7 +683,7 @@ func TestBackPressure(t *testing.T) {
 		t.Fatalf("wrote %d MiB to a service that does not read", written>>20)
 	}
 	close(start)
-	_ = c.SetWriteDeadline(time.Time{})
+	_ = c.SetWriteDeadline(time.Now().Add(testDeadline))
 	for range 8 {
 		n, err := c.Write(chunk)
 		if err != nil {
@@ -653,7 +692,7 @@ func TestBackPressure(t *testing.T) {
 		h.Write(chunk[:n])
 	}
 	_ = c.CloseWrite()
-	if got := <-sums; got != [32]byte(h.Sum(nil)) {
+	if got := recv(t, sums, "service digest"); got != [32]byte(h.Sum(nil)) {
 		t.Fatal("service received different bytes")
 	}
 }
