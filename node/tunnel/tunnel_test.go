@@ -283,7 +283,13 @@ func (c *closeNotifyConn) Close() error {
 }
 
 func TestParallelConnections(t *testing.T) {
-	p := newPair(t)
+	for _, tr := range allTransports {
+		t.Run(tr.name, func(t *testing.T) { testParallelConnections(t, tr.listen) })
+	}
+}
+
+func testParallelConnections(t *testing.T, listen string) {
+	p := newPair(t, listen)
 	svc := newService(t, echo)
 	if err := p.server.Expose("echo", svc.addr(), nil); err != nil {
 		t.Fatal(err)
