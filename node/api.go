@@ -48,15 +48,25 @@ import (
 
 // Status is GET /v1/status.
 type Status struct {
-	DeviceID    string       `json:"device_id"`
-	Name        *string      `json:"name"`
-	MeshID      *string      `json:"mesh_id"`
-	Role        *string      `json:"role"`
-	ListenAddrs []string     `json:"listen_addrs"`
-	Members     int          `json:"members"`
-	Online      int          `json:"online"`
-	Version     string       `json:"version"`
-	Folders     []FolderInfo `json:"folders"`
+	DeviceID    string        `json:"device_id"`
+	Name        *string       `json:"name"`
+	MeshID      *string       `json:"mesh_id"`
+	Role        *string       `json:"role"`
+	ListenAddrs []string      `json:"listen_addrs"`
+	Members     int           `json:"members"`
+	Online      int           `json:"online"`
+	Version     string        `json:"version"`
+	Folders     []FolderInfo  `json:"folders"`
+	Transfer    TransferStats `json:"transfer"`
+}
+
+// TransferStats are this daemon's blob transfer counters since it started.
+type TransferStats struct {
+	ChunksServed   int64 `json:"chunks_served"`
+	BytesServed    int64 `json:"bytes_served"`
+	ChunksReceived int64 `json:"chunks_received"`
+	BytesReceived  int64 `json:"bytes_received"`
+	BadChunks      int64 `json:"bad_chunks"`
 }
 
 // Device is one entry of GET /v1/devices.
@@ -197,6 +207,9 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	st.Folders = n.folderInfos()
+	ts := n.blobSvc.Stats()
+	st.Transfer = TransferStats{ChunksServed: ts.ChunksServed, BytesServed: ts.BytesServed,
+		ChunksReceived: ts.ChunksReceived, BytesReceived: ts.BytesReceived, BadChunks: ts.BadChunks}
 	writeJSON(w, http.StatusOK, st)
 }
 

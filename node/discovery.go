@@ -46,7 +46,7 @@ func (n *Node) onConnected(_ context.Context, c network.Conn) {
 		n.mu.Lock()
 		delete(n.dials, c.RemotePeer())
 		n.mu.Unlock()
-		n.schedulePush()
+		n.schedulePush() // the push loop also re-drives folders (memberOnline)
 	}
 }
 

@@ -46,8 +46,21 @@ type localFolder struct {
 
 	mu      sync.Mutex
 	pending map[syncproto.ItemID]bool // items changed by peers, not yet applied
+	all     bool                      // apply every item (a member came online)
 	kick    chan struct{}
 	busy    bool // an Apply is running
+}
+
+// queueAll asks for every item to be applied again (idempotent): content
+// that could not be fetched while no member was online is fetched now.
+func (lf *localFolder) queueAll() {
+	lf.mu.Lock()
+	lf.all = true
+	lf.mu.Unlock()
+	select {
+	case lf.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (lf *localFolder) queue(items []syncproto.Item) {
@@ -66,7 +79,18 @@ func (lf *localFolder) queue(items []syncproto.Item) {
 func (lf *localFolder) idle() bool {
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
-	return len(lf.pending) == 0 && !lf.busy
+	return len(lf.pending) == 0 && !lf.all && !lf.busy
+}
+
+// memberOnline re-drives folders that are not fully present here.
+func (n *Node) memberOnline() {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	for _, lf := range n.folders {
+		if lf.f.Status().InSync < 1 {
+			lf.queueAll()
+		}
+	}
 }
 
 // feedAdapter binds a folder to its replica in the engine: local changes go
@@ -247,12 +271,16 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 		case <-lf.kick:
 		}
 		lf.mu.Lock()
-		ids := lf.pending
-		lf.pending = map[syncproto.ItemID]bool{}
+		ids, all := lf.pending, lf.all
+		lf.pending, lf.all = map[syncproto.ItemID]bool{}, false
 		lf.busy = true
 		lf.mu.Unlock()
 		var items []syncproto.Item
 		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+			if all {
+				items = o.Items()
+				return nil
+			}
 			for id := range ids {
 				if it, ok := o.Item(id); ok {
 					items = append(items, it)

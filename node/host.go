@@ -45,10 +45,14 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 			StreamsInbound: 256,
 			Memory:         64 << 20,
 		},
+		// Per peer: room for stale connections. A device killed without a
+		// clean close leaves its QUIC connections here until their idle
+		// timeout; with 8 inbound a device restarted 8 times in a row was
+		// refused (connection code 0x1001, resource limit exceeded).
 		PeerDefault: rcmgr.ResourceLimits{
-			Conns:           16,
-			ConnsInbound:    8,
-			ConnsOutbound:   8,
+			Conns:           96,
+			ConnsInbound:    64,
+			ConnsOutbound:   32,
 			Streams:         2048,
 			StreamsInbound:  1024,
 			StreamsOutbound: 1024,

@@ -220,6 +220,7 @@ func (n *Node) pushLoop(ctx context.Context) {
 		case <-n.pushAll:
 		}
 		n.dropRevoked()
+		n.memberOnline()
 		var wg sync.WaitGroup
 		for _, p := range n.host.Network().Peers() {
 			if !n.IsMember(p) {

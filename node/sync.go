@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -201,17 +202,11 @@ func (n *Node) syncRoles() {
 		}
 		var have map[syncproto.DeviceID]syncproto.Role
 		_ = n.sync.Change(id, func(o *syncproto.Object) error { have = o.Members(); return nil })
-		for d, r := range roles {
-			if have[d] != r {
-				if err := n.sync.SetRole(id, d, r); err != nil {
-					n.log.Warn("set object role", "object", id, "device", d, "role", r, "err", err)
-				}
-			}
+		if maps.Equal(have, roles) {
+			continue
 		}
-		for d, r := range have { // revoked devices lose their role
-			if _, ok := roles[d]; !ok && r != syncproto.RoleNone {
-				_ = n.sync.SetRole(id, d, syncproto.RoleNone)
-			}
+		if err := n.sync.SetMembers(id, roles); err != nil {
+			n.log.Warn("set object members", "object", id, "err", err)
 		}
 	}
 }

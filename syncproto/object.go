@@ -160,6 +160,33 @@ func (o *Object) SetRole(d DeviceID, r Role) error {
 	return nil
 }
 
+// SetMembers replaces the member list with one derived from an outside
+// authority that every device computes alike (the daemon derives object
+// roles from the mesh's signed membership log and its catalog), so unlike
+// SetRole it does not require this device to be an owner. The list must
+// name at least one owner.
+func (o *Object) SetMembers(members map[DeviceID]Role) error {
+	next := make(map[DeviceID]Role, len(members))
+	for d, r := range members {
+		if _, err := ParseDeviceID(string(d)); err != nil {
+			return fmt.Errorf("set members of %q: %w", o.id, err)
+		}
+		if !r.valid() {
+			return fmt.Errorf("set members of %q: role of %q: %v: %w", o.id, d, r, ErrMalformed)
+		}
+		if r != RoleNone {
+			next[d] = r
+		}
+	}
+	if err := checkMembers(next); err != nil {
+		return fmt.Errorf("set members of %q: %w", o.id, err)
+	}
+	o.mu.Lock()
+	o.members = next
+	o.mu.Unlock()
+	return nil
+}
+
 // Epoch returns the epoch of this device's change log of the object.
 func (o *Object) Epoch() Epoch { return o.log.epoch }
 

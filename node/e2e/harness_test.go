@@ -113,7 +113,7 @@ func (d *daemon) stop() {
 	d.cmd = nil
 	if d.t.Failed() {
 		b, _ := os.ReadFile(filepath.Join(d.home, "meshd.log"))
-		d.t.Logf("---- meshd %s log ----\n%s", d.name, tail(string(b), 60))
+		d.t.Logf("---- meshd %s log ----\n%s", d.name, tail(string(b), 400))
 	}
 }
 
@@ -127,7 +127,7 @@ func tail(s string, n int) string {
 
 // run runs the mesh CLI against this daemon.
 func (d *daemon) run(args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "mesh"), append([]string{"--home", d.home}, args...)...)
 	var o, e bytes.Buffer

@@ -390,6 +390,13 @@ func (f *Folder) reportChange(feed Feed, e *scanEntry, states map[string]*fileSt
 	}
 	name := path.Base(e.rel)
 	if _, err := feed.Update(id, syncproto.Content{Title: name, Body: fe}); err != nil {
+		if errors.Is(err, syncproto.ErrReadOnly) {
+			// A reader's local edit stays local: remembered as scanned so it
+			// is not offered again, and reported.
+			f.skip(e.rel, "local change not shared: this device is a reader of the folder")
+			states[e.rel] = &e.st
+			return nil
+		}
 		return fmt.Errorf("scan %q: update item: %w", e.rel, err)
 	}
 	f.log.Debug("local change", "path", e.rel, "kind", string(e.st.Kind))
@@ -416,6 +423,10 @@ func (f *Folder) reportGone(ctx context.Context, feed Feed, rel string, states m
 	id := syncproto.ItemID(rel)
 	if it, ok := feed.Item(id); ok && !it.Sync.Deleted {
 		if _, err := feed.Delete(id); err != nil {
+			if errors.Is(err, syncproto.ErrReadOnly) {
+				f.skip(rel, "local delete not shared: this device is a reader of the folder")
+				return nil
+			}
 			return fmt.Errorf("scan %q: delete item: %w", rel, err)
 		}
 		f.log.Debug("local delete", "path", rel)

@@ -481,6 +481,26 @@ func (e *Engine) SetRole(obj syncproto.ObjectID, d syncproto.DeviceID, role sync
 	return nil
 }
 
+// SetMembers replaces obj's member list (see syncproto.Object.SetMembers),
+// persists it and announces the object to its connected members.
+func (e *Engine) SetMembers(obj syncproto.ObjectID, members map[syncproto.DeviceID]syncproto.Role) error {
+	r := e.replica(obj)
+	if r == nil {
+		return fmt.Errorf("set members of %q: %w", obj, ErrUnknownObject)
+	}
+	r.mu.Lock()
+	err := r.obj.SetMembers(members)
+	if err == nil {
+		err = e.save(r)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	e.markDirty(obj, "")
+	return nil
+}
+
 func (e *Engine) change(obj syncproto.ObjectID, op string, f func(*syncproto.Object) (syncproto.Item, error)) (syncproto.Item, error) {
 	var it syncproto.Item
 	err := e.Change(obj, func(o *syncproto.Object) error {
