@@ -54,6 +54,7 @@ type Status struct {
 	Role        *string       `json:"role"`
 	ListenAddrs []string      `json:"listen_addrs"`
 	Members     int           `json:"members"`
+	HolePunch   bool          `json:"hole_punching"` // the DCUtR service is up (the host has seen a public address)
 	Online      int           `json:"online"`
 	Version     string        `json:"version"`
 	Folders     []FolderInfo  `json:"folders"`
@@ -190,7 +191,7 @@ func strp(s string) *string { return &s }
 
 func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 	n := a.n
-	st := Status{DeviceID: n.id.String(), Version: Version, ListenAddrs: []string{}}
+	st := Status{DeviceID: n.id.String(), Version: Version, ListenAddrs: []string{}, HolePunch: n.holePunchReady()}
 	for _, addr := range n.host.Addrs() {
 		st.ListenAddrs = append(st.ListenAddrs, addr.String())
 	}

@@ -193,6 +193,7 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 	if len(order) == 0 {
 		order = []peer.ID{g.Inviter}
 	}
+	n.awaitHolePunch(ctx)
 	var errs []error
 	for _, id := range order {
 		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)

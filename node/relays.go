@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshwork/meshwork/relay"
@@ -158,7 +161,13 @@ func (n *Node) reserve(ctx context.Context, ai peer.AddrInfo) (*client.Reservati
 	}
 	if l := n.membership(); l != nil {
 		if err := relay.Authenticate(ctx, n.host, ai.ID, l.Encode()); err != nil {
-			return nil, err
+			if !errors.Is(err, relay.ErrRefused) {
+				return nil, err
+			}
+			// An open relay, or one that admits this device by ID, lists no
+			// mesh and refuses the proof: ask for the slot anyway and let the
+			// relay decide.
+			n.log.Info("relay refused the membership proof; reserving anyway", "relay", ai.ID.String(), "err", err)
 		}
 	}
 	res, err := client.Reserve(ctx, n.host, ai)
@@ -166,6 +175,28 @@ func (n *Node) reserve(ctx context.Context, ai peer.AddrInfo) (*client.Reservati
 		return nil, fmt.Errorf("reserve: %w", err)
 	}
 	return res, nil
+}
+
+// holePunchReady reports whether the hole-punching service is listening:
+// go-libp2p registers it only once the host has seen a public address.
+func (n *Node) holePunchReady() bool {
+	return slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol)
+}
+
+// awaitHolePunch waits (briefly) for the hole-punching service when relays
+// are configured, so that a first relayed connection can be upgraded: the
+// other side's single punch attempt fails if our service is not up yet.
+func (n *Node) awaitHolePunch(ctx context.Context) {
+	if len(n.relays.infos) == 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !n.holePunchReady() && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // startDHT runs a client of Meshwork's own DHT bootstrapped from the relays.

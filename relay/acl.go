@@ -81,17 +81,20 @@ func (a *access) AllowReserve(p peer.ID, addr ma.Multiaddr) bool {
 	return ok
 }
 
-// AllowConnect implements relayv2.ACLFilter: both ends must be allowed.
-// The destination holds a reservation, so it was allowed once; checking it
-// again applies revocations to new circuits.
+// AllowConnect implements relayv2.ACLFilter: the destination must be
+// allowed (it holds a reservation, so it was allowed once; checking it again
+// applies revocations to new circuits). The source need not be: a device
+// redeeming an invite is not a member yet, and the invite code carries the
+// inviter's circuit address for exactly this case. Nothing is lost by it:
+// the destination serves a non-member no /meshwork/ protocol but the
+// invite one, and the relay's per-connection limits apply to the circuit.
 func (a *access) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer.ID) bool {
-	if ok, why := a.allowed(src); !ok {
-		a.logger.Info("circuit refused", "src", src, "src_addr", srcAddr, "dest", dest, "reason", "source "+why)
-		return false
-	}
 	if ok, why := a.allowed(dest); !ok {
 		a.logger.Info("circuit refused", "src", src, "dest", dest, "reason", "destination "+why)
 		return false
+	}
+	if ok, _ := a.allowed(src); !ok {
+		a.logger.Info("circuit from a peer outside the ACL to an allowed device", "src", src, "src_addr", srcAddr, "dest", dest)
 	}
 	return true
 }

@@ -19,11 +19,14 @@
 //
 // # Access control
 //
-// A peer may reserve a slot, and a circuit may be opened, only when the
-// relay is open (Config.Open, which must be asked for), or the peer's
-// device ID is in Config.AllowDevices, or the peer has proved, on its
-// current connection, that it is a member of a mesh in Config.AllowMeshes.
-// A circuit needs both its source and its destination to be allowed. A
+// A peer may reserve a slot only when the relay is open (Config.Open, which
+// must be asked for), or the peer's device ID is in Config.AllowDevices, or
+// the peer has proved, on its current connection, that it is a member of a
+// mesh in Config.AllowMeshes. A circuit needs its destination to be allowed
+// (re-checked per circuit, so revocations apply); its source need not be,
+// because a device redeeming an invite is not a member yet and reaches the
+// inviter through the circuit address its code carries (the destination
+// serves a non-member only the invite protocol). A
 // proof is remembered in memory, keyed by peer ID, until the peer's last
 // connection to the relay closes; it is re-checked on every reservation and
 // circuit against the newest membership log the relay has seen for the

@@ -468,31 +468,38 @@ type blobTransfer struct {
 
 func (x blobTransfer) mbps() float64 { return float64(x.size) / x.elapsed.Seconds() / 1e6 }
 
-// transferBlob writes a random file of size bytes in src's home, adds it
-// as a blob on src, fetches it on dst with `mesh blob get`, checks the
-// content and measures the relay's byte counters around the fetch. (Folder
-// sync does not exist in the daemon yet; blobs are what moves data now.)
+// transferBlob (named for its first version, which moved a blob) syncs a folder of random files totalling size bytes from
+// src to dst: src shares it, dst joins it and waits until it is in sync;
+// the content is checked and the relay's byte counters are measured around
+// the sync.
 func transferBlob(t *testing.T, relay *labRelay, src, dst *labDaemon, size int64) blobTransfer {
 	t.Helper()
-	path := filepath.Join(src.home, "payload.bin")
-	want := writeRandomFile(t, path, size, uint64(size))
-	out := strings.Fields(src.mesh("blob", "add", path))
-	if len(out) < 2 {
-		t.Fatalf("mesh blob add printed %q", out)
-	}
-	ref := out[0]
-	outDir := filepath.Join(dst.home, "fetched")
-	if err := os.MkdirAll(outDir, 0o700); err != nil {
+	const files = 10
+	srcDir := filepath.Join(src.home, "folder")
+	if err := os.MkdirAll(srcDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	want := map[string][32]byte{}
+	for i := range files {
+		name := fmt.Sprintf("photo%02d.raw", i)
+		want[name] = writeRandomFile(t, filepath.Join(srcDir, name), size/files, uint64(size)+uint64(i))
+	}
+	src.mesh("folder", "add", srcDir, "--name", "photos")
+	waitFor(t, 20*time.Second, dst.name+" sees the folder", func() bool {
+		return strings.Contains(dst.mesh("folder", "list"), "photos")
+	})
+	dstDir := filepath.Join(dst.home, "folder")
 	rx0, tx0 := relay.bytes()
 	start := time.Now()
-	summary := dst.mesh("blob", "get", ref, "--out", outDir, "--quiet")
-	x := blobTransfer{size: size, elapsed: time.Since(start), reported: strings.TrimSpace(summary)}
+	dst.mesh("folder", "join", "photos", dstDir)
+	dst.mesh("wait", "photos", "--timeout", "120s")
+	x := blobTransfer{size: size / files * files, elapsed: time.Since(start), reported: "folder photos in sync"}
 	rx1, tx1 := relay.bytes()
 	x.relayRx, x.relayTx = rx1-rx0, tx1-tx0
-	if got := fileSHA256(t, filepath.Join(outDir, ref)); got != want {
-		t.Fatalf("fetched blob %s differs from the original", ref)
+	for name, sum := range want {
+		if got := fileSHA256(t, filepath.Join(dstDir, name)); got != sum {
+			t.Fatalf("synced %s differs from the original", name)
+		}
 	}
 	return x
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +108,7 @@ func TestNATLabConeToCone(t *testing.T) {
 	}
 
 	x := transferBlob(t, p.relay, p.a, p.b, blobSize)
-	t.Logf("direct blob transfer: %d MiB in %v = %.1f MB/s (%s); relay eth0 during it: rx %d B, tx %d B",
+	t.Logf("direct folder sync: %d MiB in %v = %.1f MB/s (%s); relay eth0 during it: rx %d B, tx %d B",
 		x.size/mib, x.elapsed.Round(time.Millisecond), x.mbps(), x.reported, x.relayRx, x.relayTx)
 	if x.relayRx+x.relayTx >= mib {
 		t.Errorf("relay moved %d bytes during a direct %d MiB transfer, want < 1 MiB", x.relayRx+x.relayTx, x.size/mib)
@@ -139,7 +138,7 @@ func TestNATLabConeToCone(t *testing.T) {
 
 // TestNATLabSymmetric: behind two symmetric NATs no hole can be punched
 // (libp2p does no port prediction); the devices stay on the relayed
-// connection and a 50 MiB blob still arrives whole, through the relay.
+// connection and a 50 MiB folder still syncs completely, through the relay.
 func TestNATLabSymmetric(t *testing.T) {
 	lab, relayHost := newLab(t)
 	ha := lab.Router("home1", natlab.Symmetric).Host("a")
@@ -154,7 +153,7 @@ func TestNATLabSymmetric(t *testing.T) {
 	}
 
 	x := transferBlob(t, p.relay, p.a, p.b, blobSize)
-	t.Logf("relayed blob transfer: %d MiB in %v = %.1f MB/s (%s); relay eth0 during it: rx %d B, tx %d B",
+	t.Logf("relayed folder sync: %d MiB in %v = %.1f MB/s (%s); relay eth0 during it: rx %d B, tx %d B",
 		x.size/mib, x.elapsed.Round(time.Millisecond), x.mbps(), x.reported, x.relayRx, x.relayTx)
 	if x.relayRx < uint64(blobSize) || x.relayTx < uint64(blobSize) {
 		t.Errorf("relay moved rx %d / tx %d bytes during a relayed %d MiB transfer, want ≥ %d each way", x.relayRx, x.relayTx, x.size/mib, blobSize)
@@ -344,25 +343,12 @@ func TestNATLabTunnels(t *testing.T) {
 	}
 }
 
-// knownBug skips a test that reproduces a daemon bug not fixed yet, unless
-// NATLAB_KNOWN_BUGS=1. Once the bug is fixed, the test should pass and the
-// skip go.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("NATLAB_KNOWN_BUGS") != "1" {
-		t.Skip("known daemon bug (run with NATLAB_KNOWN_BUGS=1 to reproduce): " + what)
-	}
-}
-
-// TestNATLabKnownBugJoinBeforePunchReady: a device that joins right after
-// it starts (as a new device does) reaches the cone-NATed inviter through
-// the relay before its go-libp2p hole-punch service has registered
-// /libp2p/dcutr (that waits for a public address of its own, polled at
-// 250 ms, 500 ms, …). The inviter's one DCUtR attempt gets "protocols not
-// supported" and nothing tries again, so the two stay relayed although a
-// punch would work (TestNATLabConeToCone waits for the service first).
-func TestNATLabKnownBugJoinBeforePunchReady(t *testing.T) {
-	knownBug(t, "no DCUtR retry: a device that joins before its hole-punch service is up stays relayed behind cone NATs")
+// TestNATLabJoinBeforePunchReady (regression): a device that joins right
+// after it starts used to reach the cone-NATed inviter through the relay
+// before its go-libp2p hole-punch service had registered /libp2p/dcutr; the
+// inviter's one DCUtR attempt failed and the two stayed relayed. Join now
+// waits briefly for the local service (node.awaitHolePunch).
+func TestNATLabJoinBeforePunchReady(t *testing.T) {
 	lab, relayHost := newLab(t)
 	ha := lab.Router("home1", natlab.Cone).Host("a")
 	hb := lab.Router("home2", natlab.Cone).Host("b")
@@ -372,8 +358,6 @@ func TestNATLabKnownBugJoinBeforePunchReady(t *testing.T) {
 	b := startLabDaemon(t, hb, "bravo", "--relay", r.addr)
 	idB := b.id()
 	b.stopLab()
-	// The relay admits bravo's device ID, which keeps the --allow-mesh bug
-	// (TestNATLabKnownBugJoinThroughAllowMeshRelay) out of the way.
 	r.args = append(r.args, "--allow-mesh", *a.status().MeshID, "--allow-device", idB)
 	r.restart()
 	a.waitCircuit(30 * time.Second)
@@ -384,14 +368,12 @@ func TestNATLabKnownBugJoinBeforePunchReady(t *testing.T) {
 	waitConnection(t, b, a.id(), "direct", 30*time.Second)
 }
 
-// TestNATLabKnownBugJoinThroughAllowMeshRelay: a relay that admits a mesh
-// (--allow-mesh) refuses circuits whose source is not yet authorised
-// (relay/acl.go AllowConnect: "source not authorised"), so a device behind
-// a NAT cannot redeem an invite through the inviter's circuit address —
-// the address the invite carries for exactly that case. newMeshPair works
-// around it with --allow-device for the joiner.
-func TestNATLabKnownBugJoinThroughAllowMeshRelay(t *testing.T) {
-	knownBug(t, "an --allow-mesh relay refuses the circuit a NATed joiner needs to redeem an invite")
+// TestNATLabJoinThroughAllowMeshRelay (regression): a relay that admits a
+// mesh (--allow-mesh) used to refuse circuits whose source was not yet
+// authorised, so a device behind a NAT could not redeem an invite through
+// the inviter's circuit address. Circuits now need only an allowed
+// destination (relay/acl.go AllowConnect).
+func TestNATLabJoinThroughAllowMeshRelay(t *testing.T) {
 	lab, relayHost := newLab(t)
 	ha := lab.Router("home1", natlab.Cone).Host("a")
 	hb := lab.Router("home2", natlab.Symmetric).Host("b")
@@ -407,14 +389,11 @@ func TestNATLabKnownBugJoinThroughAllowMeshRelay(t *testing.T) {
 	}
 }
 
-// TestNATLabKnownBugOpenRelayRefusesMembers: a relay run with --open
-// answers a membership proof with mesh_not_allowed (relay/acl.go
-// authorise: no mesh is listed), and meshd (node/relays.go reserve) treats
-// any authentication refusal as a failed reservation. So a device that is
-// in a mesh never gets a reservation on an --open relay (nor on a relay
-// that allows it only by --allow-device).
-func TestNATLabKnownBugOpenRelayRefusesMembers(t *testing.T) {
-	knownBug(t, "an --open relay refuses members' proofs and meshd then does not reserve")
+// TestNATLabOpenRelayAdmitsMembers (regression): a relay run with --open
+// answers a membership proof with mesh_not_allowed (it lists no mesh);
+// meshd used to treat that as a failed reservation. It now reserves anyway
+// and lets the relay decide (node/relays.go reserve).
+func TestNATLabOpenRelayAdmitsMembers(t *testing.T) {
 	lab, relayHost := newLab(t)
 	ha := lab.Router("home1", natlab.Cone).Host("a")
 	r := startLabRelay(t, relayHost, "--open")
