@@ -290,9 +290,16 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 		})
 		if err := lf.f.Apply(ctx, items); err != nil && ctx.Err() == nil {
 			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
-			// Leave them pending; a later change or the periodic re-apply retries.
+			// Retry what failed for a passing reason (no member online, a
+			// transfer cut); items refused for good (unsafe or colliding
+			// paths, listed in Skipped) are not retried.
+			refused := lf.f.Status().Skipped
 			lf.mu.Lock()
 			for _, it := range items {
+				fe, _ := it.Body.(*syncproto.FileEntry)
+				if refused[string(it.Sync.ID)] != "" || (fe != nil && refused[fe.Path] != "") {
+					continue
+				}
 				lf.pending[it.Sync.ID] = true
 			}
 			lf.mu.Unlock()

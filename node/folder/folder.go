@@ -216,6 +216,12 @@ type Status struct {
 func (f *Folder) Status() Status {
 	var s Status
 	items := f.feed.Items()
+	f.tmu.Lock()
+	refused := make(map[string]bool, len(f.skipped))
+	for p := range f.skipped {
+		refused[p] = true
+	}
+	f.tmu.Unlock()
 	f.mu.Lock()
 	var syncedItems int
 	for _, it := range items {
@@ -225,6 +231,9 @@ func (f *Folder) Status() Status {
 		fe, ok := it.Body.(*syncproto.FileEntry)
 		if it.Sync.Deleted || !ok {
 			continue
+		}
+		if refused[fe.Path] || refused[string(it.Sync.ID)] {
+			continue // refused here (unsafe, colliding): not part of this copy
 		}
 		s.Items++
 		s.Bytes += fe.Size
