@@ -73,6 +73,11 @@ func parseHash(s, prefix string, out []byte) error {
 	if err != nil || n != len(out) {
 		return fmt.Errorf("bad base32: %w", ErrMalformed)
 	}
+	// The last character carries unused low bits that decoding ignores:
+	// accept only the canonical form, so each value has one text form.
+	if strings.ToLower(b32.EncodeToString(out)) != rest {
+		return fmt.Errorf("non-canonical base32 (unused trailing bits set): %w", ErrMalformed)
+	}
 	return nil
 }
 

@@ -59,7 +59,7 @@ func TestNATLabConeToCone(t *testing.T) {
 	// relay can be told their device IDs.
 	var more []*labDaemon
 	var moreIDs []string
-	for i := 2; i <= 3; i++ {
+	for i := 2; i <= 10; i++ { // 10 rounds in all, for the median the issue asks for
 		h := lab.Router(fmt.Sprintf("home%d", i+1), natlab.Cone).Host(fmt.Sprintf("b%d", i))
 		d := startLabDaemon(t, h, fmt.Sprintf("bravo%d", i))
 		more, moreIDs = append(more, d), append(moreIDs, d.id())
