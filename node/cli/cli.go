@@ -141,13 +141,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var devs []node.Device
-			if err := c.call("GET", "/v1/devices", nil, &devs, &raw); err != nil {
-				return err
-			}
-			if devJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/devices", &devs, devJSON, stdout); done || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -200,13 +195,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var st node.Status
-			if err := c.call("GET", "/v1/status", nil, &st, &raw); err != nil {
-				return err
-			}
-			if stJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/status", &st, stJSON, stdout); done || err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "device:  %s (%s)\n", deref(st.Name), st.DeviceID)
@@ -252,14 +242,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var res []node.PingResult
 			q := url.Values{"device": {args[0]}, "count": {fmt.Sprint(pingCount)}}
-			if err := c.call("GET", "/v1/ping?"+q.Encode(), nil, &res, &raw); err != nil {
-				return err
-			}
-			if pingJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/ping?"+q.Encode(), &res, pingJSON, stdout); done || err != nil {
 				return err
 			}
 			for _, r := range res {

@@ -121,6 +121,20 @@ func (c *client) callNoTimeout(method, path string, body any, out any) error {
 	return cc.call(method, path, body, out, nil)
 }
 
+// getJSON GETs path into out. With asJSON it prints the API's JSON
+// unchanged to w and reports done, so the caller prints no table.
+func (c *client) getJSON(path string, out any, asJSON bool, w io.Writer) (done bool, err error) {
+	var raw []byte
+	if err := c.call("GET", path, nil, out, &raw); err != nil {
+		return true, err
+	}
+	if asJSON {
+		_, err := w.Write(raw)
+		return true, err
+	}
+	return false, nil
+}
+
 // call sends a request with an optional JSON body and decodes the answer
 // into out (if not nil); raw, if not nil, receives the body unchanged.
 func (c *client) call(method, path string, body any, out any, raw *[]byte) error {

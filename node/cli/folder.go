@@ -74,13 +74,8 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var infos []node.FolderInfo
-			if err := c.call("GET", "/v1/folders", nil, &infos, &raw); err != nil {
-				return err
-			}
-			if listJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/folders", &infos, listJSON, stdout); done || err != nil {
 				return err
 			}
 			printFolders(stdout, infos)
@@ -156,13 +151,8 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var vs []node.HistoryEntry
-			if err := c.call("GET", "/v1/history?"+url.Values{"path": {abs}}.Encode(), nil, &vs, &raw); err != nil {
-				return err
-			}
-			if histJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/history?"+url.Values{"path": {abs}}.Encode(), &vs, histJSON, stdout); done || err != nil {
 				return err
 			}
 			if len(vs) == 0 {
@@ -229,13 +219,8 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 					return nil
 				})
 			}
-			var raw []byte
 			var list []node.NewsEntry
-			if err := c.call("GET", "/v1/news", nil, &list, &raw); err != nil {
-				return err
-			}
-			if newsJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/news", &list, newsJSON, stdout); done || err != nil {
 				return err
 			}
 			for _, e := range list {

@@ -68,13 +68,8 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var list []node.ExposedService
-			if err := c.call("GET", "/v1/exposed", nil, &list, &raw); err != nil {
-				return err
-			}
-			if exposedJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/exposed", &list, exposedJSON, stdout); done || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -174,13 +169,8 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var raw []byte
 			var list []node.TunnelInfo
-			if err := c.call("GET", "/v1/tunnels", nil, &list, &raw); err != nil {
-				return err
-			}
-			if tunnelsJSON {
-				_, err := stdout.Write(raw)
+			if done, err := c.getJSON("/v1/tunnels", &list, tunnelsJSON, stdout); done || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
