@@ -74,11 +74,11 @@ func sampleItems(t testing.TB) []syncproto.Item {
 				Path: "dir/file.bin", Mode: 0o644, ModTime: time.Date(2025, 12, 31, 23, 59, 59, 123456789, time.UTC), Size: 12, Blob: ref}},
 		},
 		{
-			Sync: syncproto.Sync{ID: "dir", Updates: 1, History: []syncproto.History{{Sequence: 1, When: ts(-5, 0), By: "devA"}}},
+			Sync:    syncproto.Sync{ID: "dir", Updates: 1, History: []syncproto.History{{Sequence: 1, When: ts(-5, 0), By: "devA"}}},
 			Content: syncproto.Content{Title: "dir", Body: &syncproto.FileEntry{Path: "dir", Mode: fs.ModeDir | 0o755}},
 		},
 		{
-			Sync: syncproto.Sync{ID: "link", Updates: 1, Deleted: true, NoConflicts: true, History: []syncproto.History{{Sequence: 1, When: ts(0, 3), By: "devA"}}},
+			Sync:    syncproto.Sync{ID: "link", Updates: 1, Deleted: true, NoConflicts: true, History: []syncproto.History{{Sequence: 1, When: ts(0, 3), By: "devA"}}},
 			Content: syncproto.Content{Title: "", Body: &syncproto.FileEntry{Path: "link", Mode: fs.ModeSymlink | 0o777, Symlink: "../t\u00e4rget", ModTime: time.Unix(0, 0)}},
 		},
 		{
