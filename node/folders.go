@@ -552,12 +552,16 @@ func (n *Node) WaitFolder(ctx context.Context, name string) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		st := lf.f.Status()
-		if lf.idle() && len(st.Transferring) == 0 && st.InSync >= 1 {
-			return nil
+		// The idle check is cheap; a full status copies every item, so it
+		// is computed only once nothing is pending.
+		if lf.idle() {
+			if st := lf.f.Status(); len(st.Transferring) == 0 && st.InSync >= 1 {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
+			st := lf.f.Status()
 			return fmt.Errorf("wait %q: %w (in sync %.0f%%, %d transferring)", name, ctx.Err(), 100*st.InSync, len(st.Transferring))
 		case <-t.C:
 		}

@@ -609,3 +609,17 @@ func TestScanBatches(t *testing.T) {
 		t.Fatalf("scan used %d batches and %d loose updates, want 1 and 0", bf.batches-before, bf.loose)
 	}
 }
+
+// TestVersionSep: a version key's timestamp may contain zero bytes; the
+// separator is found by position, not by searching for a zero.
+func TestVersionSep(t *testing.T) {
+	rel := []byte("dir/notes.txt")
+	ts := []byte{0x18, 0x00, 0x9a, 0x00, 0x00, 0x01, 0x00, 0x00} // zeros inside
+	k := append(append(append([]byte{}, rel...), 0), ts...)
+	if i := versionSep(k); i != len(rel) || string(k[:i]) != string(rel) {
+		t.Fatalf("separator at %d, want %d", i, len(rel))
+	}
+	if versionSep([]byte("short")) != -1 || versionSep(append([]byte("x"), ts...)) != -1 {
+		t.Fatal("malformed keys not rejected")
+	}
+}

@@ -1,7 +1,6 @@
 package folder
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -228,8 +227,8 @@ func (f *Folder) ExpireVersions(ctx context.Context) error {
 	}
 	var drop []old
 	err := f.scanKeys(pfx, func(k, v []byte) error {
-		i := bytes.LastIndexByte(k, 0)
-		if i < 0 || len(k)-i-1 != 8 {
+		i := versionSep(k)
+		if i < 0 {
 			return nil
 		}
 		if int64(binary.BigEndian.Uint64(k[i+1:])) >= cutoff {
@@ -269,6 +268,19 @@ func (f *Folder) ExpireVersions(ctx context.Context) error {
 // manifestFromVersions finds a kept version with blob ref and indexes it in
 // the store, so its chunks serve a file that moved (delete + create in
 // separate batches) without a transfer.
+// versionSep returns the index of the 0x00 between the path and the 8-byte
+// timestamp of a version key (path ‖ 0x00 ‖ big-endian nanoseconds), or -1.
+// It is found by position: the timestamp's own bytes may be zero, so
+// searching for the last zero byte split some keys inside the timestamp
+// (a flaky TestConflict: "blob not known" about 1 run in 40).
+func versionSep(k []byte) int {
+	i := len(k) - 9
+	if i < 0 || k[i] != 0 {
+		return -1
+	}
+	return i
+}
+
 func (f *Folder) manifestFromVersions(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, bool) {
 	var file string
 	_ = f.scanKeys(f.key(kVersion), func(k, v []byte) error {
@@ -276,7 +288,7 @@ func (f *Folder) manifestFromVersions(ctx context.Context, ref blobs.BlobRef) (b
 		if err != nil || kv.Blob != ref {
 			return nil
 		}
-		i := bytes.LastIndexByte(k, 0)
+		i := versionSep(k)
 		if i < 0 {
 			return nil
 		}
