@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 TESTOUT   := testout
 PKGS      := ./...
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.6.1
 
 .PHONY: all build demo test fuzz bench lint release clean
 
