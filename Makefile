@@ -21,7 +21,7 @@ demo: build
 test:
 	mkdir -p $(TESTOUT)
 	$(GO) vet $(PKGS)
-	$(GO) test -race -timeout 18m $(PKGS) 2>&1 | tee $(TESTOUT)/test.log; exit $${PIPESTATUS[0]}
+	$(GO) test -race -count=1 -timeout 18m $(PKGS) 2>&1 | tee $(TESTOUT)/test.log; exit $${PIPESTATUS[0]}
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	@echo "packages: $$(grep -c '^ok ' $(TESTOUT)/test.log) passed, $$(grep -c '^FAIL\s' $(TESTOUT)/test.log) failed"
 

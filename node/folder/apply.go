@@ -427,32 +427,40 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 	}
 
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.checkParents(rel, false); err != nil {
-		f.refused(rel, err)
-		return fail(err)
-	}
-	fi, err = f.settleLocked(ctx, rel)
-	if err != nil {
-		return fail(err)
-	}
-	if fi != nil && fi.Mode().IsRegular() && !conflict {
-		if err := f.keepVersionLocked(ctx, rel, false); err != nil {
-			return fail(err)
-		}
-	} else if fi != nil && !fi.Mode().IsRegular() {
-		if err := f.clearLocked(ctx, rel, fi); err != nil {
-			return fail(err)
-		}
-	}
 	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by, Conflict: conflict}
-	if err := f.setRecord(f.key(kIntent, []byte(rel)), intent.encode()); err != nil {
+	if err := func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := f.checkParents(rel, false); err != nil {
+			f.refused(rel, err)
+			return err
+		}
+		fi, err := f.settleLocked(ctx, rel)
+		if err != nil {
+			return err
+		}
+		if fi != nil && fi.Mode().IsRegular() && !conflict {
+			if err := f.keepVersionLocked(ctx, rel, false); err != nil {
+				return err
+			}
+		} else if fi != nil && !fi.Mode().IsRegular() {
+			if err := f.clearLocked(ctx, rel, fi); err != nil {
+				return err
+			}
+		}
+		return f.setRecord(f.key(kIntent, []byte(rel)), intent.encode())
+	}(); err != nil {
 		return fail(err)
 	}
+	// The commit (verify, fsync, rename) runs without the folder lock, so
+	// that files being applied in parallel do not wait for each other's
+	// fsync. The intent recorded above covers the gap: a scan that sees the
+	// new content before finishIntent below completes the intent itself.
 	if err := p.Commit(ctx); err != nil {
 		return fail(err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.forgetPartials(ctx, rel, "")
 	states := make(map[string]*fileState)
 	if err := f.finishIntent(rel, &intent, states); err != nil {
