@@ -19,11 +19,8 @@ func blobCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Comman
 		Use:   "add PATH...",
 		Short: "Index files (or every file under a directory) in place and print their blob references",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
+			var err error
 			abs := make([]string, len(args))
 			for i, a := range args {
 				if abs[i], err = filepath.Abs(a); err != nil {
@@ -47,7 +44,7 @@ func blobCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Comman
 				return fmt.Errorf("%d of %d paths failed", failed, len(res))
 			}
 			return nil
-		},
+		}),
 	}
 	var out string
 	var quiet bool
@@ -55,11 +52,7 @@ func blobCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Comman
 		Use:   "get REF... --out DIR",
 		Short: "Fetch blobs from every online member that has them into DIR/REF (verified, atomic)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			dir, err := filepath.Abs(out)
 			if err != nil {
 				return err
@@ -98,7 +91,7 @@ func blobCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Comman
 			}
 			fmt.Fprintf(stdout, "fetched %d blobs, %d bytes, %.1f MB/s\n", len(args), last.DoneBytes, last.Rate/1e6)
 			return nil
-		},
+		}),
 	}
 	get.Flags().StringVar(&out, "out", ".", "directory to write the blobs into")
 	get.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")

@@ -57,11 +57,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "init --name NAME",
 		Short: "Create a new mesh with this device as its owner",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var out struct {
 				MeshID string `json:"mesh_id"`
 			}
@@ -70,7 +66,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "created mesh %s with this device (%s) as owner\n", out.MeshID, initName)
 			return nil
-		},
+		}),
 	}
 	initCmd.Flags().StringVar(&initName, "name", "", "this device's name in the mesh")
 	_ = initCmd.MarkFlagRequired("name")
@@ -81,11 +77,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "invite [--role member|admin] [--ttl 24h] [--qr]",
 		Short: "Print a single-use invite code for a new device (the code is on the last line)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var out node.InviteResponse
 			if err := c.call("POST", "/v1/invite", map[string]string{"role": role, "ttl": ttl}, &out, nil); err != nil {
 				return err
@@ -101,7 +93,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintln(stdout, out.Code)
 			return nil
-		},
+		}),
 	}
 	inviteCmd.Flags().StringVar(&role, "role", "member", "role of the new device: member or admin")
 	inviteCmd.Flags().StringVar(&ttl, "ttl", "24h", "how long the code stays valid")
@@ -112,11 +104,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "join CODE --name NAME",
 		Short: "Join the mesh of an invite code",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var out struct {
 				MeshID string `json:"mesh_id"`
 			}
@@ -126,7 +114,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "joined mesh %s as %s\n", out.MeshID, joinName)
 			return nil
-		},
+		}),
 	}
 	joinCmd.Flags().StringVar(&joinName, "name", "", "this device's name in the mesh")
 	_ = joinCmd.MarkFlagRequired("name")
@@ -136,11 +124,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "devices [--json]",
 		Short: "List the mesh's devices, online state and connection",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var devs []node.Device
 			if done, err := c.getJSON("/v1/devices", &devs, devJSON, stdout); done || err != nil {
 				return err
@@ -163,7 +147,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.ID, d.Role, status, conn, rtt)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	devicesCmd.Flags().BoolVar(&devJSON, "json", false, "print JSON")
 
@@ -171,18 +155,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "revoke DEVICE",
 		Short: "Revoke a device (name or ID): it is disconnected and refused by every member",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var out struct{ ID, Name string }
 			if err := c.call("POST", "/v1/revoke", map[string]string{"device": args[0]}, &out, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "revoked %s (%s)\n", out.Name, out.ID)
 			return nil
-		},
+		}),
 	}
 
 	var stJSON bool
@@ -190,11 +170,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "status [--json]",
 		Short: "Show this device and its mesh",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var st node.Status
 			if done, err := c.getJSON("/v1/status", &st, stJSON, stdout); done || err != nil {
 				return err
@@ -212,7 +188,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				printFolders(stdout, st.Folders)
 			}
 			return nil
-		},
+		}),
 	}
 	statusCmd.Flags().BoolVar(&stJSON, "json", false, "print JSON")
 
@@ -237,11 +213,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "ping DEVICE [--count N] [--json]",
 		Short: "Measure the round-trip time to a device, and show the path in use",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var res []node.PingResult
 			q := url.Values{"device": {args[0]}, "count": {fmt.Sprint(pingCount)}}
 			if done, err := c.getJSON("/v1/ping?"+q.Encode(), &res, pingJSON, stdout); done || err != nil {
@@ -255,7 +227,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 					deref(r.Connection), deref(r.Transport), deref(r.RemoteAddr))
 			}
 			return nil
-		},
+		}),
 	}
 	pingCmd.Flags().IntVar(&pingCount, "count", 3, "number of pings (1 to 100)")
 	pingCmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
@@ -264,6 +236,17 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(folderCmds(cl, stdout)...)
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
+}
+
+// withClient adapts a command body that needs the daemon's client.
+func withClient(cl func() (*client, error), f func(c *client, args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		c, err := cl()
+		if err != nil {
+			return err
+		}
+		return f(c, args)
+	}
 }
 
 func deref(s *string) string {

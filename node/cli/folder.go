@@ -23,11 +23,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "add PATH [--name NAME]",
 		Short: "Share a directory as a new folder of the mesh",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			abs, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
@@ -38,7 +34,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			}
 			fmt.Fprintf(stdout, "sharing %s as folder %q; on another device: mesh folder join %s PATH\n", out.Path, out.Name, out.Name)
 			return nil
-		},
+		}),
 	}
 	add.Flags().StringVar(&addName, "name", "", "the folder's name in the mesh (default: the directory's name)")
 
@@ -46,11 +42,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "join NAME PATH",
 		Short: "Sync an existing folder of the mesh into PATH on this device",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			abs, err := filepath.Abs(args[1])
 			if err != nil {
 				return err
@@ -61,7 +53,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			}
 			fmt.Fprintf(stdout, "syncing folder %q into %s\n", out.Name, out.Path)
 			return nil
-		},
+		}),
 	}
 
 	var listJSON bool
@@ -69,18 +61,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "list [--json]",
 		Short: "The mesh's folders and their state on this device",
 		Args:  cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var infos []node.FolderInfo
 			if done, err := c.getJSON("/v1/folders", &infos, listJSON, stdout); done || err != nil {
 				return err
 			}
 			printFolders(stdout, infos)
 			return nil
-		},
+		}),
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
 
@@ -88,17 +76,13 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "remove NAME",
 		Short: "Stop syncing a folder on this device (its files stay)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			if err := c.call("DELETE", "/v1/folders/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "stopped syncing %q here; its files are left in place\n", args[0])
 			return nil
-		},
+		}),
 	}
 
 	var role string
@@ -106,17 +90,13 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "share NAME DEVICE --role reader|editor|owner|none",
 		Short: "Set a device's role in a folder (owner only); readers get changes but theirs are refused",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			if err := c.call("POST", "/v1/folders/share", map[string]string{"name": args[0], "device": args[1], "role": role}, nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%s is now %s of folder %q\n", args[1], role, args[0])
 			return nil
-		},
+		}),
 	}
 	share.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
 	folder.AddCommand(add, join, list, remove, share)
@@ -126,14 +106,10 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "wait NAME [--timeout D]",
 		Short: "Return when a folder is in sync with every online device (for scripts)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			q := url.Values{"timeout": {timeout.String()}}
 			return c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, nil)
-		},
+		}),
 	}
 	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 
@@ -142,11 +118,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "history PATH [--json]",
 		Short: "Kept versions of a file (replaced or deleted), newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			abs, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
@@ -165,7 +137,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", v.N, v.By, v.Kept.Local().Format("2006-01-02 15:04:05"), v.ModTime.Local().Format("2006-01-02 15:04:05"), v.Size)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	history.Flags().BoolVar(&histJSON, "json", false, "print JSON")
 
@@ -174,11 +146,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "restore PATH [--version N]",
 		Short: "Bring back a kept version of a file (as a new change that syncs)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			abs, err := filepath.Abs(args[0])
 			if err != nil {
 				return err
@@ -188,7 +156,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			}
 			fmt.Fprintf(stdout, "restored %s (version %d)\n", args[0], max(version, 1))
 			return nil
-		},
+		}),
 	}
 	restore.Flags().IntVar(&version, "version", 1, "which kept version (see mesh history)")
 
@@ -197,11 +165,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "news [--follow] [--json]",
 		Short: "What happened in the mesh: files changed, devices joined or revoked, tunnels opened",
 		Args:  cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			print := func(e node.NewsEntry) {
 				fmt.Fprintf(stdout, "%s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Text)
 			}
@@ -227,7 +191,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				print(e)
 			}
 			return nil
-		},
+		}),
 	}
 	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
 	news.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")

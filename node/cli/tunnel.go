@@ -22,11 +22,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "expose NAME ADDR [--allow DEVICE]...",
 		Short: "Publish a local TCP service (e.g. ssh 127.0.0.1:22) to the mesh's devices",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var out node.ExposedService
 			if err := c.call("POST", "/v1/expose", node.ExposedService{Name: args[0], Addr: args[1], Allow: allow}, &out, nil); err != nil {
 				return err
@@ -37,7 +33,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			}
 			fmt.Fprintf(stdout, "exposed %s (%s) to %s\n", out.Name, out.Addr, who)
 			return nil
-		},
+		}),
 	}
 	expose.Flags().StringArrayVar(&allow, "allow", nil, "only this device (name or ID) may connect; repeatable")
 
@@ -45,17 +41,13 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "unexpose NAME",
 		Short: "Stop publishing a service",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			if err := c.call("POST", "/v1/unexpose", map[string]string{"name": args[0]}, nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "unexposed %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 
 	var exposedJSON bool
@@ -63,11 +55,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "exposed [--json]",
 		Short: "List the services this device publishes",
 		Args:  cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var list []node.ExposedService
 			if done, err := c.getJSON("/v1/exposed", &list, exposedJSON, stdout); done || err != nil {
 				return err
@@ -82,7 +70,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Addr, who)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	exposed.Flags().BoolVar(&exposedJSON, "json", false, "print JSON")
 
@@ -96,11 +84,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			"tunnel lasts until this command is stopped (Ctrl-C); with it, the daemon keeps\n" +
 			"it open until 'mesh tunnel close ID'.",
 		Args: cobra.ExactArgs(2),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			body := map[string]any{"device": args[0], "service": args[1], "local": local, "follow": !background}
 			if background {
 				var info node.TunnelInfo
@@ -138,7 +122,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				}
 				return nil
 			}
-		},
+		}),
 	}
 	tun.Flags().StringVar(&local, "local", "", "local address to listen on (default 127.0.0.1 and a free port)")
 	tun.Flags().BoolVar(&background, "background", false, "let the daemon keep the tunnel open")
@@ -146,17 +130,13 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "close ID",
 		Short: "Close a background tunnel",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			if err := c.call("DELETE", "/v1/tunnels/"+args[0], nil, nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "closed tunnel %s\n", args[0])
 			return nil
-		},
+		}),
 	})
 
 	var tunnelsJSON bool
@@ -164,11 +144,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Use:   "tunnels [--json]",
 		Short: "List the tunnels this daemon holds open",
 		Args:  cobra.NoArgs,
-		RunE: func(_ *cobra.Command, _ []string) error {
-			c, err := cl()
-			if err != nil {
-				return err
-			}
+		RunE: withClient(cl, func(c *client, args []string) error {
 			var list []node.TunnelInfo
 			if done, err := c.getJSON("/v1/tunnels", &list, tunnelsJSON, stdout); done || err != nil {
 				return err
@@ -179,7 +155,7 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\n", t.ID, t.LocalAddr, t.Device, t.Service, t.Stats.Conns, t.Stats.Direct, t.Stats.Relayed)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	tunnels.Flags().BoolVar(&tunnelsJSON, "json", false, "print JSON")
 
