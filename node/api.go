@@ -141,6 +141,7 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }

@@ -252,21 +252,22 @@ func iperf3(n int64) (float64, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	srv := exec.Command(bin, "-s", "-1", "-B", "127.0.0.1", "-p", fmt.Sprint(port))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := exec.CommandContext(ctx, bin, "-s", "-1", "-B", "127.0.0.1", "-p", fmt.Sprint(port))
 	if err := srv.Start(); err != nil {
 		return 0, err
 	}
-	defer srv.Wait()
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }() // never wait on a server that got no client
 	var out []byte
 	for i := 0; i < 50; i++ { // the server needs a moment to listen
-		out, err = exec.Command(bin, "-c", "127.0.0.1", "-p", fmt.Sprint(port), "-n", fmt.Sprint(n), "-J").Output()
+		out, err = exec.CommandContext(ctx, bin, "-c", "127.0.0.1", "-p", fmt.Sprint(port), "-n", fmt.Sprint(n), "-J").Output()
 		if err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		_ = srv.Process.Kill()
 		return 0, fmt.Errorf("iperf3 client: %w", err)
 	}
 	var res struct {
