@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/node/internal/wire"
 )
 
@@ -124,7 +125,7 @@ func (n *Node) saveAddrs(p peer.ID) {
 
 // loadAddrs puts persisted addresses of members into the peerstore.
 func (n *Node) loadAddrs() {
-	err := dbScan(n.db, prefixAddrs, func(k, v []byte) error {
+	err := kv.Scan(n.db, prefixAddrs, func(k, v []byte) error {
 		p, err := peer.IDFromBytes(k)
 		if err != nil {
 			return nil

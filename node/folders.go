@@ -20,6 +20,7 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/node/folder"
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 )
@@ -317,7 +318,7 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 
 // startJoinedFolders starts the folders of the local config not running yet.
 func (n *Node) startJoinedFolders(ctx context.Context) {
-	_ = dbScan(n.db, prefixFolders, func(_, v []byte) error {
+	_ = kv.Scan(n.db, prefixFolders, func(_, v []byte) error {
 		var c folderConf
 		if json.Unmarshal(v, &c) != nil {
 			return nil

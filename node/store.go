@@ -53,20 +53,3 @@ func dbGet(db *badger.DB, key []byte) ([]byte, error) {
 func dbPut(db *badger.DB, key, val []byte) error {
 	return db.Update(func(txn *badger.Txn) error { return txn.Set(key, val) })
 }
-
-func dbScan(db *badger.DB, prefix []byte, fn func(key, val []byte) error) error {
-	return db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if err := fn(it.Item().KeyCopy(nil)[len(prefix):], v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}

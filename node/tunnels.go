@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/node/tunnel"
 )
 
@@ -75,7 +76,7 @@ func (n *Node) openTunnels() error {
 			n.news("tunnel-refused", ev.Peer, fmt.Sprintf("refused a tunnel to service %q for %s: %s", ev.Service, ev.Peer, ev.Reason))
 		}))
 	n.tun.client = tunnel.NewClient(n.host, n.log.With("component", "tunnel"))
-	return dbScan(n.db, prefixExposed, func(_, v []byte) error {
+	return kv.Scan(n.db, prefixExposed, func(_, v []byte) error {
 		var s ExposedService
 		if err := json.Unmarshal(v, &s); err != nil {
 			return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -250,18 +251,5 @@ func (f *Folder) deleteRecord(k []byte) error {
 // scanKeys calls fn for every key (without the given prefix) and value under
 // prefix.
 func (f *Folder) scanKeys(prefix []byte, fn func(k, v []byte) error) error {
-	return f.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if err := fn(it.Item().KeyCopy(nil)[len(prefix):], v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return kv.Scan(f.db, prefix, fn)
 }
