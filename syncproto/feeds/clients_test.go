@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -123,12 +123,10 @@ var gofeedOnce struct {
 func gofeedCheck(t *testing.T) string {
 	t.Helper()
 	gofeedOnce.Do(func() {
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			if goTool, err = exec.LookPath("go"); err != nil {
-				gofeedOnce.err = err
-				return
-			}
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			gofeedOnce.err = fmt.Errorf("the go tool is not on PATH: %w", err)
+			return
 		}
 		dir, err := os.MkdirTemp("", "gofeedcheck")
 		if err != nil {

@@ -244,24 +244,15 @@ func (ri *rssItemR) item(top bool) (syncproto.Item, error) {
 	if len(ri.Syncs) == 1 {
 		s := ri.Syncs[0]
 		p.Sync, p.History = s.syncAttrsR, s.History
-		if len(s.Conflicts) > 1 {
-			return syncproto.Item{}, fmt.Errorf("%d sx:conflicts: %w", len(s.Conflicts), ErrMalformed)
+		var entries []rssItemR
+		if len(s.Conflicts) > 0 {
+			entries = s.Conflicts[0].Items
 		}
-		if len(s.Conflicts) == 1 {
-			if !top {
-				return syncproto.Item{}, fmt.Errorf("conflict with sx:conflicts: %w", ErrMalformed)
-			}
-			if len(s.Conflicts[0].Items) > MaxConflicts {
-				return syncproto.Item{}, fmt.Errorf("%d conflicts: %w", len(s.Conflicts[0].Items), ErrTooLarge)
-			}
-			for i := range s.Conflicts[0].Items {
-				c, err := s.Conflicts[0].Items[i].item(false)
-				if err != nil {
-					return syncproto.Item{}, fmt.Errorf("conflict %d: %w", i, err)
-				}
-				p.Conflicts = append(p.Conflicts, c)
-			}
+		cs, err := conflictItems(top, len(s.Conflicts), entries, func(e *rssItemR) (syncproto.Item, error) { return e.item(false) })
+		if err != nil {
+			return syncproto.Item{}, err
 		}
+		p.Conflicts = cs
 	}
 	return p.item(top)
 }

@@ -317,3 +317,29 @@ func marshalXML(v any) ([]byte, error) {
 	}
 	return append([]byte(xmlHeader), append(b, '\n')...), nil
 }
+
+// conflictItems reads the sx:conflicts of one sx:sync (groups elements,
+// the first holding entries), the same in Atom and RSS: at most one
+// element, only on a top-level item (a conflict has no conflicts of its
+// own), at most MaxConflicts entries, each parsed as a non-top item.
+func conflictItems[E any](top bool, groups int, entries []E, parse func(*E) (syncproto.Item, error)) ([]syncproto.Item, error) {
+	switch {
+	case groups == 0:
+		return nil, nil
+	case groups > 1:
+		return nil, fmt.Errorf("%d sx:conflicts: %w", groups, ErrMalformed)
+	case !top:
+		return nil, fmt.Errorf("conflict with sx:conflicts: %w", ErrMalformed)
+	case len(entries) > MaxConflicts:
+		return nil, fmt.Errorf("%d conflicts: %w", len(entries), ErrTooLarge)
+	}
+	var out []syncproto.Item
+	for i := range entries {
+		c, err := parse(&entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("conflict %d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
