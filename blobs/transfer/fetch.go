@@ -615,8 +615,13 @@ func (f *fetch) put(j putJob) {
 	}
 	f.mu.Lock()
 	if errors.Is(err, blobs.ErrMismatch) {
-		f.s.c.badChunks.Add(1)
-		f.kill(p, fmt.Errorf("chunk %v: %w", c.ID, err))
+		// Put workers verify in parallel, so a second bad chunk from a peer
+		// can fail after the first already dropped it: count each peer's
+		// bad data once, when it is dropped.
+		if !p.dead {
+			f.s.c.badChunks.Add(1)
+			f.kill(p, fmt.Errorf("chunk %v: %w", c.ID, err))
+		}
 		f.mu.Unlock()
 		return
 	}

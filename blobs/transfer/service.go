@@ -57,7 +57,7 @@ type Stats struct {
 	ChunksRequested int64 // GET requests sent
 	ChunksReceived  int64 // chunks received and verified
 	BytesReceived   int64
-	BadChunks       int64 // chunks that failed verification
+	BadChunks       int64 // bad chunks that dropped a peer (ones still in flight from a dropped peer are discarded uncounted)
 	Duplicates      int64 // verified chunks already received from another peer (endgame)
 	ChunksServed    int64
 	BytesServed     int64
