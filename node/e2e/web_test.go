@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestWebDesktop drives the web desktop (node/webui) of two real daemons in
+// headless Chromium, as issue #8's acceptance asks: log in, see both
+// devices online, upload a file into a folder on A and watch it appear in
+// B's file browser without a reload, and restore an older version of a
+// file from the history view. Screenshots go to testout/web/.
+func TestWebDesktop(t *testing.T) {
+	br := newBrowser(t)
+
+	a := startDaemon(t, "a", "--http", "127.0.0.1:0")
+	b := startDaemon(t, "b", "--http", "127.0.0.1:0")
+	a.mesh("init", "--name", "alpha")
+	b.mesh("join", a.invite(), "--name", "bravo")
+	dirA := filepath.Join(t.TempDir(), "docs-a")
+	dirB := filepath.Join(t.TempDir(), "docs-b")
+	const v1, v2 = "notes, first version\n", "notes, second version: longer than the first\n"
+	write(t, filepath.Join(dirA, "notes.txt"), v1)
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	idA := a.status().DeviceID
+	waitFor(t, 30*time.Second, "b sees a online and the folder docs", func() bool {
+		return b.online(idA) && strings.Contains(b.mesh("folder", "list"), "docs")
+	})
+	b.mesh("folder", "join", "docs", dirB)
+	a.mesh("wait", "docs", "--timeout", "60s")
+	b.mesh("wait", "docs", "--timeout", "60s")
+	waitFile(t, filepath.Join(dirB, "notes.txt"), v1)
+
+	baseA, tokenA := webLogin(t, a)
+	baseB, tokenB := webLogin(t, b)
+	tabA, tabB := br.tab("a"), br.tab("b")
+
+	// A without a session cookie: the page asks for the token. Log in
+	// with the form (POST /login) on A and with the login URL on B.
+	tabA.do(30*time.Second, "open A's web desktop without a session",
+		chromedp.Navigate(baseA+"/"),
+		chromedp.WaitVisible(`#login-token`, chromedp.ByQuery))
+	tabA.waitJS(5*time.Second, "the app to stay hidden before login", `document.getElementById("app").hidden`, true)
+	tabA.screenshot("01-a-login")
+	tabA.do(30*time.Second, "log in to A with the login form",
+		chromedp.SendKeys(`#login-token`, tokenA, chromedp.ByQuery),
+		chromedp.Click(`#login-submit`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#app`, chromedp.ByQuery))
+	tabB.do(30*time.Second, "log in to B with the login URL",
+		chromedp.Navigate(baseB+"/login?"+url.Values{"token": {tokenB}}.Encode()),
+		chromedp.WaitVisible(`#app`, chromedp.ByQuery))
+
+	// Both devices online, on both desktops, over a direct path.
+	for _, tb := range []*tab{tabA, tabB} {
+		tb.waitJS(30*time.Second, "both devices online",
+			`[...document.querySelectorAll("#device-list [data-testid=device]")].map(e => e.dataset.name + ":" + e.dataset.online).sort().join(" ")`,
+			"alpha:true bravo:true")
+		tb.waitJS(30*time.Second, "the other device's path",
+			`document.querySelector("#device-list [data-testid=device][data-self=false]").dataset.connection`, "direct")
+		tb.waitJS(10*time.Second, "the live event stream", `document.getElementById("live").dataset.state`, "open")
+	}
+	tabA.waitJS(5*time.Second, "A's own name in the header", `document.getElementById("self-name").textContent`, "alpha")
+	tabB.waitJS(5*time.Second, "B's own name in the header", `document.getElementById("self-name").textContent`, "bravo")
+
+	// Open the folder on both desktops.
+	for _, tb := range []*tab{tabA, tabB} {
+		tb.do(20*time.Second, "open the folder docs",
+			chromedp.Click(`[data-testid=folder][data-folder="docs"] [data-testid=folder-open]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`#browser`, chromedp.ByQuery))
+		tb.waitJS(20*time.Second, "notes.txt listed and here", rowAttr("notes.txt", "local"), "true")
+		tb.waitJS(10*time.Second, "the event stream reopened for the open folder", `document.getElementById("live").dataset.state`, "open")
+	}
+	tabA.screenshot("02-a-devices-and-folder")
+	tabB.screenshot("02-b-devices-and-folder")
+
+	// Upload through A's file input; B's browser shows it without a reload
+	// (a mark on B's window survives only if the page is not reloaded).
+	const upName, upContent = "hello-web.txt", "uploaded from A's web desktop\n"
+	upDir := t.TempDir()
+	write(t, filepath.Join(upDir, upName), upContent)
+	var mark string
+	tabB.eval("mark B's page", `window.__meshworkTestMark = "not reloaded"`, &mark)
+	tabB.waitJS(5*time.Second, "the upload not on B before it happens", rowAttr(upName, "local"), "absent")
+	tabA.do(20*time.Second, "choose the file in A's upload input",
+		chromedp.SetUploadFiles(`#upload-input`, []string{filepath.Join(upDir, upName)}, chromedp.ByQuery))
+	tabA.waitJS(30*time.Second, "A's upload to finish", `document.getElementById("upload-status").dataset.state`, "done")
+	waitFile(t, filepath.Join(dirA, upName), upContent)
+	tabA.waitJS(20*time.Second, "the upload listed on A", rowAttr(upName, "local"), "true")
+	tabB.waitJS(60*time.Second, "the upload to appear in B's file browser, content here", rowAttr(upName, "local"), "true")
+	tabB.waitJS(5*time.Second, "B's page not reloaded", `window.__meshworkTestMark`, "not reloaded")
+	waitFile(t, filepath.Join(dirB, upName), upContent)
+	var got string
+	tabB.eval("download the upload through B's download link",
+		`fetch(document.querySelector(`+jsString(rowSel(upName))+` + " [data-testid=download]").getAttribute("href")).then(r => r.ok ? r.text() : "HTTP " + r.status)`, &got)
+	if got != upContent {
+		t.Errorf("B's download link gave %q, want %q", got, upContent)
+	}
+	tabB.screenshot("03-b-upload-arrived")
+
+	// A second version of notes.txt through the page, then bring the
+	// first back from the history view.
+	upDir2 := t.TempDir()
+	write(t, filepath.Join(upDir2, "notes.txt"), v2)
+	tabA.do(20*time.Second, "upload a new notes.txt on A",
+		chromedp.SetUploadFiles(`#upload-input`, []string{filepath.Join(upDir2, "notes.txt")}, chromedp.ByQuery))
+	waitFile(t, filepath.Join(dirA, "notes.txt"), v2)
+	waitFile(t, filepath.Join(dirB, "notes.txt"), v2)
+	tabB.waitJS(30*time.Second, "B's browser to show the new notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v2)))
+	tabA.do(20*time.Second, "open the history of notes.txt on A",
+		chromedp.Click(rowSel("notes.txt")+` [data-testid=history]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#history`, chromedp.ByQuery))
+	tabA.waitJS(30*time.Second, "the first version kept in notes.txt's history",
+		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v1)))
+	tabA.screenshot("04-a-history")
+	tabA.do(20*time.Second, "restore version 1 of notes.txt",
+		chromedp.Click(`[data-testid=version][data-n='1'] [data-testid=restore]`, chromedp.ByQuery))
+	tabA.waitJS(30*time.Second, "the restore to be done", `document.getElementById("history-status").dataset.state`, "done")
+	waitFile(t, filepath.Join(dirA, "notes.txt"), v1)
+	waitFile(t, filepath.Join(dirB, "notes.txt"), v1)
+	tabA.waitJS(30*time.Second, "A's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
+	tabB.waitJS(30*time.Second, "B's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
+	tabA.screenshot("05-a-restored")
+
+	// Phone width: the same page, one column.
+	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))
+	tabB.waitJS(5*time.Second, "no horizontal scrolling at phone width",
+		`document.documentElement.scrollWidth <= window.innerWidth`, true)
+	tabB.screenshot("06-b-phone-width")
+
+	for _, tb := range []*tab{tabA, tabB} {
+		tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)
+		tb.noPageErrors()
+	}
+}
+
+// rowSel selects the file browser's row of a file.
+func rowSel(path string) string {
+	return `[data-testid=file][data-path=` + jsString(path) + `]`
+}
+
+// rowAttr is a JavaScript expression: the data-NAME attribute of a file's
+// row in the file browser, or "absent".
+func rowAttr(path, name string) string {
+	return fmt.Sprintf(`((document.querySelector(%s) || {dataset: {%s: "absent"}}).dataset.%s)`, jsString(rowSel(path)), name, name)
+}
+
+// waitFile waits until the file at p holds want (checking as waitFor does).
+func waitFile(t *testing.T, p, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(p)
+		if err == nil && string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 60s waiting for %s to hold %q: it holds %q (%v)", p, want, b, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
