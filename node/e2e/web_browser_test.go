@@ -62,10 +62,10 @@ func newBrowser(t *testing.T) *browser {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	first, cancelFirst := chromedp.NewContext(alloc, chromedp.WithErrorf(quietErrorf(t)))
-	// Start the browser now, so that a broken Chromium fails here.
-	startCtx, cancelStart := context.WithTimeout(first, 60*time.Second)
-	defer cancelStart()
-	if err := chromedp.Run(startCtx); err != nil {
+	// Start the browser now, so that a broken Chromium fails here. (Not
+	// with a timeout context: the first Run ties the browser to its
+	// context; the test's own timeout bounds this.)
+	if err := chromedp.Run(first); err != nil {
 		cancelFirst()
 		cancelAlloc()
 		t.Fatalf("start %s: %v", chromiumPath, err)
@@ -153,9 +153,7 @@ func (b *browser) tab(name string) *tab {
 			tb.mu.Unlock()
 		}
 	})
-	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelStart()
-	if err := chromedp.Run(startCtx); err != nil {
+	if err := chromedp.Run(ctx); err != nil { // opens the tab, tied to ctx
 		cancel()
 		b.t.Fatalf("open tab %s: %v", name, err)
 	}
