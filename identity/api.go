@@ -5,6 +5,7 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -98,3 +99,34 @@ type InviteGrant struct {
 
 // InviteID identifies an invite across the mesh (hash of its public key).
 type InviteID [32]byte
+
+// EntryInfo describes one entry of the membership log, for display (the
+// API's membership feed). It carries no signature: readers that must
+// verify use Log.Encode and Merge.
+type EntryInfo struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"` // genesis, add, role, revoke, redeem
+	Author  peer.ID   `json:"author"`
+	Subject peer.ID   `json:"subject"`
+	Name    string    `json:"name,omitempty"`
+	Role    Role      `json:"role,omitempty"`
+	Time    time.Time `json:"time"` // as claimed by the author
+	Summary string    `json:"summary"`
+}
+
+// Entries lists the log's entries in its deterministic order.
+func (l *Log) Entries() []EntryInfo {
+	out := make([]EntryInfo, 0, len(l.order))
+	for _, e := range l.order {
+		ei := EntryInfo{ID: e.id.String(), Kind: e.kind.String(), Author: e.author, Subject: e.subject, Name: e.name, Role: e.role, Time: e.when()}
+		ei.Summary = fmt.Sprintf("%s %s", ei.Kind, e.subject.ShortString())
+		if e.name != "" {
+			ei.Summary += " (" + e.name + ")"
+		}
+		if e.role != "" {
+			ei.Summary += " as " + string(e.role)
+		}
+		out = append(out, ei)
+	}
+	return out
+}

@@ -59,6 +59,7 @@ type Status struct {
 	Version     string        `json:"version"`
 	Folders     []FolderInfo  `json:"folders"`
 	Transfer    TransferStats `json:"transfer"`
+	HTTP        *string       `json:"http"` // the HTTP API's address, null when off
 }
 
 // TransferStats are this daemon's blob transfer counters since it started.
@@ -81,6 +82,9 @@ type Device struct {
 	Transport  *string  `json:"transport"`  // "quic", "tcp" or null
 	RemoteAddr *string  `json:"remote_addr"`
 	RTTMillis  *float64 `json:"rtt_ms"`
+	// LastSeen is when this daemon saw the device connect (when online)
+	// or go away (when offline); null when not seen since it started.
+	LastSeen *time.Time `json:"last_seen"`
 }
 
 // InviteResponse is POST /v1/invite.
@@ -92,9 +96,10 @@ type InviteResponse struct {
 }
 
 type apiServer struct {
-	n   *Node
-	ln  net.Listener
-	srv *http.Server
+	n        *Node
+	ln       net.Listener
+	srv      *http.Server
+	httpAddr string // the HTTP API's address, "" when off
 }
 
 func (n *Node) listenAPI() (*apiServer, error) {
@@ -138,6 +143,8 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/folders/{name}/wait", a.folderWait)
 	mux.HandleFunc("GET /v1/history", a.history)
 	mux.HandleFunc("POST /v1/restore", a.restore)
+	mux.HandleFunc("GET /v1/web", a.webURL)
+	a.registerAPIv1(mux)
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -209,6 +216,9 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	st.Folders = n.folderInfos()
+	if a.httpAddr != "" {
+		st.HTTP = strp(a.httpAddr)
+	}
 	ts := n.blobSvc.Stats()
 	st.Transfer = TransferStats{ChunksServed: ts.ChunksServed, BytesServed: ts.BytesServed,
 		ChunksReceived: ts.ChunksReceived, BytesReceived: ts.BytesReceived, BadChunks: ts.BadChunks}
@@ -295,29 +305,47 @@ func (a *apiServer) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) devices(w http.ResponseWriter, r *http.Request) {
-	l := a.n.membership()
-	if l == nil {
+	if a.n.membership() == nil {
 		writeErr(w, http.StatusConflict, errNoMesh)
 		return
+	}
+	writeJSON(w, http.StatusOK, a.n.deviceList(r.Context(), true))
+}
+
+// deviceList lists the mesh's devices with their connections; withRTT
+// also pings the online ones for their round-trip time.
+func (n *Node) deviceList(ctx context.Context, withRTT bool) []Device {
+	l := n.membership()
+	if l == nil {
+		return []Device{}
 	}
 	members := l.Members()
 	out := make([]Device, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		out[i] = Device{Name: m.Name, ID: m.ID.String(), Role: string(m.Role), Self: m.ID == a.n.id}
-		if m.ID == a.n.id {
+		out[i] = Device{Name: m.Name, ID: m.ID.String(), Role: string(m.Role), Self: m.ID == n.id}
+		if m.ID == n.id {
 			out[i].Online = true
+			out[i].LastSeen = &n.started
+			continue
+		}
+		// Online: since it connected; offline: when it went away.
+		if t, ok := n.seen(m.ID); ok {
+			out[i].LastSeen = &t
+		}
+		if !withRTT {
+			n.describePath(&out[i], m.ID)
 			continue
 		}
 		wg.Add(1)
 		go func(d *Device, p peer.ID) {
 			defer wg.Done()
-			a.n.describeConn(r.Context(), d, p)
+			n.describeConn(ctx, d, p)
 		}(&out[i], m.ID)
 	}
 	wg.Wait()
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Self && !out[j].Self })
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // describeConn fills in the connection a device is reached by, preferring a

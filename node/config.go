@@ -23,7 +23,20 @@ type Config struct {
 	// MaxSendRate caps the bytes per second this device serves blob data
 	// at, over all peers together; 0 means no cap.
 	MaxSendRate int64
+	// HTTPAddr is where the HTTP API and web desktop listen: "" means
+	// DefaultHTTPAddr, "off" none. When its port is taken, another port on
+	// the same host is chosen.
+	HTTPAddr string
+	// HTTPHosts are extra Host names the HTTP API answers to, besides
+	// localhost, 127.0.0.1 and [::1] (against DNS rebinding).
+	HTTPHosts []string
 }
+
+// DefaultHTTPAddr is the HTTP API's default address: loopback only.
+const DefaultHTTPAddr = "127.0.0.1:8385"
+
+// TokenPath is where the device's HTTP API token lives inside home.
+func TokenPath(home string) string { return filepath.Join(home, "api-token") }
 
 // DefaultPort is the TCP and UDP port a node listens on when it is free.
 const DefaultPort = 4001

@@ -61,6 +61,14 @@ type Node struct {
 	pushAll   chan struct{} // membership changed: push to every member
 	closeOnce sync.Once
 	closeErr  error
+
+	// Live events and presence (live.go, events.go).
+	events   *eventHub
+	liveKick chan struct{}
+	liveMu   sync.Mutex
+	lastSeen map[peer.ID]time.Time
+	viewers  map[string]int // folder → open event streams viewing it
+	started  time.Time
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -100,6 +108,11 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		rolesKick: make(chan struct{}, 1),
 		folders:   map[syncproto.ObjectID]*localFolder{},
 		pushAll:   make(chan struct{}, 1),
+		events:    newEventHub(),
+		liveKick:  make(chan struct{}, 1),
+		lastSeen:  map[peer.ID]time.Time{},
+		viewers:   map[string]int{},
+		started:   time.Now().UTC(),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}
 	if err := n.loadMembership(); err != nil {
@@ -167,16 +180,28 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	web, err := api.listenHTTP()
+	if err != nil {
+		api.close()
+		return err
+	}
 	n.runCtx = ctx
 	n.registerProtocols()
-	if err := n.startDHT(ctx); err != nil {
+	closeAPIs := func() {
 		api.close()
+		if web != nil {
+			web.ln.Close()
+		}
+	}
+	if err := n.startDHT(ctx); err != nil {
+		closeAPIs()
 		return err
 	}
 	if err := n.loadReplicas(ctx); err != nil {
-		api.close()
+		closeAPIs()
 		return err
 	}
+	n.notifyConns()
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { n.onConnected(ctx, c) },
 	})
@@ -191,6 +216,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	run("api", func(ctx context.Context) { api.serve(ctx) })
+	if web != nil {
+		run("http", web.serve)
+	}
+	run("live", n.liveLoop)
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
 	run("identify", n.watchIdentify)

@@ -53,3 +53,7 @@ func dbGet(db *badger.DB, key []byte) ([]byte, error) {
 func dbPut(db *badger.DB, key, val []byte) error {
 	return db.Update(func(txn *badger.Txn) error { return txn.Set(key, val) })
 }
+
+func dbDelete(db *badger.DB, key []byte) error {
+	return db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+}

@@ -66,7 +66,11 @@ func (n *Node) openSync() {
 	n.sync = exchange.New(n.host, exchange.Config{
 		Members:  memberGate{n},
 		Store:    exchange.NewBadgerStore(n.db, "sync/"),
-		OnChange: n.onSyncChange,
+		OnChange: func(obj syncproto.ObjectID, items []syncproto.Item) {
+			n.onSyncChange(obj, items)
+			n.onObjectChange(obj, items)
+		},
+		OnLocalChange: n.onObjectChange,
 	}, n.log.With("component", "sync"))
 }
 
@@ -103,7 +107,7 @@ func (n *Node) ensureSharedObjects() error {
 	for _, o := range []struct {
 		id  syncproto.ObjectID
 		typ syncproto.ObjectType
-	}{{catalogID, syncproto.TypeList}, {newsID, syncproto.TypeNews}} {
+	}{{catalogID, syncproto.TypeList}, {newsID, syncproto.TypeNews}, {presenceID, syncproto.TypeList}} {
 		if n.sync.Object(o.id) != nil {
 			continue
 		}
@@ -189,8 +193,12 @@ func (n *Node) syncRoles() {
 		return
 	}
 	want := map[syncproto.ObjectID]map[syncproto.DeviceID]syncproto.Role{
-		catalogID: sharedRoles(l),
-		newsID:    sharedRoles(l),
+		catalogID:  sharedRoles(l),
+		newsID:     sharedRoles(l),
+		presenceID: sharedRoles(l),
+	}
+	for _, d := range n.objectDefs() {
+		want[d.ID] = sharedRoles(l)
 	}
 	for _, def := range n.catalog() {
 		want[def.ID] = folderRoles(l, def)
@@ -222,6 +230,7 @@ func (n *Node) rolesLoop(ctx context.Context) {
 		if err := n.ensureSharedObjects(); err != nil {
 			n.log.Warn("shared objects", "err", err)
 		}
+		n.ensureCatalogObjects()
 		n.syncRoles()
 		n.sync.MembershipChanged()
 		n.startJoinedFolders(ctx)
@@ -261,7 +270,8 @@ func (n *Node) news(kind string, p peer.ID, text string) {
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	id := syncproto.ItemID(fmt.Sprintf("%s-%d-%s", n.id.ShortString(), time.Now().UnixNano(), hex.EncodeToString(rnd[:])))
+	ids := n.id.String()
+	id := syncproto.ItemID(fmt.Sprintf("%s-%d-%s", ids[len(ids)-8:], time.Now().UnixNano(), hex.EncodeToString(rnd[:])))
 	body := kind
 	if p != "" {
 		body += " " + p.String()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/meshwork/meshwork/syncproto/hlc"
@@ -116,10 +117,29 @@ func (o *Object) Type() ObjectType { return o.typ }
 func (o *Object) Self() DeviceID { return o.self }
 
 // Role returns d's role in the object (RoleNone for non-members).
+//
+// An endpoint of a member device, "DEVICE/NAME" (a program that takes part
+// in sync through that device's API as a FeedSync endpoint of its own), may
+// write when DEVICE may write: its role is DEVICE's, owner lowered to
+// editor, unless it is a member under its own name.
 func (o *Object) Role(d DeviceID) Role {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.members[d]
+	return o.roleLocked(d)
+}
+
+func (o *Object) roleLocked(d DeviceID) Role {
+	if r, ok := o.members[d]; ok {
+		return r
+	}
+	if dev, _, ok := strings.Cut(string(d), "/"); ok {
+		r := o.members[DeviceID(dev)]
+		if r == RoleOwner {
+			r = RoleEditor
+		}
+		return r
+	}
+	return RoleNone
 }
 
 // CanWrite reports whether d may change items: whether it is an owner or
@@ -245,9 +265,9 @@ func (o *Object) Apply(incoming Item) (changed bool, result Item, err error) {
 	var latest hlc.Timestamp
 	for _, v := range fresh {
 		top := v.Sync.Top()
-		if !o.members[top.By].CanWrite() {
+		if r := o.roleLocked(top.By); !r.CanWrite() {
 			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q (%v): %w",
-				id, o.id, top.Sequence, top.By, o.members[top.By], ErrReadOnly)
+				id, o.id, top.Sequence, top.By, r, ErrReadOnly)
 		}
 		for _, h := range v.Sync.History {
 			if h.When.After(latest) {

@@ -353,3 +353,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("truncated snapshot: %v", err)
 	}
 }
+
+// An endpoint "DEVICE/NAME" writes with its device's role (owner lowered
+// to editor); an endpoint of a reader or a non-member may not write.
+func TestEndpointRole(t *testing.T) {
+	o, err := NewObject("o", TypeList, map[DeviceID]Role{"own": RoleOwner, "ed": RoleEditor, "rd": RoleReader}, Config{Self: "own", Clock: (&simTime{t: simStart}).clockAt(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[DeviceID]Role{
+		"own/app": RoleEditor, "ed/app": RoleEditor, "rd/app": RoleReader, "x/app": RoleNone, "own": RoleOwner, "app": RoleNone,
+	} {
+		if got := o.Role(d); got != want {
+			t.Errorf("Role(%q) = %v, want %v", d, got, want)
+		}
+	}
+}

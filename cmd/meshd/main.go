@@ -59,6 +59,8 @@ func main() {
 	f.StringArrayVar(&cfg.ListenAddrs, "listen", nil, "libp2p listen multiaddr, repeatable (default TCP and QUIC on port 4001, or an OS-chosen port if taken)")
 	f.StringArrayVar(&cfg.Relays, "relay", nil, "meshrelay multiaddr with /p2p/ID, repeatable")
 	f.BoolVar(&cfg.NoMDNS, "no-mdns", false, "turn off LAN discovery")
+	f.StringVar(&cfg.HTTPAddr, "http", node.DefaultHTTPAddr, "address of the HTTP API and web desktop (another port if taken; \"off\" turns it off)")
+	f.StringArrayVar(&cfg.HTTPHosts, "http-host", nil, "extra host name the HTTP API answers to (besides localhost), repeatable")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&maxSend, "max-send-rate", "", "cap on the blob data this device serves, per second, all peers together (e.g. 20MB); default no cap")
 	if err := cmd.Execute(); err != nil {

@@ -234,6 +234,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 
 	root.AddCommand(tunnelCmds(cl, stdout)...)
 	root.AddCommand(folderCmds(cl, stdout)...)
+	root.AddCommand(feedCmds(cl, stdout)...)
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
 }

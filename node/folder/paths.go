@@ -223,3 +223,7 @@ func shortDevice(d syncproto.DeviceID) string {
 	}
 	return string(b)
 }
+
+// ConflictName is the name of the conflict copy of the item at rel for
+// its losing version loser (see "Conflicts" in doc.go).
+func ConflictName(rel string, loser syncproto.Item) string { return conflictName(rel, loser) }

@@ -65,6 +65,10 @@ type Config struct {
 	// them, without engine locks held. Nil: nothing is called. It should
 	// return quickly: the session waits for it.
 	OnChange func(obj syncproto.ObjectID, changed []syncproto.Item)
+	// OnLocalChange is called with the items a local change (Update,
+	// Delete, Resolve, Change) made, after they are persisted, without
+	// engine locks held. Nil: nothing is called. It should return quickly.
+	OnLocalChange func(obj syncproto.ObjectID, changed []syncproto.Item)
 	// IOTimeout bounds every read and write of a frame. Zero: 30 s.
 	IOTimeout time.Duration
 }
@@ -529,15 +533,25 @@ func (e *Engine) Change(obj syncproto.ObjectID, f func(*syncproto.Object) error)
 	head := r.obj.Head()
 	err := f(r.obj)
 	changed := r.obj.Head() != head
+	var items []syncproto.Item
 	if changed {
 		if serr := e.save(r); serr != nil {
 			err = errors.Join(err, serr)
 			changed = false // not pushed before it is persisted
+		} else if e.cfg.OnLocalChange != nil {
+			if cs, cerr := r.obj.ChangesSince(syncproto.Cursor{Epoch: r.obj.Epoch(), Seq: head}); cerr == nil {
+				for _, c := range cs.Changes {
+					items = append(items, c.Item)
+				}
+			}
 		}
 	}
 	r.mu.Unlock()
 	if changed {
 		e.markDirty(obj, "")
+		if e.cfg.OnLocalChange != nil {
+			e.cfg.OnLocalChange(obj, items)
+		}
 	}
 	return err
 }

@@ -1,0 +1,316 @@
+package node
+
+// Presence, last-seen times and the publishers of live events.
+//
+// Presence ("awareness") is a shared object, presenceID, with one item per
+// device (ID = the device ID) whose text is {"viewing": [folder, ...]}: the
+// folders that some client of that device's API is viewing now, i.e. that
+// have an open /api/v1/events?viewing= stream. A device rewrites only its
+// own item, only when that set changes (no heartbeat traffic). A device's
+// viewing list counts only while the device is online, so it expires when
+// the device leaves; a device's own list shrinks when a stream closes.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+const presenceID = syncproto.ObjectID("meshwork-presence")
+
+// Presence is one device's entry of the presence feed and event.
+type Presence struct {
+	Device  string   `json:"device"`
+	Name    string   `json:"name"`
+	Online  bool     `json:"online"`
+	Viewing []string `json:"viewing"`
+}
+
+type presenceBody struct {
+	Viewing []string `json:"viewing"`
+}
+
+// seen returns when p was last connected, if this daemon saw it.
+func (n *Node) seen(p peer.ID) (time.Time, bool) {
+	n.liveMu.Lock()
+	defer n.liveMu.Unlock()
+	t, ok := n.lastSeen[p]
+	return t, ok
+}
+
+// peerEvent notes a connection or disconnection (swarm notification path:
+// must not block).
+func (n *Node) peerEvent(p peer.ID) {
+	n.liveMu.Lock()
+	n.lastSeen[p] = time.Now().UTC()
+	n.liveMu.Unlock()
+	n.kickLive()
+}
+
+func (n *Node) kickLive() {
+	select {
+	case n.liveKick <- struct{}{}:
+	default:
+	}
+}
+
+// view registers a client viewing folder; the returned func unregisters it.
+func (n *Node) view(folder string) func() {
+	if folder == "" {
+		return func() {}
+	}
+	n.liveMu.Lock()
+	n.viewers[folder]++
+	n.liveMu.Unlock()
+	n.writePresence()
+	return func() {
+		n.liveMu.Lock()
+		if n.viewers[folder]--; n.viewers[folder] <= 0 {
+			delete(n.viewers, folder)
+		}
+		n.liveMu.Unlock()
+		n.writePresence()
+	}
+}
+
+// writePresence rewrites this device's presence item if its viewing set
+// changed.
+func (n *Node) writePresence() {
+	n.liveMu.Lock()
+	v := make([]string, 0, len(n.viewers))
+	for f := range n.viewers {
+		v = append(v, f)
+	}
+	n.liveMu.Unlock()
+	sort.Strings(v)
+	if n.sync.Object(presenceID) == nil {
+		return
+	}
+	id := syncproto.ItemID(n.id.String())
+	var cur presenceBody
+	_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+		if it, ok := o.Item(id); ok && !it.Sync.Deleted {
+			if t, ok := it.Body.(syncproto.Text); ok {
+				_ = json.Unmarshal([]byte(t), &cur)
+			}
+		}
+		return nil
+	})
+	if cur.Viewing == nil {
+		cur.Viewing = []string{}
+	}
+	if reflect.DeepEqual(cur.Viewing, v) {
+		return
+	}
+	b, _ := json.Marshal(presenceBody{Viewing: v})
+	if _, err := n.sync.Update(presenceID, id, syncproto.Content{Title: n.deviceName(n.id), Body: syncproto.Text(b)}); err != nil {
+		n.log.Warn("write presence", "err", err)
+	}
+}
+
+// presence lists every member's presence.
+func (n *Node) presence() []Presence {
+	bodies := map[string]presenceBody{}
+	if n.sync.Object(presenceID) != nil {
+		_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+			for _, it := range o.Items() {
+				var b presenceBody
+				if t, ok := it.Body.(syncproto.Text); ok && !it.Sync.Deleted && json.Unmarshal([]byte(t), &b) == nil {
+					bodies[string(it.Sync.ID)] = b
+				}
+			}
+			return nil
+		})
+	}
+	var out []Presence
+	for _, d := range n.deviceList(context.Background(), false) {
+		p := Presence{Device: d.ID, Name: d.Name, Online: d.Online, Viewing: []string{}}
+		if d.Online && bodies[d.ID].Viewing != nil {
+			p.Viewing = bodies[d.ID].Viewing
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (n *Node) presenceItems() []syncproto.Item {
+	var out []syncproto.Item
+	for _, p := range n.presence() {
+		b, _ := json.Marshal(p)
+		title := p.Name + " offline"
+		if p.Online {
+			title = p.Name + " online"
+			if len(p.Viewing) > 0 {
+				title += ", viewing " + strings.Join(p.Viewing, ", ")
+			}
+		}
+		out = append(out, n.viewItem(p.Device, title, string(b), time.Now()))
+	}
+	return out
+}
+
+// onObjectChange publishes a change event (local or remote changes).
+func (n *Node) onObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
+	switch obj {
+	case presenceID:
+		n.kickLive()
+		return
+	case catalogID:
+		n.publishChange("catalog", items)
+		return
+	case newsID:
+		for _, it := range items {
+			if !it.Sync.Deleted {
+				top := it.Sync.Top()
+				e := NewsEntry{ID: string(it.Sync.ID), Time: top.When.Time().UTC(), Text: it.Title, Device: n.deviceNameS(string(top.By))}
+				if t, ok := it.Body.(syncproto.Text); ok {
+					e.Kind, e.Peer, _ = strings.Cut(string(t), " ")
+				}
+				n.events.publish("news", "news", e)
+			}
+		}
+	}
+	if name := n.objectName(obj); name != "" {
+		n.publishChange(name, items)
+		if _, isFolder := n.catalog()[name]; isFolder {
+			n.kickLive()
+		}
+	}
+}
+
+func (n *Node) publishChange(name string, items []syncproto.Item) {
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, string(it.Sync.ID))
+	}
+	n.events.publish("change", name, map[string]any{"object": name, "items": ids})
+}
+
+// liveLoop publishes devices, presence and folder events when they change:
+// woken by connection events and object changes, and once a second while a
+// folder is transferring (progress).
+func (n *Node) liveLoop(ctx context.Context) {
+	var lastDevices, lastPresence []byte
+	lastFolders := map[string][]byte{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		busy := false
+		if n.membership() != nil {
+			if b, _ := json.Marshal(n.deviceList(ctx, false)); string(b) != string(lastDevices) {
+				lastDevices = b
+				n.events.publish("devices", "devices", json.RawMessage(b))
+			}
+			if b, _ := json.Marshal(n.presence()); string(b) != string(lastPresence) {
+				lastPresence = b
+				n.events.publish("presence", "presence", json.RawMessage(b))
+			}
+			for _, fi := range n.folderInfos() {
+				if len(fi.Transferring) > 0 || fi.InSync < 1 {
+					busy = true
+				}
+				if b, _ := json.Marshal(fi); string(b) != string(lastFolders[fi.Name]) {
+					lastFolders[fi.Name] = b
+					n.events.publish("folder", fi.Name, json.RawMessage(b))
+				}
+			}
+		}
+		var tc <-chan time.Time
+		if busy {
+			tc = tick.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.liveKick:
+			// Let a burst of changes settle into one round of events.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		case <-tc:
+		}
+	}
+}
+
+// notifyConns wires connection events to last-seen and live events.
+func (n *Node) notifyConns() {
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.peerEvent(c.RemotePeer()) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { n.peerEvent(c.RemotePeer()) },
+	})
+}
+
+// events is GET /api/v1/events: Server-Sent Events (node/API.md).
+func (a *apiServer) events(w http.ResponseWriter, r *http.Request) {
+	n := a.n
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, fmt.Errorf("events: streaming not supported"))
+		return
+	}
+	want := map[string]bool{}
+	if s := r.URL.Query().Get("objects"); s != "" {
+		for _, o := range strings.Split(s, ",") {
+			want[strings.TrimSpace(o)] = true
+		}
+	}
+	viewing := r.URL.Query().Get("viewing")
+	if viewing != "" {
+		if _, ok := n.catalog()[viewing]; !ok {
+			writeErr(w, http.StatusNotFound, fmt.Errorf("viewing %q: no such folder", viewing))
+			return
+		}
+	}
+	after, complete := n.events.resume(r.Header.Get("Last-Event-ID"))
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if !complete {
+		fmt.Fprintf(w, "id: %s\nevent: reset\ndata: {}\n\n", n.events.id(after))
+	} else {
+		fmt.Fprintf(w, ": meshwork events from %s\n\n", n.events.id(after))
+	}
+	fl.Flush()
+	defer n.view(viewing)()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	for {
+		evs, wake := n.events.since(after)
+		for _, e := range evs {
+			after = e.Seq
+			if len(want) > 0 && e.Type == "change" && !want[e.Object] {
+				continue
+			}
+			if len(want) > 0 && e.Type == "folder" && !want[e.Object] {
+				continue
+			}
+			_, _ = w.Write([]byte(n.events.format(e)))
+		}
+		if len(evs) > 0 {
+			fl.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-n.runCtx.Done():
+			return
+		case <-wake:
+		case <-ping.C:
+			_, _ = w.Write([]byte(": ping\n\n"))
+			fl.Flush()
+		}
+	}
+}
