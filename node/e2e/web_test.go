@@ -104,8 +104,9 @@ func TestWebDesktop(t *testing.T) {
 	}
 	tabB.screenshot("03-b-upload-arrived")
 
-	// A second version of notes.txt through the page, then bring the
-	// first back from the history view.
+	// A second version of notes.txt uploaded through A's page replaces
+	// B's copy, which B keeps in its history (a replaced version is kept
+	// by the device whose copy is replaced); B's desktop brings it back.
 	upDir2 := t.TempDir()
 	write(t, filepath.Join(upDir2, "notes.txt"), v2)
 	tabA.do(20*time.Second, "upload a new notes.txt on A",
@@ -113,20 +114,20 @@ func TestWebDesktop(t *testing.T) {
 	waitFile(t, filepath.Join(dirA, "notes.txt"), v2)
 	waitFile(t, filepath.Join(dirB, "notes.txt"), v2)
 	tabB.waitJS(30*time.Second, "B's browser to show the new notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v2)))
-	tabA.do(20*time.Second, "open the history of notes.txt on A",
+	tabB.do(20*time.Second, "open the history of notes.txt on B",
 		chromedp.Click(rowSel("notes.txt")+` [data-testid=history]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#history`, chromedp.ByQuery))
-	tabA.waitJS(30*time.Second, "the first version kept in notes.txt's history",
+	tabB.waitJS(30*time.Second, "the first version kept in notes.txt's history",
 		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v1)))
-	tabA.screenshot("04-a-history")
-	tabA.do(20*time.Second, "restore version 1 of notes.txt",
+	tabB.screenshot("04-b-history")
+	tabB.do(20*time.Second, "restore version 1 of notes.txt",
 		chromedp.Click(`[data-testid=version][data-n='1'] [data-testid=restore]`, chromedp.ByQuery))
-	tabA.waitJS(30*time.Second, "the restore to be done", `document.getElementById("history-status").dataset.state`, "done")
-	waitFile(t, filepath.Join(dirA, "notes.txt"), v1)
+	tabB.waitJS(30*time.Second, "the restore to be done", `document.getElementById("history-status").dataset.state`, "done")
 	waitFile(t, filepath.Join(dirB, "notes.txt"), v1)
-	tabA.waitJS(30*time.Second, "A's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
+	waitFile(t, filepath.Join(dirA, "notes.txt"), v1)
 	tabB.waitJS(30*time.Second, "B's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
-	tabA.screenshot("05-a-restored")
+	tabA.waitJS(30*time.Second, "A's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
+	tabB.screenshot("05-b-restored")
 
 	// Phone width: the same page, one column.
 	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))

@@ -347,7 +347,17 @@
     $("self-name").textContent = name;
     document.title = "Meshwork · " + name;
     const mesh = st.mesh_id ? "mesh " + st.mesh_id.slice(0, 12) + "… · " : "";
-    $("mesh-summary").textContent = st.members ? mesh + (st.online || 0) + " of " + st.members + " online" : "";
+    $("mesh-summary").dataset.mesh = mesh;
+    renderSummary();
+  }
+
+  // renderSummary counts the devices online (this one included) from the
+  // device list, which the devices event keeps current.
+  function renderSummary() {
+    const s = $("mesh-summary");
+    const n = state.devices.length;
+    const on = state.devices.filter((d) => d.online || d.self).length;
+    s.textContent = n ? (s.dataset.mesh || "") + on + " of " + n + " online" : "";
   }
 
   async function loadDevices() {
@@ -381,6 +391,7 @@
   }
 
   function renderDevices() {
+    renderSummary();
     const list = $("device-list");
     const ring = $("ring");
     list.replaceChildren();
