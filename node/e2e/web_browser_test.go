@@ -219,7 +219,9 @@ func (tb *tab) screenshot(name string) {
 	defer cancel()
 	var png []byte
 	// Quality 100 makes chromedp ask for PNG (below it, JPEG).
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+	if err := chromedp.Run(ctx,
+		chromedp.Evaluate(`window.scrollTo(0, 0)`, nil), // the sticky header at the top
+		chromedp.FullScreenshot(&png, 100)); err != nil {
 		tb.t.Logf("screenshot %s: %v", name, err)
 		return
 	}

@@ -127,6 +127,10 @@ func TestWebDesktop(t *testing.T) {
 	waitFile(t, filepath.Join(dirA, "notes.txt"), v1)
 	tabB.waitJS(30*time.Second, "B's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
 	tabA.waitJS(30*time.Second, "A's browser to show the restored notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v1)))
+	tabB.waitJS(30*time.Second, "B's history to show the restored version as current",
+		`document.querySelector("[data-testid=current-version]").dataset.size`, fmt.Sprint(len(v1)))
+	tabB.waitJS(30*time.Second, "B's history to keep the replaced second version",
+		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v2)))
 	tabB.screenshot("05-b-restored")
 
 	// Phone width: the same page, one column.

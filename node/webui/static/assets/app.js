@@ -17,6 +17,7 @@
     dir: "", // directory shown in the browser ("" = root, else "a/b/")
     files: [], // [File] of the open folder
     history: null, // path whose history is shown
+    versions: null, // its kept versions (null: not loaded yet)
     news: [],
     es: null, // EventSource
     esBackoff: 1000,
@@ -514,6 +515,7 @@
     const changed = folder !== state.folder;
     state.folder = folder;
     state.dir = dir;
+    if ((folder ? hist : null) !== state.history) state.versions = null;
     state.history = folder ? hist : null;
     if (changed) state.files = [];
     $("browser").hidden = !folder;
@@ -557,6 +559,7 @@
     state.files = files || [];
     renderBrowserState();
     renderFiles();
+    renderHistory();
   }
 
   function renderFiles() {
@@ -737,17 +740,29 @@
     $("history-title").textContent = "History of " + path;
     const vs = await api("GET", "/folders/" + encodeURIComponent(folder) + "/history?path=" + encodeURIComponent(path));
     if (folder !== state.folder || path !== state.history) return;
+    state.versions = vs || [];
+    renderHistory();
+  }
+
+  // renderHistory draws the history of state.history: the current version
+  // (from the file list) and the kept ones.
+  function renderHistory() {
+    const folder = state.folder;
+    const path = state.history;
+    const vs = state.versions;
+    if (!folder || !path) return;
     const list = $("version-list");
     list.replaceChildren();
     const cur = state.files.find((f) => f.path === path);
     if (cur) {
       list.append(
-        el("li", { class: "version current", dataTestid: "current-version" },
+        el("li", { class: "version current", dataTestid: "current-version", dataSize: cur.size, dataDeleted: cur.deleted ? "true" : "false" },
           el("span", { class: "grow" }, el("b", { text: cur.deleted ? "deleted" : "current" }), el("br"),
             el("small", { class: "muted", text: (cur.by ? "by " + cur.by + " · " : "") + when(cur.mtime) + " · " + size(cur.size) })))
       );
     }
-    if (!vs || !vs.length) {
+    if (vs === null) return;
+    if (!vs.length) {
       list.append(el("li", { class: "muted", dataTestid: "no-versions", text: "No kept versions." }));
       return;
     }
