@@ -21,7 +21,10 @@ func TestWebDesktop(t *testing.T) {
 	br := newBrowser(t)
 
 	a := startDaemon(t, "a", "--http", "127.0.0.1:0")
-	b := startDaemon(t, "b", "--http", "127.0.0.1:0")
+	// B keeps its HTTP port across the restart below, so its open page
+	// reconnects to the same origin.
+	httpB := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	b := startDaemon(t, "b", "--http", httpB)
 	a.mesh("init", "--name", "alpha")
 	b.mesh("join", a.invite(), "--name", "bravo")
 	dirA := filepath.Join(t.TempDir(), "docs-a")
@@ -132,6 +135,93 @@ func TestWebDesktop(t *testing.T) {
 	tabB.waitJS(30*time.Second, "B's history to keep the replaced second version",
 		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v2)))
 	tabB.screenshot("05-b-restored")
+
+	// Invite a device: a code and its QR image.
+	tabA.do(20*time.Second, "make an invite on A",
+		chromedp.Click(`#invite-btn`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#invite-result`, chromedp.ByQuery))
+	tabA.waitJS(20*time.Second, "the invite's QR image to load",
+		`document.getElementById("invite-qr").complete && document.getElementById("invite-qr").naturalWidth > 0`, true)
+	var code string
+	tabA.eval("read the invite code", `document.getElementById("invite-code").textContent`, &code)
+	if len(code) < 20 || strings.ContainsAny(code, " \n") {
+		t.Errorf("invite code on the page is %q", code)
+	}
+
+	// Expose and unexpose a service; a refused one shows the daemon's
+	// error.
+	tabA.do(20*time.Second, "expose a service with a bad address on A",
+		chromedp.SendKeys(`#expose-name`, "bad", chromedp.ByQuery),
+		chromedp.SendKeys(`#expose-target`, "no-port-here", chromedp.ByQuery),
+		chromedp.Click(`#expose-btn`, chromedp.ByQuery))
+	tabA.waitJS(20*time.Second, "the refusal shown", `!document.getElementById("error").hidden && document.getElementById("error").textContent.includes("no-port-here")`, true)
+	tabA.do(20*time.Second, "dismiss the error and clear the expose form",
+		chromedp.Click(`#error`, chromedp.ByQuery),
+		chromedp.WaitNotVisible(`#error`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("expose-form").reset()`, nil))
+	tabA.do(20*time.Second, "expose a service on A",
+		chromedp.SendKeys(`#expose-name`, "webtest", chromedp.ByQuery),
+		chromedp.SendKeys(`#expose-target`, "127.0.0.1:9", chromedp.ByQuery),
+		chromedp.Click(`#expose-btn`, chromedp.ByQuery))
+	tabA.waitJS(20*time.Second, "the service listed",
+		`[...document.querySelectorAll("[data-testid=service]")].map(e => e.dataset.name).join(" ")`, "webtest")
+	if out := a.mesh("exposed"); !strings.Contains(out, "webtest") {
+		t.Errorf("mesh exposed on A after exposing through the page:\n%s", out)
+	}
+	tabA.do(20*time.Second, "unexpose it",
+		chromedp.Click(`[data-testid=service][data-name="webtest"] [data-testid=unexpose]`, chromedp.ByQuery))
+	tabA.waitJS(20*time.Second, "the service gone", `document.querySelectorAll("[data-testid=service]").length`, 0)
+	if out := a.mesh("exposed"); strings.Contains(out, "webtest") {
+		t.Errorf("mesh exposed on A after unexposing through the page:\n%s", out)
+	}
+	tabA.screenshot("06-a-invite")
+
+	// A conflict: B stops, both edit notes.txt, B comes back. B's page
+	// reconnects by itself (the restarted daemon makes it reload all);
+	// A's page offers both sides and "keep this" keeps the conflict copy.
+	b.stop()
+	tabB.waitJS(20*time.Second, "B's page to notice its daemon is gone",
+		`document.getElementById("live").dataset.state !== "open"`, true)
+	write(t, filepath.Join(dirB, "notes.txt"), "bravo's offline edit\n")
+	write(t, filepath.Join(dirA, "notes.txt"), "alpha's edit\n")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	b.start("--http", httpB)
+	tabB.waitJS(60*time.Second, "B's page to reconnect", `document.getElementById("live").dataset.state`, "open")
+	conflictsJS := `[...document.querySelectorAll("[data-testid=conflict]")].map(e => e.dataset.conflictOf).join(" ")`
+	tabA.waitJS(60*time.Second, "the conflict on A's page", conflictsJS, "notes.txt")
+	tabB.waitJS(60*time.Second, "the conflict on B's page", conflictsJS, "notes.txt")
+	var copyPath string
+	tabA.eval("the conflict copy's path", `document.querySelector("[data-testid=conflict]").dataset.path`, &copyPath)
+	if !strings.HasPrefix(copyPath, "notes.conflict-") {
+		t.Fatalf("conflict copy path %q", copyPath)
+	}
+	waitFor(t, 60*time.Second, "the conflict copy on both disks", func() bool {
+		_, errA := os.Stat(filepath.Join(dirA, copyPath))
+		_, errB := os.Stat(filepath.Join(dirB, copyPath))
+		return errA == nil && errB == nil
+	})
+	other, err := os.ReadFile(filepath.Join(dirA, copyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	winner, _ := os.ReadFile(filepath.Join(dirA, "notes.txt"))
+	if edits := map[string]bool{string(winner): true, string(other): true}; !edits["bravo's offline edit\n"] || !edits["alpha's edit\n"] {
+		t.Fatalf("the two edits are not both kept: notes.txt %q, %s %q", winner, copyPath, other)
+	}
+	tabA.screenshot("07-a-conflict")
+	tabA.do(20*time.Second, "keep the conflict copy's side",
+		chromedp.Click(`[data-testid=conflict] [data-testid=keep-this]`, chromedp.ByQuery))
+	tabA.waitJS(30*time.Second, "the conflict gone from A's page", `document.getElementById("conflicts").hidden`, true)
+	tabB.waitJS(60*time.Second, "the conflict gone from B's page", `document.getElementById("conflicts").hidden`, true)
+	waitFile(t, filepath.Join(dirA, "notes.txt"), string(other))
+	waitFile(t, filepath.Join(dirB, "notes.txt"), string(other))
+	for _, dir := range []string{dirA, dirB} {
+		waitFor(t, 60*time.Second, "the conflict copy removed from "+dir, func() bool {
+			_, err := os.Stat(filepath.Join(dir, copyPath))
+			return os.IsNotExist(err)
+		})
+	}
+	tabB.waitJS(30*time.Second, "B's browser to show the kept side", rowAttr("notes.txt", "size"), fmt.Sprint(len(other)))
 
 	// Phone width: the same page, one column.
 	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))

@@ -135,7 +135,8 @@
     box.hidden = false;
     clearTimeout(errTimer);
     errTimer = setTimeout(() => (box.hidden = true), 8000);
-    console.error(e);
+    // The daemon's refusals are shown above; anything else is a bug here.
+    if (!(e instanceof HTTPError)) console.error(e);
   }
 
   // guarded runs an async action and reports its failure on the page.
@@ -317,6 +318,8 @@
     }
     if (c.object === "devices") soon("devices", loadDevices);
     if (c.object === "news") soon("news", loadNews);
+    // The catalog lists the mesh's folders: one was added or removed.
+    if (c.object === "catalog") soon("folders", loadFolders);
     if (state.folders.some((f) => f.name === c.object)) soon("folders", loadFolders);
   }
 
@@ -857,7 +860,7 @@
     for (const s of svcs) {
       list.append(
         el("li", { class: "service", dataTestid: "service", dataName: s.name },
-          el("span", { class: "grow" }, el("b", { text: s.name }), " → ", el("code", { text: s.target })),
+          el("span", { class: "grow" }, el("b", { text: s.name }), " → ", el("code", { text: s.target || s.addr || "" })),
           el("button", {
             type: "button",
             class: "ghost",
@@ -875,7 +878,10 @@
 
   async function expose(ev) {
     ev.preventDefault();
-    await api("POST", "/services", { name: $("expose-name").value.trim(), target: $("expose-target").value.trim() });
+    const target = $("expose-target").value.trim();
+    // API.md names the address "target"; meshd (node/tunnels.go) reads
+    // "addr" for now: send both until the two agree.
+    await api("POST", "/services", { name: $("expose-name").value.trim(), target, addr: target });
     $("expose-name").value = "";
     $("expose-target").value = "";
     await loadServices();
@@ -897,6 +903,7 @@
       await fetch("/logout", { method: "POST", credentials: "same-origin" });
       showLogin();
     }));
+    $("error").addEventListener("click", () => ($("error").hidden = true));
     $("upload-input").addEventListener("change", (ev) => guarded(upload)([...ev.target.files]));
     $("show-deleted").addEventListener("change", renderFiles);
     $("browser-close").addEventListener("click", () => setHash(null));
