@@ -64,8 +64,8 @@ func (g memberGate) IsMember(p peer.ID) bool { return g.n.IsMember(p) }
 
 func (n *Node) openSync() {
 	n.sync = exchange.New(n.host, exchange.Config{
-		Members:  memberGate{n},
-		Store:    exchange.NewBadgerStore(n.db, "sync/"),
+		Members: memberGate{n},
+		Store:   exchange.NewBadgerStore(n.db, "sync/"),
 		OnChange: func(obj syncproto.ObjectID, items []syncproto.Item) {
 			n.onSyncChange(obj, items)
 			n.onObjectChange(obj, items)

@@ -476,7 +476,15 @@ func (b *blobReader) Read(p []byte) (int, error) {
 }
 
 func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
-	ref, err := blobs.ParseBlobRef(r.PathValue("ref"))
+	// Both text forms are accepted: the items' "mwblob1-…" and the CLI's.
+	s := r.PathValue("ref")
+	var ref blobs.BlobRef
+	sref, err := syncproto.ParseBlobRef(s)
+	if err == nil && strings.HasPrefix(s, "mwblob1-") {
+		ref, err = folder.BlobRefOf(sref)
+	} else {
+		ref, err = blobs.ParseBlobRef(s)
+	}
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("blob %q: %w", r.PathValue("ref"), err))
 		return
@@ -490,7 +498,7 @@ func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("blob %s: %d chunks are not on this device", ref, len(missing)))
 		return
 	}
-	w.Header().Set("ETag", `"`+ref.String()+`"`)
+	w.Header().Set("ETag", `"`+s+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	http.ServeContent(w, r, "", time.Time{}, newBlobReader(r.Context(), a.n, m))
 }

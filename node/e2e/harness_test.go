@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,6 +88,9 @@ func (d *daemon) start(extra ...string) {
 	args := []string{"--home", d.home, "--no-mdns", "--log-level", level}
 	for _, l := range d.listen {
 		args = append(args, "--listen", l)
+	}
+	if !slices.Contains(extra, "--http") {
+		args = append(args, "--http", "127.0.0.1:0") // never a user's port 8385
 	}
 	args = append(args, extra...)
 	cmd := exec.Command(filepath.Join(binDir, "meshd"), args...)

@@ -714,4 +714,6 @@ func (f *Folder) endTransfer(rel string) {
 // DropResolvedConflicts removes the unedited conflict copies whose
 // conflict is gone, keeping them in the version history; call it after
 // resolving a conflict locally.
-func (f *Folder) DropResolvedConflicts(ctx context.Context) error { return f.dropResolvedConflicts(ctx) }
+func (f *Folder) DropResolvedConflicts(ctx context.Context) error {
+	return f.dropResolvedConflicts(ctx)
+}
