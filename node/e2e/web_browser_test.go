@@ -37,6 +37,27 @@ func newBrowser(t *testing.T) *browser {
 		}
 		t.Skipf("web desktop browser test skipped: %s not found (apt-get install chromium; set MESH_TEST_REQUIRE_BROWSER=1 to make this a failure)", chromiumPath)
 	}
+	// A fresh profile. Not t.TempDir: Chromium's helper processes may
+	// still write to it for a moment after the browser exits, which
+	// fails t.TempDir's removal.
+	profile, err := os.MkdirTemp("", "meshwork-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the browser's cleanup below
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Logf("remove Chromium profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -44,7 +65,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		// Without these Chromium reaches out to the internet (component
 		// updates, sync, QUIC probes) and hangs or logs errors offline.
 		chromedp.Flag("disable-quic", true),
@@ -72,7 +93,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	t.Cleanup(func() {
 		cancelFirst()
-		cancelAlloc()
+		cancelAlloc() // waits for the browser process to exit
 	})
 	return &browser{t: t, alloc: alloc, first: first, shots: screenshotDir(t)}
 }

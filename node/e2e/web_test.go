@@ -99,6 +99,8 @@ func TestWebDesktop(t *testing.T) {
 	tabB.waitJS(60*time.Second, "the upload to appear in B's file browser, content here", rowAttr(upName, "local"), "true")
 	tabB.waitJS(5*time.Second, "B's page not reloaded", `window.__meshworkTestMark`, "not reloaded")
 	waitFile(t, filepath.Join(dirB, upName), upContent)
+	tabB.waitJS(30*time.Second, "the upload in B's news, live",
+		`[...document.querySelectorAll("#news-list [data-testid=news]")].some(e => e.textContent.includes("changed hello-web.txt"))`, true)
 	var got string
 	tabB.eval("download the upload through B's download link",
 		`fetch(document.querySelector(`+jsString(rowSel(upName))+` + " [data-testid=download]").getAttribute("href")).then(r => r.ok ? r.text() : "HTTP " + r.status)`, &got)
@@ -182,11 +184,15 @@ func TestWebDesktop(t *testing.T) {
 	b.stop()
 	tabB.waitJS(20*time.Second, "B's page to notice its daemon is gone",
 		`document.getElementById("live").dataset.state !== "open"`, true)
+	bravoJS := `(() => { const e = document.querySelector("#device-list [data-testid=device][data-name=bravo]"); return e.dataset.online + " " + e.querySelector("[data-testid=device-seen]").textContent.split(" ")[0]; })()`
+	tabA.waitJS(30*time.Second, "A's page to show bravo offline, with when it was last seen", bravoJS, "false seen")
+	tabA.screenshot("07-a-bravo-offline")
 	write(t, filepath.Join(dirB, "notes.txt"), "bravo's offline edit\n")
 	write(t, filepath.Join(dirA, "notes.txt"), "alpha's edit\n")
 	a.mesh("wait", "docs", "--timeout", "60s")
 	b.start("--http", httpB)
 	tabB.waitJS(60*time.Second, "B's page to reconnect", `document.getElementById("live").dataset.state`, "open")
+	tabA.waitJS(60*time.Second, "A's page to show bravo online again", bravoJS, "true online")
 	conflictsJS := `[...document.querySelectorAll("[data-testid=conflict]")].map(e => e.dataset.conflictOf).join(" ")`
 	tabA.waitJS(60*time.Second, "the conflict on A's page", conflictsJS, "notes.txt")
 	tabB.waitJS(60*time.Second, "the conflict on B's page", conflictsJS, "notes.txt")
@@ -208,7 +214,7 @@ func TestWebDesktop(t *testing.T) {
 	if edits := map[string]bool{string(winner): true, string(other): true}; !edits["bravo's offline edit\n"] || !edits["alpha's edit\n"] {
 		t.Fatalf("the two edits are not both kept: notes.txt %q, %s %q", winner, copyPath, other)
 	}
-	tabA.screenshot("07-a-conflict")
+	tabA.screenshot("08-a-conflict")
 	tabA.do(20*time.Second, "keep the conflict copy's side",
 		chromedp.Click(`[data-testid=conflict] [data-testid=keep-this]`, chromedp.ByQuery))
 	tabA.waitJS(30*time.Second, "the conflict gone from A's page", `document.getElementById("conflicts").hidden`, true)
@@ -227,7 +233,7 @@ func TestWebDesktop(t *testing.T) {
 	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))
 	tabB.waitJS(5*time.Second, "no horizontal scrolling at phone width",
 		`document.documentElement.scrollWidth <= window.innerWidth`, true)
-	tabB.screenshot("06-b-phone-width")
+	tabB.screenshot("09-b-phone-width")
 
 	for _, tb := range []*tab{tabA, tabB} {
 		tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)

@@ -52,16 +52,11 @@
   }
 
   // api calls the JSON API; a 401 anywhere sends the page to the login form.
-  async function api(method, path, body, raw) {
+  async function api(method, path, body) {
     const opt = { method, headers: {}, credentials: "same-origin" };
     if (body !== undefined) {
-      if (raw) {
-        opt.body = body;
-        opt.headers["Content-Type"] = "application/octet-stream";
-      } else {
-        opt.body = JSON.stringify(body);
-        opt.headers["Content-Type"] = "application/json";
-      }
+      opt.body = JSON.stringify(body);
+      opt.headers["Content-Type"] = "application/json";
     }
     const r = await fetch(API + path, opt);
     if (r.status === 401) {
@@ -82,6 +77,39 @@
       throw new HTTPError(r.status, msg);
     }
     return data;
+  }
+
+  // putFile uploads a file's content with progress reports (fetch has
+  // none for request bodies).
+  function putFile(path, file, progress) {
+    return new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open("PUT", API + path);
+      x.setRequestHeader("Content-Type", "application/octet-stream");
+      x.upload.onprogress = (ev) => {
+        if (ev.lengthComputable && ev.total > 0) progress(ev.loaded / ev.total);
+      };
+      x.onerror = () => reject(new HTTPError(0, "upload failed: the daemon did not answer"));
+      x.onload = () => {
+        if (x.status === 401) {
+          showLogin();
+          reject(new HTTPError(401, "not logged in"));
+          return;
+        }
+        let data = null;
+        try {
+          data = JSON.parse(x.responseText);
+        } catch (e) {
+          data = null;
+        }
+        if (x.status < 200 || x.status >= 300) {
+          reject(new HTTPError(x.status, data && data.error ? data.error : x.status + " " + x.statusText));
+          return;
+        }
+        resolve(data);
+      };
+      x.send(file);
+    });
   }
 
   function enc(path) {
@@ -717,7 +745,9 @@
         const path = state.dir + file.name;
         status.dataset.state = "uploading";
         status.textContent = "uploading " + path + "…";
-        await api("PUT", "/folders/" + encodeURIComponent(folder) + "/files/" + enc(path), file, true);
+        await putFile("/folders/" + encodeURIComponent(folder) + "/files/" + enc(path), file, (p) => {
+          status.textContent = "uploading " + path + "… " + Math.floor(p * 100) + "%";
+        });
         done++;
       }
       status.dataset.state = "done";
