@@ -202,6 +202,30 @@ func (tb *tab) do(within time.Duration, what string, actions ...chromedp.Action)
 	}
 }
 
+// click clicks the element sel selects. The page redraws a row when its
+// data changes; a click that lost its element to such a redraw between
+// finding and clicking it is tried again, as a person would, until the
+// deadline.
+func (tb *tab) click(within time.Duration, what, sel string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, within)
+	defer cancel()
+	for {
+		err := chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery))
+		if err == nil {
+			return
+		}
+		gone := strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "detached")
+		if !gone || ctx.Err() != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("timed out after %s", within)
+			}
+			tb.t.Fatalf("tab %s: %s: click %s: %v%s", tb.name, what, sel, err, tb.pageErrors())
+		}
+		tb.t.Logf("tab %s: %s: %s was redrawn before the click; again", tb.name, what, sel)
+	}
+}
+
 // eval evaluates a JavaScript expression (awaiting a promise) into res.
 func (tb *tab) eval(what, expr string, res any) {
 	tb.t.Helper()

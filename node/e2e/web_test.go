@@ -74,9 +74,8 @@ func TestWebDesktop(t *testing.T) {
 
 	// Open the folder on both desktops.
 	for _, tb := range []*tab{tabA, tabB} {
-		tb.do(20*time.Second, "open the folder docs",
-			chromedp.Click(`[data-testid=folder][data-folder="docs"] [data-testid=folder-open]`, chromedp.ByQuery),
-			chromedp.WaitVisible(`#browser`, chromedp.ByQuery))
+		tb.click(20*time.Second, "open the folder docs", `[data-testid=folder][data-folder="docs"] [data-testid=folder-open]`)
+		tb.do(20*time.Second, "see the folder open", chromedp.WaitVisible(`#browser`, chromedp.ByQuery))
 		tb.waitJS(20*time.Second, "notes.txt listed and here", rowAttr("notes.txt", "local"), "true")
 		tb.waitJS(10*time.Second, "the event stream reopened for the open folder", `document.getElementById("live").dataset.state`, "open")
 	}
@@ -119,14 +118,12 @@ func TestWebDesktop(t *testing.T) {
 	waitFile(t, filepath.Join(dirA, "notes.txt"), v2)
 	waitFile(t, filepath.Join(dirB, "notes.txt"), v2)
 	tabB.waitJS(30*time.Second, "B's browser to show the new notes.txt", rowAttr("notes.txt", "size"), fmt.Sprint(len(v2)))
-	tabB.do(20*time.Second, "open the history of notes.txt on B",
-		chromedp.Click(rowSel("notes.txt")+` [data-testid=history]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#history`, chromedp.ByQuery))
+	tabB.click(20*time.Second, "open the history of notes.txt on B", rowSel("notes.txt")+` [data-testid=history]`)
+	tabB.do(20*time.Second, "see the history", chromedp.WaitVisible(`#history`, chromedp.ByQuery))
 	tabB.waitJS(30*time.Second, "the first version kept in notes.txt's history",
 		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v1)))
 	tabB.screenshot("04-b-history")
-	tabB.do(20*time.Second, "restore version 1 of notes.txt",
-		chromedp.Click(`[data-testid=version][data-n='1'] [data-testid=restore]`, chromedp.ByQuery))
+	tabB.click(20*time.Second, "restore version 1 of notes.txt", `[data-testid=version][data-n='1'] [data-testid=restore]`)
 	tabB.waitJS(30*time.Second, "the restore to be done", `document.getElementById("history-status").dataset.state`, "done")
 	waitFile(t, filepath.Join(dirB, "notes.txt"), v1)
 	waitFile(t, filepath.Join(dirA, "notes.txt"), v1)
@@ -170,8 +167,7 @@ func TestWebDesktop(t *testing.T) {
 	if out := a.mesh("exposed"); !strings.Contains(out, "webtest") {
 		t.Errorf("mesh exposed on A after exposing through the page:\n%s", out)
 	}
-	tabA.do(20*time.Second, "unexpose it",
-		chromedp.Click(`[data-testid=service][data-name="webtest"] [data-testid=unexpose]`, chromedp.ByQuery))
+	tabA.click(20*time.Second, "unexpose it", `[data-testid=service][data-name="webtest"] [data-testid=unexpose]`)
 	tabA.waitJS(20*time.Second, "the service gone", `document.querySelectorAll("[data-testid=service]").length`, 0)
 	if out := a.mesh("exposed"); strings.Contains(out, "webtest") {
 		t.Errorf("mesh exposed on A after unexposing through the page:\n%s", out)
@@ -215,8 +211,7 @@ func TestWebDesktop(t *testing.T) {
 		t.Fatalf("the two edits are not both kept: notes.txt %q, %s %q", winner, copyPath, other)
 	}
 	tabA.screenshot("08-a-conflict")
-	tabA.do(20*time.Second, "keep the conflict copy's side",
-		chromedp.Click(`[data-testid=conflict] [data-testid=keep-this]`, chromedp.ByQuery))
+	tabA.click(20*time.Second, "keep the conflict copy's side", `[data-testid=conflict] [data-testid=keep-this]`)
 	tabA.waitJS(30*time.Second, "the conflict gone from A's page", `document.getElementById("conflicts").hidden`, true)
 	tabB.waitJS(60*time.Second, "the conflict gone from B's page", `document.getElementById("conflicts").hidden`, true)
 	waitFile(t, filepath.Join(dirA, "notes.txt"), string(other))

@@ -150,6 +150,55 @@
     return d.toLocaleDateString();
   }
 
+  // since is an element showing how long ago t was ("seen 5 min ago");
+  // ageAll redraws every such element as time passes.
+  function since(tag, attrs, prefix, t) {
+    const e = el(tag, Object.assign({ title: when(t) }, attrs), prefix + ago(t));
+    e.dataset.time = t || "";
+    e.dataset.prefix = prefix;
+    return e;
+  }
+
+  function ageAll() {
+    for (const e of document.querySelectorAll("[data-time]")) {
+      if (e.dataset.time) e.textContent = e.dataset.prefix + ago(e.dataset.time);
+    }
+  }
+
+  // syncList makes box's children the given rows ({key, sig, make}) while
+  // leaving every row whose key and signature are unchanged untouched, so
+  // that a refresh never replaces what the user is about to click.
+  function syncList(box, rows) {
+    const want = new Map(rows.map((r) => [r.key, r.sig]));
+    for (const c of [...box.children]) {
+      if (!want.has(c._key) || want.get(c._key) !== c._sig) c.remove();
+    }
+    const have = new Map([...box.children].map((c) => [c._key, c]));
+    let at = box.firstElementChild;
+    for (const r of rows) {
+      let n = have.get(r.key);
+      if (!n) {
+        n = r.make();
+        n._key = r.key;
+        n._sig = r.sig;
+      }
+      if (n === at) {
+        at = at.nextElementSibling;
+      } else {
+        box.insertBefore(n, at);
+      }
+    }
+    while (at) {
+      const next = at.nextElementSibling;
+      at.remove();
+      at = next;
+    }
+  }
+
+  function sig(...parts) {
+    return JSON.stringify(parts);
+  }
+
   function base(path) {
     const i = path.lastIndexOf("/");
     return i < 0 ? path : path.slice(i + 1);
@@ -426,14 +475,12 @@
     renderSummary();
     const list = $("device-list");
     const ring = $("ring");
-    list.replaceChildren();
-    ring.replaceChildren();
     const devs = state.devices.slice().sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name));
     const others = devs.filter((d) => !d.self);
-    devs.forEach((d) => {
+    syncList(list, devs.map((d) => {
       const path = d.self ? "this device" : d.online ? d.connection || "connected" : "offline";
       const viewing = viewingOf(d.id);
-      list.append(
+      return { key: d.id, sig: sig(d, viewing), make: () =>
         el(
           "li",
           {
@@ -456,17 +503,16 @@
             d.rtt_ms !== null && d.rtt_ms !== undefined && d.online ? el("small", { class: "muted", text: " · " + Math.round(d.rtt_ms) + " ms" }) : null,
             viewing.length ? el("small", { class: "viewing", dataTestid: "device-viewing", text: " · viewing " + viewing.join(", ") }) : null
           ),
-          el("small", {
-            class: "seen",
-            dataTestid: "device-seen",
-            dataSeen: d.last_seen || "",
-            title: when(d.last_seen),
-            text: d.online || d.self ? "online" : "seen " + ago(d.last_seen),
-          })
-        )
-      );
-    });
+          d.online || d.self
+            ? el("small", { class: "seen", dataTestid: "device-seen", text: "online" })
+            : since("small", { class: "seen", dataTestid: "device-seen" }, "seen ", d.last_seen)
+        ) };
+    }));
     // The ring: this device in the middle, the others around it.
+    const ringSig = sig(devs.map((d) => [d.name, d.self, d.online, d.connection]));
+    if (ring._sig === ringSig) return;
+    ring._sig = ringSig;
+    ring.replaceChildren();
     const self = devs.find((d) => d.self);
     if (self) ring.append(el("span", { class: "node self on", title: self.name, text: self.name }));
     others.forEach((d, i) => {
@@ -503,13 +549,11 @@
 
   function renderFolders() {
     const list = $("folder-list");
-    list.replaceChildren();
     $("no-folders").hidden = state.folders.length > 0;
-    state.folders
+    syncList(list, state.folders
       .slice()
       .sort((a, b) => a.name.localeCompare(b.name))
-      .forEach((f) => {
-        list.append(
+      .map((f) => ({ key: f.name, sig: sig(f, f.name === state.folder), make: () =>
           el(
             "li",
             {
@@ -526,9 +570,7 @@
               el("small", { class: "muted", text: f.items + " items · " + size(f.bytes) + (f.path ? " · " + f.path : "") })
             ),
             el("progress", { max: 1, value: f.in_sync || 0, dataTestid: "folder-progress", title: Math.floor((f.in_sync || 0) * 100) + "%" })
-          )
-        );
-      });
+          ) })));
   }
 
   function renderBrowserState() {
@@ -546,7 +588,12 @@
     const changed = folder !== state.folder;
     state.folder = folder;
     state.dir = dir;
-    if ((folder ? hist : null) !== state.history) state.versions = null;
+    if ((folder ? hist : null) !== state.history) {
+      state.versions = null;
+      const st = $("history-status");
+      st.textContent = "";
+      delete st.dataset.state;
+    }
     state.history = folder ? hist : null;
     if (changed) state.files = [];
     $("browser").hidden = !folder;
@@ -595,17 +642,25 @@
 
   function renderFiles() {
     const tbody = $("file-list");
-    tbody.replaceChildren();
     const crumbs = $("crumbs");
-    crumbs.replaceChildren();
-    if (!state.folder) return;
+    if (!state.folder) {
+      tbody.replaceChildren();
+      crumbs.replaceChildren();
+      crumbs._sig = "";
+      return;
+    }
     const showDeleted = $("show-deleted").checked;
     // Breadcrumbs.
-    crumbs.append(el("a", { href: "#", dataTestid: "crumb", dataDir: "", onclick: go(""), text: state.folder }));
-    let acc = "";
-    for (const part of state.dir.split("/").filter(Boolean)) {
-      acc += part + "/";
-      crumbs.append(" / ", el("a", { href: "#", dataTestid: "crumb", dataDir: acc, onclick: go(acc), text: part }));
+    const crumbSig = sig(state.folder, state.dir);
+    if (crumbs._sig !== crumbSig) {
+      crumbs._sig = crumbSig;
+      crumbs.replaceChildren();
+      crumbs.append(el("a", { href: "#", dataTestid: "crumb", dataDir: "", onclick: go(""), text: state.folder }));
+      let acc = "";
+      for (const part of state.dir.split("/").filter(Boolean)) {
+        acc += part + "/";
+        crumbs.append(" / ", el("a", { href: "#", dataTestid: "crumb", dataDir: acc, onclick: go(acc), text: part }));
+      }
     }
     // Children of the current directory; a file deeper down implies its
     // directory even when the directory item is not listed.
@@ -625,7 +680,7 @@
     }
     const sorted = [...rows.values()].sort((a, b) => (b.dir - a.dir) || a.path.localeCompare(b.path));
     $("empty-dir").hidden = sorted.length > 0;
-    for (const f of sorted) tbody.append(fileRow(f));
+    syncList(tbody, sorted.map((f) => ({ key: f.path, sig: sig(state.folder, f), make: () => fileRow(f) })));
     renderConflicts();
   }
 
@@ -695,7 +750,7 @@
     tr.append(
       el("td", {}, nameCell, sub.length ? el("br") : null, ...sub),
       el("td", { class: "num" }, f.dir ? "" : size(f.size)),
-      el("td", { class: "hide-narrow", title: when(f.mtime) }, f.mtime ? ago(f.mtime) : ""),
+      f.mtime ? since("td", { class: "hide-narrow" }, "", f.mtime) : el("td", { class: "hide-narrow" }),
       el("td", { class: "hide-narrow" }, f.by || ""),
       actions
     );
@@ -704,17 +759,16 @@
 
   function renderConflicts() {
     const list = $("conflict-list");
-    list.replaceChildren();
+    const folder = state.folder;
     const cs = state.files.filter((f) => f.conflict_of && !f.deleted);
     $("conflicts").hidden = cs.length === 0;
-    for (const c of cs) {
+    syncList(list, cs.map((c) => ({ key: c.path, sig: sig(folder, c), make: () => {
       const resolve = (keep) =>
         guarded(async () => {
-          await api("POST", "/folders/" + encodeURIComponent(state.folder) + "/resolve", { path: c.path, keep });
+          await api("POST", "/folders/" + encodeURIComponent(folder) + "/resolve", { path: c.path, keep });
           soon("files", loadFiles);
         });
-      list.append(
-        el(
+      return el(
           "li",
           { class: "conflict", dataTestid: "conflict", dataPath: c.path, dataConflictOf: c.conflict_of },
           el("span", { class: "grow" },
@@ -722,15 +776,14 @@
             el("br"),
             el("small", { class: "muted" },
               "other version: ",
-              c.local ? el("a", { href: fileURL(state.folder, c.path), target: "_blank", rel: "noopener", text: base(c.path) }) : base(c.path),
+              c.local ? el("a", { href: fileURL(folder, c.path), target: "_blank", rel: "noopener", text: base(c.path) }) : base(c.path),
               c.by ? " by " + c.by : "",
               c.mtime ? ", " + when(c.mtime) : "")
           ),
           el("button", { type: "button", dataTestid: "keep-this", title: "Keep the conflict copy's content as " + c.conflict_of, onclick: resolve("this"), text: "keep this" }),
           el("button", { type: "button", dataTestid: "keep-other", title: "Keep " + c.conflict_of + " as it is", onclick: resolve("other"), text: "keep other" })
-        )
-      );
-    }
+        );
+    } })));
   }
 
   async function upload(files) {
@@ -785,22 +838,19 @@
     const vs = state.versions;
     if (!folder || !path) return;
     const list = $("version-list");
-    list.replaceChildren();
+    const rows = [];
     const cur = state.files.find((f) => f.path === path);
     if (cur) {
-      list.append(
+      rows.push({ key: "current", sig: sig(folder, cur), make: () =>
         el("li", { class: "version current", dataTestid: "current-version", dataSize: cur.size, dataDeleted: cur.deleted ? "true" : "false" },
           el("span", { class: "grow" }, el("b", { text: cur.deleted ? "deleted" : "current" }), el("br"),
-            el("small", { class: "muted", text: (cur.by ? "by " + cur.by + " · " : "") + when(cur.mtime) + " · " + size(cur.size) })))
-      );
+            el("small", { class: "muted", text: (cur.by ? "by " + cur.by + " · " : "") + when(cur.mtime) + " · " + size(cur.size) }))) });
     }
-    if (vs === null) return;
-    if (!vs.length) {
-      list.append(el("li", { class: "muted", dataTestid: "no-versions", text: "No kept versions." }));
-      return;
+    if (vs !== null && !vs.length) {
+      rows.push({ key: "none", sig: "", make: () => el("li", { class: "muted", dataTestid: "no-versions", text: "No kept versions." }) });
     }
-    for (const v of vs) {
-      list.append(
+    for (const v of vs || []) {
+      rows.push({ key: "v" + v.n, sig: sig(folder, path, v), make: () =>
         el(
           "li",
           { class: "version", dataTestid: "version", dataN: v.n, dataSize: v.size },
@@ -831,9 +881,9 @@
             }),
             text: "restore",
           })
-        )
-      );
+        ) });
     }
+    syncList(list, rows);
   }
 
   // ---- news ---------------------------------------------------------------
@@ -846,15 +896,12 @@
   function renderNews() {
     if (state.news.length > 200) state.news = state.news.slice(-200);
     const list = $("news-list");
-    list.replaceChildren();
-    for (const n of state.news.slice().reverse()) {
-      list.append(
-        el("li", { class: "news " + (n.kind || ""), dataTestid: "news", dataId: n.id, dataKind: n.kind },
-          el("span", { class: "grow", text: n.text }),
-          el("small", { class: "muted", title: when(n.time), text: ago(n.time) }))
-      );
-    }
-    if (!state.news.length) list.append(el("li", { class: "muted", text: "Nothing yet." }));
+    const rows = state.news.slice().reverse().map((n) => ({ key: "n" + n.id, sig: sig(n), make: () =>
+      el("li", { class: "news " + (n.kind || ""), dataTestid: "news", dataId: n.id, dataKind: n.kind },
+        el("span", { class: "grow", text: n.text }),
+        since("small", { class: "muted" }, "", n.time)) }));
+    if (!rows.length) rows.push({ key: "none", sig: "", make: () => el("li", { class: "muted", text: "Nothing yet." }) });
+    syncList(list, rows);
   }
 
   // ---- invite ----------------------------------------------------------------
@@ -886,9 +933,7 @@
   async function loadServices() {
     const svcs = (await api("GET", "/services")) || [];
     const list = $("service-list");
-    list.replaceChildren();
-    for (const s of svcs) {
-      list.append(
+    const rows = svcs.map((s) => ({ key: "s" + s.name, sig: sig(s), make: () =>
         el("li", { class: "service", dataTestid: "service", dataName: s.name },
           el("span", { class: "grow" }, el("b", { text: s.name }), " → ", el("code", { text: s.target || s.addr || "" })),
           el("button", {
@@ -900,10 +945,9 @@
               await loadServices();
             }),
             text: "unexpose",
-          }))
-      );
-    }
-    if (!svcs.length) list.append(el("li", { class: "muted", text: "This device exposes no services." }));
+          })) }));
+    if (!rows.length) rows.push({ key: "none", sig: "", make: () => el("li", { class: "muted", text: "This device exposes no services." }) });
+    syncList(list, rows);
   }
 
   async function expose(ev) {
@@ -953,11 +997,7 @@
     window.addEventListener("popstate", onHash);
     // Relative times ("2 min ago") age on the page itself; this redraws
     // from what the page holds and asks the daemon for nothing.
-    setInterval(() => {
-      if (document.body.dataset.state !== "app") return;
-      renderDevices();
-      renderNews();
-    }, 30000);
+    setInterval(ageAll, 30000);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
