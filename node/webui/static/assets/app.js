@@ -762,28 +762,34 @@
     const folder = state.folder;
     const cs = state.files.filter((f) => f.conflict_of && !f.deleted);
     $("conflicts").hidden = cs.length === 0;
-    syncList(list, cs.map((c) => ({ key: c.path, sig: sig(folder, c), make: () => {
+    const side = (f) => " (" + size(f.size) + (f.by ? ", by " + f.by : "") + (f.mtime ? ", " + when(f.mtime) : "") + ")";
+    const link = (f) =>
+      f.local ? el("a", { href: fileURL(folder, f.path), target: "_blank", rel: "noopener", text: base(f.path) }) : base(f.path);
+    const rows = cs.map((c) => {
+      // "this" is the conflict copy, "other" the file it is a copy of.
+      const other = state.files.find((f) => f.path === c.conflict_of && !f.deleted);
       const resolve = (keep) =>
         guarded(async () => {
           await api("POST", "/folders/" + encodeURIComponent(folder) + "/resolve", { path: c.path, keep });
           soon("files", loadFiles);
         });
-      return el(
+      const make = () =>
+        el(
           "li",
           { class: "conflict", dataTestid: "conflict", dataPath: c.path, dataConflictOf: c.conflict_of },
           el("span", { class: "grow" },
             el("b", { text: c.conflict_of }),
             el("br"),
-            el("small", { class: "muted" },
-              "other version: ",
-              c.local ? el("a", { href: fileURL(folder, c.path), target: "_blank", rel: "noopener", text: base(c.path) }) : base(c.path),
-              c.by ? " by " + c.by : "",
-              c.mtime ? ", " + when(c.mtime) : "")
+            el("small", { class: "muted" }, "this: ", link(c), side(c)),
+            el("br"),
+            el("small", { class: "muted" }, "other: ", other ? link(other) : base(c.conflict_of), other ? side(other) : " (missing)")
           ),
           el("button", { type: "button", dataTestid: "keep-this", title: "Keep the conflict copy's content as " + c.conflict_of, onclick: resolve("this"), text: "keep this" }),
           el("button", { type: "button", dataTestid: "keep-other", title: "Keep " + c.conflict_of + " as it is", onclick: resolve("other"), text: "keep other" })
         );
-    } })));
+      return { key: c.path, sig: sig(folder, c, other), make };
+    });
+    syncList(list, rows);
   }
 
   async function upload(files) {
