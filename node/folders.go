@@ -754,3 +754,12 @@ func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// FetchManifests implements folder.ManifestBatcher.
+func (f fetcher) FetchManifests(ctx context.Context, refs []blobs.BlobRef) (map[blobs.BlobRef]blobs.Manifest, error) {
+	peers := f.n.onlineMembers()
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("fetch %d manifests: no member online", len(refs))
+	}
+	return f.n.blobSvc.FetchManifests(ctx, refs, peers)
+}

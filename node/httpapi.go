@@ -78,8 +78,8 @@ func (a *apiServer) registerAPIv1(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/folders/{name}/restore", a.fileRestore)
 	mux.HandleFunc("POST /api/v1/folders/{name}/resolve", a.fileResolve)
 	mux.HandleFunc("GET /api/v1/blobs/{ref}", a.blobServe)
-	mux.HandleFunc("GET /api/v1/services", a.exposed)
-	mux.HandleFunc("POST /api/v1/services", a.expose)
+	mux.HandleFunc("GET /api/v1/services", a.services)
+	mux.HandleFunc("POST /api/v1/services", a.serviceExpose)
 	mux.HandleFunc("DELETE /api/v1/services/{name}", a.unexposeName)
 	mux.HandleFunc("GET /api/v1/events", a.events)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -7,9 +7,11 @@ package node
 // the folder's internal .meshwork/ directory is never served or written.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -501,4 +503,40 @@ func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", `"`+s+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 	http.ServeContent(w, r, "", time.Time{}, newBlobReader(r.Context(), a.n, m))
+}
+
+// apiService is an exposed service in the HTTP API: "target" is the
+// address the tunnel leads to ("addr" in the Unix-socket API; both are
+// accepted and given).
+type apiService struct {
+	Name   string   `json:"name"`
+	Target string   `json:"target"`
+	Addr   string   `json:"addr"`
+	Allow  []string `json:"allow"`
+}
+
+func (a *apiServer) services(w http.ResponseWriter, _ *http.Request) {
+	out := []apiService{}
+	for _, s := range a.n.tun.server.Services() {
+		e := apiService{Name: s.Name, Target: s.Addr, Addr: s.Addr, Allow: []string{}}
+		for _, p := range s.Allow {
+			e.Allow = append(e.Allow, p.String())
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *apiServer) serviceExpose(w http.ResponseWriter, r *http.Request) {
+	var req apiService
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Addr == "" {
+		req.Addr = req.Target
+	}
+	b, _ := json.Marshal(ExposedService{Name: req.Name, Addr: req.Addr, Allow: req.Allow})
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	a.expose(w, r2)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -547,5 +548,43 @@ func TestSendRate(t *testing.T) {
 	}
 	if sa, sb := a.svc.Stats().ChunksServed-before, b.svc.Stats().ChunksServed; sb <= sa {
 		t.Errorf("swarm: uncapped peer served %d chunks, capped peer %d", sb, sa)
+	}
+}
+
+// TestFetchManifests: many manifests in one pipelined stream per peer;
+// what the first peer lacks comes from the second; a ref nobody has is
+// absent from the answer, and every manifest verifies against its ref.
+func TestFetchManifests(t *testing.T) {
+	a, b, c := newNode(t, nil, nil), newNode(t, nil, nil), newNode(t, nil, nil)
+	connect(t, c, a)
+	connect(t, c, b)
+	var refs []blobs.BlobRef
+	want := map[blobs.BlobRef]blobs.Manifest{}
+	for i := range 1500 { // more than one batch
+		var m blobs.Manifest
+		if i%3 == 0 {
+			m = b.seed(t, fmt.Sprintf("b%d", i), randBytes(uint64(i)+100, 2000+i))
+		} else {
+			m = a.seed(t, fmt.Sprintf("a%d", i), randBytes(uint64(i)+100, 2000+i))
+		}
+		refs = append(refs, m.Ref())
+		want[m.Ref()] = m
+	}
+	unknown := blobs.Manifest{Chunks: []blobs.ChunkRef{{ID: blobs.SumChunk([]byte("nobody")), Size: 6}}}.Ref()
+	refs = append(refs, unknown)
+	got, err := c.svc.FetchManifests(context.Background(), refs, ids(a, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d manifests, want %d", len(got), len(want))
+	}
+	for r, m := range want {
+		if g, ok := got[r]; !ok || g.Ref() != m.Ref() {
+			t.Fatalf("manifest of %v missing or wrong", r)
+		}
+	}
+	if _, ok := got[unknown]; ok {
+		t.Error("a manifest for a ref nobody has")
 	}
 }

@@ -183,6 +183,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "listen:  %s\n", strings.Join(st.ListenAddrs, " "))
 			fmt.Fprintf(stdout, "version: %s\n", st.Version)
+			if st.HTTP != nil {
+				fmt.Fprintf(stdout, "web:     http://%s/ (log in with the URL 'mesh web' prints)\n", *st.HTTP)
+			}
 			if len(st.Folders) > 0 {
 				fmt.Fprintln(stdout)
 				printFolders(stdout, st.Folders)

@@ -21,6 +21,15 @@ import (
 	"github.com/meshwork/meshwork/syncproto"
 )
 
+// applyWorkers is how many files Apply writes at once.
+const applyWorkers = 16
+
+// job is one item for Apply to write.
+type job struct {
+	it syncproto.Item
+	fe *syncproto.FileEntry
+}
+
 // Apply makes the directory match the given items (typically those a merge
 // changed; all of Feed.Items() is always safe): files are fetched into the
 // store's partial files and renamed into place, deleted and replaced files
@@ -30,18 +39,11 @@ import (
 // them; ignored paths are left alone. Apply goes on after an item fails and
 // returns the failures joined. It is idempotent and resumes interrupted
 // transfers without fetching verified chunks again.
-// applyWorkers is how many files Apply writes at once.
-const applyWorkers = 16
-
 func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
 	if _, err := f.ign.reload(); err != nil {
 		f.log.Warn("read ignore file", "err", err)
-	}
-	type job struct {
-		it syncproto.Item
-		fe *syncproto.FileEntry
 	}
 	var live, dels []job
 	var errs []error
@@ -94,6 +96,12 @@ func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 			errs = append(errs, err)
 		}
 	}
+	f.prefetchManifests(ctx, files)
+	defer func() {
+		f.pmu.Lock()
+		f.prefetched = nil
+		f.pmu.Unlock()
+	}()
 	var emu sync.Mutex
 	next := make(chan job)
 	var wg sync.WaitGroup
@@ -338,6 +346,13 @@ func (f *Folder) manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifes
 	if m, err := f.st.Manifest(ctx, ref); err == nil {
 		return m, nil
 	}
+	f.pmu.Lock()
+	m, ok := f.prefetched[ref]
+	delete(f.prefetched, ref)
+	f.pmu.Unlock()
+	if ok {
+		return m, nil // verified against ref by the fetcher
+	}
 	if m, ok := f.manifestFromVersions(ctx, ref); ok {
 		return m, nil
 	}
@@ -352,6 +367,39 @@ func (f *Folder) manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifes
 		return blobs.Manifest{}, fmt.Errorf("manifest of %v: %w", ref, err)
 	}
 	return m, nil
+}
+
+// prefetchManifests fetches, in a few pipelined round trips, the
+// manifests of the files in jobs whose content is not held here (one
+// request per file otherwise). Failures are left to the per-file path.
+func (f *Folder) prefetchManifests(ctx context.Context, jobs []job) {
+	mb, ok := f.cfg.Fetcher.(ManifestBatcher)
+	if !ok || len(jobs) < 2 {
+		return
+	}
+	seen := map[blobs.BlobRef]bool{}
+	var refs []blobs.BlobRef
+	for _, j := range jobs {
+		ref, err := BlobRefOf(j.fe.Blob)
+		if err != nil || ref.IsZero() || seen[ref] || j.fe.Symlink != "" {
+			continue
+		}
+		seen[ref] = true
+		if _, err := f.st.Manifest(ctx, ref); err == nil {
+			continue
+		}
+		refs = append(refs, ref)
+	}
+	if len(refs) < 2 {
+		return
+	}
+	got, err := mb.FetchManifests(ctx, refs)
+	if err != nil {
+		f.log.Debug("batch manifest fetch", "refs", len(refs), "got", len(got), "err", err)
+	}
+	f.pmu.Lock()
+	f.prefetched = got
+	f.pmu.Unlock()
 }
 
 // applyFile writes the blob of fe at rel. With conflict, rel is a conflict

@@ -64,6 +64,13 @@ type Fetcher interface {
 	FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error
 }
 
+// ManifestBatcher is a Fetcher that can also fetch many manifests at once
+// (transfer.Service.FetchManifests); Apply then fetches the manifests of a
+// batch of files in a few round trips instead of one per file.
+type ManifestBatcher interface {
+	FetchManifests(ctx context.Context, refs []blobs.BlobRef) (map[blobs.BlobRef]blobs.Manifest, error)
+}
+
 // Config is what a Folder needs.
 type Config struct {
 	Root  string       // the synced directory (created if missing)
@@ -121,6 +128,9 @@ type Folder struct {
 	tmu       sync.Mutex
 	transfers map[string]blobs.Progress
 	skipped   map[string]string // paths not synced, and why
+
+	pmu        sync.Mutex
+	prefetched map[blobs.BlobRef]blobs.Manifest // by Apply's batch fetch, until used
 }
 
 // Open opens the folder at cfg.Root, creating it and its internal

@@ -1,0 +1,133 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/blobs"
+)
+
+// maxManifestBatch bounds the MANIFEST requests pipelined on one stream.
+const maxManifestBatch = 1024
+
+// FetchManifests fetches the manifests of many blobs with few round trips:
+// the requests are pipelined on one stream per peer (MANIFEST is an
+// ordinary request of /meshwork/blobs/1.0.0; the server answers in order),
+// peers asked in turn for what the earlier ones did not have. It returns
+// the manifests that verified against their refs; refs nobody had are
+// simply absent (the caller fetches them one by one, or reports them).
+func (s *Service) FetchManifests(ctx context.Context, refs []blobs.BlobRef, peers []peer.ID) (map[blobs.BlobRef]blobs.Manifest, error) {
+	out := make(map[blobs.BlobRef]blobs.Manifest, len(refs))
+	left := refs
+	var errs []error
+	for _, p := range peers {
+		var still []blobs.BlobRef
+		for len(left) > 0 {
+			n := min(len(left), maxManifestBatch)
+			miss, err := s.fetchManifestBatch(ctx, left[:n], p, out)
+			still = append(still, miss...)
+			left = left[n:]
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+				still = append(still, left...)
+				break
+			}
+		}
+		left = still
+		if len(left) == 0 || ctx.Err() != nil {
+			break
+		}
+	}
+	if len(left) > 0 && len(errs) > 0 {
+		return out, fmt.Errorf("fetch %d manifests: %w", len(left), errors.Join(errs...))
+	}
+	return out, ctx.Err()
+}
+
+// fetchManifestBatch asks p for the manifests of refs on one stream and
+// adds the verified ones to out; it returns the refs p did not answer with
+// a valid manifest.
+func (s *Service) fetchManifestBatch(ctx context.Context, refs []blobs.BlobRef, p peer.ID, out map[blobs.BlobRef]blobs.Manifest) ([]blobs.BlobRef, error) {
+	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p, ProtocolID)
+	if err != nil {
+		return refs, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	// Write every request from another goroutine, so that a server that
+	// answers while we still write never deadlocks on full buffers.
+	werr := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriter(st)
+		var buf []byte
+		for i, r := range refs {
+			buf = manifestReq{ReqID: uint32(i + 1), Blob: r}.append(buf[:0])
+			if _, err := w.Write(buf); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- w.Flush()
+	}()
+	bufp := s.getBuf()
+	defer s.putBuf(bufp)
+	rd := bufio.NewReader(st)
+	got := make([]bool, len(refs))
+	var rerr error
+	for answered := 0; answered < len(refs); answered++ {
+		typ, payload, err := readFrame(rd, *bufp)
+		if err != nil {
+			rerr = err
+			break
+		}
+		msg, err := decode(typ, payload)
+		if err != nil {
+			rerr = err
+			break
+		}
+		var id uint32
+		switch m := msg.(type) {
+		case manifestResp:
+			id = m.ReqID
+			if id == 0 || int(id) > len(refs) || got[id-1] {
+				rerr = fmt.Errorf("manifest answer to unknown request %d", id)
+				break
+			}
+			var man blobs.Manifest
+			if man.UnmarshalBinary(m.Manifest) == nil && man.Verify(refs[id-1]) == nil {
+				out[refs[id-1]] = man
+			}
+		case errorResp:
+			id = m.ReqID
+			if id == 0 || int(id) > len(refs) || got[id-1] {
+				rerr = fmt.Errorf("peer error %d: %q", m.Code, m.Text)
+				break
+			}
+		default:
+			rerr = fmt.Errorf("unexpected message type %#x", typ)
+		}
+		if rerr != nil {
+			break
+		}
+		got[id-1] = true
+	}
+	if rerr != nil {
+		st.Reset()
+	}
+	if err := <-werr; err != nil && rerr == nil {
+		rerr = err
+	}
+	var miss []blobs.BlobRef
+	for _, r := range refs {
+		if _, ok := out[r]; !ok {
+			miss = append(miss, r)
+		}
+	}
+	return miss, rerr
+}
