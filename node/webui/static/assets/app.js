@@ -941,7 +941,10 @@
     const list = $("service-list");
     const rows = svcs.map((s) => ({ key: "s" + s.name, sig: sig(s), make: () =>
         el("li", { class: "service", dataTestid: "service", dataName: s.name },
-          el("span", { class: "grow" }, el("b", { text: s.name }), " → ", el("code", { text: s.target || s.addr || "" })),
+          el("span", { class: "grow" },
+            el("b", { text: s.name }), " → ", el("code", { text: s.target || s.addr || "" }),
+            el("br"),
+            el("small", { class: "muted", dataTestid: "service-allow", text: allowed(s.allow) })),
           el("button", {
             type: "button",
             class: "ghost",
@@ -956,12 +959,19 @@
     syncList(list, rows);
   }
 
+  // allowed words a service's allow list (device IDs; empty: everyone).
+  function allowed(ids) {
+    if (!ids || !ids.length) return "every member may connect";
+    const names = ids.map((id) => {
+      const d = state.devices.find((x) => x.id === id);
+      return d ? d.name : id.slice(0, 12) + "…";
+    });
+    return "only " + names.join(", ");
+  }
+
   async function expose(ev) {
     ev.preventDefault();
-    const target = $("expose-target").value.trim();
-    // API.md names the address "target"; meshd (node/tunnels.go) reads
-    // "addr" for now: send both until the two agree.
-    await api("POST", "/services", { name: $("expose-name").value.trim(), target, addr: target });
+    await api("POST", "/services", { name: $("expose-name").value.trim(), target: $("expose-target").value.trim() });
     $("expose-name").value = "";
     $("expose-target").value = "";
     await loadServices();
