@@ -538,7 +538,7 @@
   }
 
   function folderState(f) {
-    if (!f.path) return "in the mesh, not synced here";
+    if (!f.path) return "not synced here (mesh folder join " + f.name + " DIR)";
     const pct = Math.floor((f.in_sync || 0) * 100);
     let s = f.in_sync >= 1 ? "in sync" : "syncing " + pct + "%";
     const tr = (f.transferring || []).length;
@@ -563,7 +563,9 @@
               dataInSync: f.in_sync,
             },
             el("span", { class: "grow" },
-              el("a", { href: "#folder=" + encodeURIComponent(f.name), class: "name", dataTestid: "folder-open", text: f.name }),
+              f.path
+                ? el("a", { href: "#folder=" + encodeURIComponent(f.name), class: "name", dataTestid: "folder-open", text: f.name })
+                : el("span", { class: "name", title: "join it here with: mesh folder join " + f.name + " DIR", text: f.name }),
               el("br"),
               el("small", { class: "muted", dataTestid: "folder-state", text: folderState(f) }),
               el("br"),
@@ -575,7 +577,20 @@
 
   function renderBrowserState() {
     const f = state.folders.find((x) => x.name === state.folder);
-    $("browser-state").textContent = f ? folderState(f) : "";
+    let text = f ? folderState(f) : "";
+    // The files on their way here. (API.md does not spell out a transfer's
+    // fields; meshd sends Path, Done and Total.)
+    const tr = (f && f.transferring) || [];
+    if (tr.length) {
+      const one = (t) => {
+        const path = t.path || t.Path || "?";
+        const done = t.done ?? t.Done ?? 0;
+        const total = t.total ?? t.Total ?? 0;
+        return base(path) + (total > 0 ? " " + Math.floor((100 * done) / total) + "%" : "");
+      };
+      text += ": " + tr.slice(0, 3).map(one).join(", ") + (tr.length > 3 ? " and " + (tr.length - 3) + " more" : "");
+    }
+    $("browser-state").textContent = text;
   }
 
   // ---- the file browser -----------------------------------------------
