@@ -262,3 +262,28 @@ func waitFile(t *testing.T, p, want string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestWebDesktopBeforeMesh: a daemon in no mesh yet shows how to join
+// one, and the open page follows by itself when `mesh join` is run.
+// (After `mesh init` meshd sends no event yet, so that is not tested.)
+func TestWebDesktopBeforeMesh(t *testing.T) {
+	br := newBrowser(t)
+	a := startDaemon(t, "a")
+	a.mesh("init", "--name", "alpha")
+	b := startDaemon(t, "b", "--http", "127.0.0.1:0")
+	base, token := webLogin(t, b)
+	tb := br.tab("b")
+	tb.do(30*time.Second, "log in",
+		chromedp.Navigate(base+"/login?"+url.Values{"token": {token}}.Encode()),
+		chromedp.WaitVisible(`#no-mesh`, chromedp.ByQuery))
+	tb.waitJS(10*time.Second, "the live event stream", `document.getElementById("live").dataset.state`, "open")
+	tb.waitJS(5*time.Second, "the mesh's cards hidden", `document.getElementById("folders").hidden && document.getElementById("invite").hidden`, true)
+	tb.screenshot("10-b-no-mesh")
+	b.mesh("join", a.invite(), "--name", "bravo")
+	tb.waitJS(30*time.Second, "the page to follow mesh join", `document.getElementById("no-mesh").hidden`, true)
+	tb.waitJS(30*time.Second, "both devices listed, online",
+		`[...document.querySelectorAll("#device-list [data-testid=device]")].map(e => e.dataset.name + ":" + e.dataset.online).sort().join(" ")`, "alpha:true bravo:true")
+	tb.waitJS(5*time.Second, "the self name in the header", `document.getElementById("self-name").textContent`, "bravo")
+	tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)
+	tb.noPageErrors()
+}

@@ -131,17 +131,22 @@
     return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + " " + u[i];
   }
 
-  function when(t) {
-    if (!t) return "";
+  // date parses an API time; null for none (JSON null, or Go's zero time).
+  function date(t) {
+    if (!t) return null;
     const d = new Date(t);
-    if (isNaN(d)) return "";
+    return isNaN(d) || d.getUTCFullYear() < 1971 ? null : d;
+  }
+
+  function when(t) {
+    const d = date(t);
+    if (!d) return "";
     return d.toLocaleString();
   }
 
   function ago(t) {
-    if (!t) return "never";
-    const d = new Date(t);
-    if (isNaN(d)) return "";
+    const d = date(t);
+    if (!d) return "never";
     const s = Math.round((Date.now() - d.getTime()) / 1000);
     if (s < 10) return "just now";
     if (s < 60) return s + " s ago";
@@ -298,8 +303,19 @@
   }
 
   async function loadAll() {
+    await loadStatus();
+    if (!state.self.mesh_id) {
+      // Not in a mesh yet: the mesh's lists do not exist; the first devices
+      // event after `mesh init` or `mesh join` brings the page here again.
+      state.devices = [];
+      state.folders = [];
+      state.news = [];
+      renderDevices();
+      renderFolders();
+      renderNews();
+      return;
+    }
     await Promise.all([
-      loadStatus(),
       loadDevices(),
       loadFolders(),
       loadNews(),
@@ -366,7 +382,9 @@
       });
     on("change", onChange);
     on("devices", (devs) => {
-      if (Array.isArray(devs)) {
+      if (!state.self || !state.self.mesh_id) {
+        soon("all", loadAll);
+      } else if (Array.isArray(devs)) {
         state.devices = devs;
         renderDevices();
       } else soon("devices", loadDevices);
@@ -428,6 +446,8 @@
     $("self-name").textContent = name;
     document.title = "Meshwork · " + name;
     const mesh = st.mesh_id ? "mesh " + st.mesh_id.slice(0, 12) + "… · " : "";
+    $("no-mesh").hidden = !!st.mesh_id;
+    for (const id of ["folders", "invite", "services", "news"]) $(id).hidden = !st.mesh_id;
     $("mesh-summary").dataset.mesh = mesh;
     renderSummary();
   }
@@ -765,7 +785,7 @@
     tr.append(
       el("td", {}, nameCell, sub.length ? el("br") : null, ...sub),
       el("td", { class: "num" }, f.dir ? "" : size(f.size)),
-      f.mtime ? since("td", { class: "hide-narrow" }, "", f.mtime) : el("td", { class: "hide-narrow" }),
+      date(f.mtime) && !f.dir ? since("td", { class: "hide-narrow" }, "", f.mtime) : el("td", { class: "hide-narrow" }),
       el("td", { class: "hide-narrow" }, f.by || ""),
       actions
     );
