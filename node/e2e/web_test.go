@@ -51,8 +51,14 @@ func TestWebDesktop(t *testing.T) {
 		chromedp.Navigate(baseA+"/"),
 		chromedp.WaitVisible(`#login-token`, chromedp.ByQuery))
 	tabA.waitJS(5*time.Second, "the app to stay hidden before login", `document.getElementById("app").hidden`, true)
+	tabA.do(30*time.Second, "log in to A with a wrong token",
+		chromedp.SendKeys(`#login-token`, "not-the-token", chromedp.ByQuery),
+		chromedp.Click(`#login-submit`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#login-error`, chromedp.ByQuery))
+	tabA.waitJS(5*time.Second, "the wrong token refused", `document.getElementById("login-error").textContent + " " + document.getElementById("app").hidden`, "Wrong token. true")
 	tabA.screenshot("01-a-login")
 	tabA.do(30*time.Second, "log in to A with the login form",
+		chromedp.Evaluate(`document.getElementById("login-token").value = ""`, nil),
 		chromedp.SendKeys(`#login-token`, tokenA, chromedp.ByQuery),
 		chromedp.Click(`#login-submit`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#app`, chromedp.ByQuery))

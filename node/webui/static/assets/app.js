@@ -58,7 +58,12 @@
       opt.body = JSON.stringify(body);
       opt.headers["Content-Type"] = "application/json";
     }
-    const r = await fetch(API + path, opt);
+    let r;
+    try {
+      r = await fetch(API + path, opt);
+    } catch (e) {
+      throw new HTTPError(0, "the daemon did not answer (" + e.message + "); is meshd running?");
+    }
     if (r.status === 401) {
       showLogin();
       throw new HTTPError(401, "not logged in");
@@ -261,8 +266,7 @@
     $("logout-form").hidden = false;
   }
 
-  async function login(ev) {
-    ev.preventDefault();
+  async function login() {
     const err = $("login-error");
     err.hidden = true;
     const body = new URLSearchParams({ token: $("login-token").value.trim() });
@@ -947,8 +951,7 @@
 
   // ---- invite ----------------------------------------------------------------
 
-  async function invite(ev) {
-    ev.preventDefault();
+  async function invite() {
     const btn = $("invite-btn");
     btn.disabled = true;
     try {
@@ -1004,8 +1007,7 @@
     return "only " + names.join(", ");
   }
 
-  async function expose(ev) {
-    ev.preventDefault();
+  async function expose() {
     await api("POST", "/services", { name: $("expose-name").value.trim(), target: $("expose-target").value.trim() });
     $("expose-name").value = "";
     $("expose-target").value = "";
@@ -1015,19 +1017,25 @@
   // ---- wiring ------------------------------------------------------------------
 
   function wire() {
-    $("login-form").addEventListener("submit", guarded(login));
-    $("invite-form").addEventListener("submit", guarded(invite));
-    $("expose-form").addEventListener("submit", guarded(expose));
+    // The forms are sent by script: prevent the browser's own submission
+    // at once, not in the promise that runs the action.
+    const onSubmit = (id, fn) =>
+      $(id).addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        guarded(fn)(ev);
+      });
+    onSubmit("login-form", login);
+    onSubmit("invite-form", invite);
+    onSubmit("expose-form", expose);
     $("invite-copy").addEventListener("click", guarded(async () => {
       await navigator.clipboard.writeText($("invite-code").textContent);
       $("invite-copy").textContent = "Copied";
     }));
-    $("logout-form").addEventListener("submit", guarded(async (ev) => {
-      ev.preventDefault();
+    onSubmit("logout-form", async () => {
       closeEvents();
       await fetch("/logout", { method: "POST", credentials: "same-origin" });
       showLogin();
-    }));
+    });
     $("error").addEventListener("click", () => ($("error").hidden = true));
     $("upload-input").addEventListener("change", (ev) => guarded(upload)([...ev.target.files]));
     $("show-deleted").addEventListener("change", renderFiles);
