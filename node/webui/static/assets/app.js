@@ -650,9 +650,11 @@
       if (dir) h += "&dir=" + encodeURIComponent(dir);
       if (hist) h += "&history=" + encodeURIComponent(hist);
     }
-    if (h !== location.hash) {
-      if (h) location.hash = h;
-      else history.pushState(null, "", location.pathname + location.search);
+    if (h === location.hash) return;
+    if (h) {
+      location.hash = h; // the hashchange event runs onHash
+    } else {
+      history.pushState(null, "", location.pathname + location.search);
       onHash();
     }
   }
