@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Live events for GET /api/v1/events (Server-Sent Events, node/API.md).
@@ -31,6 +32,7 @@ type Event struct {
 
 type eventHub struct {
 	run  string
+	subs atomic.Int64 // open event streams
 	mu   sync.Mutex
 	seq  uint64
 	ring []Event // ring[i] has Seq == first+i

@@ -206,7 +206,12 @@ func (n *Node) liveLoop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		busy := false
-		if n.membership() != nil {
+		if n.events.subs.Load() == 0 {
+			// Nobody listens: compute nothing (a folder's status walks all
+			// its items); the first stream gets everything afresh.
+			lastDevices, lastPresence = nil, nil
+			clear(lastFolders)
+		} else if n.membership() != nil {
 			if b, _ := json.Marshal(n.deviceList(ctx, false)); string(b) != string(lastDevices) {
 				lastDevices = b
 				n.events.publish("devices", "devices", json.RawMessage(b))
@@ -284,6 +289,9 @@ func (a *apiServer) events(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, ": meshwork events from %s\n\n", n.events.id(after))
 	}
 	fl.Flush()
+	n.events.subs.Add(1)
+	defer n.events.subs.Add(-1)
+	n.kickLive() // the current devices, presence and folders, for this stream too
 	defer n.view(viewing)()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
