@@ -451,7 +451,7 @@
     document.title = "Meshwork · " + name;
     const mesh = st.mesh_id ? "mesh " + st.mesh_id.slice(0, 12) + "… · " : "";
     $("no-mesh").hidden = !!st.mesh_id;
-    for (const id of ["folders", "invite", "services", "news"]) $(id).hidden = !st.mesh_id;
+    for (const id of ["devices", "folders", "invite", "services", "news"]) $(id).hidden = !st.mesh_id;
     $("mesh-summary").dataset.mesh = mesh;
     renderSummary();
   }
