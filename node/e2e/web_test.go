@@ -12,38 +12,86 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// webPair is two daemons, A (alpha) and B (bravo), in one mesh with the
+// folder docs (notes.txt holding v1) synced between dirA and dirB, and a
+// browser with a tab for each; B's HTTP address survives a restart.
+type webPair struct {
+	br           *browser
+	a, b         *daemon
+	httpB        string
+	dirA, dirB   string
+	tabA, tabB   *tab
+	baseA, baseB string
+	tokA, tokB   string
+}
+
+const v1, v2 = "notes, first version\n", "notes, second version: longer than the first\n"
+
+func startWebPair(t *testing.T) *webPair {
+	t.Helper()
+	p := &webPair{br: newBrowser(t)}
+	p.a = startDaemon(t, "a", "--http", "127.0.0.1:0")
+	p.httpB = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.b = startDaemon(t, "b", "--http", p.httpB)
+	p.a.mesh("init", "--name", "alpha")
+	p.b.mesh("join", p.a.invite(), "--name", "bravo")
+	p.dirA = filepath.Join(t.TempDir(), "docs-a")
+	p.dirB = filepath.Join(t.TempDir(), "docs-b")
+	write(t, filepath.Join(p.dirA, "notes.txt"), v1)
+	p.a.mesh("folder", "add", p.dirA, "--name", "docs")
+	idA := p.a.status().DeviceID
+	waitFor(t, 30*time.Second, "b sees a online and the folder docs", func() bool {
+		return p.b.online(idA) && strings.Contains(p.b.mesh("folder", "list"), "docs")
+	})
+	p.b.mesh("folder", "join", "docs", p.dirB)
+	p.a.mesh("wait", "docs", "--timeout", "60s")
+	p.b.mesh("wait", "docs", "--timeout", "60s")
+	waitFile(t, filepath.Join(p.dirB, "notes.txt"), v1)
+	p.baseA, p.tokA = webLogin(t, p.a)
+	p.baseB, p.tokB = webLogin(t, p.b)
+	p.tabA, p.tabB = p.br.tab("a"), p.br.tab("b")
+	return p
+}
+
+// loginURL logs tb in with the URL `mesh web` prints.
+func loginURL(tb *tab, base, token string) {
+	tb.t.Helper()
+	tb.do(30*time.Second, "log in with the login URL",
+		chromedp.Navigate(base+"/login?"+url.Values{"token": {token}}.Encode()),
+		chromedp.WaitVisible(`#app`, chromedp.ByQuery))
+}
+
+// bothOnline waits until tb shows both devices online over a direct path,
+// with the live event stream open.
+func bothOnline(tb *tab) {
+	tb.t.Helper()
+	tb.waitJS(30*time.Second, "both devices online",
+		`[...document.querySelectorAll("#device-list [data-testid=device]")].map(e => e.dataset.name + ":" + e.dataset.online).sort().join(" ")`,
+		"alpha:true bravo:true")
+	tb.waitJS(30*time.Second, "the other device's path",
+		`document.querySelector("#device-list [data-testid=device][data-self=false]").dataset.connection`, "direct")
+	tb.waitJS(10*time.Second, "the live event stream", `document.getElementById("live").dataset.state`, "open")
+}
+
+// openDocs opens the folder docs in tb's file browser.
+func openDocs(tb *tab) {
+	tb.t.Helper()
+	tb.click(20*time.Second, "open the folder docs", `[data-testid=folder][data-folder="docs"] [data-testid=folder-open]`)
+	tb.do(20*time.Second, "see the folder open", chromedp.WaitVisible(`#browser`, chromedp.ByQuery))
+	tb.waitJS(20*time.Second, "notes.txt listed and here", rowAttr("notes.txt", "local"), "true")
+	tb.waitJS(10*time.Second, "the event stream reopened for the open folder", `document.getElementById("live").dataset.state`, "open")
+}
+
 // TestWebDesktop drives the web desktop (node/webui) of two real daemons in
 // headless Chromium, as issue #8's acceptance asks: log in, see both
 // devices online, upload a file into a folder on A and watch it appear in
 // B's file browser without a reload, and restore an older version of a
-// file from the history view. Screenshots go to testout/web/.
+// file from the history view; then invites and services. Screenshots go
+// to testout/web/.
 func TestWebDesktop(t *testing.T) {
-	br := newBrowser(t)
-
-	a := startDaemon(t, "a", "--http", "127.0.0.1:0")
-	// B keeps its HTTP port across the restart below, so its open page
-	// reconnects to the same origin.
-	httpB := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b := startDaemon(t, "b", "--http", httpB)
-	a.mesh("init", "--name", "alpha")
-	b.mesh("join", a.invite(), "--name", "bravo")
-	dirA := filepath.Join(t.TempDir(), "docs-a")
-	dirB := filepath.Join(t.TempDir(), "docs-b")
-	const v1, v2 = "notes, first version\n", "notes, second version: longer than the first\n"
-	write(t, filepath.Join(dirA, "notes.txt"), v1)
-	a.mesh("folder", "add", dirA, "--name", "docs")
-	idA := a.status().DeviceID
-	waitFor(t, 30*time.Second, "b sees a online and the folder docs", func() bool {
-		return b.online(idA) && strings.Contains(b.mesh("folder", "list"), "docs")
-	})
-	b.mesh("folder", "join", "docs", dirB)
-	a.mesh("wait", "docs", "--timeout", "60s")
-	b.mesh("wait", "docs", "--timeout", "60s")
-	waitFile(t, filepath.Join(dirB, "notes.txt"), v1)
-
-	baseA, tokenA := webLogin(t, a)
-	baseB, tokenB := webLogin(t, b)
-	tabA, tabB := br.tab("a"), br.tab("b")
+	p := startWebPair(t)
+	a, dirA, dirB, tabA, tabB := p.a, p.dirA, p.dirB, p.tabA, p.tabB
+	baseA, tokenA := p.baseA, p.tokA
 
 	// A without a session cookie: the page asks for the token. Log in
 	// with the form (POST /login) on A and with the login URL on B.
@@ -62,28 +110,15 @@ func TestWebDesktop(t *testing.T) {
 		chromedp.SendKeys(`#login-token`, tokenA, chromedp.ByQuery),
 		chromedp.Click(`#login-submit`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#app`, chromedp.ByQuery))
-	tabB.do(30*time.Second, "log in to B with the login URL",
-		chromedp.Navigate(baseB+"/login?"+url.Values{"token": {tokenB}}.Encode()),
-		chromedp.WaitVisible(`#app`, chromedp.ByQuery))
+	loginURL(tabB, p.baseB, p.tokB)
 
-	// Both devices online, on both desktops, over a direct path.
 	for _, tb := range []*tab{tabA, tabB} {
-		tb.waitJS(30*time.Second, "both devices online",
-			`[...document.querySelectorAll("#device-list [data-testid=device]")].map(e => e.dataset.name + ":" + e.dataset.online).sort().join(" ")`,
-			"alpha:true bravo:true")
-		tb.waitJS(30*time.Second, "the other device's path",
-			`document.querySelector("#device-list [data-testid=device][data-self=false]").dataset.connection`, "direct")
-		tb.waitJS(10*time.Second, "the live event stream", `document.getElementById("live").dataset.state`, "open")
+		bothOnline(tb)
 	}
 	tabA.waitJS(5*time.Second, "A's own name in the header", `document.getElementById("self-name").textContent`, "alpha")
 	tabB.waitJS(5*time.Second, "B's own name in the header", `document.getElementById("self-name").textContent`, "bravo")
-
-	// Open the folder on both desktops.
 	for _, tb := range []*tab{tabA, tabB} {
-		tb.click(20*time.Second, "open the folder docs", `[data-testid=folder][data-folder="docs"] [data-testid=folder-open]`)
-		tb.do(20*time.Second, "see the folder open", chromedp.WaitVisible(`#browser`, chromedp.ByQuery))
-		tb.waitJS(20*time.Second, "notes.txt listed and here", rowAttr("notes.txt", "local"), "true")
-		tb.waitJS(10*time.Second, "the event stream reopened for the open folder", `document.getElementById("live").dataset.state`, "open")
+		openDocs(tb)
 	}
 	tabA.screenshot("02-a-devices-and-folder")
 	tabB.screenshot("02-b-devices-and-folder")
@@ -180,15 +215,39 @@ func TestWebDesktop(t *testing.T) {
 	}
 	tabA.screenshot("06-a-invite")
 
-	// A conflict: B stops, both edit notes.txt, B comes back. B's page
-	// reconnects by itself (the restarted daemon makes it reload all);
-	// A's page offers both sides and "keep this" keeps the conflict copy.
+	// Phone width: the same page, one column.
+	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))
+	tabB.waitJS(5*time.Second, "no horizontal scrolling at phone width",
+		`document.documentElement.scrollWidth <= window.innerWidth`, true)
+	tabB.screenshot("07-b-phone-width")
+
+	for _, tb := range []*tab{tabA, tabB} {
+		tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)
+		tb.noPageErrors()
+	}
+}
+
+// TestWebDesktopConflict: B's daemon stops under its open page (A's page
+// shows bravo offline, with when it was last seen), both devices edit
+// notes.txt, B comes back: B's page reconnects by itself (the restarted
+// daemon makes it reload everything), both pages show the conflict, and
+// "keep this" on A keeps the conflict copy's side everywhere.
+func TestWebDesktopConflict(t *testing.T) {
+	p := startWebPair(t)
+	a, b, dirA, dirB, tabA, tabB, httpB := p.a, p.b, p.dirA, p.dirB, p.tabA, p.tabB, p.httpB
+	loginURL(tabA, p.baseA, p.tokA)
+	loginURL(tabB, p.baseB, p.tokB)
+	for _, tb := range []*tab{tabA, tabB} {
+		bothOnline(tb)
+		openDocs(tb)
+	}
+
 	b.stop()
 	tabB.waitJS(20*time.Second, "B's page to notice its daemon is gone",
 		`document.getElementById("live").dataset.state !== "open"`, true)
 	bravoJS := `(() => { const e = document.querySelector("#device-list [data-testid=device][data-name=bravo]"); return e.dataset.online + " " + e.querySelector("[data-testid=device-seen]").textContent.split(" ")[0]; })()`
 	tabA.waitJS(30*time.Second, "A's page to show bravo offline, with when it was last seen", bravoJS, "false seen")
-	tabA.screenshot("07-a-bravo-offline")
+	tabA.screenshot("conflict-1-a-bravo-offline")
 	write(t, filepath.Join(dirB, "notes.txt"), "bravo's offline edit\n")
 	write(t, filepath.Join(dirA, "notes.txt"), "alpha's edit\n")
 	a.mesh("wait", "docs", "--timeout", "60s")
@@ -216,7 +275,7 @@ func TestWebDesktop(t *testing.T) {
 	if edits := map[string]bool{string(winner): true, string(other): true}; !edits["bravo's offline edit\n"] || !edits["alpha's edit\n"] {
 		t.Fatalf("the two edits are not both kept: notes.txt %q, %s %q", winner, copyPath, other)
 	}
-	tabA.screenshot("08-a-conflict")
+	tabA.screenshot("conflict-2-a-both-sides")
 	tabA.click(20*time.Second, "keep the conflict copy's side", `[data-testid=conflict] [data-testid=keep-this]`)
 	tabA.waitJS(30*time.Second, "the conflict gone from A's page", `document.getElementById("conflicts").hidden`, true)
 	tabB.waitJS(60*time.Second, "the conflict gone from B's page", `document.getElementById("conflicts").hidden`, true)
@@ -229,12 +288,7 @@ func TestWebDesktop(t *testing.T) {
 		})
 	}
 	tabB.waitJS(30*time.Second, "B's browser to show the kept side", rowAttr("notes.txt", "size"), fmt.Sprint(len(other)))
-
-	// Phone width: the same page, one column.
-	tabB.do(20*time.Second, "narrow B's window to phone width", chromedp.EmulateViewport(380, 800))
-	tabB.waitJS(5*time.Second, "no horizontal scrolling at phone width",
-		`document.documentElement.scrollWidth <= window.innerWidth`, true)
-	tabB.screenshot("09-b-phone-width")
+	tabB.screenshot("conflict-3-b-resolved")
 
 	for _, tb := range []*tab{tabA, tabB} {
 		tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)
@@ -284,7 +338,7 @@ func TestWebDesktopBeforeMesh(t *testing.T) {
 		chromedp.WaitVisible(`#no-mesh`, chromedp.ByQuery))
 	tb.waitJS(10*time.Second, "the live event stream", `document.getElementById("live").dataset.state`, "open")
 	tb.waitJS(5*time.Second, "the mesh's cards hidden", `document.getElementById("folders").hidden && document.getElementById("invite").hidden`, true)
-	tb.screenshot("10-b-no-mesh")
+	tb.screenshot("before-mesh-b")
 	b.mesh("join", a.invite(), "--name", "bravo")
 	tb.waitJS(30*time.Second, "the page to follow mesh join", `document.getElementById("no-mesh").hidden`, true)
 	tb.waitJS(30*time.Second, "both devices listed, online",
