@@ -225,6 +225,12 @@ func TestWebDesktop(t *testing.T) {
 		tb.waitJS(5*time.Second, "no error shown on the page", `document.getElementById("error").hidden`, true)
 		tb.noPageErrors()
 	}
+
+	// Log out: the session is gone for good, a reload asks for the token.
+	tabA.click(20*time.Second, "log out of A", `#logout`)
+	tabA.do(20*time.Second, "see the login form", chromedp.WaitVisible(`#login-token`, chromedp.ByQuery))
+	tabA.do(20*time.Second, "reload A's page", chromedp.Reload(), chromedp.WaitVisible(`#login-token`, chromedp.ByQuery))
+	tabA.waitJS(5*time.Second, "the app hidden after logout", `document.getElementById("app").hidden && document.getElementById("live").dataset.state`, "closed")
 }
 
 // TestWebDesktopConflict: B's daemon stops under its open page (A's page

@@ -343,6 +343,24 @@
     l.textContent = { open: "live", connecting: "connecting…", closed: "offline" }[s] || s;
   }
 
+  // reconnect tries to reopen the event stream, waiting longer after each
+  // failure (up to 30 s); a 401 leaves the page at the login form.
+  function reconnect() {
+    const wait = state.esBackoff;
+    state.esBackoff = Math.min(wait * 2, 30000);
+    setTimeout(async () => {
+      if (state.es || document.body.dataset.state !== "app") return;
+      try {
+        await api("GET", "/status");
+        await loadAll();
+      } catch (e) {
+        if (e.status !== 401) reconnect();
+        return;
+      }
+      openEvents();
+    }, wait);
+  }
+
   // openEvents (re)opens the event stream; viewing= tells the mesh which
   // folder this page shows (presence), so it is reopened when that changes.
   function openEvents() {
@@ -358,18 +376,12 @@
     es.onerror = () => {
       if (state.es !== es) return;
       if (es.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error, e.g. 401 or a restarted
-        // daemon): find out which, and reconnect after a while.
+        // The browser gave up (an HTTP error such as 401, or a daemon
+        // that answers but not with the stream): find out which, and
+        // reconnect after a while.
         setLive("closed");
         state.es = null;
-        const wait = state.esBackoff;
-        state.esBackoff = Math.min(wait * 2, 30000);
-        setTimeout(guarded(async () => {
-          if (state.es || document.body.dataset.state !== "app") return;
-          await api("GET", "/status"); // 401 shows the login form
-          await loadAll();
-          openEvents();
-        }), wait);
+        reconnect();
       } else {
         setLive("connecting");
       }
