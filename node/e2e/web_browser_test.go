@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -174,7 +175,12 @@ func (b *browser) tab(name string) *tab {
 			tb.mu.Unlock()
 		}
 	})
-	if err := chromedp.Run(ctx); err != nil { // opens the tab, tied to ctx
+	// Report the page's Content-Security-Policy violations as errors.
+	watchCSP := chromedp.ActionFunc(func(ctx context.Context) error {
+		_, err := page.AddScriptToEvaluateOnNewDocument(`document.addEventListener("securitypolicyviolation", (e) => console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI))`).Do(ctx)
+		return err
+	})
+	if err := chromedp.Run(ctx, watchCSP); err != nil { // opens the tab, tied to ctx
 		cancel()
 		b.t.Fatalf("open tab %s: %v", name, err)
 	}
