@@ -138,6 +138,7 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/folders/{name}/wait", a.folderWait)
 	mux.HandleFunc("GET /v1/history", a.history)
 	mux.HandleFunc("POST /v1/restore", a.restore)
+	mux.HandleFunc("GET /v1/storage", a.storage) // storage_api.go
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -232,8 +233,9 @@ func (a *apiServer) init(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Role string `json:"role"`
-		TTL  string `json:"ttl"`
+		Role    string `json:"role"`
+		TTL     string `json:"ttl"`
+		Storage bool   `json:"storage"` // for a storage peer: no mesh content key in the code
 	}
 	if !readJSON(w, r, &req) {
 		return
@@ -259,7 +261,7 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, InviteResponse{
-		Code: inv.Code(), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
+		Code: a.n.inviteCode(inv.Code(), req.Storage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
 	})
 }
 

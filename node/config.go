@@ -23,6 +23,14 @@ type Config struct {
 	// MaxSendRate caps the bytes per second this device serves blob data
 	// at, over all peers together; 0 means no cap.
 	MaxSendRate int64
+	// Role is "" or "device" (default), or RoleStorage: a storage peer
+	// (see storage.go).
+	Role string
+	// Quota bounds the sealed chunk bytes a storage peer keeps (0: none).
+	Quota int64
+	// Store is a storage peer's chunk store: "" for HOME/vault, or
+	// s3://bucket/prefix (endpoint and credentials from MESH_S3_*).
+	Store string
 }
 
 // DefaultPort is the TCP and UDP port a node listens on when it is free.

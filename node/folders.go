@@ -195,23 +195,19 @@ func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
 	}
 }
 
-// fetcher pulls a folder's blobs from the online members holding it.
-type fetcher struct{ n *Node }
+// fetcher pulls a folder's blobs from the online members holding it, else
+// from a storage peer (storage.go).
+type fetcher struct {
+	n      *Node
+	folder syncproto.ObjectID
+}
 
 func (f fetcher) FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
-	peers := f.n.onlineMembers()
-	if len(peers) == 0 {
-		return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: no member online", ref)
-	}
-	return f.n.blobSvc.FetchManifest(ctx, ref, peers)
+	return f.n.fetchManifest(ctx, f.folder, ref)
 }
 
 func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error {
-	peers := f.n.onlineMembers()
-	if len(peers) == 0 {
-		return fmt.Errorf("fetch %s: no member online", m.Ref())
-	}
-	return f.n.blobSvc.FetchInto(ctx, m, peers, sink, progress)
+	return f.n.fetchInto(ctx, f.folder, m, sink, progress)
 }
 
 // startFolder opens a folder and runs it and its apply loop until ctx ends
@@ -230,7 +226,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		DB:      n.db,
 		Prefix:  []byte("folder/" + string(conf.ID) + "/"),
 		Feed:    feedAdapter{n, conf.ID},
-		Fetcher: fetcher{n},
+		Fetcher: fetcher{n, conf.ID},
 		Self:    syncproto.DeviceID(n.id.String()),
 		Logger:  n.log.With("folder", conf.Name),
 	})
@@ -364,6 +360,9 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	if l == nil {
 		return folderConf{}, errNoMesh
 	}
+	if err := n.refuseOnStorage("add folder"); err != nil {
+		return folderConf{}, err
+	}
 	abs, err := cleanDir(path)
 	if err != nil {
 		return folderConf{}, fmt.Errorf("add folder %q: %w", path, err)
@@ -404,6 +403,9 @@ func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, e
 	if l == nil {
 		return folderConf{}, errNoMesh
 	}
+	if err := n.refuseOnStorage("join folder"); err != nil {
+		return folderConf{}, err
+	}
 	def, ok := n.catalog()[name]
 	if !ok {
 		return folderConf{}, fmt.Errorf("join folder %q: no such folder in the mesh yet (see 'mesh folder list'; a new device learns the list once another member is online)", name)
@@ -428,12 +430,13 @@ func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, e
 	if err := n.startFolder(n.runCtx, conf); err != nil {
 		return folderConf{}, err
 	}
-	// Catch up at once with every online member.
+	// Catch up at once with every online member, and the storage peers.
 	for _, p := range n.onlineMembers() {
 		if err := n.sync.Sync(ctx, p); err != nil {
 			n.log.Debug("catch up", "peer", p.String(), "err", err)
 		}
 	}
+	n.storageRound(ctx)
 	return conf, nil
 }
 
@@ -504,6 +507,7 @@ type FolderInfo struct {
 	Transferring []folder.Transfer `json:"transferring"`
 	Conflicts    int               `json:"conflicts"`
 	Skipped      map[string]string `json:"skipped,omitempty"`
+	Storage      *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
 }
 
 func (n *Node) folderInfos() []FolderInfo {
@@ -527,6 +531,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}
+			fi.Storage = n.storageInfo(def.ID)
 		}
 		out = append(out, fi)
 	}
@@ -550,6 +555,7 @@ func (n *Node) WaitFolder(ctx context.Context, name string) error {
 			n.log.Debug("wait: catch up", "peer", p.String(), "err", err)
 		}
 	}
+	n.storageRound(ctx) // push to, merge from and upload to the storage peers
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {

@@ -83,10 +83,14 @@ func (n *Node) inviteAddrs() []ma.Multiaddr {
 		}
 	}
 	all := append(append(public, private...), loop...)
-	if len(all) > maxInviteAddrs {
-		all = all[:maxInviteAddrs]
+	// The online storage peers' addresses, so that the code can be
+	// redeemed while this device is offline (up to 2 slots).
+	sp := n.storagePeerAddrsLocked()
+	keep := maxInviteAddrs - min(len(sp), 2)
+	if len(all) > keep {
+		all = all[:keep]
 	}
-	return all
+	return append(all, sp[:min(len(sp), maxInviteAddrs-len(all))]...)
 }
 
 func (n *Node) handleInvite(s network.Stream) {
@@ -165,6 +169,10 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 	if name == "" || len(name) > maxNameLen {
 		return identity.MeshID{}, fmt.Errorf("join mesh: a device name of 1 to %d bytes is required (--name)", maxNameLen)
 	}
+	code, meshKey, err := n.takeMeshKey(code)
+	if err != nil {
+		return identity.MeshID{}, err
+	}
 	inv, err := identity.ParseInviteCode(code)
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("join mesh: %w", err)
@@ -198,7 +206,7 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 	for _, id := range order {
 		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)
 		if err == nil {
-			return mid, nil
+			return mid, n.keepMeshKey(meshKey)
 		}
 		errs = append(errs, err)
 		var refused refusedError

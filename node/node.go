@@ -41,6 +41,7 @@ type Node struct {
 	blobStore *store.Store
 	blobSvc   *transfer.Service
 	tun       *tunnelSet
+	st        *storageState // storage peer, both sides (storage.go)
 
 	sync      *exchange.Engine
 	rolesKick chan struct{}
@@ -127,6 +128,10 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.openSync()
+	if err := n.openStorage(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.openTunnels(); err != nil {
 		n.Close()
 		return nil, err
@@ -201,6 +206,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	run("roles", n.rolesLoop)
+	run("storage", n.storageLoop)
 	n.kickRoles()
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
@@ -256,6 +262,7 @@ func (n *Node) handle(pid protocol.ID, h network.StreamHandler) {
 func (n *Node) registerProtocols() {
 	n.host.SetStreamHandler(ProtoInvite, n.handleInvite) // open to non-members by design
 	n.handle(ProtoMembership, n.handleMembership)
+	n.registerStorage()
 }
 
 // IsMember reports whether p is a current, non-revoked member of this
@@ -358,9 +365,15 @@ func (n *Node) Init(name string) (identity.MeshID, error) {
 	if n.mlog != nil {
 		return identity.MeshID{}, fmt.Errorf("init mesh: this device already belongs to mesh %s", n.mlog.MeshID())
 	}
+	if err := n.refuseOnStorage("init mesh"); err != nil {
+		return identity.MeshID{}, fmt.Errorf("%w; join a mesh with a code from 'mesh invite --storage'", err)
+	}
 	l, err := identity.NewMesh(n.key, name, time.Now())
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("init mesh: %w", err)
+	}
+	if err := n.createMeshKey(); err != nil {
+		return identity.MeshID{}, err
 	}
 	n.mlog = l
 	if err := n.commitLocked(); err != nil {

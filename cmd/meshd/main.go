@@ -18,7 +18,7 @@ import (
 
 func main() {
 	var cfg node.Config
-	var logLevel, maxSend string
+	var logLevel, maxSend, quota string
 	cmd := &cobra.Command{
 		Use:           "meshd",
 		Short:         "Run a Meshwork device",
@@ -37,6 +37,13 @@ func main() {
 					return fmt.Errorf("--max-send-rate %q: want a size per second such as 20MB or 5MiB", maxSend)
 				}
 				cfg.MaxSendRate = int64(n)
+			}
+			if quota != "" {
+				n, err := humanize.ParseBytes(quota)
+				if err != nil {
+					return fmt.Errorf("--quota %q: want a size such as 50GiB or 500MB", quota)
+				}
+				cfg.Quota = int64(n)
 			}
 			if cfg.Home == "" {
 				h, err := node.DefaultHome()
@@ -59,6 +66,9 @@ func main() {
 	f.StringArrayVar(&cfg.ListenAddrs, "listen", nil, "libp2p listen multiaddr, repeatable (default TCP and QUIC on port 4001, or an OS-chosen port if taken)")
 	f.StringArrayVar(&cfg.Relays, "relay", nil, "meshrelay multiaddr with /p2p/ID, repeatable")
 	f.BoolVar(&cfg.NoMDNS, "no-mdns", false, "turn off LAN discovery")
+	f.StringVar(&cfg.Role, "role", "device", "device, or storage: a storage peer (no working tree; keeps sealed copies for the mesh's devices, never plaintext)")
+	f.StringVar(&quota, "quota", "", "storage peer: most sealed content it keeps (e.g. 50GiB); default no limit")
+	f.StringVar(&cfg.Store, "store", "", "storage peer: s3://bucket/prefix to keep chunks in an S3-compatible store (MESH_S3_ENDPOINT, MESH_S3_ACCESS_KEY, MESH_S3_SECRET_KEY); default HOME/vault")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&maxSend, "max-send-rate", "", "cap on the blob data this device serves, per second, all peers together (e.g. 20MB); default no cap")
 	if err := cmd.Execute(); err != nil {

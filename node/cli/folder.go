@@ -209,4 +209,9 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts)
 	}
 	_ = tw.Flush()
+	for _, f := range infos {
+		if s := f.Storage; s != nil {
+			fmt.Fprintf(w, "storage peer %s holds %d of %d files of %s (%d of %d bytes)\n", s.Peer, s.HeldFiles, s.Files, f.Name, s.HeldBytes, s.Bytes)
+		}
+	}
 }

@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshwork/meshwork/blobs/crypt"
+	"github.com/meshwork/meshwork/node"
+)
+
+// storageFolder is a folder with distinctive names and contents: small
+// text files, a file in a subdirectory, and a 9 MiB file of repeated text,
+// which the chunker cuts into full 4 MiB chunks (sealed, 17 bytes over
+// blobs.MaxChunkSize).
+type storageFolder struct {
+	files   map[string][]byte // relative path → content
+	needles [][]byte          // must not appear in a storage peer's state
+}
+
+func writeStorageFolder(t *testing.T, dir string) storageFolder {
+	t.Helper()
+	sf := storageFolder{files: map[string][]byte{
+		"zanzibar-treasure-map.txt":            []byte("the treasure lies under the old fig tree, says zanzibar\n"),
+		"plans/quokka-merger-confidential.md":  []byte("# quokka merger\nconfidential: the board votes on tuesday\n"),
+		"photos/2024/okapi-birthday-party.txt": []byte("okapi birthday party, forty guests, one cake\n"),
+		"big/narwhal-archive.bin":              bytes.Repeat([]byte("narwhal archive line of plaintext that repeats; "), 9<<20/48),
+	}}
+	for rel, b := range sf.files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sf.needles = append(sf.needles, []byte(filepath.Base(rel)), []byte(strings.TrimSuffix(filepath.Base(rel), filepath.Ext(rel))))
+		sf.needles = append(sf.needles, b[:min(len(b), 40)])
+	}
+	return sf
+}
+
+// presentIn reports whether every file is in dir with its content.
+func (sf storageFolder) presentIn(dir string) bool {
+	for rel, want := range sf.files {
+		got, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil || !bytes.Equal(got, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// grepState returns the needles found in any file under root, with where.
+func grepState(t *testing.T, root string, needles [][]byte) []string {
+	t.Helper()
+	var found []string
+	files := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range needles {
+			if bytes.Contains(b, n) {
+				found = append(found, fmt.Sprintf("%q in %s", n, p))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatalf("no file under %s to search", root)
+	}
+	return found
+}
+
+// folderStorage returns the storage info of folder name on d.
+func folderStorage(t *testing.T, d *daemon, name string) *node.StorageInfo {
+	t.Helper()
+	for _, f := range d.status().Folders {
+		if f.Name == name {
+			return f.Storage
+		}
+	}
+	return nil
+}
+
+func storageUsage(t *testing.T, d *daemon) node.StorageStatus {
+	t.Helper()
+	var st node.StorageStatus
+	if err := json.Unmarshal([]byte(d.mesh("storage", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// storagePeerHandOff: A syncs a folder to the storage peer S and stops; B,
+// started only after A stopped, joins with A's code (redeemed at S) and gets
+// the whole folder from S alone. Then S's whole state directory (and
+// extraState, e.g. an S3 server's data) is searched for the plaintext.
+func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
+	a := startDaemon(t, "a")
+	s := startDaemon(t, "s", append([]string{"--role", "storage"}, sArgs...)...)
+	a.mesh("init", "--name", "alpha")
+	// A storage peer refuses a code that carries the mesh content key.
+	if _, errOut, err := s.run("join", a.invite(), "--name", "vault"); err == nil || !strings.Contains(errOut, "mesh invite --storage") {
+		t.Fatalf("storage peer accepted a code with the mesh key: err %v, %s", err, errOut)
+	}
+	s.mesh("join", a.invite("--storage"), "--name", "vault")
+	idS := s.status().DeviceID
+	waitFor(t, 20*time.Second, "a sees the storage peer online", func() bool { return a.online(idS) })
+
+	dirA := filepath.Join(t.TempDir(), "docs-a")
+	sf := writeStorageFolder(t, dirA)
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	waitFor(t, 60*time.Second, "the storage peer holds every file of a", func() bool {
+		si := folderStorage(t, a, "docs")
+		return si != nil && si.Files == len(sf.files) && si.HeldFiles == si.Files && si.PeerID == idS
+	})
+	if out := a.mesh("status"); !strings.Contains(out, fmt.Sprintf("storage peer vault holds %d of %d files of docs", len(sf.files), len(sf.files))) {
+		t.Fatalf("mesh status on a does not show what the storage peer holds:\n%s", out)
+	}
+	code := a.invite()
+	if !strings.Contains(code, "-meshfolderkey") {
+		t.Fatalf("a device's invite code lacks the mesh content key: %s", code)
+	}
+	a.stop()
+
+	b := startDaemon(t, "b")
+	b.mesh("join", code, "--name", "bravo")
+	if !b.online(idS) {
+		t.Fatal("b joined but is not connected to the storage peer")
+	}
+	waitFor(t, 30*time.Second, "b learns the folder from the storage peer", func() bool {
+		return strings.Contains(b.mesh("folder", "list"), "docs")
+	})
+	dirB := filepath.Join(t.TempDir(), "docs-b")
+	b.mesh("folder", "join", "docs", dirB)
+	waitFor(t, 90*time.Second, "b has every file", func() bool { return sf.presentIn(dirB) })
+	b.mesh("wait", "docs", "--timeout", "60s")
+	if diff, same := sameTrees(treeOf(t, dirA), treeOf(t, dirB)); !same {
+		t.Fatalf("b differs from a: %s", diff)
+	}
+	if st := b.status(); st.Online != 1 || st.Members != 3 {
+		t.Fatalf("b should see 3 members, only the storage peer online: %+v", st)
+	}
+	if !b.logContains("storage peer: fetched blob") {
+		t.Fatal("b's log does not show a fetch from the storage peer")
+	}
+	st := storageUsage(t, s)
+	if st.Usage == nil || st.Usage.Chunks == 0 || st.Usage.Records == 0 {
+		t.Fatalf("storage peer usage: %+v", st)
+	}
+
+	// The search works: A's database holds the names in plaintext.
+	if found := grepState(t, a.home, sf.needles); len(found) == 0 {
+		t.Fatal("search of a's state found no plaintext name: the search cannot be trusted")
+	}
+	if extraState == "" { // a full 4 MiB chunk, sealed, is kept whole
+		full := false
+		_ = filepath.WalkDir(filepath.Join(s.home, "vault"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				fi, _ := d.Info()
+				full = full || fi.Size() == crypt.MaxSealedChunkSize
+			}
+			return err
+		})
+		if !full {
+			t.Fatalf("no sealed chunk of %d bytes under %s", crypt.MaxSealedChunkSize, s.home)
+		}
+	}
+	s.stop() // flush its database
+	if found := grepState(t, s.home, sf.needles); len(found) > 0 {
+		t.Fatalf("the storage peer's state holds plaintext:\n%s", strings.Join(found, "\n"))
+	}
+	if extraState != "" {
+		if found := grepState(t, extraState, sf.needles); len(found) > 0 {
+			t.Fatalf("the storage peer's object store holds plaintext:\n%s", strings.Join(found, "\n"))
+		}
+	}
+}
+
+// TestStoragePeerHandOff: see storagePeerHandOff; chunks on the storage
+// peer's disk.
+func TestStoragePeerHandOff(t *testing.T) {
+	storagePeerHandOff(t, nil, "")
+}
+
+// TestStoragePeerQuota: with a quota smaller than the folder, the storage
+// peer holds at most the quota (the newest files that fit), and a device
+// online together with A gets every file from A.
+func TestStoragePeerQuota(t *testing.T) {
+	const quota = 700 << 10
+	a := startDaemon(t, "a")
+	s := startDaemon(t, "s", "--role", "storage", "--quota", fmt.Sprint(quota))
+	a.mesh("init", "--name", "alpha")
+	s.mesh("join", a.invite("--storage"), "--name", "vault")
+	idS := s.status().DeviceID
+	waitFor(t, 20*time.Second, "a sees the storage peer online", func() bool { return a.online(idS) })
+
+	dirA := filepath.Join(t.TempDir(), "docs-a")
+	rng := rand.New(rand.NewPCG(7, 7))
+	const n, size = 6, 200 << 10
+	base := time.Now().Add(-time.Hour)
+	for i := range n {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		p := filepath.Join(dirA, fmt.Sprintf("file-%d.bin", i))
+		write(t, p, string(b))
+		mt := base.Add(time.Duration(i) * time.Minute) // file-5 is the newest
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	var si *node.StorageInfo
+	waitFor(t, 60*time.Second, "a has offered every file to the storage peer", func() bool {
+		si = folderStorage(t, a, "docs")
+		return si != nil && si.Files == n && si.HeldFiles > 0
+	})
+	t.Logf("storage peer holds %d of %d files (%d bytes, quota %d)", si.HeldFiles, n, si.HeldBytes, quota)
+	if si.HeldFiles >= n || si.HeldBytes > quota {
+		t.Fatalf("storage peer holds %d of %d files, %d bytes, quota %d", si.HeldFiles, n, si.HeldBytes, quota)
+	}
+	u := storageUsage(t, s).Usage
+	if u == nil || u.Used > quota || u.Used == 0 || u.Quota != quota {
+		t.Fatalf("storage peer usage %+v, quota %d", u, quota)
+	}
+	var onDisk int64
+	_ = filepath.WalkDir(filepath.Join(s.home, "vault"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			fi, _ := d.Info()
+			onDisk += fi.Size()
+		}
+		return err
+	})
+	t.Logf("usage %+v, on disk %d", u, onDisk)
+	if onDisk == 0 || onDisk > quota {
+		t.Fatalf("storage peer keeps %d bytes of chunks on disk, quota %d", onDisk, quota)
+	}
+
+	// C comes online together with A: it gets every file, from A.
+	c := startDaemon(t, "c")
+	c.mesh("join", a.invite(), "--name", "charlie")
+	waitFor(t, 20*time.Second, "c sees the folder", func() bool { return strings.Contains(c.mesh("folder", "list"), "docs") })
+	dirC := filepath.Join(t.TempDir(), "docs-c")
+	c.mesh("folder", "join", "docs", dirC)
+	c.mesh("wait", "docs", "--timeout", "60s")
+	if diff, same := sameTrees(treeOf(t, dirA), treeOf(t, dirC)); !same {
+		t.Fatalf("c differs from a: %s", diff)
+	}
+	if served := a.status().Transfer.BytesServed; served < int64(n-si.HeldFiles)*size {
+		t.Fatalf("a served %d bytes; the %d files the storage peer lacks are %d bytes", served, n-si.HeldFiles, (n-si.HeldFiles)*size)
+	}
+}

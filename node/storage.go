@@ -1,0 +1,810 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/zeebo/blake3"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/crypt"
+	"github.com/meshwork/meshwork/blobs/s3store"
+	"github.com/meshwork/meshwork/node/folder"
+	"github.com/meshwork/meshwork/node/internal/wire"
+	"github.com/meshwork/meshwork/node/vault"
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// The storage peer, both sides.
+//
+// A storage peer (meshd --role storage) is a member of the mesh that keeps
+// no working tree and never takes part in the plaintext sync of mesh
+// objects: it registers /meshwork/vault/1.0.0 (package node/vault) and
+// refuses /meshwork/sync/1.0.0 to everyone, and devices leave it out of
+// their sync engine, of blob swarms and of folder catch-ups. Devices
+// recognise a storage peer by the vault protocol in its identify record:
+// that is the storage peer's own promise to hold only ciphertext, which
+// devices honour; a device never sends it plaintext.
+//
+// # Keys: one mesh content key, distributed in invite codes
+//
+// The device that creates a mesh (mesh init) draws a 32-byte mesh content
+// key (a crypt.FolderKey), kept in badger under node/meshkey. Every invite
+// code made with 'mesh invite' carries it after the code proper:
+// "meshinv1…-meshfolderkey…". The code travels out of band (copied by the
+// user) and its secret parts never cross the wire, so a device joining
+// through a storage peer, with every other device offline, still gets the
+// key, and the storage peer (which redeems the invite) never sees it.
+// 'mesh invite --storage' makes a code without it, for a storage peer; a
+// storage peer refuses a code that carries a key and never stores one.
+// Why not a key handed over by an owner device after joining: a device that
+// joins while only the storage peer is online must read the folder at once,
+// and the code is the only secret channel it has. Why one mesh key rather
+// than a random key per folder: the same reason (a per-folder key would
+// need an owner online, or a key record sealed to the mesh key anyway).
+// The cost: every device of the mesh can read every folder's copy on the
+// storage peer, regardless of folder roles ('none' included); a leaked
+// invite code leaks the key (it already let its holder join and read
+// everything). Revoking a device does not rotate the key (not yet built).
+//
+// Per object (a folder, the catalog, the news stream), the key that seals
+// it is
+//
+//	objectKey = BLAKE3-derive("meshwork storage v1 object key", meshKey || objectID)
+//
+// and package blobs/crypt does the rest with it (its doc.go has the chunk,
+// manifest and record formats and what a storage peer learns from them).
+//
+// # What devices store on the storage peer
+//
+//   - For every object O a device holds, one record "obj/O/DEVICE": all of
+//     O's items (syncproto.EncodeItem, each with a uvarint length), sealed
+//     with crypt.SealRecord(objectKey, ad = the record name). A device only
+//     writes its own record; it merges every other device's record into its
+//     replica (FeedSync merge, as for a peer's changes), so devices that are
+//     never online together converge through the storage peer.
+//   - For every file whose content it has: its chunks sealed with
+//     crypt.SealChunk(objectKey of the folder) (convergent: equal chunks
+//     of a folder are stored once), and its sealed manifest (crypt.SealManifest)
+//     under "man/" + hex(BLAKE3-keyed(BLAKE3-derive("meshwork storage v1
+//     manifest name", objectKey), blob ref text)), a name the storage peer
+//     cannot link to a plaintext blob reference.
+//
+// Devices push and pull every 2 seconds while a storage peer is online, and
+// at once in 'mesh wait' and 'mesh folder join'.
+//
+// # Quota policy: newest first
+//
+// The storage peer counts only sealed chunk bytes against its quota; records
+// (all metadata) are always kept. It refuses a chunk that does not fit.
+// Devices upload files newest first (by modification time) and skip a file
+// whose missing chunks do not fit in what is left, trying older, smaller
+// ones, so a full storage peer holds the newest files that fit, whole.
+// Content is not evicted to make room for newer files (not yet built), and
+// chunks of deleted files are not collected (not yet built).
+//
+// # Reading from the storage peer
+//
+// A device fetches a blob from its online members first (the normal path);
+// if none is online or they fail, from a storage peer: the sealed manifest
+// (opened, its plaintext reference checked) and each missing sealed chunk
+// (checked by ciphertext hash, opened, checked by plaintext hash) into the
+// same partial file.
+
+// RoleStorage is Config.Role of a storage peer.
+const RoleStorage = "storage"
+
+var keyMeshKey = []byte("node/meshkey")
+
+// storageState is both sides' state.
+type storageState struct {
+	srv  *vault.Server // storage role only
+	cl   vault.Client
+	kick chan struct{}
+
+	roundMu sync.Mutex // one push/pull/upload round at a time
+
+	mu       sync.Mutex
+	known    map[peer.ID]bool  // peers seen serving the vault
+	pushed   map[string]uint64 // peer/object → head pushed
+	pulled   map[string]string // peer/record → hash merged
+	uploaded map[string]bool   // peer/blob → content and manifest held
+	info     map[syncproto.ObjectID]StorageInfo
+	cman     map[blobs.BlobRef]crypt.Manifest
+}
+
+// StorageInfo is what a storage peer holds of a folder (FolderInfo.Storage).
+type StorageInfo struct {
+	Peer      string    `json:"peer"` // the storage peer's name
+	PeerID    string    `json:"peer_id"`
+	Files     int       `json:"files"` // files with content in the folder
+	Bytes     int64     `json:"bytes"`
+	HeldFiles int       `json:"held_files"` // of which the storage peer holds the content
+	HeldBytes int64     `json:"held_bytes"`
+	Updated   time.Time `json:"updated"`
+}
+
+func (n *Node) isStorage() bool { return n.cfg.Role == RoleStorage }
+
+// openStorage sets up the vault (storage role) or the client side.
+func (n *Node) openStorage() error {
+	n.st = &storageState{
+		cl: vault.Client{H: n.host}, kick: make(chan struct{}, 1),
+		known: map[peer.ID]bool{}, pushed: map[string]uint64{}, pulled: map[string]string{},
+		uploaded: map[string]bool{}, info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
+	}
+	switch n.cfg.Role {
+	case "", "device":
+		if n.cfg.Quota != 0 || n.cfg.Store != "" {
+			return errors.New("--quota and --store are for a storage peer (--role storage)")
+		}
+		return nil
+	case RoleStorage:
+	default:
+		return fmt.Errorf("--role %q: want device or storage", n.cfg.Role)
+	}
+	if k, err := dbGet(n.db, keyMeshKey); err == nil && k != nil {
+		return fmt.Errorf("home %q holds a mesh content key: it was a device, not a storage peer; use a fresh home for --role storage", n.cfg.Home)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var be vault.Backend
+	name := ""
+	if n.cfg.Store == "" {
+		dir := filepath.Join(n.cfg.Home, "vault")
+		d, err := vault.OpenDir(dir)
+		if err != nil {
+			return err
+		}
+		be, name = d, dir
+	} else {
+		cfg, err := s3store.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
+		}
+		s, err := s3store.Open(ctx, n.cfg.Store, cfg, n.log)
+		if err != nil {
+			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
+		}
+		be, name = s, n.cfg.Store
+	}
+	srv, err := vault.NewServer(ctx, n.db, []byte("vault/"), be, name, n.cfg.Quota, n.log.With("component", "vault"))
+	if err != nil {
+		return err
+	}
+	n.st.srv = srv
+	u := srv.Usage()
+	n.log.Info("storage peer", "store", name, "quota", n.cfg.Quota, "used", u.Used, "chunks", u.Chunks)
+	return nil
+}
+
+func (n *Node) registerStorage() {
+	if n.st.srv != nil {
+		n.handle(vault.Proto, n.st.srv.Handle)
+	}
+}
+
+// refuseOnStorage fails what a storage peer must not do.
+func (n *Node) refuseOnStorage(what string) error {
+	if n.isStorage() {
+		return fmt.Errorf("%s: this daemon is a storage peer (--role storage): it keeps no working tree and never holds plaintext", what)
+	}
+	return nil
+}
+
+// isStoragePeer reports whether p announced the vault protocol.
+func (n *Node) isStoragePeer(p peer.ID) bool {
+	if n.st == nil {
+		return false
+	}
+	if ps, err := n.host.Peerstore().SupportsProtocols(p, vault.Proto); err == nil && len(ps) > 0 {
+		n.st.mu.Lock()
+		n.st.known[p] = true
+		n.st.mu.Unlock()
+		return true
+	}
+	n.st.mu.Lock()
+	defer n.st.mu.Unlock()
+	return n.st.known[p]
+}
+
+// storagePeers lists the online members that are storage peers.
+func (n *Node) storagePeers() []peer.ID {
+	var out []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		if p != n.id && n.IsMember(p) && n.isStoragePeer(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// storagePeerAddrsLocked lists the direct addresses (with /p2p/ID) at which
+// this device is connected to storage peers, for invite codes. n.mu is held.
+func (n *Node) storagePeerAddrsLocked() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, p := range n.host.Network().Peers() {
+		if n.mlog == nil || !n.mlog.IsMember(p) || !n.isStoragePeer(p) {
+			continue
+		}
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			a := c.RemoteMultiaddr()
+			if isRelayed(a) {
+				continue
+			}
+			if pa, err := ma.NewMultiaddr("/p2p/" + p.String()); err == nil {
+				out = append(out, a.Encapsulate(pa))
+			}
+		}
+	}
+	return out
+}
+
+// --- the mesh content key -----------------------------------------------
+
+func (n *Node) meshKey() (crypt.FolderKey, bool) {
+	b, err := dbGet(n.db, keyMeshKey)
+	if err != nil || len(b) != 32 {
+		return crypt.FolderKey{}, false
+	}
+	return crypt.FolderKey(b), true
+}
+
+// createMeshKey draws the mesh content key (mesh init).
+func (n *Node) createMeshKey() error {
+	if n.isStorage() {
+		return nil
+	}
+	k, err := crypt.NewFolderKey()
+	if err != nil {
+		return fmt.Errorf("create mesh content key: %w", err)
+	}
+	return dbPut(n.db, keyMeshKey, k[:])
+}
+
+// inviteCode is an invite's code, followed by the mesh content key unless
+// the invite is for a storage peer.
+func (n *Node) inviteCode(code string, forStorage bool) string {
+	k, ok := n.meshKey()
+	if forStorage || !ok {
+		return code
+	}
+	t, _ := k.MarshalText()
+	return code + "-" + string(t)
+}
+
+// takeMeshKey splits a code into the invite code proper and the mesh key.
+func (n *Node) takeMeshKey(code string) (string, *crypt.FolderKey, error) {
+	code = strings.Join(strings.Fields(code), "")
+	inv, keyText, found := strings.Cut(code, "-")
+	if !found {
+		return code, nil, nil
+	}
+	if n.isStorage() {
+		return "", nil, errors.New("join mesh: this code carries the mesh content key and this daemon is a storage peer, which must never hold it: make the code with 'mesh invite --storage'")
+	}
+	k, err := crypt.ParseFolderKey(strings.ToLower(keyText))
+	if err != nil {
+		return "", nil, fmt.Errorf("join mesh: the part after '-' of the code: %w", err)
+	}
+	return inv, &k, nil
+}
+
+func (n *Node) keepMeshKey(k *crypt.FolderKey) error {
+	if k == nil {
+		return nil
+	}
+	if err := dbPut(n.db, keyMeshKey, k[:]); err != nil {
+		return fmt.Errorf("save mesh content key: %w", err)
+	}
+	return nil
+}
+
+func objectKey(mk crypt.FolderKey, id syncproto.ObjectID) crypt.FolderKey {
+	var k crypt.FolderKey
+	blake3.DeriveKey("meshwork storage v1 object key", append(append([]byte{}, mk[:]...), id...), k[:])
+	return k
+}
+
+func manifestName(fk crypt.FolderKey, ref blobs.BlobRef) string {
+	var mk [32]byte
+	blake3.DeriveKey("meshwork storage v1 manifest name", fk[:], mk[:])
+	h, _ := blake3.NewKeyed(mk[:])
+	_, _ = h.Write([]byte(ref.String()))
+	return "man/" + hex.EncodeToString(h.Sum(nil))
+}
+
+// --- the device side: push, pull, upload ---------------------------------
+
+func (n *Node) kickStorage() {
+	if n.st == nil {
+		return
+	}
+	select {
+	case n.st.kick <- struct{}{}:
+	default:
+	}
+}
+
+// storageLoop keeps the storage peers up to date and merges what they hold.
+func (n *Node) storageLoop(ctx context.Context) {
+	if n.isStorage() {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.st.kick:
+		}
+		n.storageRound(ctx)
+	}
+}
+
+// storageRound pushes this device's object records, merges the others',
+// and uploads content, with every online storage peer. It returns when done.
+func (n *Node) storageRound(ctx context.Context) {
+	if n.isStorage() {
+		return
+	}
+	mk, ok := n.meshKey()
+	if !ok {
+		return
+	}
+	peers := n.storagePeers()
+	if len(peers) == 0 {
+		return
+	}
+	n.st.roundMu.Lock()
+	defer n.st.roundMu.Unlock()
+	for _, p := range peers {
+		if err := n.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
+			n.log.Warn("storage peer: push records", "peer", p.ShortString(), "err", err)
+		}
+		if err := n.pullObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
+			n.log.Warn("storage peer: merge records", "peer", p.ShortString(), "err", err)
+		}
+		n.uploadContent(ctx, p, mk)
+	}
+}
+
+func encodeItems(items []syncproto.Item) []byte {
+	var b []byte
+	for _, it := range items {
+		b = wire.AppendBytes(b, syncproto.EncodeItem(it))
+	}
+	return b
+}
+
+func decodeItems(b []byte) ([]syncproto.Item, error) {
+	var out []syncproto.Item
+	for len(b) > 0 {
+		f, rest, err := wire.ReadBytes(b)
+		if err != nil {
+			return nil, err
+		}
+		it, err := syncproto.DecodeItem(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+		b = rest
+	}
+	return out, nil
+}
+
+func (n *Node) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
+	var errs []error
+	for _, id := range n.sync.Objects() {
+		var items []syncproto.Item
+		var head uint64
+		_ = n.sync.Change(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
+		k := p.String() + "/" + string(id)
+		n.st.mu.Lock()
+		done := n.st.pushed[k] == head && head != 0
+		n.st.mu.Unlock()
+		if done || len(items) == 0 {
+			continue
+		}
+		name := "obj/" + string(id) + "/" + n.id.String()
+		sealed, err := crypt.SealRecord(objectKey(mk, id), encodeItems(items), []byte(name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("seal %s: %w", id, err))
+			continue
+		}
+		if err := n.st.cl.PutRecord(ctx, p, name, sealed); err != nil {
+			errs = append(errs, fmt.Errorf("object %s: %w", id, err))
+			continue
+		}
+		n.st.mu.Lock()
+		n.st.pushed[k] = head
+		n.st.mu.Unlock()
+		n.log.Debug("storage peer: pushed object", "peer", p.ShortString(), "object", string(id), "items", len(items), "bytes", len(sealed))
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
+	recs, err := n.st.cl.List(ctx, p, "obj/")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range recs {
+		parts := strings.Split(r.Name, "/")
+		if len(parts) != 3 || parts[2] == n.id.String() {
+			continue
+		}
+		id := syncproto.ObjectID(parts[1])
+		k := p.String() + "/" + r.Name
+		n.st.mu.Lock()
+		done := n.st.pulled[k] == r.Hash
+		n.st.mu.Unlock()
+		if done || n.sync.Object(id) == nil {
+			continue // merged already, or not an object this device keeps (yet)
+		}
+		sealed, err := n.st.cl.GetRecord(ctx, p, r.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		plain, err := crypt.OpenRecord(objectKey(mk, id), sealed, []byte(r.Name))
+		var items []syncproto.Item
+		if err == nil {
+			items, err = decodeItems(plain)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("record %s: %w", r.Name, err))
+			n.st.mu.Lock()
+			n.st.pulled[k] = r.Hash // do not retry a record that does not open
+			n.st.mu.Unlock()
+			continue
+		}
+		var changed []syncproto.Item
+		var retry bool
+		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+			for _, it := range items {
+				ok, res, err := o.Apply(it)
+				if errors.Is(err, syncproto.ErrClockSkew) {
+					retry = true
+				} else if err != nil {
+					n.log.Debug("storage peer: item refused", "object", string(id), "err", err)
+				}
+				if ok {
+					changed = append(changed, res)
+				}
+			}
+			return nil
+		})
+		if !retry {
+			n.st.mu.Lock()
+			n.st.pulled[k] = r.Hash
+			n.st.mu.Unlock()
+		}
+		if len(changed) > 0 {
+			n.log.Debug("storage peer: merged record", "record", r.Name, "changed", len(changed))
+			n.onSyncChange(id, changed)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type fileToUpload struct {
+	ref   blobs.BlobRef
+	mtime time.Time
+}
+
+// uploadContent uploads the content of every local folder's files, newest
+// first, skipping what does not fit the quota.
+func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
+	n.fmu.Lock()
+	var lfs []*localFolder
+	for _, lf := range n.folders {
+		lfs = append(lfs, lf)
+	}
+	n.fmu.Unlock()
+	usage, err := n.st.cl.Usage(ctx, p)
+	if err != nil {
+		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
+		return
+	}
+	left := int64(-1)
+	if usage.Quota > 0 {
+		left = max(0, usage.Quota-usage.Used)
+	}
+	for _, lf := range lfs {
+		fk := objectKey(mk, lf.conf.ID)
+		var files []fileToUpload
+		info := StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
+		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+			for _, it := range o.Items() {
+				fe, ok := it.Body.(*syncproto.FileEntry)
+				if it.Sync.Deleted || !ok || fe.Blob == (syncproto.BlobRef{}) || !fe.Mode.IsRegular() {
+					continue
+				}
+				ref, err := folder.BlobRefOf(fe.Blob)
+				if err != nil {
+					continue
+				}
+				files = append(files, fileToUpload{ref, fe.ModTime})
+			}
+			return nil
+		})
+		sort.Slice(files, func(i, j int) bool { return files[i].mtime.After(files[j].mtime) })
+		for _, f := range files {
+			if ctx.Err() != nil {
+				return
+			}
+			info.Files++
+			info.Bytes += f.ref.Size
+			k := p.String() + "/" + f.ref.String()
+			n.st.mu.Lock()
+			done := n.st.uploaded[k]
+			n.st.mu.Unlock()
+			if !done {
+				var err error
+				done, err = n.uploadBlob(ctx, p, fk, f.ref, &left)
+				if err != nil && ctx.Err() == nil {
+					n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+				}
+				if done {
+					n.st.mu.Lock()
+					n.st.uploaded[k] = true
+					n.st.mu.Unlock()
+				}
+			}
+			if done {
+				info.HeldFiles++
+				info.HeldBytes += f.ref.Size
+			}
+		}
+		info.Updated = time.Now().UTC()
+		n.st.mu.Lock()
+		n.st.info[lf.conf.ID] = info
+		n.st.mu.Unlock()
+	}
+}
+
+// uploadBlob seals and uploads the chunks of ref the peer lacks, then its
+// sealed manifest. It reports false without error when the content is not
+// here or does not fit (left: bytes left in the quota, -1 for no quota).
+func (n *Node) uploadBlob(ctx context.Context, p peer.ID, fk crypt.FolderKey, ref blobs.BlobRef, left *int64) (bool, error) {
+	m, err := n.blobStore.Manifest(ctx, ref)
+	if err != nil {
+		return false, nil // content not here
+	}
+	if miss, err := n.blobStore.Missing(ctx, m); err != nil || len(miss) > 0 {
+		return false, nil
+	}
+	buf := make([]byte, 0, blobs.MaxChunkSize)
+	seal := func(c blobs.ChunkRef) ([]byte, blobs.ChunkID, error) {
+		data, err := n.blobStore.Get(ctx, c.ID, buf)
+		if err != nil {
+			return nil, blobs.ChunkID{}, err
+		}
+		return crypt.SealChunk(fk, data)
+	}
+	cm := crypt.Manifest{}
+	ids := make([]blobs.ChunkID, len(m.Chunks))
+	for i, c := range m.Chunks {
+		_, ct, err := seal(c)
+		if err != nil {
+			return false, fmt.Errorf("seal chunk %v: %w", c.ID, err)
+		}
+		ids[i] = ct
+		cm.Chunks = append(cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
+	}
+	have, err := n.st.cl.Have(ctx, p, ids)
+	if err != nil {
+		return false, err
+	}
+	var need int64
+	seen := map[blobs.ChunkID]bool{}
+	for i, c := range m.Chunks {
+		if !have[i] && !seen[ids[i]] {
+			seen[ids[i]] = true
+			need += int64(c.Size) + crypt.Overhead
+		}
+	}
+	if *left >= 0 && need > *left {
+		n.log.Debug("storage peer: file does not fit the quota", "blob", ref.String(), "need", need, "left", *left)
+		return false, nil
+	}
+	for i, c := range m.Chunks {
+		if have[i] {
+			continue
+		}
+		sealed, ct, err := seal(c)
+		if err != nil {
+			return false, fmt.Errorf("seal chunk %v: %w", c.ID, err)
+		}
+		if err := n.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
+			if errors.Is(err, vault.ErrQuota) {
+				*left = 0
+				return false, nil
+			}
+			return false, err
+		}
+		have[i] = true
+		for j := range ids { // the same chunk later in the blob
+			if ids[j] == ct {
+				have[j] = true
+			}
+		}
+	}
+	if *left >= 0 {
+		*left -= need
+	}
+	sm, err := crypt.SealManifest(fk, cm)
+	if err != nil {
+		return false, err
+	}
+	if err := n.st.cl.PutRecord(ctx, p, manifestName(fk, ref), sm); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// storageInfo is what FolderInfo shows for folder id (nil if nothing known).
+func (n *Node) storageInfo(id syncproto.ObjectID) *StorageInfo {
+	if n.st == nil {
+		return nil
+	}
+	n.st.mu.Lock()
+	defer n.st.mu.Unlock()
+	if i, ok := n.st.info[id]; ok {
+		return &i
+	}
+	return nil
+}
+
+// --- reading from a storage peer -------------------------------------------
+
+// vaultManifest fetches and opens the sealed manifest of ref.
+func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, ref blobs.BlobRef) (crypt.Manifest, error) {
+	n.st.mu.Lock()
+	cm, ok := n.st.cman[ref]
+	n.st.mu.Unlock()
+	if ok {
+		return cm, nil
+	}
+	mk, ok := n.meshKey()
+	if !ok {
+		return crypt.Manifest{}, errors.New("this device has no mesh content key (it joined with a code made without one)")
+	}
+	fk := objectKey(mk, folderID)
+	sealed, err := n.st.cl.GetRecord(ctx, p, manifestName(fk, ref))
+	if err != nil {
+		return crypt.Manifest{}, fmt.Errorf("manifest of %s: %w", ref, err)
+	}
+	cm, err = crypt.OpenManifest(fk, sealed)
+	if err != nil {
+		return crypt.Manifest{}, fmt.Errorf("manifest of %s from %s: %w", ref, p.ShortString(), err)
+	}
+	if got := cm.Plain().Ref(); got != ref {
+		return crypt.Manifest{}, fmt.Errorf("manifest of %s from %s: it describes %s: %w", ref, p.ShortString(), got, blobs.ErrMismatch)
+	}
+	n.st.mu.Lock()
+	n.st.cman[ref] = cm
+	n.st.mu.Unlock()
+	return cm, nil
+}
+
+// fetchManifest gets a folder blob's manifest from the online members, else
+// from a storage peer.
+func (n *Node) fetchManifest(ctx context.Context, folderID syncproto.ObjectID, ref blobs.BlobRef) (blobs.Manifest, error) {
+	var errs []error
+	if peers := n.onlineMembers(); len(peers) > 0 {
+		m, err := n.blobSvc.FetchManifest(ctx, ref, peers)
+		if err == nil {
+			return m, nil
+		}
+		errs = append(errs, err)
+	}
+	for _, p := range n.storagePeers() {
+		cm, err := n.vaultManifest(ctx, p, folderID, ref)
+		if err == nil {
+			return cm.Plain(), nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: no member online", ref)
+	}
+	return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: %w", ref, errors.Join(errs...))
+}
+
+// fetchInto gets a folder blob's missing chunks from the online members,
+// else from a storage peer.
+func (n *Node) fetchInto(ctx context.Context, folderID syncproto.ObjectID, m blobs.Manifest, sink interface {
+	Put(context.Context, blobs.ChunkID, []byte) error
+}, progress func(blobs.Progress)) error {
+	var errs []error
+	if peers := n.onlineMembers(); len(peers) > 0 {
+		err := n.blobSvc.FetchInto(ctx, m, peers, sink, progress)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	for _, p := range n.storagePeers() {
+		err := n.fetchFromVault(ctx, p, folderID, m, sink, progress)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("fetch %s: no member online", m.Ref())
+	}
+	return fmt.Errorf("fetch %s: %w", m.Ref(), errors.Join(errs...))
+}
+
+func (n *Node) fetchFromVault(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, m blobs.Manifest, sink interface {
+	Put(context.Context, blobs.ChunkID, []byte) error
+}, progress func(blobs.Progress)) error {
+	ref := m.Ref()
+	cm, err := n.vaultManifest(ctx, p, folderID, ref)
+	if err != nil {
+		return err
+	}
+	mk, _ := n.meshKey()
+	fk := objectKey(mk, folderID)
+	cipher := map[blobs.ChunkID]blobs.ChunkID{}
+	for _, c := range cm.Chunks {
+		cipher[c.Plain.ID] = c.Cipher
+	}
+	missing, err := n.blobStore.Missing(ctx, m)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	pr := blobs.Progress{Blob: ref, TotalBytes: m.Size(), TotalChunks: len(m.Chunks), DoneBytes: m.Size(), DoneChunks: len(m.Chunks), Peers: 1}
+	for _, c := range missing {
+		pr.DoneBytes -= int64(c.Size)
+		pr.DoneChunks--
+	}
+	done := map[blobs.ChunkID]bool{}
+	for _, c := range missing {
+		if done[c.ID] {
+			continue
+		}
+		ct, ok := cipher[c.ID]
+		if !ok {
+			return fmt.Errorf("sealed manifest of %s from %s lacks chunk %v", ref, p.ShortString(), c.ID)
+		}
+		sealed, err := n.st.cl.GetChunk(ctx, p, ct)
+		if err != nil {
+			return fmt.Errorf("chunk %v of %s: %w", c.ID, ref, err)
+		}
+		plain, err := crypt.OpenChunk(fk, c.ID, sealed)
+		if err != nil {
+			return fmt.Errorf("chunk %v of %s from %s: %w", c.ID, ref, p.ShortString(), err)
+		}
+		if err := sink.Put(ctx, c.ID, plain); err != nil {
+			return fmt.Errorf("chunk %v of %s: %w", c.ID, ref, err)
+		}
+		done[c.ID] = true
+		pr.DoneBytes += int64(c.Size)
+		pr.DoneChunks++
+		pr.Elapsed = time.Since(start)
+		if progress != nil {
+			progress(pr)
+		}
+	}
+	n.log.Debug("storage peer: fetched blob", "peer", p.ShortString(), "blob", ref.String(), "chunks", len(done))
+	return nil
+}
