@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/node"
@@ -171,9 +176,13 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 	if found := grepState(t, a.home, sf.needles); len(found) == 0 {
 		t.Fatal("search of a's state found no plaintext name: the search cannot be trusted")
 	}
-	if extraState == "" { // a full 4 MiB chunk, sealed, is kept whole
+	chunkDir := filepath.Join(s.home, "vault")
+	if extraState != "" {
+		chunkDir = extraState
+	}
+	{ // a full 4 MiB chunk, sealed, is kept whole
 		full := false
-		_ = filepath.WalkDir(filepath.Join(s.home, "vault"), func(p string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(chunkDir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
 				fi, _ := d.Info()
 				full = full || fi.Size() == crypt.MaxSealedChunkSize
@@ -181,7 +190,7 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 			return err
 		})
 		if !full {
-			t.Fatalf("no sealed chunk of %d bytes under %s", crypt.MaxSealedChunkSize, s.home)
+			t.Fatalf("no sealed chunk of %d bytes under %s", crypt.MaxSealedChunkSize, chunkDir)
 		}
 	}
 	s.stop() // flush its database
@@ -270,4 +279,87 @@ func TestStoragePeerQuota(t *testing.T) {
 	if served := a.status().Transfer.BytesServed; served < int64(n-si.HeldFiles)*size {
 		t.Fatalf("a served %d bytes; the %d files the storage peer lacks are %d bytes", served, n-si.HeldFiles, (n-si.HeldFiles)*size)
 	}
+}
+
+// TestStoragePeerS3: the hand-off with the storage peer's chunks in an
+// S3-compatible server (versitygw, started here; skipped without it unless
+// MESH_TEST_REQUIRE_S3=1). The server's data directory is searched too.
+func TestStoragePeerS3(t *testing.T) {
+	endpoint, dataDir := startVersitygw(t)
+	cl, err := minio.New(strings.TrimPrefix(endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(s3Access, s3Secret, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.MakeBucket(t.Context(), "meshstore", minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("make bucket: %v", err)
+	}
+	t.Setenv("MESH_S3_ENDPOINT", endpoint)
+	t.Setenv("MESH_S3_ACCESS_KEY", s3Access)
+	t.Setenv("MESH_S3_SECRET_KEY", s3Secret)
+	storagePeerHandOff(t, []string{"--store", "s3://meshstore/peers/s1"}, dataDir)
+	n := 0
+	for o := range cl.ListObjects(t.Context(), "meshstore", minio.ListObjectsOptions{Prefix: "peers/s1/", Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no chunk object in the bucket")
+	}
+}
+
+const (
+	s3Access = "meshtestaccess"
+	s3Secret = "meshtestsecret0123456789"
+)
+
+// startVersitygw runs versitygw (from $VERSITYGW, PATH or GOPATH/bin) on a
+// free loopback port over a fresh directory, as blobs/s3store's tests do.
+func startVersitygw(t *testing.T) (endpoint, dataDir string) {
+	t.Helper()
+	bin := os.Getenv("VERSITYGW")
+	if bin == "" {
+		bin, _ = exec.LookPath("versitygw")
+	}
+	if bin == "" {
+		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+			p := filepath.Join(strings.TrimSpace(string(out)), "bin", "versitygw")
+			if _, err := os.Stat(p); err == nil {
+				bin = p
+			}
+		}
+	}
+	if bin == "" {
+		msg := "versitygw not found in $VERSITYGW, PATH or $(go env GOPATH)/bin; install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+		if os.Getenv("MESH_TEST_REQUIRE_S3") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dataDir = t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "--port", addr, "--access", s3Access, "--secret", s3Secret, "--quiet", "posix", dataDir)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = &out, &out, dataDir
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start versitygw: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	hc := &http.Client{Timeout: time.Second}
+	waitFor(t, 15*time.Second, "versitygw answering on "+addr, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("versitygw exited: %s", out.String())
+		default:
+		}
+		resp, err := hc.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close() // any answer (403) means it is up
+		}
+		return err == nil
+	})
+	return "http://" + addr, dataDir
 }
