@@ -139,6 +139,7 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("GET /v1/history", a.history)
 	mux.HandleFunc("POST /v1/restore", a.restore)
 	mux.HandleFunc("GET /v1/storage", a.storage) // storage_api.go
+	a.registerModes(mux)                         // modes.go: fetch, evict, files
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -36,6 +36,7 @@ type folderConf struct {
 	ID   syncproto.ObjectID `json:"id"`
 	Name string             `json:"name"`
 	Path string             `json:"path"`
+	Mode folder.Mode        `json:"mode,omitempty"` // "" is full (modes.go)
 }
 
 // localFolder is one folder this device syncs.
@@ -229,6 +230,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		Fetcher: fetcher{n, conf.ID},
 		Self:    syncproto.DeviceID(n.id.String()),
 		Logger:  n.log.With("folder", conf.Name),
+		Mode:    conf.Mode,
 	})
 	if err != nil {
 		return fmt.Errorf("open folder %q: %w", conf.Name, err)
@@ -398,7 +400,7 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 }
 
 // JoinFolder materialises an existing folder of the mesh at path.
-func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, error) {
+func (n *Node) JoinFolder(ctx context.Context, name, path string, mode folder.Mode) (folderConf, error) {
 	l := n.membership()
 	if l == nil {
 		return folderConf{}, errNoMesh
@@ -423,7 +425,7 @@ func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, e
 			return folderConf{}, fmt.Errorf("join folder %q: %w", name, err)
 		}
 	}
-	conf := folderConf{ID: def.ID, Name: name, Path: abs}
+	conf := folderConf{ID: def.ID, Name: name, Path: abs, Mode: mode}
 	if err := n.saveFolderConf(conf); err != nil {
 		return folderConf{}, err
 	}
@@ -508,6 +510,7 @@ type FolderInfo struct {
 	Conflicts    int               `json:"conflicts"`
 	Skipped      map[string]string `json:"skipped,omitempty"`
 	Storage      *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
+	Mode         string            `json:"mode,omitempty"`    // full, metadata, send-only, receive-only (if synced here)
 }
 
 func (n *Node) folderInfos() []FolderInfo {
@@ -532,6 +535,10 @@ func (n *Node) folderInfos() []FolderInfo {
 				fi.Transferring = st.Transferring
 			}
 			fi.Storage = n.storageInfo(def.ID)
+			fi.Mode = string(folder.ModeFull)
+			if lf.conf.Mode != "" {
+				fi.Mode = string(lf.conf.Mode)
+			}
 		}
 		out = append(out, fi)
 	}
@@ -591,11 +598,16 @@ func (a *apiServer) folderAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) folderJoin(w http.ResponseWriter, r *http.Request) {
-	var req struct{ Name, Path string }
+	var req struct{ Name, Path, Mode string }
 	if !readJSON(w, r, &req) {
 		return
 	}
-	c, err := a.n.JoinFolder(r.Context(), req.Name, req.Path)
+	mode, err := folder.ParseMode(req.Mode)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	c, err := a.n.JoinFolder(r.Context(), req.Name, req.Path, mode)
 	if err != nil {
 		writeErr(w, http.StatusConflict, err)
 		return
