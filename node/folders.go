@@ -438,7 +438,7 @@ func (n *Node) JoinFolder(ctx context.Context, name, path string, mode folder.Mo
 			n.log.Debug("catch up", "peer", p.String(), "err", err)
 		}
 	}
-	n.storageRound(ctx)
+	n.storageRound(ctx, false)
 	return conf, nil
 }
 
@@ -562,7 +562,7 @@ func (n *Node) WaitFolder(ctx context.Context, name string) error {
 			n.log.Debug("wait: catch up", "peer", p.String(), "err", err)
 		}
 	}
-	n.storageRound(ctx) // push to, merge from and upload to the storage peers
+	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {

@@ -57,7 +57,7 @@ func (a *apiServer) onPaths(w http.ResponseWriter, r *http.Request, op func(lf *
 }
 
 func (a *apiServer) fetchPaths(w http.ResponseWriter, r *http.Request) {
-	a.n.storageRound(r.Context()) // the newest items, also from a storage peer
+	a.n.storageRound(r.Context(), false) // the newest items, also from a storage peer
 	a.onPaths(w, r, func(lf *localFolder, rel string) error { return lf.f.Fetch(r.Context(), rel) })
 }
 

@@ -112,13 +112,14 @@ type storageState struct {
 	cl   vault.Client
 	kick chan struct{}
 
-	roundMu sync.Mutex // one push/pull/upload round at a time
+	syncMu   sync.Mutex // one push and pull of records at a time
+	uploadMu sync.Mutex // one content upload at a time
 
 	mu       sync.Mutex
 	known    map[peer.ID]bool  // peers seen serving the vault
 	pushed   map[string]uint64 // peer/object → head pushed
 	pulled   map[string]string // peer/record → hash merged
-	uploaded map[string]bool   // peer/blob → content and manifest held
+	uploaded map[string]bool   // peer/blob → content and manifest held (also in badger)
 	info     map[syncproto.ObjectID]StorageInfo
 	cman     map[blobs.BlobRef]crypt.Manifest
 }
@@ -350,13 +351,16 @@ func (n *Node) storageLoop(ctx context.Context) {
 		case <-t.C:
 		case <-n.st.kick:
 		}
-		n.storageRound(ctx)
+		n.storageRound(ctx, true)
 	}
 }
 
-// storageRound pushes this device's object records, merges the others',
-// and uploads content, with every online storage peer. It returns when done.
-func (n *Node) storageRound(ctx context.Context) {
+// storageRound pushes this device's object records to every online storage
+// peer and merges the other devices' records; with upload, it then uploads
+// content. It returns when done. Records and uploads have separate locks,
+// so that a merge ('mesh fetch', 'mesh folder join') never waits for a long
+// upload.
+func (n *Node) storageRound(ctx context.Context, upload bool) {
 	if n.isStorage() {
 		return
 	}
@@ -368,8 +372,7 @@ func (n *Node) storageRound(ctx context.Context) {
 	if len(peers) == 0 {
 		return
 	}
-	n.st.roundMu.Lock()
-	defer n.st.roundMu.Unlock()
+	n.st.syncMu.Lock()
 	for _, p := range peers {
 		if err := n.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
 			n.log.Warn("storage peer: push records", "peer", p.ShortString(), "err", err)
@@ -377,8 +380,21 @@ func (n *Node) storageRound(ctx context.Context) {
 		if err := n.pullObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
 			n.log.Warn("storage peer: merge records", "peer", p.ShortString(), "err", err)
 		}
+	}
+	n.st.syncMu.Unlock()
+	if !upload {
+		return
+	}
+	n.st.uploadMu.Lock()
+	defer n.st.uploadMu.Unlock()
+	for _, p := range peers {
 		n.uploadContent(ctx, p, mk)
 	}
+}
+
+// keyUploaded marks a blob whose content and manifest a storage peer holds.
+func keyUploaded(p peer.ID, ref blobs.BlobRef) []byte {
+	return []byte("node/storage/uploaded/" + p.String() + "/" + ref.String())
 }
 
 func encodeItems(items []syncproto.Item) []byte {
@@ -555,6 +571,14 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			done := n.st.uploaded[k]
 			n.st.mu.Unlock()
 			if !done {
+				if v, err := dbGet(n.db, keyUploaded(p, f.ref)); err == nil && v != nil {
+					done = true // uploaded by an earlier run
+					n.st.mu.Lock()
+					n.st.uploaded[k] = true
+					n.st.mu.Unlock()
+				}
+			}
+			if !done {
 				var err error
 				done, err = n.uploadBlob(ctx, p, fk, f.ref, &left)
 				if err != nil && ctx.Err() == nil {
@@ -564,6 +588,9 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 					n.st.mu.Lock()
 					n.st.uploaded[k] = true
 					n.st.mu.Unlock()
+					if err := dbPut(n.db, keyUploaded(p, f.ref), []byte{1}); err != nil {
+						n.log.Warn("storage peer: record upload", "err", err)
+					}
 				}
 			}
 			if done {

@@ -279,6 +279,33 @@ func TestStoragePeerQuota(t *testing.T) {
 	if served := a.status().Transfer.BytesServed; served < int64(n-si.HeldFiles)*size {
 		t.Fatalf("a served %d bytes; the %d files the storage peer lacks are %d bytes", served, n-si.HeldFiles, (n-si.HeldFiles)*size)
 	}
+
+	// Newest first: with A and C offline, D (metadata mode) can fetch the
+	// newest files from the storage peer, and not the oldest.
+	code := a.invite()
+	a.stop()
+	c.stop()
+	d := startDaemon(t, "d")
+	d.mesh("join", code, "--name", "delta")
+	waitFor(t, 30*time.Second, "d learns the folder from the storage peer", func() bool {
+		return strings.Contains(d.mesh("folder", "list"), "docs")
+	})
+	dirD := filepath.Join(t.TempDir(), "docs-d")
+	d.mesh("folder", "join", "docs", dirD, "--mode", "metadata")
+	waitFor(t, 30*time.Second, "d knows every name", func() bool { return len(folderFiles(t, d, "docs")) == n })
+	for i := n - 1; i >= n-si.HeldFiles; i-- {
+		name := fmt.Sprintf("file-%d.bin", i)
+		d.mesh("fetch", filepath.Join(dirD, name))
+		want, _ := os.ReadFile(filepath.Join(dirA, name))
+		if got, err := os.ReadFile(filepath.Join(dirD, name)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s fetched from the storage peer: %d bytes, want %d (%v)", name, len(got), len(want), err)
+		}
+	}
+	if _, errOut, err := d.run("fetch", filepath.Join(dirD, "file-0.bin")); err == nil {
+		t.Fatal("fetched the oldest file with only the storage peer online, which should not hold it")
+	} else if t.Logf("fetch of the oldest file: %s", errOut); !strings.Contains(errOut, "file-0.bin") {
+		t.Fatalf("the fetch error does not name the file: %s", errOut)
+	}
 }
 
 // TestStoragePeerS3: the hand-off with the storage peer's chunks in an

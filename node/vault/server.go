@@ -207,7 +207,7 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 			return err
 		})
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fail(StatusNotFound, "record %q: %v", p, ErrNotFound)
+			return fail(StatusNotFound, "record %q", p)
 		}
 		if err != nil {
 			return fail(StatusInternal, "get record %q: %v", p, err)
@@ -266,7 +266,7 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 		id := blobs.ChunkID(p)
 		ok, err := s.be.Has(ctx, id)
 		if err == nil && !ok {
-			return fail(StatusNotFound, "chunk %v: %v", id, ErrNotFound)
+			return fail(StatusNotFound, "sealed chunk %v", id)
 		}
 		data, err := s.be.Get(ctx, id, nil)
 		if err != nil {
