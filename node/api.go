@@ -6,7 +6,8 @@ package node
 //
 //	GET  /v1/status            → Status
 //	POST /v1/init    {"name"}  → {"mesh_id"}
-//	POST /v1/invite  {"role", "ttl"}  (ttl as a Go duration, "24h")
+//	POST /v1/invite  {"role", "ttl", "storage"}  (ttl as a Go duration, "24h";
+//	                 storage: a code without the mesh content key, storage.go)
 //	                           → {"code", "mesh_id", "role", "expires"}
 //	POST /v1/join    {"code", "name"} → {"mesh_id"}
 //	GET  /v1/devices           → [Device]  (see Device for the fields)
@@ -21,6 +22,8 @@ package node
 //	DELETE /v1/folders/{name}                   stop syncing it here (files stay)
 //	GET    /v1/folders/{name}/wait?timeout=D    returns when in sync with online members
 //	GET    /v1/history?path=P → [HistoryEntry]; POST /v1/restore {"path","version"}
+//	GET    /v1/storage → StorageStatus (storage_api.go); POST /v1/fetch, POST /v1/evict,
+//	GET    /v1/folders/{name}/files (metadata mode and files, modes.go)
 //	GET    /v1/news[?follow=1] → [NewsEntry] (follow: NDJSON, pushed as it happens)
 //	GET  /debug/pprof/…        Go's profiler (net/http/pprof)
 //
