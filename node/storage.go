@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,7 +43,7 @@ import (
 // The device that creates a mesh (mesh init) draws a 32-byte mesh content
 // key (a crypt.FolderKey), kept in badger under node/meshkey. Every invite
 // code made with 'mesh invite' carries it after the code proper:
-// "meshinv1…-meshfolderkey…". The code travels out of band (copied by the
+// "meshinv1…-mk1…" (format and checksum at meshKeyPrefix). The code travels out of band (copied by the
 // user) and its secret parts never cross the wire, so a device joining
 // through a storage peer, with every other device offline, still gets the
 // key, and the storage peer (which redeems the invite) never sees it.
@@ -273,30 +275,64 @@ func (n *Node) createMeshKey() error {
 	return dbPut(n.db, keyMeshKey, k[:])
 }
 
+// The mesh key part of an invite code: "-mk1" + lower-case base32 (no
+// padding) of key[32] || checksum[4], where checksum is the first 4 bytes of
+// BLAKE3-derive("meshwork invite mesh key v1", lower-case code || key): a
+// typo, a cut, or a key pasted after another code is detected.
+const meshKeyPrefix = "mk1"
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func meshKeyChecksum(code string, k crypt.FolderKey) []byte {
+	var sum [4]byte
+	blake3.DeriveKey("meshwork invite mesh key v1", append([]byte(strings.ToLower(code)), k[:]...), sum[:])
+	return sum[:]
+}
+
 // inviteCode is an invite's code, followed by the mesh content key unless
 // the invite is for a storage peer.
 func (n *Node) inviteCode(code string, forStorage bool) string {
 	k, ok := n.meshKey()
-	if forStorage || !ok {
+	if forStorage || !ok || code == "" {
 		return code
 	}
-	t, _ := k.MarshalText()
-	return code + "-" + string(t)
+	return appendMeshKey(code, k)
+}
+
+func appendMeshKey(code string, k crypt.FolderKey) string {
+	raw := append(append([]byte{}, k[:]...), meshKeyChecksum(code, k)...)
+	return code + "-" + meshKeyPrefix + strings.ToLower(b32.EncodeToString(raw))
 }
 
 // takeMeshKey splits a code into the invite code proper and the mesh key.
 func (n *Node) takeMeshKey(code string) (string, *crypt.FolderKey, error) {
+	inv, k, err := splitMeshKey(code)
+	if err == nil && k != nil && n.isStorage() {
+		return "", nil, errors.New("join mesh: this code carries the mesh content key and this daemon is a storage peer, which must never hold it: make the code with 'mesh invite --storage'")
+	}
+	return inv, k, err
+}
+
+// splitMeshKey splits a code into the invite code proper and the mesh key
+// (nil if the code has none), checking the key part's checksum.
+func splitMeshKey(code string) (string, *crypt.FolderKey, error) {
 	code = strings.Join(strings.Fields(code), "")
 	inv, keyText, found := strings.Cut(code, "-")
 	if !found {
 		return code, nil, nil
 	}
-	if n.isStorage() {
-		return "", nil, errors.New("join mesh: this code carries the mesh content key and this daemon is a storage peer, which must never hold it: make the code with 'mesh invite --storage'")
+	bad := errors.New("join mesh: the mesh key part of the code (after '-') is mistyped or cut off, or belongs to another code")
+	rest, ok := strings.CutPrefix(strings.ToLower(keyText), meshKeyPrefix)
+	if !ok {
+		return "", nil, bad
 	}
-	k, err := crypt.ParseFolderKey(strings.ToLower(keyText))
-	if err != nil {
-		return "", nil, fmt.Errorf("join mesh: the part after '-' of the code: %w", err)
+	raw, err := b32.DecodeString(strings.ToUpper(rest))
+	if err != nil || len(raw) != 36 || strings.ToLower(b32.EncodeToString(raw)) != rest {
+		return "", nil, bad
+	}
+	k := crypt.FolderKey(raw[:32])
+	if !bytes.Equal(meshKeyChecksum(inv, k), raw[32:]) || k.IsZero() {
+		return "", nil, bad
 	}
 	return inv, &k, nil
 }

@@ -141,7 +141,7 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 		t.Fatalf("mesh status on a does not show what the storage peer holds:\n%s", out)
 	}
 	code := a.invite()
-	if !strings.Contains(code, "-meshfolderkey") {
+	if !strings.Contains(code, "-mk1") {
 		t.Fatalf("a device's invite code lacks the mesh content key: %s", code)
 	}
 	a.stop()
