@@ -3,6 +3,7 @@ package vault
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,6 +118,19 @@ func (c Client) GetChunk(ctx context.Context, p peer.ID, id blobs.ChunkID) ([]by
 		return nil, fmt.Errorf("sealed chunk %v from %s hashes to %v: %w", id, p.ShortString(), got, blobs.ErrMismatch)
 	}
 	return b, nil
+}
+
+// DeleteManifest deletes a manifest record; the peer deletes the sealed
+// chunks no other manifest lists and returns the bytes freed.
+func (c Client) DeleteManifest(ctx context.Context, p peer.ID, name string) (int64, error) {
+	b, err := c.call(ctx, p, OpDelete, []byte(name))
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("delete %s at %s: answer of %d bytes", name, p.ShortString(), len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
 }
 
 // Usage asks the peer for its quota and occupation.

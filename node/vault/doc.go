@@ -12,7 +12,8 @@
 //     snapshot of a mesh object's items per writing device; only that device
 //     may write it) and "man/<64 hex>" (a sealed manifest, named by a keyed
 //     hash of the plaintext blob reference that only key holders can compute).
-//     Records are metadata: they are always kept, never counted in the quota.
+//     Records are metadata: never counted in the quota, and object records
+//     are always kept.
 //   - Sealed chunks, named by the BLAKE3 hash of their ciphertext, verified on
 //     every Put and Get. Their total size is bounded by the quota: a Put that
 //     would exceed it is refused with StatusQuota, and the devices choose what
@@ -38,6 +39,15 @@
 //	OpPutChunk   chunk ID[32]; sealed chunk         → OK | QUOTA
 //	OpGetChunk   chunk ID[32]                       → OK sealed chunk | NOT FOUND
 //	OpUsage      (empty)                            → OK JSON Usage
+//	OpDelete     manifest record name               → OK bytes freed u64
+//
+// A manifest record must be a sealed manifest (crypt.CipherChunks reads its
+// public part) whose sealed chunks are all held, else it is refused
+// (NOT FOUND names the missing chunk: upload it, then the record). The vault
+// keeps, per sealed chunk, which manifest records list it; OpDelete removes
+// a manifest record and deletes the chunks no remaining manifest lists. That
+// is how devices make room for newer files (node/storage.go). Object records
+// cannot be deleted.
 //
 // # What it must never do
 //

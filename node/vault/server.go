@@ -3,6 +3,7 @@ package vault
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/node/internal/wire"
 )
 
@@ -32,6 +34,7 @@ const (
 	OpPutChunk  = 5
 	OpGetChunk  = 6
 	OpUsage     = 7
+	OpDelete    = 8
 )
 
 // Response statuses.
@@ -189,10 +192,16 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 		if len(val) == 0 || len(val) > MaxRecord {
 			return fail(StatusBad, "put record %q: %d bytes (1 to %d)", name, len(val), MaxRecord)
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(s.recKey(string(name)), val) }); err != nil {
-			return fail(StatusInternal, "put record %q: %v", name, err)
+		return s.putRecord(ctx, string(name), val)
+	case OpDelete:
+		if err := ValidName(string(p), ""); err != nil || !strings.HasPrefix(string(p), "man/") {
+			return fail(StatusRefused, "delete %q: only manifest records (man/) can be deleted", p)
 		}
-		return StatusOK, nil
+		freed, err := s.deleteManifest(ctx, string(p))
+		if err != nil {
+			return fail(StatusInternal, "delete %q: %v", p, err)
+		}
+		return StatusOK, binary.BigEndian.AppendUint64(nil, uint64(freed))
 	case OpGetRecord:
 		if err := ValidName(string(p), ""); err != nil {
 			return fail(StatusBad, "get record: %v", err)
@@ -278,6 +287,114 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 		return StatusOK, b
 	}
 	return fail(StatusBad, "unknown request type %d", typ)
+}
+
+// refKey: P 'k' sealed chunk[32] manifest record name → "": the manifest
+// lists the chunk. A chunk is deleted when the last manifest listing it is.
+func (s *Server) refKey(id blobs.ChunkID, name string) []byte {
+	return append(append(append(append([]byte{}, s.prefix...), 'k'), id[:]...), name...)
+}
+
+// putRecord stores a record. A manifest record must be a sealed manifest
+// whose chunks are all held; its chunks are then referenced by it.
+func (s *Server) putRecord(ctx context.Context, name string, val []byte) (int, []byte) {
+	var refs []crypt.CipherRef
+	if strings.HasPrefix(name, "man/") {
+		var err error
+		if refs, err = crypt.CipherChunks(val); err != nil {
+			return fail(StatusBad, "put record %q: %v", name, err)
+		}
+		s.putMu.Lock() // no chunk deleted between this check and the refs
+		defer s.putMu.Unlock()
+		for _, r := range refs {
+			ok, err := s.be.Has(ctx, r.ID)
+			if err != nil {
+				return fail(StatusInternal, "put record %q: %v", name, err)
+			}
+			if !ok {
+				return fail(StatusNotFound, "put record %q: sealed chunk %v is not held (upload it first)", name, r.ID)
+			}
+		}
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, r := range refs {
+			if err := txn.Set(s.refKey(r.ID, name), nil); err != nil {
+				return err
+			}
+		}
+		return txn.Set(s.recKey(name), val)
+	})
+	if err != nil {
+		return fail(StatusInternal, "put record %q: %v", name, err)
+	}
+	return StatusOK, nil
+}
+
+// deleteManifest deletes a manifest record and the chunks no other
+// manifest lists; it returns the bytes freed.
+func (s *Server) deleteManifest(ctx context.Context, name string) (int64, error) {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	var refs []crypt.CipherRef
+	err := s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(s.recKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		val, err := it.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if refs, err = crypt.CipherChunks(val); err != nil {
+			refs = nil // stored before manifests were checked: nothing to release
+		}
+		for _, r := range refs {
+			if err := txn.Delete(s.refKey(r.ID, name)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(s.recKey(name))
+	})
+	if err != nil {
+		return 0, err
+	}
+	var freed int64
+	done := map[blobs.ChunkID]bool{}
+	for _, r := range refs {
+		if done[r.ID] {
+			continue
+		}
+		done[r.ID] = true
+		var used bool
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: s.refKey(r.ID, "")})
+			defer it.Close()
+			it.Rewind()
+			used = it.Valid()
+			return nil
+		})
+		if err != nil {
+			return freed, err
+		}
+		if used {
+			continue
+		}
+		if ok, err := s.be.Has(ctx, r.ID); err != nil || !ok {
+			continue
+		}
+		if err := s.be.Delete(ctx, r.ID); err != nil {
+			return freed, err
+		}
+		s.mu.Lock()
+		s.used -= int64(r.Size)
+		s.chunks--
+		s.mu.Unlock()
+		freed += int64(r.Size)
+	}
+	return freed, nil
 }
 
 func (s *Server) putChunk(ctx context.Context, id blobs.ChunkID, data []byte) (int, []byte) {

@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/node/internal/wire"
 )
 
@@ -60,7 +61,15 @@ func TestRecords(t *testing.T) {
 			t.Errorf("put %q by %s accepted", c.name, c.writer)
 		}
 	}
-	if st := put("devB", "man/"+strings.Repeat("ab", 32), "sealed manifest"); st != StatusOK {
+	if st := put("devB", "man/"+strings.Repeat("ab", 32), "not a sealed manifest"); st != StatusBad {
+		t.Fatalf("manifest record that is not a sealed manifest: status %#x", st)
+	}
+	sm := sealedManifest(t, s, [][]byte{[]byte("chunk one")}, false)
+	if st := put("devB", "man/"+strings.Repeat("ab", 32), string(sm)); st != StatusNotFound {
+		t.Fatalf("manifest of chunks not held: status %#x", st)
+	}
+	sm = sealedManifest(t, s, [][]byte{[]byte("chunk one")}, true)
+	if st := put("devB", "man/"+strings.Repeat("ab", 32), string(sm)); st != StatusOK {
 		t.Fatalf("manifest record: status %#x", st)
 	}
 	st, val := s.serve(ctx, "devB", OpGetRecord, []byte("obj/folder-1/devA"))
@@ -75,8 +84,67 @@ func TestRecords(t *testing.T) {
 	if st != StatusOK || json.Unmarshal(list, &infos) != nil || len(infos) != 1 || infos[0].Name != "obj/folder-1/devA" || infos[0].Size != 8 {
 		t.Fatalf("list: %#x %s", st, list)
 	}
-	if u := s.Usage(); u.Records != 2 || u.Used != 0 {
+	if u := s.Usage(); u.Records != 2 || u.Chunks != 1 {
 		t.Fatalf("usage %+v", u)
+	}
+}
+
+var testKey = crypt.FolderKey{1, 2, 3}
+
+// sealedManifest seals chunks (uploading them with upload) and returns
+// their sealed manifest.
+func sealedManifest(t *testing.T, s *Server, chunks [][]byte, upload bool) []byte {
+	t.Helper()
+	var m crypt.Manifest
+	for _, c := range chunks {
+		sealed, ct, err := crypt.SealChunk(testKey, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upload {
+			if st, msg := s.serve(context.Background(), "d", OpPutChunk, putChunkReq(sealed)); st != StatusOK {
+				t.Fatalf("put chunk: %#x %s", st, msg)
+			}
+		}
+		m.Chunks = append(m.Chunks, crypt.Chunk{Plain: blobs.ChunkRef{ID: blobs.SumChunk(c), Size: uint32(len(c))}, Cipher: ct})
+	}
+	b, err := crypt.SealManifest(testKey, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeleteManifest: deleting a manifest deletes the chunks only it lists.
+func TestDeleteManifest(t *testing.T) {
+	s, _ := newServer(t, 0)
+	ctx := context.Background()
+	shared, onlyA, onlyB := []byte("shared chunk"), []byte("chunk of A only"), []byte("chunk of B only")
+	nameA, nameB := "man/"+strings.Repeat("aa", 32), "man/"+strings.Repeat("bb", 32)
+	for name, cs := range map[string][][]byte{nameA: {shared, onlyA}, nameB: {onlyB, shared}} {
+		sm := sealedManifest(t, s, cs, true)
+		if st, msg := s.serve(ctx, "d", OpPutRecord, append(wire.AppendBytes(nil, []byte(name)), sm...)); st != StatusOK {
+			t.Fatalf("put %s: %#x %s", name, st, msg)
+		}
+	}
+	if u := s.Usage(); u.Chunks != 3 {
+		t.Fatalf("usage %+v", u)
+	}
+	st, out := s.serve(ctx, "d", OpDelete, []byte(nameA))
+	if st != StatusOK || len(out) != 8 || int(out[7]) != len(onlyA)+crypt.Overhead {
+		t.Fatalf("delete A: %#x %v", st, out)
+	}
+	if u := s.Usage(); u.Chunks != 2 || u.Used != int64(len(shared)+len(onlyB)+2*crypt.Overhead) || u.Records != 1 {
+		t.Fatalf("after deleting A: %+v", u)
+	}
+	if st, _ := s.serve(ctx, "d", OpDelete, []byte(nameB)); st != StatusOK {
+		t.Fatal(st)
+	}
+	if u := s.Usage(); u.Chunks != 0 || u.Used != 0 || u.Records != 0 {
+		t.Fatalf("after deleting B: %+v", u)
+	}
+	if st, _ := s.serve(ctx, "d", OpDelete, []byte("obj/x/d")); st != StatusRefused {
+		t.Fatalf("delete of an object record: %#x", st)
 	}
 }
 
@@ -150,6 +218,7 @@ func FuzzServe(f *testing.F) {
 	f.Add(byte(OpList), []byte("obj/"))
 	f.Add(byte(OpGetRecord), []byte("man/00"))
 	f.Add(byte(OpUsage), []byte{})
+	f.Add(byte(OpDelete), []byte("man/"+strings.Repeat("00", 32)))
 	s, _ := newServer(f, 1000)
 	f.Fuzz(func(t *testing.T, typ byte, p []byte) {
 		st, _ := s.serve(context.Background(), "d", typ, p)
