@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
@@ -22,6 +23,7 @@ import (
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/blobs/s3store"
 	"github.com/meshwork/meshwork/node/folder"
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/node/internal/wire"
 	"github.com/meshwork/meshwork/node/vault"
 	"github.com/meshwork/meshwork/syncproto"
@@ -82,18 +84,26 @@ import (
 //     manifest name", objectKey), blob ref text)), a name the storage peer
 //     cannot link to a plaintext blob reference.
 //
-// Devices push and pull every 2 seconds while a storage peer is online, and
-// at once in 'mesh wait' and 'mesh folder join'.
+// Devices push and merge records every 2 seconds while a storage peer is
+// online, upload content when a folder changed (else every 30 s), and do
+// both at once in 'mesh wait', 'mesh folder join' (records) and 'mesh fetch'
+// (records). An object's record is its whole item list, re-sent when it
+// changes: fine for folders of up to about 100,000 items (vault.MaxRecord).
 //
 // # Quota policy: newest first
 //
-// The storage peer counts only sealed chunk bytes against its quota; records
-// (all metadata) are always kept. It refuses a chunk that does not fit.
-// Devices upload files newest first (by modification time) and skip a file
-// whose missing chunks do not fit in what is left, trying older, smaller
-// ones, so a full storage peer holds the newest files that fit, whole.
-// Content is not evicted to make room for newer files (not yet built), and
-// chunks of deleted files are not collected (not yet built).
+// The storage peer counts only sealed chunk bytes against its quota; object
+// records (all the metadata: every name, size and version) are always kept.
+// It refuses a chunk that does not fit. Devices upload files newest first
+// (by modification time, across all their folders); a file that does not
+// fit makes room by deleting the manifests of strictly older files the
+// storage peer holds, oldest first (the storage peer deletes the chunks no
+// remaining manifest lists), and is skipped if that is not enough, so a
+// full storage peer holds the newest files that fit, whole. A device only
+// drops files of folders it syncs. The content of files no longer in any of
+// its folders (deleted or replaced) that it uploaded itself (noted in badger
+// under node/storage/uploaded/) is dropped first; until room is needed it
+// stays, a backup of old versions.
 //
 // # Reading from the storage peer
 //
@@ -117,13 +127,12 @@ type storageState struct {
 	syncMu   sync.Mutex // one push and pull of records at a time
 	uploadMu sync.Mutex // one content upload at a time
 
-	mu       sync.Mutex
-	known    map[peer.ID]bool  // peers seen serving the vault
-	pushed   map[string]uint64 // peer/object → head pushed
-	pulled   map[string]string // peer/record → hash merged
-	uploaded map[string]bool   // peer/blob → content and manifest held (also in badger)
-	info     map[syncproto.ObjectID]StorageInfo
-	cman     map[blobs.BlobRef]crypt.Manifest
+	mu     sync.Mutex
+	known  map[peer.ID]bool  // peers seen serving the vault
+	pushed map[string]uint64 // peer/object → head pushed
+	pulled map[string]string // peer/record → hash merged
+	info   map[syncproto.ObjectID]StorageInfo
+	cman   map[blobs.BlobRef]crypt.Manifest
 }
 
 // StorageInfo is what a storage peer holds of a folder (FolderInfo.Storage).
@@ -144,7 +153,7 @@ func (n *Node) openStorage() error {
 	n.st = &storageState{
 		cl: vault.Client{H: n.host}, kick: make(chan struct{}, 1),
 		known: map[peer.ID]bool{}, pushed: map[string]uint64{}, pulled: map[string]string{},
-		uploaded: map[string]bool{}, info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
+		info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
 	}
 	switch n.cfg.Role {
 	case "", "device":
@@ -380,15 +389,45 @@ func (n *Node) storageLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	var lastHeads string
+	var lastUpload time.Time
 	for {
+		force := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-n.st.kick:
+			force = true
 		}
-		n.storageRound(ctx, true)
+		// Records every tick (cheap when nothing changed); content when a
+		// folder changed, a storage peer appeared, or every 30 s.
+		heads := n.folderHeads()
+		upload := force || heads != lastHeads || time.Since(lastUpload) > 30*time.Second
+		n.storageRound(ctx, upload)
+		if upload && len(n.storagePeers()) > 0 {
+			lastHeads, lastUpload = heads, time.Now()
+		}
 	}
+}
+
+// folderHeads summarises the heads of the local folders' replicas.
+func (n *Node) folderHeads() string {
+	n.fmu.Lock()
+	ids := make([]syncproto.ObjectID, 0, len(n.folders))
+	for id := range n.folders {
+		ids = append(ids, id)
+	}
+	n.fmu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var b strings.Builder
+	for _, id := range ids {
+		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+			fmt.Fprintf(&b, "%s:%d ", id, o.Head())
+			return nil
+		})
+	}
+	return b.String()
 }
 
 // storageRound pushes this device's object records to every online storage
@@ -426,11 +465,6 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 	for _, p := range peers {
 		n.uploadContent(ctx, p, mk)
 	}
-}
-
-// keyUploaded marks a blob whose content and manifest a storage peer holds.
-func keyUploaded(p peer.ID, ref blobs.BlobRef) []byte {
-	return []byte("node/storage/uploaded/" + p.String() + "/" + ref.String())
 }
 
 func encodeItems(items []syncproto.Item) []byte {
@@ -555,12 +589,20 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 }
 
 type fileToUpload struct {
-	ref   blobs.BlobRef
-	mtime time.Time
+	folder syncproto.ObjectID
+	fk     crypt.FolderKey
+	ref    blobs.BlobRef
+	mtime  time.Time
+	name   string // its manifest record's name
 }
 
-// uploadContent uploads the content of every local folder's files, newest
-// first, skipping what does not fit the quota.
+// uploadContent uploads the content of the files of every local folder,
+// newest first. A file that does not fit in what is left of the quota makes
+// room by deleting the manifests of strictly older files the storage peer
+// holds, oldest first (the storage peer then deletes the chunks no other
+// manifest lists); if that is not enough, it is skipped. What the storage
+// peer holds is read from it (its manifest records) on every pass, so what
+// another device evicted is seen.
 func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
 	n.fmu.Lock()
 	var lfs []*localFolder
@@ -568,157 +610,241 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 		lfs = append(lfs, lf)
 	}
 	n.fmu.Unlock()
-	usage, err := n.st.cl.Usage(ctx, p)
-	if err != nil {
-		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
-		return
-	}
-	left := int64(-1)
-	if usage.Quota > 0 {
-		left = max(0, usage.Quota-usage.Used)
-	}
+	var files []fileToUpload
+	infos := map[syncproto.ObjectID]*StorageInfo{}
 	for _, lf := range lfs {
-		fk := objectKey(mk, lf.conf.ID)
-		var files []fileToUpload
-		info := StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
-		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+		id, fk := lf.conf.ID, objectKey(mk, lf.conf.ID)
+		infos[id] = &StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
+		_ = n.sync.Change(id, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				fe, ok := it.Body.(*syncproto.FileEntry)
 				if it.Sync.Deleted || !ok || fe.Blob == (syncproto.BlobRef{}) || !fe.Mode.IsRegular() {
 					continue
 				}
-				ref, err := folder.BlobRefOf(fe.Blob)
-				if err != nil {
-					continue
+				if ref, err := folder.BlobRefOf(fe.Blob); err == nil {
+					files = append(files, fileToUpload{id, fk, ref, fe.ModTime, manifestName(fk, ref)})
 				}
-				files = append(files, fileToUpload{ref, fe.ModTime})
 			}
 			return nil
 		})
-		sort.Slice(files, func(i, j int) bool { return files[i].mtime.After(files[j].mtime) })
-		for _, f := range files {
-			if ctx.Err() != nil {
-				return
-			}
-			info.Files++
-			info.Bytes += f.ref.Size
-			k := p.String() + "/" + f.ref.String()
-			n.st.mu.Lock()
-			done := n.st.uploaded[k]
-			n.st.mu.Unlock()
-			if !done {
-				if v, err := dbGet(n.db, keyUploaded(p, f.ref)); err == nil && v != nil {
-					done = true // uploaded by an earlier run
-					n.st.mu.Lock()
-					n.st.uploaded[k] = true
-					n.st.mu.Unlock()
-				}
-			}
-			if !done {
-				var err error
-				done, err = n.uploadBlob(ctx, p, fk, f.ref, &left)
-				if err != nil && ctx.Err() == nil {
-					n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
-				}
-				if done {
-					n.st.mu.Lock()
-					n.st.uploaded[k] = true
-					n.st.mu.Unlock()
-					if err := dbPut(n.db, keyUploaded(p, f.ref), []byte{1}); err != nil {
-						n.log.Warn("storage peer: record upload", "err", err)
-					}
-				}
-			}
-			if done {
-				info.HeldFiles++
-				info.HeldBytes += f.ref.Size
-			}
-		}
-		info.Updated = time.Now().UTC()
-		n.st.mu.Lock()
-		n.st.info[lf.conf.ID] = info
-		n.st.mu.Unlock()
 	}
-}
-
-// uploadBlob seals and uploads the chunks of ref the peer lacks, then its
-// sealed manifest. It reports false without error when the content is not
-// here or does not fit (left: bytes left in the quota, -1 for no quota).
-func (n *Node) uploadBlob(ctx context.Context, p peer.ID, fk crypt.FolderKey, ref blobs.BlobRef, left *int64) (bool, error) {
-	m, err := n.blobStore.Manifest(ctx, ref)
+	sort.SliceStable(files, func(i, j int) bool {
+		if !files[i].mtime.Equal(files[j].mtime) {
+			return files[i].mtime.After(files[j].mtime)
+		}
+		return files[i].name < files[j].name
+	})
+	recs, err := n.st.cl.List(ctx, p, "man/")
 	if err != nil {
-		return false, nil // content not here
+		n.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
+		return
 	}
-	if miss, err := n.blobStore.Missing(ctx, m); err != nil || len(miss) > 0 {
-		return false, nil
+	held := map[string]bool{}
+	for _, r := range recs {
+		held[r.Name] = true
 	}
-	buf := make([]byte, 0, blobs.MaxChunkSize)
-	seal := func(c blobs.ChunkRef) ([]byte, blobs.ChunkID, error) {
-		data, err := n.blobStore.Get(ctx, c.ID, buf)
-		if err != nil {
-			return nil, blobs.ChunkID{}, err
-		}
-		return crypt.SealChunk(fk, data)
-	}
-	cm := crypt.Manifest{}
-	ids := make([]blobs.ChunkID, len(m.Chunks))
-	for i, c := range m.Chunks {
-		_, ct, err := seal(c)
-		if err != nil {
-			return false, fmt.Errorf("seal chunk %v: %w", c.ID, err)
-		}
-		ids[i] = ct
-		cm.Chunks = append(cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
-	}
-	have, err := n.st.cl.Have(ctx, p, ids)
+	usage, err := n.st.cl.Usage(ctx, p)
 	if err != nil {
-		return false, err
+		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
+		return
 	}
-	var need int64
-	seen := map[blobs.ChunkID]bool{}
-	for i, c := range m.Chunks {
-		if !have[i] && !seen[ids[i]] {
-			seen[ids[i]] = true
-			need += int64(c.Size) + crypt.Overhead
+	left := int64(-1) // no quota
+	if usage.Quota > 0 {
+		left = max(0, usage.Quota-usage.Used)
+	}
+	tried := map[string]bool{}
+	for i, f := range files {
+		if ctx.Err() != nil {
+			return
 		}
-	}
-	if *left >= 0 && need > *left {
-		n.log.Debug("storage peer: file does not fit the quota", "blob", ref.String(), "need", need, "left", *left)
-		return false, nil
-	}
-	for i, c := range m.Chunks {
-		if have[i] {
+		if held[f.name] || tried[f.name] {
 			continue
 		}
-		sealed, ct, err := seal(c)
+		tried[f.name] = true
+		plan, ok, err := n.planUpload(ctx, p, f)
 		if err != nil {
-			return false, fmt.Errorf("seal chunk %v: %w", c.ID, err)
+			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+			continue
+		}
+		if !ok {
+			continue // content not here
+		}
+		if left >= 0 && plan.need > left {
+			evicted := false
+			// First the content of files no longer in a folder (that this
+			// device uploaded), then older files, oldest first.
+			for _, name := range n.orphanManifests(p, files, held) {
+				if plan.need <= left {
+					break
+				}
+				freed, err := n.st.cl.DeleteManifest(ctx, p, name)
+				if err != nil {
+					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+					break
+				}
+				delete(held, name)
+				_ = n.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
+				left += freed
+				evicted = true
+				n.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
+			}
+			for j := len(files) - 1; j > i && plan.need > left; j-- {
+				g := files[j]
+				if !held[g.name] || !g.mtime.Before(f.mtime) {
+					continue
+				}
+				freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
+				if err != nil {
+					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+					break
+				}
+				delete(held, g.name)
+				left += freed
+				evicted = true
+				n.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
+			}
+			if evicted { // a dropped chunk may be one this file needs
+				if plan, ok, err = n.planUpload(ctx, p, f); err != nil || !ok {
+					continue
+				}
+			}
+			if plan.need > left {
+				n.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", left)
+				continue
+			}
+		}
+		if err := n.putUpload(ctx, p, f, plan); err != nil {
+			if errors.Is(err, vault.ErrQuota) {
+				left = 0
+			}
+			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+			continue
+		}
+		held[f.name] = true
+		if err := dbPut(n.db, keyUploaded(p, f.name), []byte{1}); err != nil {
+			n.log.Warn("storage peer: note upload", "err", err)
+		}
+		if left >= 0 {
+			left = max(0, left-plan.need)
+		}
+	}
+	now := time.Now().UTC()
+	for _, f := range files {
+		info := infos[f.folder]
+		info.Files++
+		info.Bytes += f.ref.Size
+		if held[f.name] {
+			info.HeldFiles++
+			info.HeldBytes += f.ref.Size
+		}
+	}
+	n.st.mu.Lock()
+	for id, info := range infos {
+		info.Updated = now
+		n.st.info[id] = *info
+	}
+	n.st.mu.Unlock()
+}
+
+// keyUploaded notes a manifest this device uploaded to a storage peer.
+func keyUploaded(p peer.ID, name string) []byte {
+	return []byte("node/storage/uploaded/" + p.String() + "/" + name)
+}
+
+// orphanManifests lists the manifests this device uploaded to p that p
+// still holds and that no current file of the local folders uses.
+func (n *Node) orphanManifests(p peer.ID, files []fileToUpload, held map[string]bool) []string {
+	live := map[string]bool{}
+	for _, f := range files {
+		live[f.name] = true
+	}
+	var out []string
+	pre := keyUploaded(p, "")
+	_ = kv.Scan(n.db, pre, func(k, _ []byte) error {
+		if name := string(k); held[name] && !live[name] {
+			out = append(out, name)
+		}
+		return nil
+	})
+	return out
+}
+
+// uploadPlan is a blob to upload: its manifests, sealed chunk IDs, which of
+// them the storage peer has, and the bytes it lacks.
+type uploadPlan struct {
+	m    blobs.Manifest
+	cm   crypt.Manifest
+	have []bool
+	need int64
+}
+
+// sealChunk reads a chunk from the local store and seals it.
+func (n *Node) sealChunk(ctx context.Context, fk crypt.FolderKey, c blobs.ChunkRef, buf []byte) ([]byte, blobs.ChunkID, error) {
+	data, err := n.blobStore.Get(ctx, c.ID, buf)
+	if err != nil {
+		return nil, blobs.ChunkID{}, fmt.Errorf("read chunk %v: %w", c.ID, err)
+	}
+	return crypt.SealChunk(fk, data)
+}
+
+// planUpload seals f's chunks to learn their IDs and asks which the peer
+// has. ok is false when the content is not (all) here.
+func (n *Node) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploadPlan, bool, error) {
+	var pl uploadPlan
+	m, err := n.blobStore.Manifest(ctx, f.ref)
+	if err != nil {
+		return pl, false, nil
+	}
+	if miss, err := n.blobStore.Missing(ctx, m); err != nil || len(miss) > 0 {
+		return pl, false, nil
+	}
+	pl.m = m
+	buf := make([]byte, 0, blobs.MaxChunkSize)
+	ids := make([]blobs.ChunkID, len(m.Chunks))
+	for i, c := range m.Chunks {
+		_, ct, err := n.sealChunk(ctx, f.fk, c, buf)
+		if err != nil {
+			return pl, false, err
+		}
+		ids[i] = ct
+		pl.cm.Chunks = append(pl.cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
+	}
+	if pl.have, err = n.st.cl.Have(ctx, p, ids); err != nil {
+		return pl, false, err
+	}
+	seen := map[blobs.ChunkID]bool{}
+	for i, c := range m.Chunks {
+		if !pl.have[i] && !seen[ids[i]] {
+			seen[ids[i]] = true
+			pl.need += int64(c.Size) + crypt.Overhead
+		}
+	}
+	return pl, true, nil
+}
+
+// putUpload uploads the chunks the plan says the peer lacks, then the
+// sealed manifest (which the peer accepts only once it holds every chunk).
+func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uploadPlan) error {
+	buf := make([]byte, 0, blobs.MaxChunkSize)
+	sent := map[blobs.ChunkID]bool{}
+	for i, c := range pl.cm.Chunks {
+		if pl.have[i] || sent[c.Cipher] {
+			continue
+		}
+		sealed, ct, err := n.sealChunk(ctx, f.fk, c.Plain, buf)
+		if err != nil {
+			return err
 		}
 		if err := n.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
-			if errors.Is(err, vault.ErrQuota) {
-				*left = 0
-				return false, nil
-			}
-			return false, err
+			return err
 		}
-		have[i] = true
-		for j := range ids { // the same chunk later in the blob
-			if ids[j] == ct {
-				have[j] = true
-			}
-		}
+		sent[ct] = true
 	}
-	if *left >= 0 {
-		*left -= need
-	}
-	sm, err := crypt.SealManifest(fk, cm)
+	sm, err := crypt.SealManifest(f.fk, pl.cm)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if err := n.st.cl.PutRecord(ctx, p, manifestName(fk, ref), sm); err != nil {
-		return false, err
-	}
-	return true, nil
+	return n.st.cl.PutRecord(ctx, p, f.name, sm)
 }
 
 // storageInfo is what FolderInfo shows for folder id (nil if nothing known).

@@ -280,6 +280,44 @@ func TestStoragePeerQuota(t *testing.T) {
 		t.Fatalf("a served %d bytes; the %d files the storage peer lacks are %d bytes", served, n-si.HeldFiles, (n-si.HeldFiles)*size)
 	}
 
+	// A newer file makes room for itself: the oldest file held is dropped.
+	heldBefore := si.HeldFiles
+	newest := filepath.Join(dirA, fmt.Sprintf("file-%d.bin", n))
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = byte(rng.Uint32())
+	}
+	write(t, newest, string(b))
+	a.mesh("wait", "docs", "--timeout", "60s")
+	waitFor(t, 30*time.Second, "the storage peer holds the new file", func() bool {
+		si = folderStorage(t, a, "docs")
+		return si != nil && si.Files == n+1 && si.HeldFiles == heldBefore
+	})
+	if u := storageUsage(t, s).Usage; u.Used > quota {
+		t.Fatalf("storage peer usage %+v over the quota %d", u, quota)
+	}
+	if !a.logContains("dropped an older file's content to make room") {
+		t.Fatal("a's log does not show a file dropped for a newer one")
+	}
+
+	// A deleted file's content goes first: file-5 (held) is deleted, then
+	// file-7 comes and takes its room; file-4, older but live, stays.
+	if err := os.Remove(filepath.Join(dirA, "file-5.bin")); err != nil {
+		t.Fatal(err)
+	}
+	for j := range b {
+		b[j] = byte(rng.Uint32())
+	}
+	write(t, filepath.Join(dirA, fmt.Sprintf("file-%d.bin", n+1)), string(b))
+	a.mesh("wait", "docs", "--timeout", "60s")
+	waitFor(t, 30*time.Second, "the storage peer holds file-7", func() bool {
+		si = folderStorage(t, a, "docs")
+		return si != nil && si.Files == n+1 && si.HeldFiles == heldBefore
+	})
+	if !a.logContains("dropped a deleted file's content to make room") {
+		t.Fatal("a's log does not show the deleted file's content dropped first")
+	}
+
 	// Newest first: with A and C offline, D (metadata mode) can fetch the
 	// newest files from the storage peer, and not the oldest.
 	code := a.invite()
@@ -292,19 +330,23 @@ func TestStoragePeerQuota(t *testing.T) {
 	})
 	dirD := filepath.Join(t.TempDir(), "docs-d")
 	d.mesh("folder", "join", "docs", dirD, "--mode", "metadata")
-	waitFor(t, 30*time.Second, "d knows every name", func() bool { return len(folderFiles(t, d, "docs")) == n })
-	for i := n - 1; i >= n-si.HeldFiles; i-- {
-		name := fmt.Sprintf("file-%d.bin", i)
+	waitFor(t, 30*time.Second, "d knows every name", func() bool { return len(folderFiles(t, d, "docs")) == n+1 })
+	if heldBefore != 3 {
+		t.Fatalf("the quota was meant to hold 3 files, it held %d", heldBefore)
+	}
+	for _, name := range []string{"file-7.bin", "file-6.bin", "file-4.bin"} {
 		d.mesh("fetch", filepath.Join(dirD, name))
 		want, _ := os.ReadFile(filepath.Join(dirA, name))
 		if got, err := os.ReadFile(filepath.Join(dirD, name)); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s fetched from the storage peer: %d bytes, want %d (%v)", name, len(got), len(want), err)
 		}
 	}
-	if _, errOut, err := d.run("fetch", filepath.Join(dirD, "file-0.bin")); err == nil {
-		t.Fatal("fetched the oldest file with only the storage peer online, which should not hold it")
-	} else if t.Logf("fetch of the oldest file: %s", errOut); !strings.Contains(errOut, "file-0.bin") {
-		t.Fatalf("the fetch error does not name the file: %s", errOut)
+	for _, name := range []string{"file-0.bin", "file-3.bin"} { // file-3 was dropped for file-6
+		if _, errOut, err := d.run("fetch", filepath.Join(dirD, name)); err == nil {
+			t.Fatalf("fetched %s with only the storage peer online, which should not hold it", name)
+		} else if !strings.Contains(errOut, name) {
+			t.Fatalf("the fetch error does not name the file: %s", errOut)
+		}
 	}
 }
 
