@@ -49,3 +49,19 @@ func FuzzSplitMeshKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeItems: an object record's plaintext decodes only to items that
+// encode back to it.
+func FuzzDecodeItems(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{3, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		items, err := decodeItems(b)
+		if err != nil {
+			return
+		}
+		if again, err := decodeItems(encodeItems(items)); err != nil || len(again) != len(items) {
+			t.Fatalf("round trip of %d items: %d, %v", len(items), len(again), err)
+		}
+	})
+}
