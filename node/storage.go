@@ -79,6 +79,13 @@ import (
 //     manifest name", objectKey), blob ref text)), a name the storage peer
 //     cannot link to a plaintext blob reference.
 //
+// Besides what blobs/crypt lists (sizes, counts, chunk equality within a
+// folder, access patterns), the storage peer sees the record names: object
+// IDs (random "folder-<hex>", plus the catalog's and the news stream's
+// fixed IDs, so the number of folders), which device writes which object's
+// record and when, and how large each record is. Manifest record names are
+// keyed hashes of blob references: unlinkable to a plaintext blob.
+//
 // Devices push and merge records every 2 seconds while a storage peer is
 // online, upload content when a folder changed (else every 30 s), and do
 // both at once in 'mesh wait', 'mesh folder join' (records) and 'mesh fetch'

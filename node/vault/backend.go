@@ -21,9 +21,9 @@ var ErrNotFound = errors.New("not held by the storage peer")
 // Backend stores sealed chunks by ciphertext ID. *s3store.Store is one.
 type Backend interface {
 	Has(ctx context.Context, id blobs.ChunkID) (bool, error)
-	// Get returns the chunk, verified against id (an error wrapping
-	// blobs.ErrMismatch otherwise); a missing chunk is an error for which
-	// Has would report false.
+	// Get returns the chunk, verified against id; a missing or corrupted
+	// chunk is an error (wrapping ErrNotFound for DirBackend) after which Has
+	// reports false. blobs/s3store's conformance suite runs against both.
 	Get(ctx context.Context, id blobs.ChunkID, buf []byte) ([]byte, error)
 	// Put verifies that data hashes to id, then stores it.
 	Put(ctx context.Context, id blobs.ChunkID, data []byte) error
@@ -69,8 +69,8 @@ func (d *DirBackend) Get(_ context.Context, id blobs.ChunkID, buf []byte) ([]byt
 		return nil, fmt.Errorf("get sealed chunk %v: %w", id, err)
 	}
 	if got := blobs.SumChunk(b); got != id {
-		_ = os.Remove(d.path(id)) // corrupt at rest: the next Put repairs it
-		return nil, fmt.Errorf("get sealed chunk %v: file hashes to %v: %w", id, got, blobs.ErrMismatch)
+		_ = os.Remove(d.path(id)) // corrupt at rest: forgotten, the next Put repairs it
+		return nil, fmt.Errorf("get sealed chunk %v: file hashes to %v (%w): %w", id, got, blobs.ErrMismatch, ErrNotFound)
 	}
 	return append(buf[:0], b...), nil
 }
