@@ -70,6 +70,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if cfg.Home == "" {
 		return nil, errors.New("node: empty home directory")
 	}
+	if err := checkRole(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("create home %q: %w", cfg.Home, err)
 	}

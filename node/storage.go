@@ -150,6 +150,28 @@ type StorageInfo struct {
 
 func (n *Node) isStorage() bool { return n.cfg.Role == RoleStorage }
 
+// checkRole checks the role, quota and store settings.
+func checkRole(cfg Config) error {
+	switch cfg.Role {
+	case "", "device":
+		if cfg.Quota != 0 || cfg.Store != "" {
+			return errors.New("--quota and --store are for a storage peer (--role storage)")
+		}
+	case RoleStorage:
+		if cfg.Quota < 0 {
+			return fmt.Errorf("--quota %d: want a size of 0 (no limit) or more", cfg.Quota)
+		}
+		if cfg.Store != "" {
+			if _, _, err := s3store.ParseURL(cfg.Store); err != nil {
+				return fmt.Errorf("--store %q: %w", cfg.Store, err)
+			}
+		}
+	default:
+		return fmt.Errorf("--role %q: want device or storage", cfg.Role)
+	}
+	return nil
+}
+
 // openStorage sets up the vault (storage role) or the client side.
 func (n *Node) openStorage() error {
 	n.st = &storageState{
@@ -157,15 +179,8 @@ func (n *Node) openStorage() error {
 		known: map[peer.ID]bool{}, pushed: map[string]uint64{}, pulled: map[string]string{},
 		info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
 	}
-	switch n.cfg.Role {
-	case "", "device":
-		if n.cfg.Quota != 0 || n.cfg.Store != "" {
-			return errors.New("--quota and --store are for a storage peer (--role storage)")
-		}
+	if !n.isStorage() {
 		return nil
-	case RoleStorage:
-	default:
-		return fmt.Errorf("--role %q: want device or storage", n.cfg.Role)
 	}
 	if k, err := dbGet(n.db, keyMeshKey); err == nil && k != nil {
 		return fmt.Errorf("home %q holds a mesh content key: it was a device, not a storage peer; use a fresh home for --role storage", n.cfg.Home)

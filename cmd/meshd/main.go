@@ -1,10 +1,12 @@
 // Command meshd runs a Meshwork device: the libp2p node, membership,
-// discovery and the local control API used by the mesh CLI.
+// discovery and the local control API used by the mesh CLI. With --role
+// storage it runs a storage peer instead (see node/storage.go).
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,7 +18,10 @@ import (
 	"github.com/meshwork/meshwork/node"
 )
 
-func main() {
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is meshd with its arguments; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
 	var cfg node.Config
 	var logLevel, maxSend, quota string
 	cmd := &cobra.Command{
@@ -30,7 +35,7 @@ func main() {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			if maxSend != "" {
 				n, err := humanize.ParseBytes(maxSend)
 				if err != nil {
@@ -61,6 +66,9 @@ func main() {
 			return n.Run(ctx)
 		},
 	}
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
 	f := cmd.Flags()
 	f.StringVar(&cfg.Home, "home", "", "home directory: key, database, control socket (default $MESH_HOME, else $XDG_DATA_HOME/meshwork)")
 	f.StringArrayVar(&cfg.ListenAddrs, "listen", nil, "libp2p listen multiaddr, repeatable (default TCP and QUIC on port 4001, or an OS-chosen port if taken)")
@@ -72,7 +80,8 @@ func main() {
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&maxSend, "max-send-rate", "", "cap on the blob data this device serves, per second, all peers together (e.g. 20MB); default no cap")
 	if err := cmd.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "meshd: error: %v\n", err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "meshd: error: %v\n", err)
+		return 1
 	}
+	return 0
 }
