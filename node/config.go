@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/meshwork/meshwork/blobs/s3store"
 )
 
 // Version is the daemon and CLI version.
@@ -29,8 +31,11 @@ type Config struct {
 	// Quota bounds the sealed chunk bytes a storage peer keeps (0: none).
 	Quota int64
 	// Store is a storage peer's chunk store: "" for HOME/vault, or
-	// s3://bucket/prefix (endpoint and credentials from MESH_S3_*).
+	// s3://bucket/prefix.
 	Store string
+	// S3 is the S3 endpoint and credentials for Store (from the config
+	// file); the MESH_S3_* variables override what they set.
+	S3 *s3store.Config
 }
 
 // DefaultPort is the TCP and UDP port a node listens on when it is free.

@@ -197,7 +197,7 @@ func (n *Node) openStorage() error {
 		}
 		be, name = d, dir
 	} else {
-		cfg, err := s3store.ConfigFromEnv(os.Getenv)
+		cfg, err := s3Config(n.cfg.S3, os.Getenv)
 		if err != nil {
 			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
 		}

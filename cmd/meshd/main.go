@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/dustin/go-humanize"
@@ -23,7 +24,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // run is meshd with its arguments; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	var cfg node.Config
-	var logLevel, maxSend, quota string
+	var logLevel, maxSend, quota, configPath string
 	cmd := &cobra.Command{
 		Use:           "meshd",
 		Short:         "Run a Meshwork device",
@@ -31,6 +32,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Home == "" {
+				h, err := node.DefaultHome()
+				if err != nil {
+					return err
+				}
+				cfg.Home = h
+			}
+			path, optional := configPath, configPath == ""
+			if optional {
+				path = filepath.Join(cfg.Home, node.ConfigFileName)
+			}
+			file, err := node.ReadConfigFile(path, optional)
+			if err != nil {
+				return err
+			}
+			fileLevel, err := file.Apply(&cfg, cmd.Flags().Changed)
+			if err != nil {
+				return err
+			}
+			if fileLevel != "" {
+				logLevel = fileLevel
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
@@ -50,13 +73,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 				}
 				cfg.Quota = int64(n)
 			}
-			if cfg.Home == "" {
-				h, err := node.DefaultHome()
-				if err != nil {
-					return err
-				}
-				cfg.Home = h
-			}
 			n, err := node.New(cfg, logger)
 			if err != nil {
 				return err
@@ -70,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "JSON config file (default HOME/meshd.json if it exists; flags given win; see node.ConfigFile)")
 	f.StringVar(&cfg.Home, "home", "", "home directory: key, database, control socket (default $MESH_HOME, else $XDG_DATA_HOME/meshwork)")
 	f.StringArrayVar(&cfg.ListenAddrs, "listen", nil, "libp2p listen multiaddr, repeatable (default TCP and QUIC on port 4001, or an OS-chosen port if taken)")
 	f.StringArrayVar(&cfg.Relays, "relay", nil, "meshrelay multiaddr with /p2p/ID, repeatable")

@@ -362,10 +362,17 @@ func TestStoragePeerS3(t *testing.T) {
 	if err := cl.MakeBucket(t.Context(), "meshstore", minio.MakeBucketOptions{}); err != nil {
 		t.Fatalf("make bucket: %v", err)
 	}
+	// The endpoint from the environment, the credentials from a config
+	// file (both ways work; the environment wins where both are set).
 	t.Setenv("MESH_S3_ENDPOINT", endpoint)
-	t.Setenv("MESH_S3_ACCESS_KEY", s3Access)
-	t.Setenv("MESH_S3_SECRET_KEY", s3Secret)
-	storagePeerHandOff(t, []string{"--store", "s3://meshstore/peers/s1"}, dataDir)
+	t.Setenv("MESH_S3_ACCESS_KEY", "")
+	t.Setenv("MESH_S3_SECRET_KEY", "")
+	conf := filepath.Join(t.TempDir(), "meshd.json")
+	b, _ := json.Marshal(node.ConfigFile{Store: "s3://meshstore/peers/s1", S3: &node.S3ConfigFile{AccessKey: s3Access, SecretKey: s3Secret}})
+	if err := os.WriteFile(conf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	storagePeerHandOff(t, []string{"--config", conf}, dataDir)
 	n := 0
 	for o := range cl.ListObjects(t.Context(), "meshstore", minio.ListObjectsOptions{Prefix: "peers/s1/", Recursive: true}) {
 		if o.Err != nil {
