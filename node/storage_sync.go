@@ -28,11 +28,39 @@ func (n *Node) kickStorage() {
 	}
 }
 
-// storageLoop keeps the storage peers up to date and merges what they hold.
+// storageLoop keeps the storage peers up to date: records every 2 seconds
+// (cheap when nothing changed) in one goroutine, content in another when a
+// folder changed, a storage peer appeared, or every 30 s, so that a long
+// upload never delays merging. It returns when both have stopped.
 func (n *Node) storageLoop(ctx context.Context) {
 	if n.isStorage() {
 		return
 	}
+	upKick := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.uploadLoop(ctx, upKick)
+	}()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-t.C:
+		case <-n.st.kick:
+			select {
+			case upKick <- struct{}{}:
+			default:
+			}
+		}
+		n.storageRound(ctx, false)
+	}
+}
+
+func (n *Node) uploadLoop(ctx context.Context, kick <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var lastHeads string
@@ -43,15 +71,14 @@ func (n *Node) storageLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-n.st.kick:
+		case <-kick:
 			force = true
 		}
-		// Records every tick (cheap when nothing changed); content when a
-		// folder changed, a storage peer appeared, or every 30 s.
 		heads := n.folderHeads()
-		upload := force || heads != lastHeads || time.Since(lastUpload) > 30*time.Second
-		n.storageRound(ctx, upload)
-		if upload && len(n.storagePeers()) > 0 {
+		if !force && heads == lastHeads && time.Since(lastUpload) < 30*time.Second {
+			continue
+		}
+		if n.storageUpload(ctx) {
 			lastHeads, lastUpload = heads, time.Now()
 		}
 	}
@@ -103,14 +130,25 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 		}
 	}
 	n.st.syncMu.Unlock()
-	if !upload {
-		return
+	if upload {
+		n.storageUpload(ctx)
+	}
+}
+
+// storageUpload uploads content to every online storage peer; it reports
+// whether there was one.
+func (n *Node) storageUpload(ctx context.Context) bool {
+	mk, ok := n.meshKey()
+	peers := n.storagePeers()
+	if n.isStorage() || !ok || len(peers) == 0 {
+		return false
 	}
 	n.st.uploadMu.Lock()
 	defer n.st.uploadMu.Unlock()
 	for _, p := range peers {
 		n.uploadContent(ctx, p, mk)
 	}
+	return true
 }
 
 func encodeItems(items []syncproto.Item) []byte {

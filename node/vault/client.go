@@ -23,14 +23,15 @@ var ErrQuota = errors.New("storage peer quota full")
 type Client struct{ H host.Host }
 
 func (c Client) call(ctx context.Context, p peer.ID, op byte, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout) // a storage peer that stops answering
+	defer cancel()
 	st, err := c.H.NewStream(network.WithAllowLimitedConn(ctx, "vault"), p, Proto)
 	if err != nil {
 		return nil, fmt.Errorf("open vault stream to %s: %w", p.ShortString(), err)
 	}
 	defer st.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline()
+	_ = st.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	if err := wire.WriteFrame(st, op, payload); err != nil {
