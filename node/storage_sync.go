@@ -120,6 +120,9 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 	if len(peers) == 0 {
 		return
 	}
+	if err := n.ensureSharedObjects(); err != nil { // the catalog, to merge into
+		n.log.Warn("shared objects", "err", err)
+	}
 	n.st.syncMu.Lock()
 	for _, p := range peers {
 		if err := n.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {

@@ -131,12 +131,14 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 
 	dirA := filepath.Join(t.TempDir(), "docs-a")
 	sf := writeStorageFolder(t, dirA)
+	added := time.Now()
 	a.mesh("folder", "add", dirA, "--name", "docs")
 	a.mesh("wait", "docs", "--timeout", "60s")
 	waitFor(t, 60*time.Second, "the storage peer holds every file of a", func() bool {
 		si := folderStorage(t, a, "docs")
 		return si != nil && si.Files == len(sf.files) && si.HeldFiles == si.Files && si.PeerID == idS
 	})
+	t.Logf("the storage peer holds every file of a %v after folder add", time.Since(added).Round(time.Millisecond))
 	if out := a.mesh("status"); !strings.Contains(out, fmt.Sprintf("storage peer vault holds %d of %d files of docs", len(sf.files), len(sf.files))) {
 		t.Fatalf("mesh status on a does not show what the storage peer holds:\n%s", out)
 	}
@@ -147,6 +149,7 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 	a.stop()
 
 	b := startDaemon(t, "b")
+	joined := time.Now()
 	b.mesh("join", code, "--name", "bravo")
 	if !b.online(idS) {
 		t.Fatal("b joined but is not connected to the storage peer")
@@ -156,7 +159,9 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 	})
 	dirB := filepath.Join(t.TempDir(), "docs-b")
 	b.mesh("folder", "join", "docs", dirB)
+	t.Logf("b knows the folder %v after its join started", time.Since(joined).Round(time.Millisecond))
 	waitFor(t, 90*time.Second, "b has every file", func() bool { return sf.presentIn(dirB) })
+	t.Logf("b has every file %v after its join started", time.Since(joined).Round(time.Millisecond))
 	b.mesh("wait", "docs", "--timeout", "60s")
 	if diff, same := sameTrees(treeOf(t, dirA), treeOf(t, dirB)); !same {
 		t.Fatalf("b differs from a: %s", diff)
