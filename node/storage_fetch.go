@@ -16,6 +16,10 @@ import (
 // Reading from a storage peer: a folder blob from the online members first,
 // else from a storage peer (see storage.go).
 
+// maxCachedManifests bounds the sealed manifests kept between a blob's
+// FetchManifest and its FetchInto.
+const maxCachedManifests = 4096
+
 // vaultManifest fetches and opens the sealed manifest of ref.
 func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, ref blobs.BlobRef) (crypt.Manifest, error) {
 	n.st.mu.Lock()
@@ -41,6 +45,9 @@ func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.
 		return crypt.Manifest{}, fmt.Errorf("manifest of %s from %s: it describes %s: %w", ref, p.ShortString(), got, blobs.ErrMismatch)
 	}
 	n.st.mu.Lock()
+	if len(n.st.cman) >= maxCachedManifests {
+		clear(n.st.cman) // a cache between FetchManifest and FetchInto, not an index
+	}
 	n.st.cman[ref] = cm
 	n.st.mu.Unlock()
 	return cm, nil

@@ -86,6 +86,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 		left = max(0, usage.Quota-usage.Used)
 	}
 	tried := map[string]bool{}
+	var orphans []string // computed when first needed
 	for i, f := range files {
 		if ctx.Err() != nil {
 			return
@@ -94,6 +95,9 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			continue
 		}
 		tried[f.name] = true
+		if left >= 0 && !n.mightFit(ctx, p, files, i, held, left, &orphans) {
+			continue // not even dropping every older file would make room: not sealed for nothing
+		}
 		plan, ok, err := n.planUpload(ctx, p, f)
 		if err != nil {
 			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
@@ -200,6 +204,41 @@ func (n *Node) orphanManifests(p peer.ID, files []fileToUpload, held map[string]
 		return nil
 	})
 	return out
+}
+
+// sealedBound is the most a blob of size bytes can take sealed (its chunks
+// are at least blobs.MinChunkSize, but for the last).
+func sealedBound(size int64) int64 {
+	return size + crypt.Overhead*(size/blobs.MinChunkSize+1)
+}
+
+// mightFit reports whether files[i] could fit in left bytes, after
+// dropping every strictly older file the peer holds and the orphans,
+// without sealing anything: a full storage peer does not cost a re-seal of
+// every file that does not fit on every pass. It errs towards true.
+func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, left int64, orphans *[]string) bool {
+	f := files[i]
+	m, err := n.blobStore.Manifest(ctx, f.ref)
+	if err != nil {
+		return true // planUpload finds it is not here
+	}
+	upper := m.Size() + int64(len(m.Chunks))*crypt.Overhead
+	if upper <= left {
+		return true
+	}
+	if *orphans == nil {
+		*orphans = append(n.orphanManifests(p, files, held), "") // "" marks "computed"
+	}
+	if len(*orphans) > 1 {
+		return true // sizes unknown here
+	}
+	room := left
+	for _, g := range files[i+1:] {
+		if held[g.name] && g.mtime.Before(f.mtime) {
+			room += sealedBound(g.ref.Size)
+		}
+	}
+	return upper <= room
 }
 
 // uploadPlan is a blob to upload: its manifests, sealed chunk IDs, which of
