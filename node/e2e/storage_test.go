@@ -154,6 +154,9 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 	if !b.online(idS) {
 		t.Fatal("b joined but is not connected to the storage peer")
 	}
+	if !s.logContains("device joined with an invite") || !s.logContains("bravo") {
+		t.Fatal("the storage peer's log does not show b's invite redeemed there")
+	}
 	waitFor(t, 30*time.Second, "b learns the folder from the storage peer", func() bool {
 		return strings.Contains(b.mesh("folder", "list"), "docs")
 	})
