@@ -128,6 +128,9 @@ func storagePeerHandOff(t *testing.T, sArgs []string, extraState string) {
 	s.mesh("join", a.invite("--storage"), "--name", "vault")
 	idS := s.status().DeviceID
 	waitFor(t, 20*time.Second, "a sees the storage peer online", func() bool { return a.online(idS) })
+	if _, errOut, err := s.run("folder", "add", t.TempDir(), "--name", "x"); err == nil || !strings.Contains(errOut, "storage peer") {
+		t.Fatalf("a storage peer shared a folder: err %v, %s", err, errOut)
+	}
 
 	dirA := filepath.Join(t.TempDir(), "docs-a")
 	sf := writeStorageFolder(t, dirA)
