@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -14,11 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/node"
+	"github.com/meshwork/meshwork/node/internal/wire"
+	"github.com/meshwork/meshwork/node/vault"
 )
 
 // storageFolder is a folder with distinctive names and contents: small
@@ -449,4 +454,43 @@ func startVersitygw(t *testing.T) (endpoint, dataDir string) {
 		return err == nil
 	})
 	return "http://" + addr, dataDir
+}
+
+// TestStoragePeerRefusesStrangers: the vault protocol answers members only,
+// and a storage peer lists no folder even when the mesh has one.
+func TestStoragePeerRefusesStrangers(t *testing.T) {
+	a := startDaemon(t, "a")
+	s := startDaemon(t, "s", "--role", "storage")
+	a.mesh("init", "--name", "alpha")
+	s.mesh("join", a.invite("--storage"), "--name", "vault")
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newPlainHost(t, key)
+	ai := addrInfo(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, ai); err != nil {
+		t.Fatalf("stranger cannot connect: %v", err)
+	}
+	st, err := h.NewStream(ctx, ai.ID, vault.Proto)
+	if err != nil {
+		t.Fatalf("the vault protocol is not even offered: %v", err) // it is, to members
+	}
+	_ = wire.WriteFrame(st, vault.OpList, []byte("obj/"))
+	_ = st.CloseWrite()
+	if _, rerr := bufio.NewReader(st).ReadByte(); rerr == nil {
+		t.Fatal("a non-member got an answer from the vault")
+	}
+	st.Close()
+	if !s.logContains("refused stream from non-member") {
+		t.Fatal("the storage peer's log does not show the refusal")
+	}
+	// It keeps no plaintext object: not even the catalog.
+	a.mesh("folder", "add", t.TempDir(), "--name", "docs")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	if out := s.mesh("status", "--json"); strings.Contains(out, `"folders":[{`) {
+		t.Fatalf("a storage peer lists folders: %s", out)
+	}
 }
