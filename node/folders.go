@@ -400,7 +400,12 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 }
 
 // JoinFolder materialises an existing folder of the mesh at path.
-func (n *Node) JoinFolder(ctx context.Context, name, path string, mode folder.Mode) (folderConf, error) {
+func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, error) {
+	return n.JoinFolderMode(ctx, name, path, folder.ModeFull)
+}
+
+// JoinFolderMode is JoinFolder in a mode (folder.Mode; "" is full).
+func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folder.Mode) (folderConf, error) {
 	l := n.membership()
 	if l == nil {
 		return folderConf{}, errNoMesh
@@ -607,7 +612,7 @@ func (a *apiServer) folderJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	c, err := a.n.JoinFolder(r.Context(), req.Name, req.Path, mode)
+	c, err := a.n.JoinFolderMode(r.Context(), req.Name, req.Path, mode)
 	if err != nil {
 		writeErr(w, http.StatusConflict, err)
 		return
