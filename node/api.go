@@ -6,7 +6,8 @@ package node
 //
 //	GET  /v1/status            → Status
 //	POST /v1/init    {"name"}  → {"mesh_id"}
-//	POST /v1/invite  {"role", "ttl"}  (ttl as a Go duration, "24h")
+//	POST /v1/invite  {"role", "ttl", "storage"}  (ttl as a Go duration, "24h";
+//	                 storage: a code without the mesh content key, storage.go)
 //	                           → {"code", "mesh_id", "role", "expires"}
 //	POST /v1/join    {"code", "name"} → {"mesh_id"}
 //	GET  /v1/devices           → [Device]  (see Device for the fields)
@@ -21,6 +22,8 @@ package node
 //	DELETE /v1/folders/{name}                   stop syncing it here (files stay)
 //	GET    /v1/folders/{name}/wait?timeout=D    returns when in sync with online members
 //	GET    /v1/history?path=P → [HistoryEntry]; POST /v1/restore {"path","version"}
+//	GET    /v1/storage → StorageStatus (storage_api.go); POST /v1/fetch, POST /v1/evict,
+//	GET    /v1/folders/{name}/files (metadata mode and files, modes.go)
 //	GET    /v1/news[?follow=1] → [NewsEntry] (follow: NDJSON, pushed as it happens)
 //	GET  /debug/pprof/…        Go's profiler (net/http/pprof)
 //
@@ -145,6 +148,8 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("POST /v1/restore", a.restore)
 	mux.HandleFunc("GET /v1/web", a.webURL)
 	a.registerAPIv1(mux)
+	mux.HandleFunc("GET /v1/storage", a.storage) // storage_api.go
+	a.registerModes(mux)                         // modes.go: fetch, evict, files
 	// Profiling, for `make bench` and debugging; the socket is 0600.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -242,8 +247,9 @@ func (a *apiServer) init(w http.ResponseWriter, r *http.Request) {
 
 func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Role string `json:"role"`
-		TTL  string `json:"ttl"`
+		Role    string `json:"role"`
+		TTL     string `json:"ttl"`
+		Storage bool   `json:"storage"` // for a storage peer: no mesh content key in the code
 	}
 	if !readJSON(w, r, &req) {
 		return
@@ -269,7 +275,7 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, InviteResponse{
-		Code: inv.Code(), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
+		Code: a.n.inviteCode(inv.Code(), req.Storage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
 	})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/meshwork/meshwork/blobs/s3store"
 )
 
 // Version is the daemon and CLI version.
@@ -30,6 +32,17 @@ type Config struct {
 	// HTTPHosts are extra Host names the HTTP API answers to, besides
 	// localhost, 127.0.0.1 and [::1] (against DNS rebinding).
 	HTTPHosts []string
+	// Role is "" or "device" (default), or RoleStorage: a storage peer
+	// (see storage.go).
+	Role string
+	// Quota bounds the sealed chunk bytes a storage peer keeps (0: none).
+	Quota int64
+	// Store is a storage peer's chunk store: "" for HOME/vault, or
+	// s3://bucket/prefix.
+	Store string
+	// S3 is the S3 endpoint and credentials for Store (from the config
+	// file); the MESH_S3_* variables override what they set.
+	S3 *s3store.Config
 }
 
 // DefaultHTTPAddr is the HTTP API's default address: loopback only.

@@ -82,6 +82,9 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			}
 			n.saveAddrs(ev.Peer)
 			n.schedulePush()
+			if n.isStoragePeer(ev.Peer) {
+				n.kickStorage() // push to and merge from it now (storage.go)
+			}
 		}
 	}
 }

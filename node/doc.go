@@ -18,13 +18,17 @@
 //   - /meshwork/invite/1.0.0     join a mesh with an invite (invite.go)
 //   - /meshwork/membership/1.0.0 push the signed membership log and signed
 //     address records of members (membership.go)
+//   - /meshwork/vault/1.0.0      a storage peer's sealed records and chunks
+//     (package vault; served only with --role storage, see storage.go)
 //
 // # What it must never do
 //
 // It must never serve a /meshwork/ protocol other than invite to a non-member,
 // never accept a membership entry it has not verified (identity.DecodeLog
 // verifies every signature and authority), and never write the device key
-// with permissions wider than 0600.
+// with permissions wider than 0600. It must never send a storage peer
+// plaintext (no mesh object, plaintext chunk or plaintext blob reference),
+// and a storage peer must never hold the mesh content key.
 //
 // # Local API
 //

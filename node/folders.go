@@ -36,6 +36,7 @@ type folderConf struct {
 	ID   syncproto.ObjectID `json:"id"`
 	Name string             `json:"name"`
 	Path string             `json:"path"`
+	Mode folder.Mode        `json:"mode,omitempty"` // "" is full (modes.go)
 }
 
 // localFolder is one folder this device syncs.
@@ -195,23 +196,19 @@ func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
 	}
 }
 
-// fetcher pulls a folder's blobs from the online members holding it.
-type fetcher struct{ n *Node }
+// fetcher pulls a folder's blobs from the online members holding it, else
+// from a storage peer (storage.go).
+type fetcher struct {
+	n      *Node
+	folder syncproto.ObjectID
+}
 
 func (f fetcher) FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
-	peers := f.n.onlineMembers()
-	if len(peers) == 0 {
-		return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: no member online", ref)
-	}
-	return f.n.blobSvc.FetchManifest(ctx, ref, peers)
+	return f.n.fetchManifest(ctx, f.folder, ref)
 }
 
 func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error {
-	peers := f.n.onlineMembers()
-	if len(peers) == 0 {
-		return fmt.Errorf("fetch %s: no member online", m.Ref())
-	}
-	return f.n.blobSvc.FetchInto(ctx, m, peers, sink, progress)
+	return f.n.fetchInto(ctx, f.folder, m, sink, progress)
 }
 
 // startFolder opens a folder and runs it and its apply loop until ctx ends
@@ -230,9 +227,10 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		DB:      n.db,
 		Prefix:  []byte("folder/" + string(conf.ID) + "/"),
 		Feed:    feedAdapter{n, conf.ID},
-		Fetcher: fetcher{n},
+		Fetcher: fetcher{n, conf.ID},
 		Self:    syncproto.DeviceID(n.id.String()),
 		Logger:  n.log.With("folder", conf.Name),
+		Mode:    conf.Mode,
 	})
 	if err != nil {
 		return fmt.Errorf("open folder %q: %w", conf.Name, err)
@@ -364,6 +362,9 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	if l == nil {
 		return folderConf{}, errNoMesh
 	}
+	if err := n.refuseOnStorage("add folder"); err != nil {
+		return folderConf{}, err
+	}
 	abs, err := cleanDir(path)
 	if err != nil {
 		return folderConf{}, fmt.Errorf("add folder %q: %w", path, err)
@@ -400,9 +401,17 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 
 // JoinFolder materialises an existing folder of the mesh at path.
 func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, error) {
+	return n.JoinFolderMode(ctx, name, path, folder.ModeFull)
+}
+
+// JoinFolderMode is JoinFolder in a mode (folder.Mode; "" is full).
+func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folder.Mode) (folderConf, error) {
 	l := n.membership()
 	if l == nil {
 		return folderConf{}, errNoMesh
+	}
+	if err := n.refuseOnStorage("join folder"); err != nil {
+		return folderConf{}, err
 	}
 	def, ok := n.catalog()[name]
 	if !ok {
@@ -421,19 +430,20 @@ func (n *Node) JoinFolder(ctx context.Context, name, path string) (folderConf, e
 			return folderConf{}, fmt.Errorf("join folder %q: %w", name, err)
 		}
 	}
-	conf := folderConf{ID: def.ID, Name: name, Path: abs}
+	conf := folderConf{ID: def.ID, Name: name, Path: abs, Mode: mode}
 	if err := n.saveFolderConf(conf); err != nil {
 		return folderConf{}, err
 	}
 	if err := n.startFolder(n.runCtx, conf); err != nil {
 		return folderConf{}, err
 	}
-	// Catch up at once with every online member.
+	// Catch up at once with every online member, and the storage peers.
 	for _, p := range n.onlineMembers() {
 		if err := n.sync.Sync(ctx, p); err != nil {
 			n.log.Debug("catch up", "peer", p.String(), "err", err)
 		}
 	}
+	n.storageRound(ctx, false)
 	return conf, nil
 }
 
@@ -504,6 +514,8 @@ type FolderInfo struct {
 	Transferring []folder.Transfer `json:"transferring"`
 	Conflicts    int               `json:"conflicts"`
 	Skipped      map[string]string `json:"skipped,omitempty"`
+	Storage      *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
+	Mode         string            `json:"mode,omitempty"`    // full, metadata, send-only, receive-only (if synced here)
 }
 
 func (n *Node) folderInfos() []FolderInfo {
@@ -526,6 +538,11 @@ func (n *Node) folderInfos() []FolderInfo {
 			fi.Items, fi.Bytes, fi.LocalBytes, fi.InSync, fi.Conflicts, fi.Skipped = st.Items, st.Bytes, st.LocalBytes, st.InSync, st.Conflicts, st.Skipped
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
+			}
+			fi.Storage = n.storageInfo(def.ID)
+			fi.Mode = string(folder.ModeFull)
+			if lf.conf.Mode != "" {
+				fi.Mode = string(lf.conf.Mode)
 			}
 		}
 		out = append(out, fi)
@@ -550,6 +567,7 @@ func (n *Node) WaitFolder(ctx context.Context, name string) error {
 			n.log.Debug("wait: catch up", "peer", p.String(), "err", err)
 		}
 	}
+	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -585,11 +603,16 @@ func (a *apiServer) folderAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) folderJoin(w http.ResponseWriter, r *http.Request) {
-	var req struct{ Name, Path string }
+	var req struct{ Name, Path, Mode string }
 	if !readJSON(w, r, &req) {
 		return
 	}
-	c, err := a.n.JoinFolder(r.Context(), req.Name, req.Path)
+	mode, err := folder.ParseMode(req.Mode)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	c, err := a.n.JoinFolderMode(r.Context(), req.Name, req.Path, mode)
 	if err != nil {
 		writeErr(w, http.StatusConflict, err)
 		return

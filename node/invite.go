@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -83,10 +84,14 @@ func (n *Node) inviteAddrs() []ma.Multiaddr {
 		}
 	}
 	all := append(append(public, private...), loop...)
-	if len(all) > maxInviteAddrs {
-		all = all[:maxInviteAddrs]
+	// The online storage peers' addresses, so that the code can be
+	// redeemed while this device is offline (up to 2 slots).
+	sp := n.storagePeerAddrsLocked()
+	keep := maxInviteAddrs - min(len(sp), 2)
+	if len(all) > keep {
+		all = all[:keep]
 	}
-	return all
+	return append(all, sp[:min(len(sp), maxInviteAddrs-len(all))]...)
 }
 
 func (n *Node) handleInvite(s network.Stream) {
@@ -165,6 +170,10 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 	if name == "" || len(name) > maxNameLen {
 		return identity.MeshID{}, fmt.Errorf("join mesh: a device name of 1 to %d bytes is required (--name)", maxNameLen)
 	}
+	code, meshKey, err := n.takeMeshKey(code)
+	if err != nil {
+		return identity.MeshID{}, err
+	}
 	inv, err := identity.ParseInviteCode(code)
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("join mesh: %w", err)
@@ -194,19 +203,52 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		order = []peer.ID{g.Inviter}
 	}
 	n.awaitHolePunch(ctx)
+	// Reach every redeemer at once and redeem at the first reached: an
+	// offline inviter (whose QUIC dial only ends at a timeout) must not
+	// delay redeeming at an online storage peer.
+	dctx, cancel := context.WithTimeout(ctx, inviteTimeout)
+	reached := make(chan peer.ID, len(order))
+	dialErrs := make([]error, len(order))
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i, id := range order {
+		ai := peer.AddrInfo{ID: id, Addrs: targets[id]}
+		n.host.Peerstore().AddAddrs(id, ai.Addrs, time.Hour)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.host.Connect(dctx, ai); err != nil {
+				dialErrs[i] = fmt.Errorf("reach %s: %w", id.ShortString(), err)
+				id = ""
+			}
+			reached <- id
+		}()
+	}
 	var errs []error
-	for _, id := range order {
+	for range order {
+		var id peer.ID
+		select {
+		case id = <-reached:
+		case <-ctx.Done():
+			return identity.MeshID{}, fmt.Errorf("join mesh: %w", ctx.Err())
+		}
+		if id == "" {
+			continue
+		}
 		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)
 		if err == nil {
-			return mid, nil
+			err = n.keepMeshKey(meshKey)
+			n.kickStorage() // merge what a storage peer holds now
+			return mid, err
 		}
 		errs = append(errs, err)
 		var refused refusedError
 		if errors.As(err, &refused) {
-			break // a member answered: its reason is final
+			return identity.MeshID{}, fmt.Errorf("join mesh: %w", err) // a member answered: its reason is final
 		}
 	}
-	return identity.MeshID{}, fmt.Errorf("join mesh: %w", errors.Join(errs...))
+	wg.Wait()
+	return identity.MeshID{}, fmt.Errorf("join mesh: %w", errors.Join(append(errs, dialErrs...)...))
 }
 
 type refusedError string

@@ -41,6 +41,7 @@ type Node struct {
 	blobStore *store.Store
 	blobSvc   *transfer.Service
 	tun       *tunnelSet
+	st        *storageState // storage peer, both sides (storage.go)
 
 	sync      *exchange.Engine
 	rolesKick chan struct{}
@@ -76,6 +77,9 @@ type Node struct {
 func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if cfg.Home == "" {
 		return nil, errors.New("node: empty home directory")
+	}
+	if err := checkRole(cfg); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("create home %q: %w", cfg.Home, err)
@@ -140,6 +144,10 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.openSync()
+	if err := n.openStorage(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.openTunnels(); err != nil {
 		n.Close()
 		return nil, err
@@ -230,6 +238,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	run("roles", n.rolesLoop)
+	run("storage", n.storageLoop)
 	n.kickRoles()
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
@@ -285,6 +294,7 @@ func (n *Node) handle(pid protocol.ID, h network.StreamHandler) {
 func (n *Node) registerProtocols() {
 	n.host.SetStreamHandler(ProtoInvite, n.handleInvite) // open to non-members by design
 	n.handle(ProtoMembership, n.handleMembership)
+	n.registerStorage()
 }
 
 // IsMember reports whether p is a current, non-revoked member of this
@@ -387,9 +397,15 @@ func (n *Node) Init(name string) (identity.MeshID, error) {
 	if n.mlog != nil {
 		return identity.MeshID{}, fmt.Errorf("init mesh: this device already belongs to mesh %s", n.mlog.MeshID())
 	}
+	if err := n.refuseOnStorage("init mesh"); err != nil {
+		return identity.MeshID{}, fmt.Errorf("%w; join a mesh with a code from 'mesh invite --storage'", err)
+	}
 	l, err := identity.NewMesh(n.key, name, time.Now())
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("init mesh: %w", err)
+	}
+	if err := n.createMeshKey(); err != nil {
+		return identity.MeshID{}, err
 	}
 	n.mlog = l
 	if err := n.commitLocked(); err != nil {

@@ -60,7 +60,10 @@ type folderDef struct {
 
 type memberGate struct{ n *Node }
 
-func (g memberGate) IsMember(p peer.ID) bool { return g.n.IsMember(p) }
+// IsMember leaves storage peers out of the plaintext sync, both ways.
+func (g memberGate) IsMember(p peer.ID) bool {
+	return !g.n.isStorage() && g.n.IsMember(p) && !g.n.isStoragePeer(p)
+}
 
 func (n *Node) openSync() {
 	n.sync = exchange.New(n.host, exchange.Config{
@@ -101,7 +104,7 @@ func (n *Node) loadReplicas(ctx context.Context) error {
 // news stream once it belongs to a mesh.
 func (n *Node) ensureSharedObjects() error {
 	l := n.membership()
-	if l == nil {
+	if l == nil || n.isStorage() {
 		return nil
 	}
 	for _, o := range []struct {

@@ -5,10 +5,12 @@
 //
 // # Key hierarchy
 //
-// Each folder has a FolderKey: 32 random bytes, created by NewFolderKey on
-// the device that shares the folder and handed only to member devices (over
-// their authenticated channels; never to a storage peer). Every other key is
-// derived from it with BLAKE3 in derive-key mode, one context per purpose:
+// Each folder has a FolderKey, held only by member devices, never by a
+// storage peer. The daemon derives it per folder from the mesh content key
+// (32 random bytes drawn with NewFolderKey at 'mesh init' and carried, out of
+// band, by invite codes): see node/storage.go for the derivation and why.
+// Every other key is derived from it with BLAKE3 in derive-key mode, one
+// context per purpose:
 //
 //	chunkRoot   = BLAKE3-derive("meshwork crypt v1 chunk",    folderKey)
 //	manifestKey = BLAKE3-derive("meshwork crypt v1 manifest", folderKey)

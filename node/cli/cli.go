@@ -72,14 +72,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	_ = initCmd.MarkFlagRequired("name")
 
 	var role, ttl string
-	var qr bool
+	var qr, forStorage bool
 	inviteCmd := &cobra.Command{
-		Use:   "invite [--role member|admin] [--ttl 24h] [--qr]",
+		Use:   "invite [--role member|admin] [--ttl 24h] [--qr] [--storage]",
 		Short: "Print a single-use invite code for a new device (the code is on the last line)",
 		Args:  cobra.NoArgs,
 		RunE: withClient(cl, func(c *client, args []string) error {
 			var out node.InviteResponse
-			if err := c.call("POST", "/v1/invite", map[string]string{"role": role, "ttl": ttl}, &out, nil); err != nil {
+			if err := c.call("POST", "/v1/invite", map[string]any{"role": role, "ttl": ttl, "storage": forStorage}, &out, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "invite for a %s of mesh %s, valid until %s, usable once:\n", out.Role, out.MeshID, out.Expires.Local().Format("2006-01-02 15:04 MST"))
@@ -98,6 +98,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	inviteCmd.Flags().StringVar(&role, "role", "member", "role of the new device: member or admin")
 	inviteCmd.Flags().StringVar(&ttl, "ttl", "24h", "how long the code stays valid")
 	inviteCmd.Flags().BoolVar(&qr, "qr", false, "also print the code as a QR code")
+	inviteCmd.Flags().BoolVar(&forStorage, "storage", false, "for a storage peer: the code leaves out the mesh content key")
 
 	var joinName string
 	joinCmd := &cobra.Command{
@@ -238,6 +239,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(tunnelCmds(cl, stdout)...)
 	root.AddCommand(folderCmds(cl, stdout)...)
 	root.AddCommand(feedCmds(cl, stdout)...)
+	root.AddCommand(storageCmd(cl, stdout))
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
 	return root
 }

@@ -38,8 +38,9 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 	}
 	add.Flags().StringVar(&addName, "name", "", "the folder's name in the mesh (default: the directory's name)")
 
+	var joinMode string
 	join := &cobra.Command{
-		Use:   "join NAME PATH",
+		Use:   "join NAME PATH [--mode full|metadata|send-only|receive-only]",
 		Short: "Sync an existing folder of the mesh into PATH on this device",
 		Args:  cobra.ExactArgs(2),
 		RunE: withClient(cl, func(c *client, args []string) error {
@@ -48,13 +49,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				return err
 			}
 			var out struct{ Name, Path string }
-			if err := c.call("POST", "/v1/folders/join", map[string]string{"name": args[0], "path": abs}, &out, nil); err != nil {
+			if err := c.call("POST", "/v1/folders/join", map[string]string{"name": args[0], "path": abs, "mode": joinMode}, &out, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "syncing folder %q into %s\n", out.Name, out.Path)
 			return nil
 		}),
 	}
+	join.Flags().StringVar(&joinMode, "mode", "full", "full; metadata (names everywhere, content with mesh fetch/evict); send-only; receive-only")
 
 	var listJSON bool
 	list := &cobra.Command{
@@ -99,7 +101,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		}),
 	}
 	share.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
-	folder.AddCommand(add, join, list, remove, share)
+	folder.AddCommand(add, join, list, remove, share, filesCmd(cl, stdout))
 
 	var timeout time.Duration
 	wait := &cobra.Command{
@@ -195,7 +197,7 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 	}
 	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
 	news.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")
-	return []*cobra.Command{folder, wait, history, restore, news}
+	return []*cobra.Command{folder, wait, history, restore, news, pathsCmd(cl, stdout, "fetch"), pathsCmd(cl, stdout, "evict")}
 }
 
 func printFolders(w io.Writer, infos []node.FolderInfo) {
@@ -209,4 +211,9 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts)
 	}
 	_ = tw.Flush()
+	for _, f := range infos {
+		if s := f.Storage; s != nil {
+			fmt.Fprintf(w, "storage peer %s holds %d of %d files of %s (%d of %d bytes)\n", s.Peer, s.HeldFiles, s.Files, f.Name, s.HeldBytes, s.Bytes)
+		}
+	}
 }

@@ -42,6 +42,9 @@ type job struct {
 func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	if items = f.filterApply(items); len(items) == 0 {
+		return nil
+	}
 	if _, err := f.ign.reload(); err != nil {
 		f.log.Warn("read ignore file", "err", err)
 	}

@@ -96,6 +96,14 @@
 // items; an edited copy becomes one. When the conflict is resolved,
 // unedited copies move into the version history.
 //
+// # Modes
+//
+// Config.Mode (mode.go): ModeFull (default); ModeMetadata, where Apply
+// writes only paths present here or being fetched (Fetch), Evict removes a
+// file's local copy and its recorded state without reporting a deletion,
+// and Status.InSync counts only what is here; ModeSendOnly, where Apply
+// writes nothing; ModeReceiveOnly, where a scan reports nothing to the Feed.
+//
 // # Limits
 //
 // A local edit made after a remote change was merged into the Feed but

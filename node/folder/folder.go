@@ -98,6 +98,8 @@ type Config struct {
 	// name even on a case-sensitive filesystem (a case-insensitive one is
 	// detected).
 	FoldCase bool
+	// Mode is how the folder syncs here (mode.go); "" is ModeFull.
+	Mode Mode
 }
 
 // DefaultRetention is how long kept versions live by default.
@@ -131,6 +133,7 @@ type Folder struct {
 
 	pmu        sync.Mutex
 	prefetched map[blobs.BlobRef]blobs.Manifest // by Apply's batch fetch, until used
+	fetching   map[string]bool                  // metadata mode: paths being fetched (under mu)
 }
 
 // Open opens the folder at cfg.Root, creating it and its internal
@@ -177,6 +180,11 @@ func Open(cfg Config) (*Folder, error) {
 		ign:       &ignorer{path: filepath.Join(root, IgnoreFile)},
 		transfers: make(map[string]blobs.Progress),
 		skipped:   make(map[string]string),
+		fetching:  make(map[string]bool),
+	}
+	if _, err := ParseMode(string(cfg.Mode)); err != nil {
+		rfs.Close()
+		return nil, fmt.Errorf("open folder %s: %w", root, err)
 	}
 	f.foldCase = cfg.FoldCase || probeFoldCase(filepath.Join(root, internalDir))
 	if f.states, err = f.loadStates(); err != nil {
@@ -233,7 +241,9 @@ func (f *Folder) Status() Status {
 	}
 	f.tmu.Unlock()
 	f.mu.Lock()
-	var syncedItems int
+	var syncedItems, neededItems int
+	var neededBytes int64
+	onDemand, sendOnly := f.mode() == ModeMetadata, f.mode() == ModeSendOnly
 	for _, it := range items {
 		if len(it.Sync.Conflicts) > 0 {
 			s.Conflicts++
@@ -247,17 +257,23 @@ func (f *Folder) Status() Status {
 		}
 		s.Items++
 		s.Bytes += fe.Size
-		if st, ok := f.states[fe.Path]; ok && f.matches(st, fe) {
+		st, present := f.states[fe.Path]
+		if (onDemand && !present) || sendOnly {
+			continue // metadata: only what is here must be in sync; send-only: nothing is received
+		}
+		neededItems++
+		neededBytes += fe.Size
+		if present && f.matches(st, fe) {
 			s.LocalBytes += fe.Size
 			syncedItems++
 		}
 	}
 	f.mu.Unlock()
 	switch {
-	case s.Bytes > 0:
-		s.InSync = float64(s.LocalBytes) / float64(s.Bytes)
-	case s.Items > 0:
-		s.InSync = float64(syncedItems) / float64(s.Items)
+	case neededBytes > 0:
+		s.InSync = float64(s.LocalBytes) / float64(neededBytes)
+	case neededItems > 0:
+		s.InSync = float64(syncedItems) / float64(neededItems)
 	default:
 		s.InSync = 1
 	}

@@ -196,6 +196,12 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 	states := make(map[string]*fileState)
 	var errs []error
 	report := func(feed Feed) error {
+		if f.mode() == ModeReceiveOnly {
+			if len(changed) > 0 {
+				f.log.Debug("receive-only: local changes not sent", "paths", len(changed))
+			}
+			return nil
+		}
 		for _, e := range changed {
 			if e.err != nil {
 				if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {

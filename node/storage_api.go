@@ -1,0 +1,51 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/meshwork/meshwork/node/vault"
+)
+
+// StorageStatus is GET /v1/storage: on a storage peer, its own usage; on a
+// device, the online storage peers' usage and, per folder, what they hold.
+type StorageStatus struct {
+	Role    string              `json:"role"` // "storage" or "device"
+	Usage   *vault.Usage        `json:"usage,omitempty"`
+	Peers   []StoragePeerStatus `json:"peers"`
+	Folders []FolderInfo        `json:"folders"`
+}
+
+// StoragePeerStatus is one online storage peer as a device sees it.
+type StoragePeerStatus struct {
+	Name  string       `json:"name"`
+	ID    string       `json:"id"`
+	Usage *vault.Usage `json:"usage"`
+	Error string       `json:"error,omitempty"`
+}
+
+func (a *apiServer) storage(w http.ResponseWriter, r *http.Request) {
+	n := a.n
+	out := StorageStatus{Role: "device", Peers: []StoragePeerStatus{}, Folders: []FolderInfo{}}
+	if n.isStorage() {
+		out.Role = RoleStorage
+		u := n.st.srv.Usage()
+		out.Usage = &u
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	for _, p := range n.storagePeers() {
+		ps := StoragePeerStatus{Name: n.deviceName(p), ID: p.String()}
+		if u, err := n.st.cl.Usage(ctx, p); err != nil {
+			ps.Error = err.Error()
+		} else {
+			ps.Usage = &u
+		}
+		out.Peers = append(out.Peers, ps)
+	}
+	out.Folders = n.folderInfos()
+	writeJSON(w, http.StatusOK, out)
+}

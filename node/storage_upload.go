@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/crypt"
+	"github.com/meshwork/meshwork/node/folder"
+	"github.com/meshwork/meshwork/node/internal/kv"
+	"github.com/meshwork/meshwork/node/vault"
+	"github.com/meshwork/meshwork/syncproto"
+)
+
+// Uploading content to a storage peer: newest first, within its quota (see
+// the quota policy in storage.go).
+
+type fileToUpload struct {
+	folder syncproto.ObjectID
+	fk     crypt.FolderKey
+	ref    blobs.BlobRef
+	mtime  time.Time
+	name   string // its manifest record's name
+}
+
+// uploadContent uploads the content of the files of every local folder,
+// newest first. A file that does not fit in what is left of the quota makes
+// room by deleting the manifests of strictly older files the storage peer
+// holds, oldest first (the storage peer then deletes the chunks no other
+// manifest lists); if that is not enough, it is skipped. What the storage
+// peer holds is read from it (its manifest records) on every pass, so what
+// another device evicted is seen.
+func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
+	n.fmu.Lock()
+	var lfs []*localFolder
+	for _, lf := range n.folders {
+		lfs = append(lfs, lf)
+	}
+	n.fmu.Unlock()
+	var files []fileToUpload
+	infos := map[syncproto.ObjectID]*StorageInfo{}
+	for _, lf := range lfs {
+		id, fk := lf.conf.ID, objectKey(mk, lf.conf.ID)
+		infos[id] = &StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
+		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+			for _, it := range o.Items() {
+				fe, ok := it.Body.(*syncproto.FileEntry)
+				if it.Sync.Deleted || !ok || fe.Blob == (syncproto.BlobRef{}) || !fe.Mode.IsRegular() {
+					continue
+				}
+				if ref, err := folder.BlobRefOf(fe.Blob); err == nil {
+					files = append(files, fileToUpload{id, fk, ref, fe.ModTime, manifestName(fk, ref)})
+				}
+			}
+			return nil
+		})
+	}
+	sort.SliceStable(files, func(i, j int) bool {
+		if !files[i].mtime.Equal(files[j].mtime) {
+			return files[i].mtime.After(files[j].mtime)
+		}
+		return files[i].name < files[j].name
+	})
+	recs, err := n.st.cl.List(ctx, p, "man/")
+	if err != nil {
+		n.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
+		return
+	}
+	held := map[string]bool{}
+	for _, r := range recs {
+		held[r.Name] = true
+	}
+	usage, err := n.st.cl.Usage(ctx, p)
+	if err != nil {
+		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
+		return
+	}
+	left := int64(-1) // no quota
+	if usage.Quota > 0 {
+		left = max(0, usage.Quota-usage.Used)
+	}
+	tried := map[string]bool{}
+	var orphans []string // computed when first needed
+	for i, f := range files {
+		if ctx.Err() != nil {
+			return
+		}
+		if held[f.name] || tried[f.name] {
+			continue
+		}
+		tried[f.name] = true
+		if left >= 0 && !n.mightFit(ctx, p, files, i, held, left, &orphans) {
+			continue // not even dropping every older file would make room: not sealed for nothing
+		}
+		plan, ok, err := n.planUpload(ctx, p, f)
+		if err != nil {
+			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+			continue
+		}
+		if !ok {
+			continue // content not here
+		}
+		if left >= 0 && plan.need > left {
+			evicted := false
+			// First the content of files no longer in a folder (that this
+			// device uploaded), then older files, oldest first.
+			for _, name := range n.orphanManifests(p, files, held) {
+				if plan.need <= left {
+					break
+				}
+				freed, err := n.st.cl.DeleteManifest(ctx, p, name)
+				if err != nil {
+					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+					break
+				}
+				delete(held, name)
+				_ = n.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
+				left += freed
+				evicted = true
+				n.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
+			}
+			for j := len(files) - 1; j > i && plan.need > left; j-- {
+				g := files[j]
+				if !held[g.name] || !g.mtime.Before(f.mtime) {
+					continue
+				}
+				freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
+				if err != nil {
+					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+					break
+				}
+				delete(held, g.name)
+				left += freed
+				evicted = true
+				n.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
+			}
+			if evicted { // a dropped chunk may be one this file needs
+				if plan, ok, err = n.planUpload(ctx, p, f); err != nil || !ok {
+					continue
+				}
+			}
+			if plan.need > left {
+				n.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", left)
+				continue
+			}
+		}
+		if err := n.putUpload(ctx, p, f, plan); err != nil {
+			if errors.Is(err, vault.ErrQuota) {
+				left = 0
+			}
+			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+			continue
+		}
+		held[f.name] = true
+		if err := dbPut(n.db, keyUploaded(p, f.name), []byte{1}); err != nil {
+			n.log.Warn("storage peer: note upload", "err", err)
+		}
+		if left >= 0 {
+			left = max(0, left-plan.need)
+		}
+	}
+	now := time.Now().UTC()
+	for _, f := range files {
+		info := infos[f.folder]
+		info.Files++
+		info.Bytes += f.ref.Size
+		if held[f.name] {
+			info.HeldFiles++
+			info.HeldBytes += f.ref.Size
+		}
+	}
+	n.st.mu.Lock()
+	for id, info := range infos {
+		info.Updated = now
+		n.st.info[id] = *info
+	}
+	n.st.mu.Unlock()
+}
+
+// keyUploaded notes a manifest this device uploaded to a storage peer.
+func keyUploaded(p peer.ID, name string) []byte {
+	return []byte("node/storage/uploaded/" + p.String() + "/" + name)
+}
+
+// orphanManifests lists the manifests this device uploaded to p that p
+// still holds and that no current file of the local folders uses.
+func (n *Node) orphanManifests(p peer.ID, files []fileToUpload, held map[string]bool) []string {
+	live := map[string]bool{}
+	for _, f := range files {
+		live[f.name] = true
+	}
+	var out []string
+	pre := keyUploaded(p, "")
+	_ = kv.Scan(n.db, pre, func(k, _ []byte) error {
+		if name := string(k); held[name] && !live[name] {
+			out = append(out, name)
+		}
+		return nil
+	})
+	return out
+}
+
+// sealedBound is the most a blob of size bytes can take sealed (its chunks
+// are at least blobs.MinChunkSize, but for the last).
+func sealedBound(size int64) int64 {
+	return size + crypt.Overhead*(size/blobs.MinChunkSize+1)
+}
+
+// mightFit reports whether files[i] could fit in left bytes, after
+// dropping every strictly older file the peer holds and the orphans,
+// without sealing anything: a full storage peer does not cost a re-seal of
+// every file that does not fit on every pass. It errs towards true.
+func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, left int64, orphans *[]string) bool {
+	f := files[i]
+	m, err := n.blobStore.Manifest(ctx, f.ref)
+	if err != nil {
+		return true // planUpload finds it is not here
+	}
+	upper := m.Size() + int64(len(m.Chunks))*crypt.Overhead
+	if upper <= left {
+		return true
+	}
+	if *orphans == nil {
+		*orphans = append(n.orphanManifests(p, files, held), "") // "" marks "computed"
+	}
+	if len(*orphans) > 1 {
+		return true // sizes unknown here
+	}
+	room := left
+	for _, g := range files[i+1:] {
+		if held[g.name] && g.mtime.Before(f.mtime) {
+			room += sealedBound(g.ref.Size)
+		}
+	}
+	return upper <= room
+}
+
+// uploadPlan is a blob to upload: its manifests, sealed chunk IDs, which of
+// them the storage peer has, and the bytes it lacks.
+type uploadPlan struct {
+	m    blobs.Manifest
+	cm   crypt.Manifest
+	have []bool
+	need int64
+}
+
+// sealChunk reads a chunk from the local store and seals it.
+func (n *Node) sealChunk(ctx context.Context, fk crypt.FolderKey, c blobs.ChunkRef, buf []byte) ([]byte, blobs.ChunkID, error) {
+	data, err := n.blobStore.Get(ctx, c.ID, buf)
+	if err != nil {
+		return nil, blobs.ChunkID{}, fmt.Errorf("read chunk %v: %w", c.ID, err)
+	}
+	return crypt.SealChunk(fk, data)
+}
+
+// planUpload seals f's chunks to learn their IDs and asks which the peer
+// has. ok is false when the content is not (all) here.
+func (n *Node) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploadPlan, bool, error) {
+	var pl uploadPlan
+	m, err := n.blobStore.Manifest(ctx, f.ref)
+	if err != nil {
+		return pl, false, nil
+	}
+	if miss, err := n.blobStore.Missing(ctx, m); err != nil || len(miss) > 0 {
+		return pl, false, nil
+	}
+	pl.m = m
+	buf := make([]byte, 0, blobs.MaxChunkSize)
+	ids := make([]blobs.ChunkID, len(m.Chunks))
+	for i, c := range m.Chunks {
+		_, ct, err := n.sealChunk(ctx, f.fk, c, buf)
+		if err != nil {
+			return pl, false, err
+		}
+		ids[i] = ct
+		pl.cm.Chunks = append(pl.cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
+	}
+	if pl.have, err = n.st.cl.Have(ctx, p, ids); err != nil {
+		return pl, false, err
+	}
+	seen := map[blobs.ChunkID]bool{}
+	for i, c := range m.Chunks {
+		if !pl.have[i] && !seen[ids[i]] {
+			seen[ids[i]] = true
+			pl.need += int64(c.Size) + crypt.Overhead
+		}
+	}
+	return pl, true, nil
+}
+
+// putUpload uploads the chunks the plan says the peer lacks, then the
+// sealed manifest (which the peer accepts only once it holds every chunk).
+func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uploadPlan) error {
+	buf := make([]byte, 0, blobs.MaxChunkSize)
+	sent := map[blobs.ChunkID]bool{}
+	for i, c := range pl.cm.Chunks {
+		if pl.have[i] || sent[c.Cipher] {
+			continue
+		}
+		sealed, ct, err := n.sealChunk(ctx, f.fk, c.Plain, buf)
+		if err != nil {
+			return err
+		}
+		if err := n.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
+			return err
+		}
+		sent[ct] = true
+	}
+	sm, err := crypt.SealManifest(f.fk, pl.cm)
+	if err != nil {
+		return err
+	}
+	return n.st.cl.PutRecord(ctx, p, f.name, sm)
+}

@@ -1,0 +1,428 @@
+package vault
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/zeebo/blake3"
+
+	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/blobs/crypt"
+	"github.com/meshwork/meshwork/node/internal/wire"
+)
+
+// Proto is the vault protocol ID.
+const Proto = "/meshwork/vault/1.0.0"
+
+// Request types.
+const (
+	OpPutRecord = 1
+	OpGetRecord = 2
+	OpList      = 3
+	OpHave      = 4
+	OpPutChunk  = 5
+	OpGetChunk  = 6
+	OpUsage     = 7
+	OpDelete    = 8
+)
+
+// Response statuses.
+const (
+	StatusOK       = 0x80
+	StatusNotFound = 0x81
+	StatusQuota    = 0x82
+	StatusRefused  = 0x83
+	StatusBad      = 0x84
+	StatusInternal = 0x85
+)
+
+const (
+	// MaxRecord bounds one record (a sealed snapshot of a mesh object).
+	MaxRecord = 32 << 20
+	// MaxHave bounds the IDs of one OpHave.
+	MaxHave = 4096
+	// MaxName bounds a record name.
+	MaxName  = 512
+	maxFrame = MaxRecord + MaxName + 16
+	timeout  = 2 * time.Minute
+)
+
+// RecordInfo is one element of an OpList answer.
+type RecordInfo struct {
+	Name string `json:"name"`
+	Hash string `json:"hash"` // hex BLAKE3 of the stored value
+	Size int    `json:"size"`
+}
+
+// Usage is the vault's occupation (OpUsage, and mesh storage on the peer).
+type Usage struct {
+	Quota   int64  `json:"quota"` // 0: no quota
+	Used    int64  `json:"used"`  // sealed chunk bytes held
+	Chunks  int64  `json:"chunks"`
+	Records int64  `json:"records"`
+	Backend string `json:"backend"`
+}
+
+// Server serves a vault: records in badger under a prefix, chunks in a
+// Backend, at most quota chunk bytes (0: no limit).
+type Server struct {
+	db     *badger.DB
+	prefix []byte
+	be     Backend
+	beName string
+	quota  int64
+	log    *slog.Logger
+	putMu  sync.Mutex // one chunk Put at a time: the quota check and the write are one step
+	mu     sync.Mutex
+	used   int64
+	chunks int64
+}
+
+// NewServer opens a vault; it counts what the backend already holds.
+func NewServer(ctx context.Context, db *badger.DB, prefix []byte, be Backend, backendName string, quota int64, logger *slog.Logger) (*Server, error) {
+	s := &Server{db: db, prefix: prefix, be: be, beName: backendName, quota: quota, log: logger}
+	err := be.Enumerate(ctx, func(_ blobs.ChunkID, size uint32) error {
+		s.used += int64(size)
+		s.chunks++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count the chunks of %s: %w", backendName, err)
+	}
+	if quota > 0 && s.used > quota {
+		logger.Warn("storage holds more than its quota (the quota was lowered); nothing new is accepted", "used", s.used, "quota", quota)
+	}
+	return s, nil
+}
+
+// Usage reports the quota and what is held.
+func (s *Server) Usage() Usage {
+	s.mu.Lock()
+	u := Usage{Quota: s.quota, Used: s.used, Chunks: s.chunks, Backend: s.beName}
+	s.mu.Unlock()
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.recKey(""), PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			u.Records++
+		}
+		return nil
+	})
+	return u
+}
+
+func (s *Server) recKey(name string) []byte {
+	return append(append(append([]byte{}, s.prefix...), 'r'), name...)
+}
+
+// ValidName checks a record name and whether writer may write it:
+// "obj/<object>/<writer>" or "man/<64 hex>".
+func ValidName(name, writer string) error {
+	if len(name) == 0 || len(name) > MaxName {
+		return fmt.Errorf("record name of %d bytes (1 to %d)", len(name), MaxName)
+	}
+	switch {
+	case strings.HasPrefix(name, "obj/"):
+		parts := strings.Split(name, "/")
+		if len(parts) != 3 || parts[1] == "" {
+			return fmt.Errorf("record name %q: want obj/OBJECT/DEVICE", name)
+		}
+		if writer != "" && parts[2] != writer {
+			return fmt.Errorf("record %q belongs to device %s, not to %s", name, parts[2], writer)
+		}
+	case strings.HasPrefix(name, "man/"):
+		h := name[4:]
+		if _, err := hex.DecodeString(h); err != nil || len(h) != 64 {
+			return fmt.Errorf("record name %q: want man/ and 64 hex digits", name)
+		}
+	default:
+		return fmt.Errorf("record name %q: unknown kind (want obj/ or man/)", name)
+	}
+	return nil
+}
+
+// Handle serves one request on st, from an already authorised member.
+func (s *Server) Handle(st network.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(timeout))
+	remote := st.Conn().RemotePeer()
+	log := s.log.With("peer", remote.ShortString())
+	typ, p, err := wire.ReadFrame(bufio.NewReader(st), maxFrame)
+	if err != nil {
+		log.Debug("vault: bad request frame", "err", err)
+		st.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	status, out := s.serve(ctx, remote.String(), typ, p)
+	if status != StatusOK {
+		log.Debug("vault: request not served", "op", typ, "status", status, "reason", string(out))
+	}
+	if err := wire.WriteFrame(st, byte(status), out); err != nil {
+		log.Debug("vault: write answer", "err", err)
+	}
+}
+
+func fail(status int, format string, a ...any) (int, []byte) {
+	return status, []byte(fmt.Sprintf(format, a...))
+}
+
+func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (int, []byte) {
+	switch typ {
+	case OpPutRecord:
+		name, val, err := wire.ReadBytes(p)
+		if err != nil {
+			return fail(StatusBad, "put record: %v", err)
+		}
+		if err := ValidName(string(name), writer); err != nil {
+			return fail(StatusRefused, "put record: %v", err)
+		}
+		if len(val) == 0 || len(val) > MaxRecord {
+			return fail(StatusBad, "put record %q: %d bytes (1 to %d)", name, len(val), MaxRecord)
+		}
+		return s.putRecord(ctx, string(name), val)
+	case OpDelete:
+		if err := ValidName(string(p), ""); err != nil || !strings.HasPrefix(string(p), "man/") {
+			return fail(StatusRefused, "delete %q: only manifest records (man/) can be deleted", p)
+		}
+		freed, err := s.deleteManifest(ctx, string(p))
+		if err != nil {
+			return fail(StatusInternal, "delete %q: %v", p, err)
+		}
+		return StatusOK, binary.BigEndian.AppendUint64(nil, uint64(freed))
+	case OpGetRecord:
+		if err := ValidName(string(p), ""); err != nil {
+			return fail(StatusBad, "get record: %v", err)
+		}
+		var val []byte
+		err := s.db.View(func(txn *badger.Txn) error {
+			it, err := txn.Get(s.recKey(string(p)))
+			if err != nil {
+				return err
+			}
+			val, err = it.ValueCopy(nil)
+			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fail(StatusNotFound, "record %q", p)
+		}
+		if err != nil {
+			return fail(StatusInternal, "get record %q: %v", p, err)
+		}
+		return StatusOK, val
+	case OpList:
+		if len(p) > MaxName {
+			return fail(StatusBad, "list: prefix of %d bytes", len(p))
+		}
+		out := []RecordInfo{}
+		pre := s.recKey(string(p))
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				err := it.Item().Value(func(v []byte) error {
+					h := blake3.Sum256(v)
+					out = append(out, RecordInfo{Name: string(it.Item().Key()[len(s.prefix)+1:]), Hash: hex.EncodeToString(h[:]), Size: len(v)})
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(StatusInternal, "list %q: %v", p, err)
+		}
+		b, _ := json.Marshal(out)
+		return StatusOK, b
+	case OpHave:
+		if len(p)%32 != 0 || len(p)/32 > MaxHave {
+			return fail(StatusBad, "have: %d bytes is not 0..%d chunk IDs", len(p), MaxHave)
+		}
+		out := make([]byte, len(p)/32)
+		for i := range out {
+			ok, err := s.be.Has(ctx, blobs.ChunkID(p[32*i:32*i+32]))
+			if err != nil {
+				return fail(StatusInternal, "have: %v", err)
+			}
+			if ok {
+				out[i] = 1
+			}
+		}
+		return StatusOK, out
+	case OpPutChunk:
+		if len(p) < 33 || len(p)-32 > MaxChunk {
+			return fail(StatusBad, "put chunk: %d bytes (want id[32] and 1 to %d bytes)", len(p), MaxChunk)
+		}
+		return s.putChunk(ctx, blobs.ChunkID(p[:32]), p[32:])
+	case OpGetChunk:
+		if len(p) != 32 {
+			return fail(StatusBad, "get chunk: %d bytes, want a chunk ID[32]", len(p))
+		}
+		id := blobs.ChunkID(p)
+		ok, err := s.be.Has(ctx, id)
+		if err == nil && !ok {
+			return fail(StatusNotFound, "sealed chunk %v", id)
+		}
+		data, err := s.be.Get(ctx, id, nil)
+		if err != nil {
+			return fail(StatusInternal, "get chunk %v: %v", id, err)
+		}
+		return StatusOK, data
+	case OpUsage:
+		b, _ := json.Marshal(s.Usage())
+		return StatusOK, b
+	}
+	return fail(StatusBad, "unknown request type %d", typ)
+}
+
+// refKey: P 'k' sealed chunk[32] manifest record name → "": the manifest
+// lists the chunk. A chunk is deleted when the last manifest listing it is.
+func (s *Server) refKey(id blobs.ChunkID, name string) []byte {
+	return append(append(append(append([]byte{}, s.prefix...), 'k'), id[:]...), name...)
+}
+
+// putRecord stores a record. A manifest record must be a sealed manifest
+// whose chunks are all held; its chunks are then referenced by it.
+func (s *Server) putRecord(ctx context.Context, name string, val []byte) (int, []byte) {
+	var refs []crypt.CipherRef
+	if strings.HasPrefix(name, "man/") {
+		var err error
+		if refs, err = crypt.CipherChunks(val); err != nil {
+			return fail(StatusBad, "put record %q: %v", name, err)
+		}
+		s.putMu.Lock() // no chunk deleted between this check and the refs
+		defer s.putMu.Unlock()
+		for _, r := range refs {
+			ok, err := s.be.Has(ctx, r.ID)
+			if err != nil {
+				return fail(StatusInternal, "put record %q: %v", name, err)
+			}
+			if !ok {
+				return fail(StatusNotFound, "put record %q: sealed chunk %v is not held (upload it first)", name, r.ID)
+			}
+		}
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, r := range refs {
+			if err := txn.Set(s.refKey(r.ID, name), nil); err != nil {
+				return err
+			}
+		}
+		return txn.Set(s.recKey(name), val)
+	})
+	if err != nil {
+		return fail(StatusInternal, "put record %q: %v", name, err)
+	}
+	return StatusOK, nil
+}
+
+// deleteManifest deletes a manifest record and the chunks no other
+// manifest lists; it returns the bytes freed.
+func (s *Server) deleteManifest(ctx context.Context, name string) (int64, error) {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	var refs []crypt.CipherRef
+	err := s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(s.recKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		val, err := it.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if refs, err = crypt.CipherChunks(val); err != nil {
+			refs = nil // stored before manifests were checked: nothing to release
+		}
+		for _, r := range refs {
+			if err := txn.Delete(s.refKey(r.ID, name)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(s.recKey(name))
+	})
+	if err != nil {
+		return 0, err
+	}
+	var freed int64
+	done := map[blobs.ChunkID]bool{}
+	for _, r := range refs {
+		if done[r.ID] {
+			continue
+		}
+		done[r.ID] = true
+		var used bool
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: s.refKey(r.ID, "")})
+			defer it.Close()
+			it.Rewind()
+			used = it.Valid()
+			return nil
+		})
+		if err != nil {
+			return freed, err
+		}
+		if used {
+			continue
+		}
+		if ok, err := s.be.Has(ctx, r.ID); err != nil || !ok {
+			continue
+		}
+		if err := s.be.Delete(ctx, r.ID); err != nil {
+			return freed, err
+		}
+		s.mu.Lock()
+		s.used -= int64(r.Size)
+		s.chunks--
+		s.mu.Unlock()
+		freed += int64(r.Size)
+	}
+	return freed, nil
+}
+
+func (s *Server) putChunk(ctx context.Context, id blobs.ChunkID, data []byte) (int, []byte) {
+	if got := blobs.SumChunk(data); got != id {
+		return fail(StatusBad, "put chunk %v: data hashes to %v", id, got)
+	}
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	have, err := s.be.Has(ctx, id)
+	if err != nil {
+		return fail(StatusInternal, "put chunk %v: %v", id, err)
+	}
+	if have {
+		return StatusOK, nil
+	}
+	s.mu.Lock()
+	full := s.quota > 0 && s.used+int64(len(data)) > s.quota
+	used := s.used
+	s.mu.Unlock()
+	if full {
+		return fail(StatusQuota, "put chunk %v: quota full (%d of %d bytes used, chunk %d bytes)", id, used, s.quota, len(data))
+	}
+	if err := s.be.Put(ctx, id, data); err != nil {
+		return fail(StatusInternal, "put chunk %v: %v", id, err)
+	}
+	s.mu.Lock()
+	s.used += int64(len(data))
+	s.chunks++
+	s.mu.Unlock()
+	return StatusOK, nil
+}
