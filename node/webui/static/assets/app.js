@@ -847,6 +847,7 @@
 
   async function upload(files) {
     const folder = state.folder;
+    const dir = state.dir;
     if (!folder || !files || !files.length) return;
     const status = $("upload-status");
     const input = $("upload-input");
@@ -854,7 +855,7 @@
     let done = 0;
     try {
       for (const file of files) {
-        const path = state.dir + file.name;
+        const path = dir + file.name;
         status.dataset.state = "uploading";
         status.textContent = "uploading " + path + "…";
         await putFile("/folders/" + encodeURIComponent(folder) + "/files/" + enc(path), file, (p) => {
@@ -863,7 +864,7 @@
         done++;
       }
       status.dataset.state = "done";
-      status.textContent = "uploaded " + (done === 1 ? state.dir + files[0].name : done + " files");
+      status.textContent = "uploaded " + (done === 1 ? dir + files[0].name : done + " files");
     } catch (e) {
       status.dataset.state = "failed";
       status.textContent = "upload failed: " + e.message;
@@ -971,6 +972,7 @@
     try {
       const r = await api("POST", "/invite", { role: $("invite-role").value, ttl: $("invite-ttl").value });
       $("invite-code").textContent = r.code;
+      $("invite-copy").textContent = "Copy";
       const qr = $("invite-qr");
       if (r.qr_png && /^data:image\/png;base64,/.test(r.qr_png)) {
         qr.src = r.qr_png;
