@@ -176,6 +176,29 @@ func TestWebDesktop(t *testing.T) {
 		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(v2)))
 	tabB.screenshot("05-b-restored")
 
+	// A file deleted on A's disk leaves B's list live; "show deleted"
+	// lists it, and its history brings it back on both devices.
+	if err := os.Remove(filepath.Join(dirA, upName)); err != nil {
+		t.Fatal(err)
+	}
+	tabB.waitJS(30*time.Second, "the deleted file gone from B's list", rowAttr(upName, "deleted"), "absent")
+	waitFor(t, 30*time.Second, "the file deleted on B's disk", func() bool {
+		_, err := os.Stat(filepath.Join(dirB, upName))
+		return os.IsNotExist(err)
+	})
+	tabB.click(20*time.Second, "show deleted files", `#show-deleted`)
+	tabB.waitJS(20*time.Second, "the deleted file listed as deleted", rowAttr(upName, "deleted"), "true")
+	tabB.click(20*time.Second, "open the deleted file's history", rowSel(upName)+` [data-testid=history]`)
+	tabB.waitJS(30*time.Second, "its last content kept",
+		`(document.querySelector("[data-testid=version][data-n='1']") || {dataset: {}}).dataset.size`, fmt.Sprint(len(upContent)))
+	tabB.click(20*time.Second, "restore the deleted file", `[data-testid=version][data-n='1'] [data-testid=restore]`)
+	waitFile(t, filepath.Join(dirB, upName), upContent)
+	waitFile(t, filepath.Join(dirA, upName), upContent)
+	tabA.waitJS(30*time.Second, "the restored file back in A's list", rowAttr(upName, "deleted"), "false")
+	tabB.click(20*time.Second, "hide deleted files again", `#show-deleted`)
+	tabB.click(20*time.Second, "close the history", `#history-close`)
+	tabB.do(20*time.Second, "see the history closed", chromedp.WaitNotVisible(`#history`, chromedp.ByQuery))
+
 	// Invite a device: a code and its QR image.
 	tabA.do(20*time.Second, "make an invite on A",
 		chromedp.Click(`#invite-btn`, chromedp.ByQuery),
