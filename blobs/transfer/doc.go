@@ -33,6 +33,12 @@
 // hash. MANIFEST(blob) asks for a blob's chunk list; the answer is verified
 // against the blob ref.
 //
+// With a single peer the fetcher sends its first GETs right behind the
+// HAVEs instead of waiting for the answer (nothing to choose between; a
+// missing chunk answers "not found"), so a one-chunk blob costs one round
+// trip. MANIFEST requests may be pipelined on one stream like the others
+// (Service.FetchManifests).
+//
 // Scheduling: chunks are requested in manifest order; each peer takes the
 // next chunk it has that nobody is fetching, as long as its window of
 // requests in flight has room. Windows start at 2 and adapt per peer, TCP

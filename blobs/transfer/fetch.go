@@ -394,6 +394,17 @@ func (f *fetch) runPeer(p *peerState) {
 	f.mu.Lock()
 	p.haveLeft = nBatches
 	p.nextReq = uint32(nBatches) + 1
+	if len(f.peers) == 1 && p.has == nil {
+		// One peer: there is nothing to choose between, so request at
+		// once instead of waiting a round trip for the HAVE answer (a
+		// small file is then one round trip). A chunk the peer lacks comes
+		// back "not found" and is marked so; the HAVE answer, when it
+		// comes, corrects the rest.
+		p.has = make([]bool, len(f.chunks))
+		for i := range p.has {
+			p.has[i] = true
+		}
+	}
 	f.mu.Unlock()
 	if err := w.Flush(); err != nil {
 		f.mu.Lock()
