@@ -86,13 +86,24 @@ func (lf *localFolder) idle() bool {
 
 // memberOnline re-drives folders that are not fully present here.
 func (n *Node) memberOnline() {
-	n.fmu.Lock()
-	defer n.fmu.Unlock()
-	for _, lf := range n.folders {
+	// Status takes the folder's lock, and a scan holding that lock takes
+	// n.fmu (folderNews): never call into a folder with n.fmu held.
+	for _, lf := range n.localFolders() {
 		if lf.f.Status().InSync < 1 {
 			lf.queueAll()
 		}
 	}
+}
+
+// localFolders returns the folders synced here (a copy, taken under fmu).
+func (n *Node) localFolders() []*localFolder {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	out := make([]*localFolder, 0, len(n.folders))
+	for _, lf := range n.folders {
+		out = append(out, lf)
+	}
+	return out
 }
 
 // feedAdapter binds a folder to its replica in the engine: local changes go

@@ -89,11 +89,12 @@ func (a *apiServer) registerAPIv1(mux *http.ServeMux) {
 
 // httpServer is the HTTP API's listener.
 type httpServer struct {
-	a     *apiServer
-	ln    net.Listener
-	srv   *http.Server
-	token string
-	hosts map[string]bool
+	a      *apiServer
+	ln     net.Listener
+	srv    *http.Server
+	token  string
+	hosts  map[string]bool
+	cookie string // the session cookie's name: one per port, as cookies ignore ports
 }
 
 // listenHTTP opens the HTTP API's listener (nil when turned off).
@@ -122,6 +123,8 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 		n.log.Warn("HTTP API port taken, using another", "wanted", addr, "addr", ln.Addr().String())
 	}
 	h := &httpServer{a: a, ln: ln, token: token, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	h.cookie = sessionCookie + "_" + port
 	for _, s := range n.cfg.HTTPHosts {
 		h.hosts[strings.ToLower(s)] = true
 	}
@@ -188,7 +191,7 @@ func (h *httpServer) tokenOK(r *http.Request) bool {
 	var got string
 	if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
 		got = strings.TrimPrefix(a, "Bearer ")
-	} else if c, err := r.Cookie(sessionCookie); err == nil {
+	} else if c, err := r.Cookie(h.cookie); err == nil {
 		got = c.Value
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) == 1
@@ -218,11 +221,11 @@ func (h *httpServer) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, errors.New("wrong token: use the URL `mesh web` prints"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: h.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: h.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (h *httpServer) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -159,8 +159,46 @@ func (n *Node) presenceItems() []syncproto.Item {
 	return out
 }
 
-// onObjectChange publishes a change event (local or remote changes).
+// objChange is a change of an object's items, queued for changeLoop.
+type objChange struct {
+	obj   syncproto.ObjectID
+	items []syncproto.Item
+}
+
+// onObjectChange queues a change (local or remote) for changeLoop. It is
+// called by the sync engine, possibly with the node's own locks held by
+// the caller of a local change (Revoke writes news under n.mu), so it
+// only appends and wakes.
 func (n *Node) onObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
+	n.chMu.Lock()
+	n.chQueue = append(n.chQueue, objChange{obj, items})
+	n.chMu.Unlock()
+	select {
+	case n.chKick <- struct{}{}:
+	default:
+	}
+}
+
+// changeLoop turns queued object changes into live events, in order.
+func (n *Node) changeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.chKick:
+		}
+		n.chMu.Lock()
+		q := n.chQueue
+		n.chQueue = nil
+		n.chMu.Unlock()
+		for _, c := range q {
+			n.publishObjectChange(c.obj, c.items)
+		}
+	}
+}
+
+// publishObjectChange publishes the events of one change.
+func (n *Node) publishObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	switch obj {
 	case presenceID:
 		n.kickLive()

@@ -70,6 +70,9 @@ type Node struct {
 	lastSeen map[peer.ID]time.Time
 	viewers  map[string]int // folder → open event streams viewing it
 	started  time.Time
+	chMu     sync.Mutex
+	chQueue  []objChange // object changes for changeLoop
+	chKick   chan struct{}
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -117,6 +120,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		lastSeen:  map[peer.ID]time.Time{},
 		viewers:   map[string]int{},
 		started:   time.Now().UTC(),
+		chKick:    make(chan struct{}, 1),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}
 	if err := n.loadMembership(); err != nil {
@@ -228,6 +232,7 @@ func (n *Node) Run(ctx context.Context) error {
 		run("http", web.serve)
 	}
 	run("live", n.liveLoop)
+	run("changes", n.changeLoop)
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
 	run("identify", n.watchIdentify)

@@ -168,7 +168,7 @@ func TestHTTPAPIRefusals(t *testing.T) {
 	}
 	var cookie *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "meshwork_session" {
+		if strings.HasPrefix(ck.Name, "meshwork_session_") {
 			cookie = ck
 		}
 	}

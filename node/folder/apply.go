@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/syncproto"
@@ -510,18 +512,57 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	if err := p.Commit(ctx); err != nil {
 		return fail(err)
 	}
+	// Partial files of earlier attempts at rel (another blob) go; the one
+	// just committed was renamed and the store forgot it.
+	partials := f.partialsOf(rel)
+	for _, n := range partials {
+		if n != p.Path() {
+			if err := f.st.RemoveFile(ctx, n); err != nil {
+				f.log.Warn("forget partial", "path", n, "err", err)
+			}
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				f.log.Warn("remove partial", "path", n, "err", err)
+			}
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.forgetPartials(ctx, rel, "")
-	states := make(map[string]*fileState)
-	if err := f.finishIntent(rel, &intent, states); err != nil {
+	st, err := f.intentDone(rel, &intent)
+	if err != nil {
 		return fail(err)
 	}
-	if err := f.setStates(states); err != nil {
-		return fail(err)
+	// The state, the intent and the partial records in one transaction:
+	// one write per file instead of five, under the folder lock.
+	if err := f.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(f.key(kState, []byte(rel)), st.encode()); err != nil {
+			return err
+		}
+		if err := txn.Delete(f.key(kIntent, []byte(rel))); err != nil {
+			return err
+		}
+		pfx := f.key(kPartial, []byte(rel), []byte{0})
+		for _, n := range partials {
+			if err := txn.Delete(append(pfx[:len(pfx):len(pfx)], n...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fail(fmt.Errorf("record state: %w", err))
 	}
+	f.states[rel] = st
 	f.unskip(rel)
 	return nil
+}
+
+// partialsOf lists the partial files recorded for rel.
+func (f *Folder) partialsOf(rel string) []string {
+	var names []string
+	_ = f.scanKeys(f.key(kPartial, []byte(rel), []byte{0}), func(k, _ []byte) error {
+		names = append(names, string(k))
+		return nil
+	})
+	return names
 }
 
 // noteDirCreated records a parent directory Apply created, so the scanner
@@ -569,24 +610,34 @@ func (f *Folder) intent(rel string) (fileState, bool) {
 // finishIntent gives the freshly renamed file at rel its mode and mtime and
 // records its state in states; the intent is then dropped. Callers hold f.mu.
 func (f *Folder) finishIntent(rel string, in *fileState, states map[string]*fileState) error {
-	name := filepath.FromSlash(rel)
-	if err := f.rootFS.Chmod(name, in.Perm); err != nil {
-		return err
-	}
-	if err := f.rootFS.Chtimes(name, time.Time{}, time.Unix(0, in.MTime)); err != nil {
-		return err
-	}
-	fi, err := f.rootFS.Lstat(name)
+	st, err := f.intentDone(rel, in)
 	if err != nil {
 		return err
 	}
-	st := *in
-	st.Size, st.MTime, st.Inode, st.Perm = fi.Size(), fi.ModTime().UnixNano(), inode(fi), perm(fi)
-	if err := f.setState(rel, &st); err != nil {
+	if err := f.setState(rel, st); err != nil {
 		return err
 	}
-	states[rel] = &st
+	states[rel] = st
 	return f.deleteRecord(f.key(kIntent, []byte(rel)))
+}
+
+// intentDone gives the file at rel the intent's mode and mtime and returns
+// its state as it now is on disk (not recorded yet).
+func (f *Folder) intentDone(rel string, in *fileState) (*fileState, error) {
+	name := filepath.FromSlash(rel)
+	if err := f.rootFS.Chmod(name, in.Perm); err != nil {
+		return nil, err
+	}
+	if err := f.rootFS.Chtimes(name, time.Time{}, time.Unix(0, in.MTime)); err != nil {
+		return nil, err
+	}
+	fi, err := f.rootFS.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	st := *in
+	st.Size, st.MTime, st.Inode, st.Perm = fi.Size(), fi.ModTime().UnixNano(), inode(fi), perm(fi)
+	return &st, nil
 }
 
 // recordedPartials returns the absolute names of the partial files this
