@@ -720,16 +720,7 @@ func (a *apiServer) history(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, err)
 		return
 	}
-	versions, err := lf.f.History(rel)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	out := []HistoryEntry{}
-	for _, v := range versions {
-		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: a.n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
-	}
-	writeJSON(w, http.StatusOK, out)
+	a.writeHistory(w, lf, rel)
 }
 
 func (a *apiServer) restore(w http.ResponseWriter, r *http.Request) {
@@ -745,12 +736,7 @@ func (a *apiServer) restore(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, err)
 		return
 	}
-	if err := lf.f.Restore(r.Context(), rel, req.Version); err != nil {
-		writeErr(w, http.StatusConflict, fmt.Errorf("restore %s: %w", rel, err))
-		return
-	}
-	a.n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", a.n.deviceName(a.n.id), rel, lf.conf.Name))
-	writeJSON(w, http.StatusOK, map[string]any{"path": rel, "version": req.Version})
+	a.doRestore(w, r, lf, rel, req.Version)
 }
 
 func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {

@@ -313,19 +313,13 @@ func feedFormat(r *http.Request, mediaType string) (string, error) {
 }
 
 func (a *apiServer) feedGet(w http.ResponseWriter, r *http.Request) {
-	o, err := a.n.resolveObject(r.PathValue("name"))
-	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
 	format, err := feedFormat(r, r.Header.Get("Accept"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	items, err := a.n.objectItems(o)
-	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
+	o, items, ok := a.objectReq(w, r)
+	if !ok {
 		return
 	}
 	// Links point at the HTTP API: the Host asked for there, its own
@@ -523,15 +517,24 @@ func (n *Node) apiItem(it syncproto.Item) APIItem {
 	return out
 }
 
-func (a *apiServer) itemList(w http.ResponseWriter, r *http.Request) {
+// objectReq resolves the object named in the request and lists its items.
+func (a *apiServer) objectReq(w http.ResponseWriter, r *http.Request) (meshObject, []syncproto.Item, bool) {
 	o, err := a.n.resolveObject(r.PathValue("name"))
 	if err != nil {
 		writeErr(w, http.StatusNotFound, err)
-		return
+		return o, nil, false
 	}
 	items, err := a.n.objectItems(o)
 	if err != nil {
 		writeErr(w, http.StatusNotFound, err)
+		return o, nil, false
+	}
+	return o, items, true
+}
+
+func (a *apiServer) itemList(w http.ResponseWriter, r *http.Request) {
+	_, items, ok := a.objectReq(w, r)
+	if !ok {
 		return
 	}
 	out := make([]APIItem, 0, len(items))

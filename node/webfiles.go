@@ -157,19 +157,36 @@ func (a *apiServer) fileList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *apiServer) fileGet(w http.ResponseWriter, r *http.Request) {
+// fileReq resolves a file request: the folder synced here, the clean
+// folder-relative path, and the folder's root opened (close it). With a
+// verb ("upload", "delete") this device must also be allowed to write.
+func (a *apiServer) fileReq(w http.ResponseWriter, r *http.Request, relRaw, verb string) (*localFolder, string, *os.Root, bool) {
 	lf, ok := a.localFolderReq(w, r)
 	if !ok {
-		return
+		return nil, "", nil, false
 	}
-	rel, err := cleanRel(r.PathValue("path"))
+	rel, err := cleanRel(relRaw)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
-		return
+		return nil, "", nil, false
+	}
+	if verb != "" {
+		if role := a.folderRole(lf); !role.CanWrite() {
+			writeErr(w, http.StatusForbidden, fmt.Errorf("%s %q: this device is a %v of folder %q and may not write to it", verb, rel, role, lf.conf.Name))
+			return nil, "", nil, false
+		}
 	}
 	root, err := os.OpenRoot(lf.conf.Path)
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, fmt.Errorf("open folder %q: %w", lf.conf.Name, err))
+		return nil, "", nil, false
+	}
+	return lf, rel, root, true
+}
+
+func (a *apiServer) fileGet(w http.ResponseWriter, r *http.Request) {
+	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "")
+	if !ok {
 		return
 	}
 	defer root.Close()
@@ -199,22 +216,8 @@ func (a *apiServer) fileGet(w http.ResponseWriter, r *http.Request) {
 // internal directory and renames it into place: readers and peers never
 // see a partial file, and a failed upload leaves the old file as it was.
 func (a *apiServer) filePut(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
+	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "upload")
 	if !ok {
-		return
-	}
-	rel, err := cleanRel(r.PathValue("path"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	if role := a.folderRole(lf); !role.CanWrite() {
-		writeErr(w, http.StatusForbidden, fmt.Errorf("upload %q: this device is a %v of folder %q and may not write to it", rel, role, lf.conf.Name))
-		return
-	}
-	root, err := os.OpenRoot(lf.conf.Path)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("open folder %q: %w", lf.conf.Name, err))
 		return
 	}
 	defer root.Close()
@@ -276,22 +279,8 @@ func (a *apiServer) folderRole(lf *localFolder) syncproto.Role {
 }
 
 func (a *apiServer) fileDelete(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
+	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "delete")
 	if !ok {
-		return
-	}
-	rel, err := cleanRel(r.PathValue("path"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	if role := a.folderRole(lf); !role.CanWrite() {
-		writeErr(w, http.StatusForbidden, fmt.Errorf("delete %q: this device is a %v of folder %q", rel, role, lf.conf.Name))
-		return
-	}
-	root, err := os.OpenRoot(lf.conf.Path)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
 		return
 	}
 	defer root.Close()
@@ -313,16 +302,7 @@ func (a *apiServer) fileHistory(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	versions, err := lf.f.History(rel)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	out := []HistoryEntry{}
-	for _, v := range versions {
-		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: a.n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
-	}
-	writeJSON(w, http.StatusOK, out)
+	a.writeHistory(w, lf, rel)
 }
 
 func (a *apiServer) fileRestore(w http.ResponseWriter, r *http.Request) {
@@ -342,12 +322,32 @@ func (a *apiServer) fileRestore(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	if err := lf.f.Restore(r.Context(), rel, req.Version); err != nil {
+	a.doRestore(w, r, lf, rel, req.Version)
+}
+
+// writeHistory answers with the kept versions of rel (GET /v1/history and
+// the HTTP API's history).
+func (a *apiServer) writeHistory(w http.ResponseWriter, lf *localFolder, rel string) {
+	versions, err := lf.f.History(rel)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := []HistoryEntry{}
+	for _, v := range versions {
+		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: a.n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// doRestore restores version n of rel and says so in the news.
+func (a *apiServer) doRestore(w http.ResponseWriter, r *http.Request, lf *localFolder, rel string, n int) {
+	if err := lf.f.Restore(r.Context(), rel, n); err != nil {
 		writeErr(w, http.StatusConflict, fmt.Errorf("restore %s: %w", rel, err))
 		return
 	}
 	a.n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", a.n.deviceName(a.n.id), rel, lf.conf.Name))
-	writeJSON(w, http.StatusOK, map[string]any{"path": rel, "version": req.Version})
+	writeJSON(w, http.StatusOK, map[string]any{"path": rel, "version": n})
 }
 
 // fileResolve resolves a conflict copy: keep "this" (the copy's content
