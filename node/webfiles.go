@@ -306,10 +306,6 @@ func (a *apiServer) fileHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) fileRestore(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Path    string `json:"path"`
 		Version int    `json:"version"`
@@ -317,11 +313,11 @@ func (a *apiServer) fileRestore(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	rel, err := cleanRel(req.Path)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	lf, rel, root, ok := a.fileReq(w, r, req.Path, "restore")
+	if !ok {
 		return
 	}
+	root.Close()
 	a.doRestore(w, r, lf, rel, req.Version)
 }
 
@@ -353,10 +349,6 @@ func (a *apiServer) doRestore(w http.ResponseWriter, r *http.Request, lf *localF
 // fileResolve resolves a conflict copy: keep "this" (the copy's content
 // becomes the file) or "other" (the file stays); the copy goes either way.
 func (a *apiServer) fileResolve(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Path string `json:"path"`
 		Keep string `json:"keep"`
@@ -364,11 +356,11 @@ func (a *apiServer) fileResolve(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	rel, err := cleanRel(req.Path)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	lf, rel, root, ok := a.fileReq(w, r, req.Path, "resolve")
+	if !ok {
 		return
 	}
+	defer root.Close()
 	if req.Keep != "this" && req.Keep != "other" {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("keep %q: want this (the conflict copy) or other (the file)", req.Keep))
 		return
@@ -393,12 +385,6 @@ func (a *apiServer) fileResolve(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("%q in folder %q is not a conflict copy of an unresolved conflict", rel, lf.conf.Name))
 		return
 	}
-	root, err := os.OpenRoot(lf.conf.Path)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	defer root.Close()
 	if req.Keep == "this" {
 		if err := root.Rename(rel, orig); err != nil {
 			writeErr(w, http.StatusConflict, fmt.Errorf("keep %q as %q: %w", rel, orig, err))
