@@ -293,15 +293,11 @@ func (a *apiServer) fileDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiServer) fileHistory(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
+	lf, rel, root, ok := a.fileReq(w, r, r.URL.Query().Get("path"), "")
 	if !ok {
 		return
 	}
-	rel, err := cleanRel(r.URL.Query().Get("path"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
+	root.Close()
 	a.writeHistory(w, lf, rel)
 }
 

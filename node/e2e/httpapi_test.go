@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -19,6 +18,7 @@ import (
 	"github.com/mmcdole/gofeed"
 
 	"github.com/meshwork/meshwork/node"
+	"github.com/meshwork/meshwork/syncproto/feeds/feedstest"
 )
 
 // apiClient speaks to a daemon's HTTP API as an outside program would.
@@ -236,7 +236,7 @@ func TestFeedsReadByRealClients(t *testing.T) {
 		"docs":      {titles: []string{"beach.jpg", "notes.txt", "photos"}, enclosures: 2},
 		"groceries": {titles: []string{"Bread", "Milk"}, enclosures: 0},
 	}
-	py := feedparserPython(t)
+	py := feedstest.Python(t)
 	for obj, w := range wants {
 		for _, format := range []string{"atom", "rss", "json"} {
 			body := cb.get("/api/v1/objects/" + obj + "/feed?format=" + format)
@@ -296,7 +296,7 @@ func TestFeedsReadByRealClients(t *testing.T) {
 			if format == "json" {
 				continue
 			}
-			got := runFeedparser(t, py, body)
+			got := feedstest.Feedparser(t, py, body)
 			if got.Bozo || got.Version != map[string]string{"atom": "atom10", "rss": "rss20"}[format] || got.Title != obj {
 				t.Errorf("feedparser %s/%s: version %q bozo %v title %q", obj, format, got.Version, got.Bozo, got.Title)
 			}
@@ -343,67 +343,6 @@ func TestFeedsReadByRealClients(t *testing.T) {
 	}
 }
 
-type feedparserOut struct {
-	Version string
-	Bozo    bool
-	Title   string
-	Entries []struct {
-		Title      string
-		Enclosures []string
-		SxSync     map[string]string `json:"sx_sync"`
-		SxHistory  map[string]string `json:"sx_history"`
-	}
-}
-
-const feedparserScript = `
-import json, sys, feedparser
-d = feedparser.parse(sys.stdin.buffer.read())
-out = {"version": d.version, "bozo": bool(d.bozo), "title": d.feed.get("title"), "entries": []}
-seen = set()
-for e in d.entries:
-    # feedparser also lists the entries inside sx:conflicts (same id): keep the first
-    if e.get("id") in seen:
-        continue
-    seen.add(e.get("id"))
-    out["entries"].append({
-        "title": e.get("title"),
-        "enclosures": [l.get("href") for l in e.get("enclosures", [])],
-        "sx_sync": e.get("sx_sync"),
-        "sx_history": e.get("sx_history"),
-    })
-print(json.dumps(out))
-`
-
-func feedparserPython(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import feedparser").Run() == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("python3-feedparser is missing in CI (.ci/run installs it)")
-	}
-	t.Skip("python3 with feedparser not found (Debian: apt-get install -y python3-feedparser)")
-	return ""
-}
-
-func runFeedparser(t *testing.T, py string, feed []byte) feedparserOut {
-	t.Helper()
-	cmd := exec.Command(py, "-c", feedparserScript)
-	cmd.Stdin = bytes.NewReader(feed)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	b, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("feedparser: %v: %s", err, stderr.String())
-	}
-	var out feedparserOut
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestFeedSyncRoundTripThroughAPI: a list's Atom feed is exported from A,
 // edited by an outside program as a FeedSync endpoint (A's ID + "/outside")
 // — it changes "milk" while B changes "milk" concurrently through B's API
@@ -423,11 +362,11 @@ func TestFeedSyncRoundTripThroughAPI(t *testing.T) {
 	// ... the outside program, not having seen it, edits milk and bread
 	// later (update 2 by A/outside, when = now + 2 s: it wins milk).
 	when := time.Now().Add(2 * time.Second).UTC().Format("2006-01-02T15:04:05.000Z")
-	edited := outsideEdit(t, exported, "milk", "Oat milk", "3 litres (outside)", idA+"/outside", when)
-	edited = outsideEdit(t, edited, "bread", "Bread", "sourdough", idA+"/outside", when)
+	edited := feedstest.OutsideEdit(t, exported, "milk", "Oat milk", "3 litres (outside)", idA+"/outside", when)
+	edited = feedstest.OutsideEdit(t, edited, "bread", "Bread", "sourdough", idA+"/outside", when)
 
 	// A version by someone else is refused, and nothing of that feed applied.
-	forged := outsideEdit(t, exported, "bread", "Bread", "forged", b.status().DeviceID, when)
+	forged := feedstest.OutsideEdit(t, exported, "bread", "Bread", "forged", b.status().DeviceID, when)
 	resp, body := ca.req("POST", "/api/v1/objects/groceries/feed", strings.NewReader(forged), map[string]string{"Content-Type": "application/atom+xml"})
 	if resp.StatusCode != 403 {
 		t.Fatalf("forged by: %s %s", resp.Status, body)
@@ -507,33 +446,6 @@ func TestFeedSyncRoundTripThroughAPI(t *testing.T) {
 			t.Errorf("%s's sx:sync differs from a's:\n%s\n%s", d.name, got, ref)
 		}
 	}
-}
-
-// outsideEdit edits an Atom feed's entry as a FeedSync endpoint `by`
-// would: new title and content, updates+1, a new topmost sx:history.
-func outsideEdit(t *testing.T, feed, id, title, content, by, when string) string {
-	t.Helper()
-	entries := regexp.MustCompile(`(?s)<entry>.*?</entry>`)
-	found := false
-	out := entries.ReplaceAllStringFunc(feed, func(e string) string {
-		if !strings.Contains(e, `<sx:sync id="`+id+`"`) {
-			return e
-		}
-		found = true
-		e = regexp.MustCompile(`<title type="text">[^<]*</title>`).ReplaceAllString(e, `<title type="text">`+title+`</title>`)
-		e = regexp.MustCompile(`<content type="text">[^<]*</content>`).ReplaceAllString(e, `<content type="text">`+content+`</content>`)
-		m := regexp.MustCompile(`<sx:sync id="[^"]*" updates="(\d+)">`).FindStringSubmatch(e)
-		if m == nil {
-			t.Fatalf("no sx:sync in %s", e)
-		}
-		var n int
-		fmt.Sscan(m[1], &n)
-		return strings.Replace(e, m[0], fmt.Sprintf(`<sx:sync id="%s" updates="%d"><sx:history sequence="%d" when="%s" by="%s"></sx:history>`, id, n+1, n+1, when, by), 1)
-	})
-	if !found {
-		t.Fatalf("no entry %q in %s", id, feed)
-	}
-	return out
 }
 
 // sseEvent is one Server-Sent Event.

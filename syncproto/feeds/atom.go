@@ -62,10 +62,7 @@ type atomConflictsW struct {
 // The items must be valid (syncproto.Item.Validate); enclosureURL gives
 // the href of blobs (nil: a urn:meshwork:blob: URN).
 func WriteAtom(w io.Writer, info FeedInfo, items []syncproto.Item, enclosureURL EnclosureURL) error {
-	if err := checkInfo(info); err != nil {
-		return fmt.Errorf("write atom: %w", err)
-	}
-	if err := checkItems(items); err != nil {
+	if err := checkFeed(info, items); err != nil {
 		return fmt.Errorf("write atom: %w", err)
 	}
 	updated := feedUpdated(info, items)

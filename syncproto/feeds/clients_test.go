@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/feeds/feedstest"
 	"github.com/meshwork/meshwork/syncproto/hlc"
 )
 
@@ -241,67 +242,16 @@ func TestJSONExtensions(t *testing.T) {
 	}
 }
 
-// python returns a python3 that can import feedparser: Debian's
-// /usr/bin/python3 first.
-func python(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		path, err := exec.LookPath(p)
-		if err != nil {
-			continue
-		}
-		if exec.Command(path, "-c", "import feedparser").Run() == nil {
-			return path
-		}
-	}
-	t.Skip("python3 with feedparser not found (Debian: apt-get install -y python3-feedparser); skipping the feedparser check")
-	return ""
-}
-
-const feedparserScript = `
-import json, sys, feedparser
-d = feedparser.parse(sys.stdin.buffer.read())
-out = {"version": d.version, "bozo": bool(d.bozo), "title": d.feed.get("title"), "entries": []}
-for e in d.entries:
-    out["entries"].append({
-        "title": e.get("title"),
-        "enclosures": [l.get("href") for l in e.get("enclosures", [])],
-        "sx_sync": e.get("sx_sync"),
-        "sx_history": e.get("sx_history"),
-    })
-print(json.dumps(out))
-`
-
 // TestFeedparserReads: python3-feedparser reads the Atom and RSS
 // renderings (feedparser 6.0 does not read JSON Feed).
 func TestFeedparserReads(t *testing.T) {
-	py := python(t)
+	py := feedstest.Python(t)
 	folder, list := testObjects(t)
 	for _, o := range []*syncproto.Object{folder, list} {
 		want := expectations(o)
 		for _, f := range formats[:2] {
 			t.Run(string(o.Type())+"/"+f.name, func(t *testing.T) {
-				cmd := exec.Command(py, "-c", feedparserScript)
-				cmd.Stdin = bytes.NewReader(render(t, f, o))
-				var stderr bytes.Buffer
-				cmd.Stderr = &stderr
-				b, err := cmd.Output()
-				if err != nil {
-					t.Fatalf("feedparser: %v: %s", err, stderr.String())
-				}
-				var got struct {
-					Version string
-					Bozo    bool
-					Title   string
-					Entries []struct {
-						Title      string
-						Enclosures []string
-						SxSync     map[string]string `json:"sx_sync"`
-						SxHistory  map[string]string `json:"sx_history"`
-					}
-				}
-				if err := json.Unmarshal(b, &got); err != nil {
-					t.Fatal(err)
-				}
+				got := feedstest.Feedparser(t, py, render(t, f, o))
 				wantVersion := map[string]string{"atom": "atom10", "rss": "rss20"}[f.name]
 				if got.Version != wantVersion || got.Bozo || got.Title != "My "+string(o.Type()) {
 					t.Fatalf("version %q bozo %v title %q", got.Version, got.Bozo, got.Title)

@@ -235,14 +235,15 @@ func checkItems(items []syncproto.Item) error {
 	return nil
 }
 
-func checkInfo(info FeedInfo) error {
+// checkFeed checks what a writer is given: the feed info and the items.
+func checkFeed(info FeedInfo, items []syncproto.Item) error {
 	if _, err := syncproto.ParseObjectID(string(info.Object)); err != nil {
 		return fmt.Errorf("feed info: %w", err)
 	}
 	if _, err := syncproto.ParseObjectType(string(info.Type)); err != nil {
 		return fmt.Errorf("feed info: %w", err)
 	}
-	return nil
+	return checkItems(items)
 }
 
 // feedUpdated returns info.Updated or the latest `when` of the items.

@@ -2,12 +2,12 @@ package feeds
 
 import (
 	"bytes"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/feeds/feedstest"
 )
 
 // TestFeedSyncRoundTrip: a feed exported from device A is edited by an
@@ -33,8 +33,8 @@ func TestFeedSyncRoundTrip(t *testing.T) {
 	aMilk := update(t, a, "milk", syncproto.Content{Title: "Milk", Body: syncproto.Text("2 litres (A)")})
 	// ... while the outside client edits milk and bread at 12:00:10.
 	feed := exported.String()
-	feed = outsideEdit(t, feed, "milk", "Oat milk", "3 litres (outside)", "2026-03-01T12:00:10.000Z")
-	feed = outsideEdit(t, feed, "bread", "Bread", "sourdough", "2026-03-01T12:00:10.000Z")
+	feed = feedstest.OutsideEdit(t, feed, "milk", "Oat milk", "3 litres (outside)", "outside-client", "2026-03-01T12:00:10.000Z")
+	feed = feedstest.OutsideEdit(t, feed, "bread", "Bread", "sourdough", "outside-client", "2026-03-01T12:00:10.000Z")
 
 	items, err := ParseAtom(strings.NewReader(feed))
 	if err != nil {
@@ -91,32 +91,4 @@ func TestFeedSyncRoundTrip(t *testing.T) {
 	if resolved.Sync.Updates != 3 || len(resolved.Sync.Conflicts) != 0 || len(resolved.Sync.History) != 4 {
 		t.Errorf("resolved %+v", resolved.Sync)
 	}
-}
-
-// outsideEdit edits the entry of item id in an Atom feed as a FeedSync
-// endpoint "outside-client" would: new title and content, updates+1, and
-// a new topmost sx:history record.
-func outsideEdit(t *testing.T, feed, id, title, content, when string) string {
-	t.Helper()
-	entries := regexp.MustCompile(`(?s)<entry>.*?</entry>`)
-	found := false
-	out := entries.ReplaceAllStringFunc(feed, func(e string) string {
-		if !strings.Contains(e, `<sx:sync id="`+id+`"`) {
-			return e
-		}
-		found = true
-		e = regexp.MustCompile(`<title type="text">[^<]*</title>`).ReplaceAllString(e, `<title type="text">`+title+`</title>`)
-		e = regexp.MustCompile(`<content type="text">[^<]*</content>`).ReplaceAllString(e, `<content type="text">`+content+`</content>`)
-		m := regexp.MustCompile(`<sx:sync id="[^"]*" updates="(\d+)">`).FindStringSubmatch(e)
-		if m == nil {
-			t.Fatalf("no sx:sync in %s", e)
-		}
-		n := map[string]string{"1": "2", "2": "3"}[m[1]]
-		return strings.Replace(e, m[0], `<sx:sync id="`+id+`" updates="`+n+`">`+
-			`<sx:history sequence="`+n+`" when="`+when+`" by="outside-client"/>`, 1)
-	})
-	if !found {
-		t.Fatalf("no entry %q", id)
-	}
-	return out
 }

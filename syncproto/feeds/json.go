@@ -88,10 +88,7 @@ type jsonHistory struct {
 // WriteJSON writes items as a JSON Feed 1.1 with the FeedSync metadata of
 // each item in its "_sx" extension object, like WriteAtom.
 func WriteJSON(w io.Writer, info FeedInfo, items []syncproto.Item, enclosureURL EnclosureURL) error {
-	if err := checkInfo(info); err != nil {
-		return fmt.Errorf("write json feed: %w", err)
-	}
-	if err := checkItems(items); err != nil {
+	if err := checkFeed(info, items); err != nil {
 		return fmt.Errorf("write json feed: %w", err)
 	}
 	f := jsonFeed{

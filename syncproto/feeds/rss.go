@@ -66,10 +66,7 @@ type rssConflictsW struct {
 // WriteRSS writes items as an RSS 2.0 feed with FeedSync elements, like
 // WriteAtom. Text bodies are the item's description, HTML-escaped.
 func WriteRSS(w io.Writer, info FeedInfo, items []syncproto.Item, enclosureURL EnclosureURL) error {
-	if err := checkInfo(info); err != nil {
-		return fmt.Errorf("write rss: %w", err)
-	}
-	if err := checkItems(items); err != nil {
+	if err := checkFeed(info, items); err != nil {
 		return fmt.Errorf("write rss: %w", err)
 	}
 	updated := feedUpdated(info, items)
