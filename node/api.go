@@ -103,6 +103,7 @@ type apiServer struct {
 	ln       net.Listener
 	srv      *http.Server
 	httpAddr string // the HTTP API's address, "" when off
+	token    string // the HTTP API's token, "" when off
 }
 
 func (n *Node) listenAPI() (*apiServer, error) {

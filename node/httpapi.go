@@ -92,7 +92,6 @@ type httpServer struct {
 	a      *apiServer
 	ln     net.Listener
 	srv    *http.Server
-	token  string
 	hosts  map[string]bool
 	cookie string // the session cookie's name: one per port, as cookies ignore ports
 }
@@ -122,7 +121,7 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 		}
 		n.log.Warn("HTTP API port taken, using another", "wanted", addr, "addr", ln.Addr().String())
 	}
-	h := &httpServer{a: a, ln: ln, token: token, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
+	h := &httpServer{a: a, ln: ln, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	h.cookie = sessionCookie + "_" + port
 	for _, s := range n.cfg.HTTPHosts {
@@ -137,7 +136,7 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.Handle("/", webui.Handler())
 	h.srv = &http.Server{Handler: h.guard(mux), ReadHeaderTimeout: 10 * time.Second}
-	a.httpAddr = ln.Addr().String()
+	a.httpAddr, a.token = ln.Addr().String(), token
 	return h, nil
 }
 
@@ -194,7 +193,7 @@ func (h *httpServer) tokenOK(r *http.Request) bool {
 	} else if c, err := r.Cookie(h.cookie); err == nil {
 		got = c.Value
 	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) == 1
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.a.token)) == 1
 }
 
 func (h *httpServer) authed(next http.Handler) http.Handler {
@@ -217,11 +216,11 @@ func (h *httpServer) login(w http.ResponseWriter, r *http.Request) {
 	} else {
 		t = r.URL.Query().Get("token")
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(h.token)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(h.a.token)) != 1 {
 		writeErr(w, http.StatusUnauthorized, errors.New("wrong token: use the URL `mesh web` prints"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: h.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: h.a.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

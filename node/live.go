@@ -118,8 +118,8 @@ func (n *Node) writePresence() {
 	}
 }
 
-// presence lists every member's presence.
-func (n *Node) presence() []Presence {
+// presence lists every member's presence, from devices (deviceList).
+func (n *Node) presence(devices []Device) []Presence {
 	bodies := map[string]presenceBody{}
 	if n.sync.Object(presenceID) != nil {
 		_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
@@ -133,7 +133,7 @@ func (n *Node) presence() []Presence {
 		})
 	}
 	var out []Presence
-	for _, d := range n.deviceList(context.Background(), false) {
+	for _, d := range devices {
 		p := Presence{Device: d.ID, Name: d.Name, Online: d.Online, Viewing: []string{}}
 		if d.Online && bodies[d.ID].Viewing != nil {
 			p.Viewing = bodies[d.ID].Viewing
@@ -145,7 +145,7 @@ func (n *Node) presence() []Presence {
 
 func (n *Node) presenceItems() []syncproto.Item {
 	var out []syncproto.Item
-	for _, p := range n.presence() {
+	for _, p := range n.presence(n.deviceList(context.Background(), false)) {
 		b, _ := json.Marshal(p)
 		title := p.Name + " offline"
 		if p.Online {
@@ -218,9 +218,9 @@ func (n *Node) publishObjectChange(obj syncproto.ObjectID, items []syncproto.Ite
 			}
 		}
 	}
-	if name := n.objectName(obj); name != "" {
+	if name, folder := n.objectName(obj); name != "" {
 		n.publishChange(name, items)
-		if _, isFolder := n.catalog()[name]; isFolder {
+		if folder {
 			n.kickLive()
 		}
 	}
@@ -250,11 +250,12 @@ func (n *Node) liveLoop(ctx context.Context) {
 			lastDevices, lastPresence = nil, nil
 			clear(lastFolders)
 		} else if n.membership() != nil {
-			if b, _ := json.Marshal(n.deviceList(ctx, false)); string(b) != string(lastDevices) {
+			devices := n.deviceList(ctx, false)
+			if b, _ := json.Marshal(devices); string(b) != string(lastDevices) {
 				lastDevices = b
 				n.events.publish("devices", "devices", json.RawMessage(b))
 			}
-			if b, _ := json.Marshal(n.presence()); string(b) != string(lastPresence) {
+			if b, _ := json.Marshal(n.presence(devices)); string(b) != string(lastPresence) {
 				lastPresence = b
 				n.events.publish("presence", "presence", json.RawMessage(b))
 			}

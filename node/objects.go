@@ -128,27 +128,28 @@ func (n *Node) resolveObject(name string) (meshObject, error) {
 	return meshObject{}, fmt.Errorf("object %q: no such folder, list or view (GET /api/v1/objects lists them)", name)
 }
 
-// objectName is the API name of an object ID ("" if unknown).
-func (n *Node) objectName(id syncproto.ObjectID) string {
+// objectName is the API name of an object ID ("" if unknown), and
+// whether it is a folder.
+func (n *Node) objectName(id syncproto.ObjectID) (name string, folder bool) {
 	switch id {
 	case newsID:
-		return "news"
+		return "news", false
 	case presenceID:
-		return "presence"
+		return "presence", false
 	case catalogID:
-		return ""
+		return "", false
 	}
 	for name, d := range n.catalog() {
 		if d.ID == id {
-			return name
+			return name, true
 		}
 	}
 	for name, d := range n.objectDefs() {
 		if d.ID == id {
-			return name
+			return name, false
 		}
 	}
-	return ""
+	return "", false
 }
 
 // items returns the object's items (views are built now).

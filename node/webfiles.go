@@ -35,15 +35,10 @@ func (a *apiServer) webURL(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, http.StatusConflict, errors.New("the HTTP API is off: restart meshd without --http off"))
 		return
 	}
-	token, err := loadOrCreateToken(a.n.cfg.Home)
-	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]string{
-		"url":   "http://" + a.httpAddr + "/login?token=" + token,
+		"url":   "http://" + a.httpAddr + "/login?token=" + a.token,
 		"addr":  a.httpAddr,
-		"token": token,
+		"token": a.token,
 	})
 }
 
