@@ -31,6 +31,7 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	"rsc.io/qr"
 
 	"github.com/meshwork/meshwork/identity"
 )
@@ -96,6 +98,7 @@ type InviteResponse struct {
 	MeshID  string    `json:"mesh_id"`
 	Role    string    `json:"role"`
 	Expires time.Time `json:"expires"`
+	QR      string    `json:"qr_png,omitempty"` // HTTP API only: a data: URL of the code as a QR code
 }
 
 type apiServer struct {
@@ -125,7 +128,7 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.status)
 	mux.HandleFunc("POST /v1/init", a.init)
-	mux.HandleFunc("POST /v1/invite", a.invite)
+	mux.HandleFunc("POST /v1/invite", a.invite(false))
 	mux.HandleFunc("POST /v1/join", a.join)
 	mux.HandleFunc("GET /v1/devices", a.devices)
 	mux.HandleFunc("POST /v1/revoke", a.revoke)
@@ -246,7 +249,13 @@ func (a *apiServer) init(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"mesh_id": id.String()})
 }
 
-func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
+// invite is POST /v1/invite; withQR also gives the code as a QR code PNG
+// (the HTTP API's /api/v1/invite, for the web desktop).
+func (a *apiServer) invite(withQR bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { a.makeInvite(w, r, withQR) }
+}
+
+func (a *apiServer) makeInvite(w http.ResponseWriter, r *http.Request, withQR bool) {
 	var req struct {
 		Role    string `json:"role"`
 		TTL     string `json:"ttl"`
@@ -275,9 +284,16 @@ func (a *apiServer) invite(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, InviteResponse{
+	out := InviteResponse{
 		Code: a.n.inviteCode(inv.Code(), req.Storage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
-	})
+	}
+	if withQR {
+		if c, err := qr.Encode(out.Code, qr.L); err == nil {
+			c.Scale = 4
+			out.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(c.PNG())
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *apiServer) join(w http.ResponseWriter, r *http.Request) {

@@ -58,7 +58,7 @@ func loadOrCreateToken(home string) (string, error) {
 func (a *apiServer) registerAPIv1(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", a.status)
 	mux.HandleFunc("GET /api/v1/devices", a.devices)
-	mux.HandleFunc("POST /api/v1/invite", a.inviteQR)
+	mux.HandleFunc("POST /api/v1/invite", a.invite(true))
 	mux.HandleFunc("GET /api/v1/news", a.listNews)
 	mux.HandleFunc("GET /api/v1/objects", a.objectList)
 	mux.HandleFunc("POST /api/v1/objects", a.objectCreate)

@@ -26,8 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 	"github.com/meshwork/meshwork/syncproto/feeds"
@@ -653,51 +651,6 @@ func (a *apiServer) itemResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.n.apiItem(it))
-}
-
-// inviteQR is POST /v1/invite with the code as a QR code PNG.
-func (a *apiServer) inviteQR(w http.ResponseWriter, r *http.Request) {
-	rec := &captureWriter{h: http.Header{}}
-	a.invite(rec, r)
-	if rec.code != http.StatusOK {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(rec.code)
-		_, _ = w.Write(rec.buf.Bytes())
-		return
-	}
-	var out struct {
-		InviteResponse
-		QR string `json:"qr_png"`
-	}
-	if err := json.Unmarshal(rec.buf.Bytes(), &out.InviteResponse); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	if c, err := qr.Encode(out.Code, qr.L); err == nil {
-		c.Scale = 4
-		out.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(c.PNG())
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// captureWriter records a handler's answer.
-type captureWriter struct {
-	h    http.Header
-	code int
-	buf  bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header { return c.h }
-func (c *captureWriter) WriteHeader(code int) {
-	if c.code == 0 {
-		c.code = code
-	}
-}
-func (c *captureWriter) Write(b []byte) (int, error) {
-	if c.code == 0 {
-		c.code = http.StatusOK
-	}
-	return c.buf.Write(b)
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
