@@ -348,15 +348,15 @@ func randHex() string {
 // with that content (indexed on demand, so a move sends no content), or
 // from peers.
 func (f *Folder) manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
-	if m, err := f.st.Manifest(ctx, ref); err == nil {
-		return m, nil
-	}
 	f.pmu.Lock()
 	m, ok := f.prefetched[ref]
 	delete(f.prefetched, ref)
 	f.pmu.Unlock()
 	if ok {
-		return m, nil // verified against ref by the fetcher
+		return m, nil // fetched by Apply's batch, verified against ref
+	}
+	if m, err := f.st.Manifest(ctx, ref); err == nil {
+		return m, nil
 	}
 	if m, ok := f.manifestFromVersions(ctx, ref); ok {
 		return m, nil
