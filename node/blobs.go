@@ -37,6 +37,12 @@ func (n *Node) openBlobs() error {
 	if err != nil {
 		return fmt.Errorf("open chunk store: %w", err)
 	}
+	// Received chunks are written with O_DIRECT where the filesystem
+	// allows it (blobs/store/directio.go); MESHWORK_DIRECT_WRITES=0 keeps
+	// them in the page cache (for comparisons and odd filesystems).
+	if os.Getenv("MESHWORK_DIRECT_WRITES") == "0" {
+		st.SetDirectWrites(false)
+	}
 	n.blobStore = st
 	n.blobSvc = transfer.New(n.host, st, blobAuth{n}, n.log.With("component", "blobs"))
 	n.blobSvc.SetSendRate(n.cfg.MaxSendRate)

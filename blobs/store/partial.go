@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/zeebo/blake3"
@@ -33,6 +34,8 @@ type Partial struct {
 	target string
 	path   string
 	f      *os.File
+	df     *os.File                  // the same file opened for direct writes, or nil
+	noDf   atomic.Bool               // a direct write was refused: buffered from then on
 	offs   map[blobs.ChunkID][]int64 // every offset of each chunk in the blob
 
 	mu      sync.Mutex
@@ -103,6 +106,7 @@ func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string
 		}
 	}
 	p.f = f
+	p.df = openDirect(path, s.noDirect)
 	return p, nil
 }
 
@@ -126,8 +130,16 @@ func (p *Partial) Put(ctx context.Context, id blobs.ChunkID, data []byte) error 
 		return fmt.Errorf("partial %s: %w", p.path, os.ErrClosed)
 	}
 	for _, off := range offs {
-		if _, err := p.f.WriteAt(data, off); err != nil {
+		df := p.df
+		if p.noDf.Load() {
+			df = nil
+		}
+		ok, err := writeChunkAt(p.f, df, data, off)
+		if err != nil {
 			return fmt.Errorf("partial %s: write chunk %v at %d: %w", p.path, id, off, err)
+		}
+		if df != nil && !ok {
+			p.noDf.Store(true)
 		}
 	}
 	p.s.gcMu.RLock()
@@ -221,6 +233,7 @@ func (p *Partial) Commit(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	p.closeDirect()
 	if err := p.f.Close(); err != nil {
 		return fail(fmt.Errorf("close %s: %w", p.path, err))
 	}
@@ -265,7 +278,17 @@ func (p *Partial) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.closeDirect()
 	return p.f.Close()
+}
+
+// closeDirect closes the direct-write descriptor (a second Close is a
+// harmless error; the field is never cleared, so a late Put sees a closed
+// file rather than racing on it).
+func (p *Partial) closeDirect() {
+	if p.df != nil {
+		p.df.Close()
+	}
 }
 
 // Abort closes and deletes the partial file and forgets it.

@@ -50,7 +50,14 @@ type Store struct {
 
 	dirMu sync.Mutex
 	made  map[byte]bool // chunk store subdirectories known to exist
+
+	noDirect bool // Partials write through the page cache only
 }
+
+// SetDirectWrites turns direct (O_DIRECT) writes of received chunks on
+// (the default where the filesystem allows them) or off, for Partials
+// opened afterwards. See directio.go.
+func (s *Store) SetDirectWrites(on bool) { s.noDirect = !on }
 
 // Open returns a Store keeping its index in db under prefix and its chunk
 // store in chunkDir (created if missing). db stays owned by the caller; Close

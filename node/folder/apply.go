@@ -24,7 +24,7 @@ import (
 )
 
 // applyWorkers is how many files Apply writes at once.
-const applyWorkers = 16
+const applyWorkers = 48
 
 // job is one item for Apply to write.
 type job struct {
@@ -501,8 +501,21 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 				return err
 			}
 		}
-		return f.setRecord(f.key(kIntent, []byte(rel)), intent.encode())
+		// From here until the state is recorded, scans leave rel to this
+		// Apply, so the database writes below run without the folder lock
+		// (they were most of its hold time when many small files were
+		// applied in parallel).
+		f.applying[rel] = true
+		return nil
 	}(); err != nil {
+		return fail(err)
+	}
+	defer func() {
+		f.mu.Lock()
+		delete(f.applying, rel)
+		f.mu.Unlock()
+	}()
+	if err := f.setRecord(f.key(kIntent, []byte(rel)), intent.encode()); err != nil {
 		return fail(err)
 	}
 	// The commit (verify, fsync, rename) runs without the folder lock, so
@@ -525,14 +538,12 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 			}
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	st, err := f.intentDone(rel, &intent)
 	if err != nil {
 		return fail(err)
 	}
 	// The state, the intent and the partial records in one transaction:
-	// one write per file instead of five, under the folder lock.
+	// one write per file instead of five.
 	if err := f.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(f.key(kState, []byte(rel)), st.encode()); err != nil {
 			return err
@@ -550,7 +561,10 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	}); err != nil {
 		return fail(fmt.Errorf("record state: %w", err))
 	}
+	f.mu.Lock()
 	f.states[rel] = st
+	delete(f.applying, rel)
+	f.mu.Unlock()
 	f.unskip(rel)
 	return nil
 }

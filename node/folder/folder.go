@@ -123,7 +123,8 @@ type Folder struct {
 
 	mu       sync.Mutex // the tree and the states: scans and Apply's writes
 	states   map[string]*fileState
-	scanned  bool // an initial scan has run
+	applying map[string]bool // files an Apply is committing: scans leave them alone
+	scanned  bool            // an initial scan has run
 	closed   bool
 	hashHook func(rel string) // tests: called before a file is hashed
 
@@ -181,6 +182,7 @@ func Open(cfg Config) (*Folder, error) {
 		transfers: make(map[string]blobs.Progress),
 		skipped:   make(map[string]string),
 		fetching:  make(map[string]bool),
+		applying:  make(map[string]bool),
 	}
 	if _, err := ParseMode(string(cfg.Mode)); err != nil {
 		rfs.Close()

@@ -82,6 +82,10 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 
 	visit := func(rel string, fi fs.FileInfo) {
 		seen[rel] = true
+		if f.applying[rel] {
+			// An Apply is committing this file; it records the state itself.
+			return
+		}
 		if why := f.refuseLocal(rel); why != "" {
 			f.skip(rel, why)
 			return
@@ -216,7 +220,7 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 		}
 		var gone []string
 		for rel := range f.states {
-			if !seen[rel] && inScopes(rel, scopes) {
+			if !seen[rel] && !f.applying[rel] && inScopes(rel, scopes) {
 				gone = append(gone, rel)
 			}
 		}
