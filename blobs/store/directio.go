@@ -26,7 +26,7 @@ var directAlign = max(4096, os.Getpagesize())
 
 // minDirect is the smallest chunk written directly; below it the page
 // cache is cheaper than a synchronous device write.
-const minDirect = 256 << 10
+const minDirect = 8 << 10
 
 // alignedBufs holds block-aligned copy buffers for direct writes.
 var alignedBufs sync.Pool

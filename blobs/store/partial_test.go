@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/meshwork/meshwork/blobs"
 )
@@ -166,5 +167,42 @@ func TestPartialDirectWrites(t *testing.T) {
 		if !bytes.Equal(got, data) {
 			t.Fatalf("direct=%v: committed file differs from the blob", direct)
 		}
+	}
+}
+
+// TestCommitAs: the committed file has the given permission bits and
+// modification time (to the nanosecond), and the returned FileInfo is the
+// target's.
+func TestCommitAs(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	data := randBytes(31, 70<<10)
+	m, _, err := blobs.Split(bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	p, err := s.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Put(ctx, m.Chunks[0].ID, data); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2019, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	fi, err := p.CommitAs(ctx, 0o751, mtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.Lstat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Mode().Perm() != 0o751 || !got.ModTime().Equal(mtime) || got.Size() != int64(len(data)) {
+		t.Fatalf("committed file: mode %v mtime %v size %d; want 0751, %v, %d", got.Mode(), got.ModTime(), got.Size(), mtime, len(data))
+	}
+	if !os.SameFile(fi, got) || !fi.ModTime().Equal(got.ModTime()) || fi.Mode() != got.Mode() {
+		t.Fatalf("CommitAs returned %v %v %v, the target is %v %v %v", fi.Mode(), fi.ModTime(), fi.Size(), got.Mode(), got.ModTime(), got.Size())
 	}
 }

@@ -24,7 +24,7 @@ import (
 )
 
 // applyWorkers is how many files Apply writes at once.
-const applyWorkers = 48
+const applyWorkers = 16
 
 // job is one item for Apply to write.
 type job struct {
@@ -518,11 +518,13 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	if err := f.setRecord(f.key(kIntent, []byte(rel)), intent.encode()); err != nil {
 		return fail(err)
 	}
-	// The commit (verify, fsync, rename) runs without the folder lock, so
-	// that files being applied in parallel do not wait for each other's
-	// fsync. The intent recorded above covers the gap: a scan that sees the
-	// new content before finishIntent below completes the intent itself.
-	if err := p.Commit(ctx); err != nil {
+	// The commit (verify, mode and mtime, fsync, rename) runs without the
+	// folder lock, so that files being applied in parallel do not wait for
+	// each other's fsync. Scans leave rel alone meanwhile (applying); the
+	// intent recorded above covers a crash between the rename and the state
+	// record below: the restart scan completes the intent.
+	cfi, err := p.CommitAs(ctx, wantPerm, mtime)
+	if err != nil {
 		return fail(err)
 	}
 	// Partial files of earlier attempts at rel (another blob) go; the one
@@ -538,10 +540,8 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 			}
 		}
 	}
-	st, err := f.intentDone(rel, &intent)
-	if err != nil {
-		return fail(err)
-	}
+	st := intent
+	st.Size, st.MTime, st.Inode, st.Perm = cfi.Size(), cfi.ModTime().UnixNano(), inode(cfi), perm(cfi)
 	// The state, the intent and the partial records in one transaction:
 	// one write per file instead of five.
 	if err := f.db.Update(func(txn *badger.Txn) error {
@@ -562,7 +562,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		return fail(fmt.Errorf("record state: %w", err))
 	}
 	f.mu.Lock()
-	f.states[rel] = st
+	f.states[rel] = &st
 	delete(f.applying, rel)
 	f.mu.Unlock()
 	f.unskip(rel)

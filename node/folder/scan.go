@@ -219,8 +219,9 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 			}
 		}
 		var gone []string
+		covered := scopeCover(scopes)
 		for rel := range f.states {
-			if !seen[rel] && !f.applying[rel] && inScopes(rel, scopes) {
+			if !seen[rel] && !f.applying[rel] && covered(rel) {
 				gone = append(gone, rel)
 			}
 		}
@@ -277,6 +278,31 @@ func normScopes(scopes []string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// scopeCover returns inScopes(rel, scopes) as a function that costs the
+// depth of rel, not the number of scopes: a watcher's scan of a few hundred
+// paths checks every recorded state against them.
+func scopeCover(scopes []string) func(rel string) bool {
+	set := make(map[string]bool, len(scopes))
+	for _, s := range scopes {
+		if s == "" {
+			return func(string) bool { return true }
+		}
+		set[s] = true
+	}
+	return func(rel string) bool {
+		for {
+			if set[rel] {
+				return true
+			}
+			i := strings.LastIndexByte(rel, '/')
+			if i < 0 {
+				return false
+			}
+			rel = rel[:i]
+		}
+	}
 }
 
 func inScopes(rel string, scopes []string) bool {
