@@ -70,7 +70,11 @@ func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string
 	if err != nil {
 		return nil, fmt.Errorf("open partial %s: %w", path, err)
 	}
-	f, ferr := os.OpenFile(path, os.O_RDWR, 0)
+	var f *os.File
+	var ferr error = fs.ErrNotExist
+	if known {
+		f, ferr = os.OpenFile(path, os.O_RDWR, 0)
+	}
 	resume := known && rec.blob == ref && ferr == nil
 	if resume {
 		if fi, err := f.Stat(); err != nil || fi.Size() != ref.Size {
@@ -179,28 +183,46 @@ func (p *Partial) CommitAs(ctx context.Context, perm fs.FileMode, mtime time.Tim
 	fail := func(err error) (fs.FileInfo, error) {
 		return nil, fmt.Errorf("commit %v to %s: %w", p.ref, p.target, err)
 	}
-	// Which chunks does the partial file already hold?
+	// Which chunks does the partial file already hold? Those written
+	// through this Partial, and (looked up only if there are others) those
+	// an earlier session wrote.
+	p.mu.Lock()
+	written := maps.Clone(p.written)
+	p.mu.Unlock()
 	have := make(map[blobs.ChunkID]bool, len(p.offs))
-	if err := s.db.View(func(txn *badger.Txn) error {
-		for id := range p.offs {
-			ok, err := exists(txn, s.key(kLoc, id[:], []byte(p.path)))
-			if err != nil {
-				return err
-			}
-			have[id] = ok
+	var unknown []blobs.ChunkID
+	for id := range p.offs {
+		if written[id] {
+			have[id] = true
+		} else {
+			unknown = append(unknown, id)
 		}
-		return nil
-	}); err != nil {
-		return fail(err)
+	}
+	if len(unknown) > 0 {
+		if err := s.db.View(func(txn *badger.Txn) error {
+			for _, id := range unknown {
+				ok, err := exists(txn, s.key(kLoc, id[:], []byte(p.path)))
+				if err != nil {
+					return err
+				}
+				have[id] = ok
+			}
+			return nil
+		}); err != nil {
+			return fail(err)
+		}
 	}
 	// One buffer of the blob's largest chunk (not MaxChunkSize: a 4 MiB
 	// allocation per small file dominated the receiver's CPU when syncing
-	// many small files).
-	var largest uint32
-	for _, c := range p.m.Chunks {
-		largest = max(largest, c.Size)
+	// many small files), and only when a chunk is read here at all.
+	var buf []byte
+	if len(unknown) > 0 {
+		var largest uint32
+		for _, c := range p.m.Chunks {
+			largest = max(largest, c.Size)
+		}
+		buf = make([]byte, largest)
 	}
-	buf := make([]byte, largest)
 	for id := range p.offs {
 		if have[id] {
 			continue
@@ -222,7 +244,7 @@ func (p *Partial) CommitAs(ctx context.Context, perm fs.FileMode, mtime time.Tim
 	var off int64
 	var bad int
 	p.mu.Lock()
-	written := maps.Clone(p.written)
+	written = maps.Clone(p.written)
 	p.mu.Unlock()
 	for _, c := range p.m.Chunks {
 		if written[c.ID] {

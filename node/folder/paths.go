@@ -123,7 +123,11 @@ func (f *Folder) checkParents(rel string, create bool) error {
 		if i == len(comps)-1 {
 			break
 		}
-		fi, err := f.rootFS.Lstat(filepath.FromSlash(cur))
+		// A plain lstat is enough here: every component above cur was just
+		// checked to be a real directory, so resolving cur follows no
+		// symlink (through os.Root, each check re-walked every component,
+		// a dozen system calls per file applied).
+		fi, err := os.Lstat(f.abs(cur))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if !create {
