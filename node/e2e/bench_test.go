@@ -352,9 +352,15 @@ func iperf3(n int64) (float64, error) {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
+		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if res.End.SumReceived.BitsPerSecond <= 0 {
+		// Seen here now and then: a run that reports no figure, rather
+		// than a figure of 0.
+		return 0, fmt.Errorf("iperf3 reported no received rate (error %q)", res.Error)
 	}
 	return res.End.SumReceived.BitsPerSecond / 8 / 1e6, nil
 }
