@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,9 +244,24 @@ func BenchmarkTransfer1GiB(b *testing.B) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "BenchmarkTransfer1GiB %s (%d files of %d MiB)\n", time.Now().UTC().Format(time.RFC3339), files, size>>20)
 
-	rawBytes, rawTime, rawCPU := rawTCPCPU(b, paths, "")
+	// The raw copy takes a few hundred ms and varies by 2x from run to run
+	// here: the median of three.
+	type rawRun struct {
+		bytes     int64
+		time, cpu time.Duration
+	}
+	var runs []rawRun
+	for range 3 {
+		var r rawRun
+		r.bytes, r.time, r.cpu = rawTCPCPU(b, paths, "")
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].time < runs[j].time })
+	rawBytes, rawTime, rawCPU := runs[1].bytes, runs[1].time, runs[1].cpu
 	rawMBs := float64(rawBytes) / rawTime.Seconds() / 1e6
-	fmt.Fprintf(&report, "raw loopback TCP (2 processes, no crypto, receiver discards): %.0f MB/s (%s, %s CPU in both processes)\n", rawMBs, rawTime.Round(time.Millisecond), rawCPU.Round(time.Millisecond))
+	fmt.Fprintf(&report, "raw loopback TCP (2 processes, no crypto, receiver discards): %.0f MB/s (%s, %s CPU in both processes; median of 3: %.0f, %.0f, %.0f MB/s)\n",
+		rawMBs, rawTime.Round(time.Millisecond), rawCPU.Round(time.Millisecond),
+		float64(runs[0].bytes)/runs[0].time.Seconds()/1e6, rawMBs, float64(runs[2].bytes)/runs[2].time.Seconds()/1e6)
 	b.ReportMetric(rawMBs, "raw-MB/s")
 	// The ceiling for any verified, encrypted transfer on this machine:
 	// every byte costs the raw TCP copy's CPU plus a BLAKE3 verification
