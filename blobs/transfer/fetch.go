@@ -379,7 +379,8 @@ func (f *fetch) runPeer(p *peerState) {
 	}
 	f.mu.Unlock()
 
-	w := bufio.NewWriterSize(st, 64<<10)
+	w := pool64K.writer(st)
+	defer pool64K.putWriter(w) // after the deferred wait for the reader below
 	// HAVE batches carry request IDs 1..n; their index tells the offset.
 	var frame []byte
 	nBatches := 0
@@ -484,7 +485,8 @@ func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
 			f.s.putBuf(bufp)
 		}
 	}()
-	r := bufio.NewReaderSize(st, ioBufSize)
+	r := poolIO.reader(st)
+	defer poolIO.putReader(r)
 	fail := func(err error) {
 		f.mu.Lock()
 		if !f.ended && f.ctx.Err() == nil {

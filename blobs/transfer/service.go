@@ -234,7 +234,8 @@ func (s *Service) handle(st network.Stream) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		w := bufio.NewWriterSize(st, ioBufSize)
+		w := poolIO.writer(st)
+		defer poolIO.putWriter(w)
 		for r := range out {
 			var err error
 			if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
@@ -295,7 +296,8 @@ func (s *Service) handle(st network.Stream) {
 		log.Info("refusing blob request", "blob", ref)
 		return false
 	}
-	r := bufio.NewReaderSize(st, 64<<10)
+	r := pool64K.reader(st)
+	defer pool64K.putReader(r)
 	reqBuf := make([]byte, frameHeader+4+blobRefLen+2+32*maxHaveIDs)
 	for {
 		typ, p, err := readFrame(r, reqBuf)
