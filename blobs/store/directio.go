@@ -25,8 +25,9 @@ import (
 var directAlign = max(4096, os.Getpagesize())
 
 // minDirect is the smallest chunk written directly; below it the page
-// cache is cheaper than a synchronous device write.
-const minDirect = 8 << 10
+// cache is cheaper than a second descriptor and a synchronous device write
+// (a small file's one chunk is written buffered, then fsynced).
+const minDirect = 128 << 10
 
 // alignedBufs holds block-aligned copy buffers for direct writes.
 var alignedBufs sync.Pool

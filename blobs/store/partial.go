@@ -36,6 +36,7 @@ type Partial struct {
 	target string
 	path   string
 	f      *os.File
+	dfOnce sync.Once
 	df     *os.File                  // the same file opened for direct writes, or nil
 	noDf   atomic.Bool               // a direct write was refused: buffered from then on
 	offs   map[blobs.ChunkID][]int64 // every offset of each chunk in the blob
@@ -112,8 +113,17 @@ func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string
 		}
 	}
 	p.f = f
-	p.df = openDirect(path, s.noDirect)
 	return p, nil
+}
+
+// direct returns the descriptor for direct writes, opened on first use
+// (most small files never need one), or nil.
+func (p *Partial) direct() *os.File {
+	p.dfOnce.Do(func() { p.df = openDirect(p.path, p.s.noDirect) })
+	if p.noDf.Load() {
+		return nil
+	}
+	return p.df
 }
 
 // Path returns the partial file's path.
@@ -136,9 +146,9 @@ func (p *Partial) Put(ctx context.Context, id blobs.ChunkID, data []byte) error 
 		return fmt.Errorf("partial %s: %w", p.path, os.ErrClosed)
 	}
 	for _, off := range offs {
-		df := p.df
-		if p.noDf.Load() {
-			df = nil
+		var df *os.File
+		if len(data) >= minDirect {
+			df = p.direct()
 		}
 		ok, err := writeChunkAt(p.f, df, data, off)
 		if err != nil {
@@ -334,6 +344,7 @@ func (p *Partial) Close() error {
 // harmless error; the field is never cleared, so a late Put sees a closed
 // file rather than racing on it).
 func (p *Partial) closeDirect() {
+	p.dfOnce.Do(func() {}) // no direct descriptor is opened after this
 	if p.df != nil {
 		p.df.Close()
 	}

@@ -184,9 +184,10 @@ func statMatches(st *fileState, fi fs.FileInfo) bool {
 // before Apply replaces or removes it: an unrecorded or changed path is
 // scanned first. It returns ErrLocalChange when that scan found a local
 // change (the Feed now has it, superseding the remote item being applied).
-// Callers hold f.mu.
+// Callers hold f.mu and have checked rel's parents (checkParents), so a
+// plain lstat follows no symlink.
 func (f *Folder) settleLocked(ctx context.Context, rel string) (fs.FileInfo, error) {
-	fi, err := f.rootFS.Lstat(filepath.FromSlash(rel))
+	fi, err := os.Lstat(f.abs(rel))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -204,7 +205,7 @@ func (f *Folder) settleLocked(ctx context.Context, rel string) (fs.FileInfo, err
 	if res.updated[rel] {
 		return nil, fmt.Errorf("path %q: %w", rel, ErrLocalChange)
 	}
-	fi, err = f.rootFS.Lstat(filepath.FromSlash(rel))
+	fi, err = os.Lstat(f.abs(rel))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
