@@ -49,6 +49,16 @@ type Partial struct {
 // OpenPartial opens (or resumes) the partial file for materialising m at
 // target. Close it when done; Commit completes it; Abort deletes it.
 func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string) (*Partial, error) {
+	return s.OpenPartialWith(ctx, m, target, nil)
+}
+
+// OpenPartialWith is OpenPartial that also runs extra (if not nil) in the
+// transaction that records a new partial file, or in one of its own when an
+// earlier one is resumed, so that a caller's records of the download (its
+// path, its purpose) are written with the store's. extra may run more than
+// once (the transaction is retried on conflicts) and must write the same
+// each time.
+func (s *Store) OpenPartialWith(ctx context.Context, m blobs.Manifest, target string, extra func(txn *badger.Txn, partialPath string) error) (*Partial, error) {
 	ref := m.Ref()
 	abs, err := filepath.Abs(target)
 	if err != nil {
@@ -103,12 +113,23 @@ func (s *Store) OpenPartial(ctx context.Context, m blobs.Manifest, target string
 		// mtime 0: the record never passes AddFile's unchanged-file check.
 		s.gcMu.RLock()
 		err = s.update(ctx, func(txn *badger.Txn) error {
-			return s.recordFileTxn(txn, path, fileRecord{blob: ref, fileSize: ref.Size}, m, false)
+			if err := s.recordFileTxn(txn, path, fileRecord{blob: ref, fileSize: ref.Size}, m, false); err != nil {
+				return err
+			}
+			if extra != nil {
+				return extra(txn, path)
+			}
+			return nil
 		})
 		s.gcMu.RUnlock()
 		if err != nil {
 			f.Close()
 			os.Remove(path)
+			return nil, fmt.Errorf("open partial %s: index: %w", path, err)
+		}
+	} else if extra != nil {
+		if err := s.update(ctx, func(txn *badger.Txn) error { return extra(txn, path) }); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("open partial %s: index: %w", path, err)
 		}
 	}
@@ -189,6 +210,14 @@ func (p *Partial) Commit(ctx context.Context) error {
 // keeps size, mtime and inode). Done on the descriptor, this costs no path
 // lookups: for small files those were much of the receiver's CPU.
 func (p *Partial) CommitAs(ctx context.Context, perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
+	return p.CommitWith(ctx, perm, mtime, nil)
+}
+
+// CommitWith is CommitAs that also runs extra (if not nil) in the
+// transaction that records the committed file, with its FileInfo: a
+// caller's record of the file commits with the store's. extra may run more
+// than once (retried on conflicts).
+func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.Time, extra func(txn *badger.Txn, fi fs.FileInfo) error) (fs.FileInfo, error) {
 	s := p.s
 	fail := func(err error) (fs.FileInfo, error) {
 		return nil, fmt.Errorf("commit %v to %s: %w", p.ref, p.target, err)
@@ -317,7 +346,13 @@ func (p *Partial) CommitAs(ctx context.Context, perm fs.FileMode, mtime time.Tim
 		if err := s.recordFileTxn(txn, p.target, rec, p.m, true); err != nil {
 			return err
 		}
-		return s.forgetFile(txn, p.path)
+		if err := s.forgetFile(txn, p.path); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra(txn, fi)
+		}
+		return nil
 	})
 	s.gcMu.RUnlock()
 	if err != nil {

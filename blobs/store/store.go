@@ -85,6 +85,9 @@ func Open(db *badger.DB, prefix []byte, chunkDir string, logger *slog.Logger) (*
 	}, nil
 }
 
+// DB returns the database the index is kept in.
+func (s *Store) DB() *badger.DB { return s.db }
+
 // Close releases the store. It does not close the badger DB. Safe to call
 // more than once.
 func (s *Store) Close() error { return nil }

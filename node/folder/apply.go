@@ -459,14 +459,21 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		return fail(err)
 	}
 	abs := f.abs(rel)
-	p, err := f.st.OpenPartial(ctx, m, abs)
+	// The partial file is recorded as rel's, and the intent of this Apply
+	// (what rel will be), in the store's own transaction. The intent covers
+	// a crash between the rename and the state record below: the restart
+	// scan finds rel holding the intent's blob and completes it.
+	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by, Conflict: conflict}
+	p, err := f.st.OpenPartialWith(ctx, m, abs, func(txn *badger.Txn, path string) error {
+		if err := txn.Set(f.key(kPartial, []byte(rel), []byte{0}, []byte(path)), nil); err != nil {
+			return err
+		}
+		return txn.Set(f.key(kIntent, []byte(rel)), intent.encode())
+	})
 	if err != nil {
 		return fail(err)
 	}
 	defer p.Close()
-	if err := f.setRecord(f.key(kPartial, []byte(rel), []byte{0}, []byte(p.Path())), nil); err != nil {
-		return fail(err)
-	}
 	missing, err := f.st.Missing(ctx, m)
 	if err != nil {
 		return fail(err)
@@ -481,7 +488,6 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 	}
 
-	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by, Conflict: conflict}
 	if err := func() error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -509,6 +515,10 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		f.applying[rel] = true
 		return nil
 	}(); err != nil {
+		// Nothing of this Apply reached rel: its intent goes.
+		if derr := f.deleteRecord(f.key(kIntent, []byte(rel))); derr != nil {
+			f.log.Warn("forget intent", "path", rel, "err", derr)
+		}
 		return fail(err)
 	}
 	defer func() {
@@ -516,21 +526,41 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		delete(f.applying, rel)
 		f.mu.Unlock()
 	}()
-	if err := f.setRecord(f.key(kIntent, []byte(rel)), intent.encode()); err != nil {
-		return fail(err)
-	}
 	// The commit (verify, mode and mtime, fsync, rename) runs without the
 	// folder lock, so that files being applied in parallel do not wait for
-	// each other's fsync. Scans leave rel alone meanwhile (applying); the
-	// intent recorded above covers a crash between the rename and the state
-	// record below: the restart scan completes the intent.
-	cfi, err := p.CommitAs(ctx, wantPerm, mtime)
+	// each other's fsync; scans leave rel alone meanwhile (applying). Its
+	// index transaction also records rel's state and drops the intent and
+	// rel's partial records: one transaction after the rename.
+	var st fileState
+	var partials []string
+	pfx := f.key(kPartial, []byte(rel), []byte{0})
+	_, err = p.CommitWith(ctx, wantPerm, mtime, func(txn *badger.Txn, fi fs.FileInfo) error {
+		st = intent
+		st.Size, st.MTime, st.Inode, st.Perm = fi.Size(), fi.ModTime().UnixNano(), inode(fi), perm(fi)
+		if err := txn.Set(f.key(kState, []byte(rel)), st.encode()); err != nil {
+			return err
+		}
+		if err := txn.Delete(f.key(kIntent, []byte(rel))); err != nil {
+			return err
+		}
+		partials = partials[:0]
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		for it.Rewind(); it.Valid(); it.Next() {
+			partials = append(partials, string(it.Item().Key()[len(pfx):]))
+		}
+		it.Close()
+		for _, n := range partials {
+			if err := txn.Delete(append(pfx[:len(pfx):len(pfx)], n...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fail(err)
 	}
 	// Partial files of earlier attempts at rel (another blob) go; the one
 	// just committed was renamed and the store forgot it.
-	partials := f.partialsOf(rel)
 	for _, n := range partials {
 		if n != p.Path() {
 			if err := f.st.RemoveFile(ctx, n); err != nil {
@@ -541,43 +571,12 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 			}
 		}
 	}
-	st := intent
-	st.Size, st.MTime, st.Inode, st.Perm = cfi.Size(), cfi.ModTime().UnixNano(), inode(cfi), perm(cfi)
-	// The state, the intent and the partial records in one transaction:
-	// one write per file instead of five.
-	if err := f.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Set(f.key(kState, []byte(rel)), st.encode()); err != nil {
-			return err
-		}
-		if err := txn.Delete(f.key(kIntent, []byte(rel))); err != nil {
-			return err
-		}
-		pfx := f.key(kPartial, []byte(rel), []byte{0})
-		for _, n := range partials {
-			if err := txn.Delete(append(pfx[:len(pfx):len(pfx)], n...)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return fail(fmt.Errorf("record state: %w", err))
-	}
 	f.mu.Lock()
 	f.states[rel] = &st
 	delete(f.applying, rel)
 	f.mu.Unlock()
 	f.unskip(rel)
 	return nil
-}
-
-// partialsOf lists the partial files recorded for rel.
-func (f *Folder) partialsOf(rel string) []string {
-	var names []string
-	_ = f.scanKeys(f.key(kPartial, []byte(rel), []byte{0}), func(k, _ []byte) error {
-		names = append(names, string(k))
-		return nil
-	})
-	return names
 }
 
 // noteDirCreated records a parent directory Apply created, so the scanner

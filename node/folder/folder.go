@@ -77,8 +77,9 @@ type Config struct {
 	Name  string       // for logs
 	Store *store.Store // the device's chunk index
 	// DB and Prefix hold the folder's own state (scan cache, version
-	// index); DB stays owned by the caller. Prefix must be distinct per
-	// folder and from the store's.
+	// index); DB stays owned by the caller and must be Store's database (a
+	// received file's state commits in the store's transaction). Prefix
+	// must be distinct per folder and from the store's.
 	DB      *badger.DB
 	Prefix  []byte
 	Feed    Feed
@@ -144,6 +145,10 @@ type Folder struct {
 func Open(cfg Config) (*Folder, error) {
 	if cfg.Store == nil || cfg.DB == nil || cfg.Feed == nil || cfg.Root == "" {
 		return nil, errors.New("open folder: Root, Store, DB and Feed are required")
+	}
+	if cfg.Store.DB() != cfg.DB {
+		// Apply records a file's state in the store's transaction.
+		return nil, errors.New("open folder: DB must be the database Store keeps its index in")
 	}
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
