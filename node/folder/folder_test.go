@@ -3,6 +3,7 @@ package folder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -621,5 +622,56 @@ func TestVersionSep(t *testing.T) {
 	}
 	if versionSep([]byte("short")) != -1 || versionSep(append([]byte("x"), ts...)) != -1 {
 		t.Fatal("malformed keys not rejected")
+	}
+}
+
+// TestScansDuringApply: scans running while files are applied in parallel
+// (as the watcher's do) never take an applied file for a local change, and
+// leave the state Apply records intact: B's replica gains no version of its
+// own, and a scan afterwards finds nothing to report.
+func TestScansDuringApply(t *testing.T) {
+	a, b := pair(t)
+	for i := range 300 {
+		a.write(fmt.Sprintf("d%d/f%03d.bin", i%7, i), randBytes(uint64(100+i), 1+i*97), 0o644)
+	}
+	a.scan()
+	stop := make(chan struct{})
+	scans := make(chan int)
+	go func() {
+		n := 0
+		defer func() { scans <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := b.f.Scan(context.Background()); err != nil {
+				t.Errorf("scan during apply: %v", err)
+				return
+			}
+			n++
+		}
+	}()
+	err := b.pull(a)
+	close(stop)
+	n := <-scans
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d scans ran during the apply", n)
+	if n == 0 {
+		t.Fatal("no scan ran during the apply")
+	}
+	sameTree(t, a, b)
+	for _, it := range b.obj.Items() {
+		if by := it.Sync.Top().By; by == devB {
+			t.Errorf("item %s: a scan during the apply recorded a local change on B", it.Sync.ID)
+		}
+	}
+	head := b.obj.Head()
+	b.scan()
+	if b.obj.Head() != head {
+		t.Errorf("B's scan after the apply moved its head %d -> %d: its own writes were taken for changes", head, b.obj.Head())
 	}
 }
