@@ -382,9 +382,15 @@ func (f *fetch) runPeer(p *peerState) {
 	w := pool64K.writer(st)
 	defer pool64K.putWriter(w) // after the deferred wait for the reader below
 	// HAVE batches carry request IDs 1..n; their index tells the offset.
+	// A lone peer asked for a lone chunk gets no HAVE: its answer to the
+	// GET says the same (the chunk, or "not found"), and a small file then
+	// costs the server one request instead of two.
 	var frame []byte
 	nBatches := 0
-	for off := 0; off < len(ids); off += maxHaveIDs {
+	f.mu.Lock()
+	skipHave := len(f.peers) == 1 && len(ids) == 1
+	f.mu.Unlock()
+	for off := 0; off < len(ids) && !skipHave; off += maxHaveIDs {
 		end := min(off+maxHaveIDs, len(ids))
 		nBatches++
 		frame = haveReq{ReqID: uint32(nBatches), Blob: f.blob, IDs: ids[off:end]}.append(frame[:0])

@@ -588,3 +588,30 @@ func TestFetchManifests(t *testing.T) {
 		t.Error("a manifest for a ref nobody has")
 	}
 }
+
+// TestLonePeerLacksChunk: a one-chunk blob asked of a single peer goes
+// without a HAVE; the peer's "not found" ends the fetch with
+// ErrUnavailable (it must not wait for a HAVE answer that never comes), and
+// a peer that has it serves it.
+func TestLonePeerLacksChunk(t *testing.T) {
+	data := randBytes(8, 40<<10)
+	a := newNode(t, nil, nil)
+	m := a.seed(t, "small", data)
+	empty := newNode(t, nil, nil)
+	c := newNode(t, nil, nil)
+	connect(t, c, empty)
+	connect(t, c, a)
+	if len(m.Chunks) != 1 {
+		t.Fatalf("test blob has %d chunks, want 1", len(m.Chunks))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := c.svc.Fetch(ctx, m, ids(empty), nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fetch from a peer without the chunk: %v, want ErrUnavailable", err)
+	}
+	if err := c.svc.Fetch(ctx, m, ids(a), nil); err != nil {
+		t.Fatalf("fetch from the peer that has it: %v", err)
+	}
+	c.checkMaterialize(t, m, data)
+}
