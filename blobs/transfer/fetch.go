@@ -226,7 +226,15 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	case <-f.finished:
 	case <-ctx.Done():
 	}
-	cancel()
+	// A failed or cancelled fetch resets its streams (through ctx); a
+	// complete one lets each peer's runner end its stream itself, keeping
+	// the clean ones for the next fetch (streampool.go).
+	f.mu.Lock()
+	complete := f.remaining == 0
+	f.mu.Unlock()
+	if !complete {
+		cancel()
+	}
 	wg.Wait()
 	close(f.jobs)
 	workers.Wait()
@@ -361,16 +369,20 @@ func (p *peerState) adapt(rtt time.Duration, size uint32) {
 
 func (f *fetch) runPeer(p *peerState) {
 	ctx := f.ctx
-	// Relayed connections are allowed; the daemon raises the relay limits.
-	st, err := f.s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p.id, ProtocolID)
-	if err != nil {
-		f.mu.Lock()
-		f.kill(p, fmt.Errorf("open stream: %w", err))
-		f.mu.Unlock()
-		return
+	is := f.s.takeStream(p.id)
+	if is == nil {
+		// Relayed connections are allowed; the daemon raises the relay limits.
+		st, err := f.s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p.id, ProtocolID)
+		if err != nil {
+			f.mu.Lock()
+			f.kill(p, fmt.Errorf("open stream: %w", err))
+			f.mu.Unlock()
+			return
+		}
+		is = &idleStream{st: st, r: poolIO.reader(st), w: pool64K.writer(st)}
 	}
+	st := is.st
 	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
-	defer stopReset()
 	f.mu.Lock()
 	p.stream = st
 	ids := make([]blobs.ChunkID, len(f.chunks))
@@ -379,8 +391,7 @@ func (f *fetch) runPeer(p *peerState) {
 	}
 	f.mu.Unlock()
 
-	w := pool64K.writer(st)
-	defer pool64K.putWriter(w) // after the deferred wait for the reader below
+	w := is.w
 	// HAVE batches carry request IDs 1..n; their index tells the offset.
 	// A lone peer asked for a lone chunk gets no HAVE: its answer to the
 	// GET says the same (the chunk, or "not found"), and a small file then
@@ -414,22 +425,42 @@ func (f *fetch) runPeer(p *peerState) {
 	}
 	f.mu.Unlock()
 	if err := w.Flush(); err != nil {
+		stopReset()
 		f.mu.Lock()
 		f.kill(p, fmt.Errorf("send have: %w", err))
 		f.mu.Unlock()
+		st.Reset()
+		is.release(false)
 		return
 	}
 
 	readerDone := make(chan struct{})
+	var readErr error
 	go func() {
 		defer close(readerDone)
-		f.readLoop(p, st, nBatches)
-	}()
-	defer func() {
-		<-readerDone
-		st.Close()
+		readErr = f.readLoop(p, is.r, nBatches)
 	}()
 	f.writeLoop(p, w)
+	// A fetch that ended with every request to p answered leaves the
+	// stream clean: its reader is stopped by a deadline instead of a reset,
+	// and the stream kept for the next fetch from p.
+	reuse := stopReset()
+	if reuse {
+		f.mu.Lock()
+		reuse = f.remaining == 0 && !p.dead && len(p.inflight) == 0 && p.haveLeft == 0
+		f.mu.Unlock()
+	}
+	if !reuse || quiesce(st) != nil {
+		reuse = false
+		st.Reset()
+	}
+	<-readerDone
+	if reuse && isTimeout(readErr) && is.r.Buffered() == 0 && st.SetReadDeadline(time.Time{}) == nil {
+		f.s.putStream(is)
+		return
+	}
+	st.Reset()
+	is.release(false)
 }
 
 // writeLoop sends GET requests as p's window allows, until the fetch ends or
@@ -484,15 +515,14 @@ func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
 }
 
 // readLoop handles p's responses until the stream fails or the fetch ends.
-func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
+// It returns the error that ended it (nil when it stopped by itself).
+func (f *fetch) readLoop(p *peerState, r *bufio.Reader, nBatches int) (readErr error) {
 	var bufp *[]byte
 	defer func() {
 		if bufp != nil {
 			f.s.putBuf(bufp)
 		}
 	}()
-	r := poolIO.reader(st)
-	defer poolIO.putReader(r)
 	fail := func(err error) {
 		f.mu.Lock()
 		if !f.ended && f.ctx.Err() == nil {
@@ -507,7 +537,7 @@ func (f *fetch) readLoop(p *peerState, st network.Stream, nBatches int) {
 		typ, payload, err := readFrame(r, *bufp)
 		if err != nil {
 			fail(fmt.Errorf("read: %w", err))
-			return
+			return err
 		}
 		msg, err := decode(typ, payload)
 		if err != nil || typ&0x80 == 0 {

@@ -83,6 +83,7 @@ type Service struct {
 	mu      sync.Mutex
 	closed  bool
 	streams map[network.Stream]struct{}
+	idle    map[peer.ID][]*idleStream // streampool.go
 
 	c counters
 
@@ -144,6 +145,7 @@ func (s *Service) Close() error {
 		st.Reset()
 	}
 	s.mu.Unlock()
+	s.closeIdle()
 	s.wg.Wait()
 	return nil
 }

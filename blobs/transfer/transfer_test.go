@@ -615,3 +615,54 @@ func TestLonePeerLacksChunk(t *testing.T) {
 	}
 	c.checkMaterialize(t, m, data)
 }
+
+// TestStreamsReused: fetches that end cleanly leave their stream for the
+// next one, so 50 small blobs fetched one after another use one stream,
+// and a closed connection's idle streams are not used again.
+func TestStreamsReused(t *testing.T) {
+	a := newNode(t, nil, nil)
+	var ms []blobs.Manifest
+	var datas [][]byte
+	for i := range 50 {
+		d := randBytes(uint64(500+i), 32<<10)
+		datas = append(datas, d)
+		ms = append(ms, a.seed(t, fmt.Sprintf("s%d", i), d))
+	}
+	c := newNode(t, nil, nil)
+	connect(t, c, a)
+	ctx := context.Background()
+	for _, m := range ms[:25] {
+		if err := c.svc.Fetch(ctx, m, ids(a), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle := func() int {
+		c.svc.mu.Lock()
+		defer c.svc.mu.Unlock()
+		return len(c.svc.idle[a.h.ID()])
+	}
+	conns := a.h.Network().ConnsToPeer(c.h.ID())
+	if len(conns) != 1 {
+		t.Fatalf("%d connections between the peers, want 1", len(conns))
+	}
+	if n, open := idle(), len(conns[0].GetStreams()); n != 1 || open != 1 {
+		t.Fatalf("after 25 fetches: %d idle streams on the fetcher, %d open on the server; want 1 and 1", n, open)
+	}
+	// The connection goes; the idle stream with it. The next fetch opens a
+	// new stream on a new connection.
+	for _, cn := range c.h.Network().ConnsToPeer(a.h.ID()) {
+		cn.Close()
+	}
+	connect(t, c, a)
+	for i, m := range ms[25:] {
+		if err := c.svc.Fetch(ctx, m, ids(a), nil); err != nil {
+			t.Fatalf("fetch %d after the reconnect: %v", i, err)
+		}
+	}
+	for i, m := range ms {
+		c.checkMaterialize(t, m, datas[i])
+	}
+	if n := idle(); n != 1 {
+		t.Fatalf("after the reconnect: %d idle streams, want 1", n)
+	}
+}
