@@ -19,8 +19,8 @@
 // requests on it; the serving side answers in order.
 //
 //	fetcher                                  server
-//	HAVE(blob, ids...) ×⌈n/1024⌉  ------>    (checks IsMember on stream open,
-//	                                          CanRead per blob)
+//	HAVE(blob, ids...) ×⌈n/1024⌉  ------>    (checks IsMember on stream open
+//	                                          and per request, CanRead per blob)
 //	                              <------    HAVE_RESP(bitmap) per HAVE
 //	GET(blob, id) ×window         ------>
 //	                              <------    CHUNK(id, bytes) or ERROR(not found)
@@ -36,8 +36,15 @@
 // With a single peer the fetcher sends its first GETs right behind the
 // HAVEs instead of waiting for the answer (nothing to choose between; a
 // missing chunk answers "not found"), so a one-chunk blob costs one round
-// trip. MANIFEST requests may be pipelined on one stream like the others
+// trip; a one-chunk blob asked of a single peer sends no HAVE at all.
+// MANIFEST requests may be pipelined on one stream like the others
 // (Service.FetchManifests).
+//
+// Every request names its blob and the server keeps no state between
+// requests, so a stream may carry one fetch after another: the fetcher
+// keeps the stream of a fetch that ended with every request answered and
+// nothing unread for its next fetch from that peer (streampool.go), and the
+// server checks IsMember and CanRead per request, not only at stream open.
 //
 // Scheduling: chunks are requested in manifest order; each peer takes the
 // next chunk it has that nobody is fetching, as long as its window of
