@@ -60,6 +60,12 @@ mkdir -p "$work/laptop-docs/photos"
 echo "Meshwork demo: this file was written on the laptop." > "$work/laptop-docs/README.txt"
 head -c 5000000 /dev/urandom > "$work/laptop-docs/photos/img001.raw"
 mesh laptop folder add "$work/laptop-docs" --name docs
+# The new folder reaches the desktop with the mesh's catalog, pushed a
+# moment later: wait (at most 15 s) until the desktop lists it.
+for _ in $(seq 150); do
+  mesh desktop folder list | grep -qw docs && break
+  sleep 0.1
+done
 echo "== desktop joins the folder and waits until it is in sync"
 mesh desktop folder join docs "$work/desktop-docs"
 mesh desktop wait docs --timeout 30s
