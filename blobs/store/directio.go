@@ -48,15 +48,16 @@ func alignedBuf(n int) (buf []byte, handle *[]byte) {
 	return b[:n], &b
 }
 
-// writeChunkAt writes data at off in the partial file: the aligned middle
-// through direct (when set and data is large enough), the rest through f.
-// A refused direct write (EINVAL: an alignment the device does not accept)
-// falls back to f for the whole chunk and reports that direct writes
-// should stop.
-func writeChunkAt(f, direct *os.File, data []byte, off int64) (directOK bool, err error) {
-	if direct == nil || len(data) < minDirect {
+// writeChunkAt writes data at off in the partial file: through f, or,
+// with direct set (the caller passes it for chunks of at least minDirect
+// bytes), the aligned middle through direct and the rest through f. A
+// direct write the device refuses (EINVAL: an alignment it does not accept)
+// falls back to f for the whole chunk and reports refused, so the caller
+// stops writing directly.
+func writeChunkAt(f, direct *os.File, data []byte, off int64) (refused bool, err error) {
+	if direct == nil {
 		_, err := f.WriteAt(data, off)
-		return direct != nil, err
+		return false, err
 	}
 	a := int64(directAlign)
 	start := (off + a - 1) &^ (a - 1)
@@ -66,28 +67,26 @@ func writeChunkAt(f, direct *os.File, data []byte, off int64) (directOK bool, er
 	_, derr := direct.WriteAt(buf, start)
 	alignedBufs.Put(h)
 	if derr != nil {
-		if _, err := f.WriteAt(data, off); err != nil {
-			return false, err
-		}
-		return false, nil
+		_, err := f.WriteAt(data, off)
+		return true, err
 	}
 	if start > off {
 		if _, err := f.WriteAt(data[:start-off], off); err != nil {
-			return true, err
+			return false, err
 		}
 	}
-	if tail := off + int64(len(data)); tail > end {
+	if end < off+int64(len(data)) {
 		if _, err := f.WriteAt(data[end-off:], end); err != nil {
-			return true, err
+			return false, err
 		}
 	}
-	return true, nil
+	return false, nil
 }
 
 // openDirect opens path for direct writes, or returns nil where the
-// system or filesystem does not offer them (or they are turned off).
-func openDirect(path string, off bool) *os.File {
-	if off || oDirect == 0 {
+// system or filesystem does not offer them (or disabled is set).
+func openDirect(path string, disabled bool) *os.File {
+	if disabled || oDirect == 0 {
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|oDirect, 0)

@@ -171,12 +171,12 @@ func (p *Partial) Put(ctx context.Context, id blobs.ChunkID, data []byte) error 
 		if len(data) >= minDirect {
 			df = p.direct()
 		}
-		ok, err := writeChunkAt(p.f, df, data, off)
+		refused, err := writeChunkAt(p.f, df, data, off)
+		if refused {
+			p.noDf.Store(true)
+		}
 		if err != nil {
 			return fmt.Errorf("partial %s: write chunk %v at %d: %w", p.path, id, off, err)
-		}
-		if df != nil && !ok {
-			p.noDf.Store(true)
 		}
 	}
 	p.s.gcMu.RLock()

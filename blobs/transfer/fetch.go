@@ -450,16 +450,17 @@ func (f *fetch) runPeer(p *peerState) {
 		reuse = f.remaining == 0 && !p.dead && len(p.inflight) == 0 && p.haveLeft == 0
 		f.mu.Unlock()
 	}
-	if !reuse || quiesce(st) != nil {
-		reuse = false
-		st.Reset()
-	}
-	<-readerDone
-	if reuse && isTimeout(readErr) && is.r.Buffered() == 0 && st.SetReadDeadline(time.Time{}) == nil {
-		f.s.putStream(is)
-		return
+	// The reader is woken by a read deadline in the past (cleared again
+	// below) when the stream is to be kept, by a reset otherwise.
+	if reuse && st.SetReadDeadline(time.Now()) == nil {
+		<-readerDone
+		if isTimeout(readErr) && is.r.Buffered() == 0 && st.SetReadDeadline(time.Time{}) == nil {
+			f.s.putStream(is)
+			return
+		}
 	}
 	st.Reset()
+	<-readerDone
 	is.release(false)
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"os"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -86,11 +85,6 @@ func (is *idleStream) release(closeStream bool) {
 	poolIO.putReader(is.r)
 	pool64K.putWriter(is.w)
 }
-
-// quiesce stops a stream's reader without closing the stream: a read
-// deadline in the past wakes it, and is cleared again once it has
-// returned.
-func quiesce(st network.Stream) error { return st.SetReadDeadline(time.Now()) }
 
 // isTimeout reports whether err is a read deadline passing (yamux and QUIC
 // streams report it differently).
