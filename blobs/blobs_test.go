@@ -3,10 +3,13 @@ package blobs
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/zeebo/blake3"
 )
 
 // randBytes returns n deterministic pseudo-random (incompressible) bytes.
@@ -293,6 +296,40 @@ func BenchmarkRawRead(b *testing.B) {
 	for b.Loop() {
 		if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{bytes.NewReader(data)}, buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestManifestRefReusesHashers checks that Ref, whose hashers are pooled,
+// gives each manifest the hash a fresh derive-key hasher gives it, however
+// calls are interleaved.
+func TestManifestRefReusesHashers(t *testing.T) {
+	want := func(m Manifest) BlobRef {
+		h := blake3.NewDeriveKey(manifestContext)
+		var buf [36]byte
+		var r BlobRef
+		for _, c := range m.Chunks {
+			copy(buf[:32], c.ID[:])
+			binary.BigEndian.PutUint32(buf[32:], c.Size)
+			h.Write(buf[:])
+			r.Size += int64(c.Size)
+		}
+		h.Sum(r.Hash[:0])
+		return r
+	}
+	var ms []Manifest
+	for i := 0; i < 5; i++ {
+		var m Manifest
+		for j := 0; j <= i*300; j++ { // up to 1,201 chunks: past the hasher's 8 KiB buffer
+			m.Chunks = append(m.Chunks, ChunkRef{ID: SumChunk([]byte{byte(i), byte(j), byte(j >> 8)}), Size: uint32(j + 1)})
+		}
+		ms = append(ms, m)
+	}
+	for round := 0; round < 3; round++ {
+		for i := len(ms) - 1; i >= 0; i-- {
+			if got, w := ms[i].Ref(), want(ms[i]); got != w {
+				t.Fatalf("round %d manifest %d: Ref %v, want %v", round, i, got, w)
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -140,9 +141,15 @@ type Manifest struct {
 
 const manifestContext = "meshwork blobs v1 manifest"
 
+// manifestHashers keeps derive-key hashers for Ref: a hasher is ~10 KiB, and
+// Ref runs several times for every file a folder syncs.
+var manifestHashers = sync.Pool{New: func() any { return blake3.NewDeriveKey(manifestContext) }}
+
 // Ref computes the BlobRef the manifest names.
 func (m Manifest) Ref() BlobRef {
-	h := blake3.NewDeriveKey(manifestContext)
+	h := manifestHashers.Get().(*blake3.Hasher)
+	defer manifestHashers.Put(h)
+	h.Reset()
 	var buf [36]byte
 	var total int64
 	for _, c := range m.Chunks {

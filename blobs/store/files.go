@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -353,6 +354,28 @@ func (s *Store) Materialize(ctx context.Context, m blobs.Manifest, target string
 	}
 	s.dropStoreCopies(ctx, m)
 	return nil
+}
+
+// dropStoreCopiesTxn deletes, in txn, the chunk-store index entries of m's
+// chunks, whose file locations txn has just recorded, and returns the chunks
+// whose store files the caller removes once txn has committed.
+func (s *Store) dropStoreCopiesTxn(txn *badger.Txn, m blobs.Manifest) ([]blobs.ChunkID, error) {
+	var dropped []blobs.ChunkID
+	for _, c := range m.Chunks {
+		ck := s.key(kChunk, c.ID[:])
+		ok, err := exists(txn, ck)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || slices.Contains(dropped, c.ID) {
+			continue
+		}
+		if err := txn.Delete(ck); err != nil {
+			return nil, err
+		}
+		dropped = append(dropped, c.ID)
+	}
+	return dropped, nil
 }
 
 // dropStoreCopies deletes chunk-store copies of m's chunks that have a file

@@ -336,6 +336,7 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 		return fail(fmt.Errorf("rename %s: %w", p.path, err))
 	}
 	rec := fileRecord{blob: p.ref, fileSize: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	var dropped []blobs.ChunkID
 	s.gcMu.RLock()
 	err = s.update(ctx, func(txn *badger.Txn) error {
 		if err := s.forgetFile(txn, p.target); err != nil {
@@ -349,6 +350,12 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 		if err := s.forgetFile(txn, p.path); err != nil {
 			return err
 		}
+		// Chunk-store copies of these chunks are redundant now that the
+		// target holds them; dropped in this transaction, not another.
+		var err error
+		if dropped, err = s.dropStoreCopiesTxn(txn, p.m); err != nil {
+			return err
+		}
 		if extra != nil {
 			return extra(txn, fi)
 		}
@@ -358,7 +365,9 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 	if err != nil {
 		return fail(fmt.Errorf("index: %w", err))
 	}
-	s.dropStoreCopies(ctx, p.m)
+	for _, id := range dropped {
+		_ = os.Remove(s.chunkPath(id))
+	}
 	return fi, nil
 }
 

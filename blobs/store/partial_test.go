@@ -206,3 +206,55 @@ func TestCommitAs(t *testing.T) {
 		t.Fatalf("CommitAs returned %v %v %v, the target is %v %v %v", fi.Mode(), fi.ModTime(), fi.Size(), got.Mode(), got.ModTime(), got.Size())
 	}
 }
+
+// TestCommitDropsStoreCopies: chunks held in the chunk store and committed
+// into a file through a Partial are kept once, in the file, and still read.
+func TestCommitDropsStoreCopies(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	data := randBytes(40, 3<<20)
+	m, _, err := blobs.Split(bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	for i, c := range m.Chunks {
+		if i%2 == 0 { // half from the store, half sent to the partial
+			if err := s.Put(ctx, c.ID, data[off:off+int(c.Size)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		off += int(c.Size)
+	}
+	if n := chunkFiles(t, s); n == 0 {
+		t.Fatal("no chunk in the chunk store to begin with")
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	p, err := s.OpenPartial(ctx, m, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off = 0
+	for i, c := range m.Chunks {
+		if i%2 == 1 {
+			if err := p.Put(ctx, c.ID, data[off:off+int(c.Size)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		off += int(c.Size)
+	}
+	if err := p.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("committed file differs: %v", err)
+	}
+	if n := chunkFiles(t, s); n != 0 {
+		t.Fatalf("%d chunk-store copies kept beside the committed file", n)
+	}
+	for _, c := range m.Chunks {
+		if _, err := s.Get(ctx, c.ID, nil); err != nil {
+			t.Fatalf("chunk %v after commit: %v", c.ID, err)
+		}
+	}
+}

@@ -73,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				}
 				cfg.Quota = int64(n)
 			}
+			logger.Debug("go processors", "GOMAXPROCS", node.RaiseProcs())
 			n, err := node.New(cfg, logger)
 			if err != nil {
 				return err
