@@ -13,11 +13,12 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/meshwork/meshwork/node/internal/tlsbatch"
 )
 
 // resourceLimits are the explicit limits of the resource manager. A personal
@@ -78,9 +79,11 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		libp2p.Transport(quic.NewTransport),
 		// TLS 1.3 first: AES-GCM with AES-NI costs about half of Noise's
 		// ChaCha20-Poly1305 per byte, which is the sender's largest CPU cost
-		// in bulk transfers (BenchmarkTransfer1GiB profiles). Noise stays
-		// for peers that prefer it.
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		// in bulk transfers (BenchmarkTransfer1GiB profiles). It is
+		// libp2p's TLS with each write's records sent in one system call
+		// (tlsbatch), the same bytes on the wire. Noise stays for peers
+		// that prefer it.
+		libp2p.Security(tlsbatch.ID, tlsbatch.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),

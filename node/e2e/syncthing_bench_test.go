@@ -51,10 +51,17 @@ func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
 	// Syncthing, Meshwork (ABBA), so that whatever slows the machine early
 	// or late in the run (here: file creation after a mass deletion on ext4
 	// without a journal, see the README) weighs on both alike. Every run
-	// starts with no dirty pages left to write back, and nothing is deleted
-	// until the end.
+	// starts with no dirty pages left to write back and once creating a
+	// file costs what it normally does (settleCreates), and nothing is
+	// deleted until the end.
 	var meshIndex, stIndex time.Duration
 	var meshServed int64
+	var settles []string
+	probes := filepath.Join(root, "create-probes")
+	settle := func(run string) {
+		waited, per := settleCreates(b, probes)
+		settles = append(settles, fmt.Sprintf("%s %s (%.0f µs/file)", run, waited, float64(per.Nanoseconds())/1e3))
+	}
 	runMesh := func(n int) time.Duration {
 		syscall.Sync()
 		a, c := stBenchMeshPair(b)
@@ -70,7 +77,7 @@ func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
 		meshIndex = time.Since(t0)
 		waitFor(b, 30*time.Second, "b sees the folder", func() bool { return strings.Contains(c.mesh("folder", "list"), "photos") })
 		dst := filepath.Join(root, fmt.Sprintf("mesh-b%d", n))
-		syscall.Sync()
+		settle(fmt.Sprintf("Meshwork %d", n))
 		start := time.Now()
 		c.mesh("folder", "join", "photos", dst)
 		c.mesh("wait", "photos", "--timeout", "30m")
@@ -104,7 +111,7 @@ func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
 		stIndex = time.Since(t0)
 		sb.start()
 		waitFor(b, 60*time.Second, "syncthing devices connected", func() bool { return sa.connected(sb) && sb.connected(sa) })
-		syscall.Sync()
+		settle(fmt.Sprintf("Syncthing %d", n))
 		start := time.Now()
 		if err := sb.do("PATCH", "/rest/config/folders/photos", map[string]any{"paused": false}, nil); err != nil {
 			b.Fatalf("unpause the receiver's folder: %v", err)
@@ -146,6 +153,7 @@ func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
 	fmt.Fprintf(&r, "  Syncthing time / Meshwork time: %.2fx   target >= 2x: %s\n", ratio, stMet(ratio >= 2))
 	fmt.Fprintf(&r, "not timed above: sender's initial index: Meshwork %.2f s (`folder add` → `mesh wait` on A), Syncthing %.2f s (process start → folder idle with every file)\n",
 		meshIndex.Seconds(), stIndex.Seconds())
+	fmt.Fprintf(&r, "waited before each run until creating a file cost <= 60 µs (sync(2), then 400 files; see settleCreates): %s\n", strings.Join(settles, ", "))
 	if meshServed > 0 {
 		fmt.Fprintf(&r, "Meshwork sender served %d bytes for %d bytes of content (%.3fx)\n", meshServed, total, float64(meshServed)/float64(total))
 	}

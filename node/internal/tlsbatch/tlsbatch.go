@@ -1,0 +1,149 @@
+package tlsbatch
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/sec"
+	tptu "github.com/libp2p/go-libp2p/p2p/net/upgrader"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+)
+
+// ID is the protocol ID: that of libp2p's TLS, whose wire format this is.
+const ID = libp2ptls.ID
+
+const (
+	// readBufSize is the buffer reads of the TCP connection fill: 16 TLS
+	// records.
+	readBufSize = 256 << 10
+	// maxBatch bounds the records gathered before they are written anyway.
+	maxBatch = 1 << 20
+)
+
+// Transport is the security transport; construct it with New.
+type Transport struct{ inner *libp2ptls.Transport }
+
+var _ sec.SecureTransport = (*Transport)(nil)
+
+// New has the signature libp2p.Security expects of a constructor.
+func New(id protocol.ID, key crypto.PrivKey, muxers []tptu.StreamMuxer) (*Transport, error) {
+	t, err := libp2ptls.New(id, key, muxers)
+	if err != nil {
+		return nil, err
+	}
+	return &Transport{inner: t}, nil
+}
+
+// ID is the protocol ID the transport was constructed with.
+func (t *Transport) ID() protocol.ID { return t.inner.ID() }
+
+// SecureInbound runs the TLS handshake as a server.
+func (t *Transport) SecureInbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+	bc := newBatchConn(insecure)
+	c, err := t.inner.SecureInbound(ctx, bc, p)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{SecureConn: c, bc: bc}, nil
+}
+
+// SecureOutbound runs the TLS handshake as a client.
+func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+	bc := newBatchConn(insecure)
+	c, err := t.inner.SecureOutbound(ctx, bc, p)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{SecureConn: c, bc: bc}, nil
+}
+
+// conn is the secured connection: libp2p's, with writes bracketed so that
+// their records are gathered.
+type conn struct {
+	sec.SecureConn
+	bc  *batchConn
+	wmu sync.Mutex // one gathered write at a time
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.bc.hold()
+	n, err := c.SecureConn.Write(p)
+	if ferr := c.bc.release(); ferr != nil && err == nil {
+		// The records were not all sent: the connection is broken and
+		// nothing of p can be counted as written.
+		return 0, ferr
+	}
+	return n, err
+}
+
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
+
+// batchConn is the TCP connection beneath TLS.
+type batchConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu      sync.Mutex
+	holding bool
+	buf     *[]byte // gathered bytes; nil when none
+}
+
+func newBatchConn(c net.Conn) *batchConn {
+	return &batchConn{Conn: c, r: bufio.NewReaderSize(c, readBufSize)}
+}
+
+// Read is only ever called by the TLS reader, one call at a time.
+func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.holding && b.buf == nil {
+		return b.Conn.Write(p)
+	}
+	if b.buf == nil {
+		b.buf = batchBufs.Get().(*[]byte)
+	}
+	*b.buf = append(*b.buf, p...)
+	if !b.holding || len(*b.buf) >= maxBatch {
+		if err := b.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.holding = true
+	b.mu.Unlock()
+}
+
+// release stops gathering and writes what was gathered.
+func (b *batchConn) release() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = false
+	return b.flushLocked()
+}
+
+func (b *batchConn) flushLocked() error {
+	if b.buf == nil {
+		return nil
+	}
+	buf := b.buf
+	b.buf = nil
+	_, err := b.Conn.Write(*buf)
+	if cap(*buf) <= maxBatch+64<<10 {
+		*buf = (*buf)[:0]
+		batchBufs.Put(buf)
+	}
+	return err
+}

@@ -1,0 +1,177 @@
+package tlsbatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/sec"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+)
+
+// countingConn counts the writes that reach the TCP connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func key(t *testing.T) (crypto.PrivKey, peer.ID) {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, id
+}
+
+// tcpPair is a connected pair of loopback TCP connections.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		t.FailNow()
+	}
+	return client, server
+}
+
+// TestInteropAndBatching secures a loopback TCP connection with this
+// transport on one or both sides and plain libp2p TLS on the other, sends
+// 8 MiB each way at once, and checks the bytes, the peer IDs and, on this
+// transport's side, that a write's records went out in a few calls.
+func TestInteropAndBatching(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		batchC, batchS bool
+	}{{"batched client, plain server", true, false}, {"plain client, batched server", false, true}, {"both batched", true, true}, {"both plain (baseline)", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			kc, idc := key(t)
+			ks, ids := key(t)
+			mk := func(k crypto.PrivKey, batched bool) sec.SecureTransport {
+				if batched {
+					tr, err := New(ID, k, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return tr
+				}
+				tr, err := libp2ptls.New(ID, k, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tr
+			}
+			rawC, rawS := tcpPair(t)
+			cc, cs := &countingConn{Conn: rawC}, &countingConn{Conn: rawS}
+			type res struct {
+				c   sec.SecureConn
+				err error
+			}
+			sch := make(chan res, 1)
+			go func() {
+				c, err := mk(ks, tc.batchS).SecureInbound(ctx, cs, idc)
+				sch <- res{c, err}
+			}()
+			client, err := mk(kc, tc.batchC).SecureOutbound(ctx, cc, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := <-sch
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			server := r.c
+			defer client.Close()
+			defer server.Close()
+			if client.RemotePeer() != ids || server.RemotePeer() != idc {
+				t.Fatalf("peers: client sees %s, server sees %s", client.RemotePeer(), server.RemotePeer())
+			}
+
+			const size, writeSize = 8 << 20, 1 << 20
+			send := func(c net.Conn, data []byte) <-chan error {
+				ch := make(chan error, 1)
+				go func() {
+					for off := 0; off < len(data); off += writeSize {
+						if _, err := c.Write(data[off : off+writeSize]); err != nil {
+							ch <- err
+							return
+						}
+					}
+					ch <- nil
+				}()
+				return ch
+			}
+			toS, toC := make([]byte, size), make([]byte, size)
+			rand.Read(toS)
+			rand.Read(toC)
+			cc.writes.Store(0)
+			cs.writes.Store(0)
+			e1, e2 := send(client, toS), send(server, toC)
+			gotS, gotC := make([]byte, size), make([]byte, size)
+			if _, err := io.ReadFull(server, gotS); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(client, gotC); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-e1; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-e2; err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(gotS, toS) || !bytes.Equal(gotC, toC) {
+				t.Fatal("bytes differ after the secured connection")
+			}
+			// 8 writes of 1 MiB are 512 records of 16 KiB; batched, each
+			// write is at most 2 calls (1 MiB gathered at most).
+			for _, side := range []struct {
+				name    string
+				batched bool
+				n       int64
+			}{{"client", tc.batchC, cc.writes.Load()}, {"server", tc.batchS, cs.writes.Load()}} {
+				t.Logf("%s: %d TCP writes for 8 writes of 1 MiB", side.name, side.n)
+				if side.batched && side.n > 16 {
+					t.Errorf("%s (batched): %d TCP writes for 8 writes of 1 MiB, want at most 16", side.name, side.n)
+				}
+				if !side.batched && side.n < 500 {
+					t.Errorf("%s (plain): %d TCP writes; the baseline is one per 16 KiB record", side.name, side.n)
+				}
+			}
+		})
+	}
+}
