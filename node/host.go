@@ -85,7 +85,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		// that prefer it.
 		libp2p.Security(tlsbatch.ID, tlsbatch.New),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, muxer()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(g),
 		libp2p.EnableHolePunching(),
@@ -173,3 +173,16 @@ func transportOf(addr ma.Multiaddr) string {
 
 func isLoopback(a ma.Multiaddr) bool { return manet.IsIPLoopback(a) }
 func isPrivate(a ma.Multiaddr) bool  { return manet.IsPrivateAddr(a) }
+
+// muxer is libp2p's yamux with frames of up to 256 KiB instead of 64 KiB.
+// With tlsbatch a frame is one write system call, so a bulk transfer makes a
+// quarter of the calls and wakes the reading stream a quarter as often: in
+// 7 interleaved pairs of 1 GiB blob fetches, 703 MB/s against 671 on
+// average, with less CPU on both sides. The frame length is not negotiated:
+// yamux takes any frame that fits the stream's window (256 KiB at first), so
+// peers with the default interoperate.
+func muxer() *yamux.Transport {
+	t := *yamux.DefaultTransport
+	t.MaxMessageSize = 256 << 10
+	return &t
+}

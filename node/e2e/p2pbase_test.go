@@ -49,12 +49,14 @@ func p2pHost(listen ...string) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	mux := *yamux.DefaultTransport
+	mux.MaxMessageSize = 256 << 10 // as node/host.go configures it
 	return libp2p.New(
 		libp2p.Identity(k),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(tlsbatch.ID, tlsbatch.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Muxer(yamux.ID, &mux),
 	)
 }
 
