@@ -124,29 +124,13 @@ func cpuTime() time.Duration {
 // (this one sending, the child receiving).
 func rawTCPCPU(tb testing.TB, paths []string, intoDir string) (bytes int64, elapsed, cpu time.Duration) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	mode := "1"
 	if intoDir != "" {
 		mode = intoDir
 	}
-	cmd.Env = append(os.Environ(), rawReceiverEnv+"="+mode)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	waited := false
-	defer func() {
-		if !waited {
-			cmd.Wait()
-		}
-	}()
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		tb.Fatal("raw receiver did not start")
-	}
+	ch := startChild(tb, rawReceiverEnv+"="+mode, "raw receiver")
+	defer ch.stop()
+	sc := ch.out
 	c, err := net.Dial("tcp", strings.TrimSpace(sc.Text()))
 	if err != nil {
 		tb.Fatal(err)
@@ -175,13 +159,56 @@ func rawTCPCPU(tb testing.TB, paths []string, intoDir string) (bytes int64, elap
 	}
 	cpu = cpuTime() - cpu0
 	c.Close()
-	waited = true
-	if err := cmd.Wait(); err == nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
+	return bytes, elapsed, cpu + ch.wait()
+}
+
+// child is the test binary run again as the receiving side of a baseline.
+type child struct {
+	cmd    *exec.Cmd
+	out    *bufio.Scanner // its standard output, by line
+	waited bool
+}
+
+// startChild runs the test binary with env (KEY=VALUE) set, which makes it
+// the receiver named what, and reads its first line (its address).
+func startChild(tb testing.TB, env, what string) *child {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return bytes, elapsed, cpu
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	ch := &child{cmd: cmd, out: bufio.NewScanner(out)}
+	if !ch.out.Scan() {
+		ch.stop()
+		tb.Fatalf("%s did not start", what)
+	}
+	return ch
+}
+
+// wait waits for the child to exit and returns the CPU time it used.
+func (ch *child) wait() time.Duration {
+	ch.waited = true
+	if err := ch.cmd.Wait(); err != nil {
+		return 0
+	}
+	if ru, ok := ch.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return 0
+}
+
+// stop kills the child unless it was waited for: after a failure on the
+// way, it must not wait forever.
+func (ch *child) stop() {
+	if !ch.waited {
+		ch.cmd.Process.Kill()
+		ch.cmd.Wait()
+	}
 }
 
 // cryptoFloor measures, on one core, the two costs every byte of a

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,33 +99,15 @@ func p2pReceiver(hash bool) int {
 // receiver's count, and the CPU time of both processes.
 func p2pStream(tb testing.TB, paths []string, hash bool) (bytes int64, elapsed, cpu time.Duration) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	mode := "plain"
 	if hash {
 		mode = "hash"
 	}
-	cmd.Env = append(os.Environ(), p2pReceiverEnv+"="+mode)
-	out, err := cmd.StdoutPipe()
+	ch := startChild(tb, p2pReceiverEnv+"="+mode, "libp2p receiver")
+	defer ch.stop()
+	addr, err := ma.NewMultiaddr(strings.TrimSpace(ch.out.Text()))
 	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	waited := false
-	defer func() {
-		if !waited { // a failure on the way: the child must not wait forever
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		tb.Fatal("libp2p receiver did not start")
-	}
-	addr, err := ma.NewMultiaddr(strings.TrimSpace(sc.Text()))
-	if err != nil {
-		tb.Fatalf("libp2p receiver: %q: %v", sc.Text(), err)
+		tb.Fatalf("libp2p receiver: %q: %v", ch.out.Text(), err)
 	}
 	info, err := peer.AddrInfoFromP2pAddr(addr)
 	if err != nil {
@@ -185,11 +165,5 @@ func p2pStream(tb testing.TB, paths []string, hash bool) (bytes int64, elapsed, 
 	}
 	cpu = cpuTime() - cpu0
 	s.Close()
-	waited = true
-	if err := cmd.Wait(); err == nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		}
-	}
-	return bytes, elapsed, cpu
+	return bytes, elapsed, cpu + ch.wait()
 }
