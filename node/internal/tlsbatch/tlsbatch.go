@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,13 +67,16 @@ func (t *Transport) SecureOutbound(ctx context.Context, insecure net.Conn, p pee
 // their records are gathered.
 type conn struct {
 	sec.SecureConn
-	bc  *batchConn
-	wmu sync.Mutex // one gathered write at a time
+	bc      *batchConn
+	wmu     sync.Mutex  // one gathered write at a time
+	writing atomic.Bool // a Write is in progress
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.writing.Store(true)
+	defer c.writing.Store(false)
 	c.bc.hold()
 	n, err := c.SecureConn.Write(p)
 	if ferr := c.bc.release(); ferr != nil && err == nil {
@@ -81,6 +85,18 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, ferr
 	}
 	return n, err
+}
+
+// Close closes the TLS connection (with a close_notify alert) unless a
+// Write is in progress. Then, as crypto/tls does for a write of its own in
+// flight, the TCP connection is closed at once, which also ends the write:
+// an alert queued behind gathered records that the peer is not reading
+// would hold Close for crypto/tls's 5 s alert deadline.
+func (c *conn) Close() error {
+	if c.writing.Load() {
+		return c.bc.Conn.Close()
+	}
+	return c.SecureConn.Close()
 }
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}

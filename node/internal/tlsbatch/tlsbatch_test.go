@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,5 +174,90 @@ func TestInteropAndBatching(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// notifyConn signals the first write that reaches the TCP connection once
+// armed.
+type notifyConn struct {
+	net.Conn
+	armed   atomic.Bool
+	once    sync.Once
+	reached chan struct{}
+}
+
+func (c *notifyConn) Write(p []byte) (int, error) {
+	if c.armed.Load() {
+		c.once.Do(func() { close(c.reached) })
+	}
+	return c.Conn.Write(p)
+}
+
+// TestCloseDuringBlockedWrite: the peer does not read, so a write blocks on
+// the socket with gathered records half sent, and Close must end both at
+// once (not after crypto/tls's 5 s close_notify deadline).
+func TestCloseDuringBlockedWrite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kc, idc := key(t)
+	ks, ids := key(t)
+	trC, err := New(ID, kc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trS, err := New(ID, ks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawC, rawS := tcpPair(t)
+	// Small socket buffers: 512 KiB of records cannot fit.
+	rawC.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	rawS.(*net.TCPConn).SetReadBuffer(32 << 10)
+	nc := &notifyConn{Conn: rawC, reached: make(chan struct{})}
+	sch := make(chan sec.SecureConn, 1)
+	go func() {
+		c, err := trS.SecureInbound(ctx, rawS, idc)
+		if err != nil {
+			t.Error(err)
+		}
+		sch <- c
+	}()
+	client, err := trC.SecureOutbound(ctx, nc, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-sch
+	if server == nil {
+		t.FailNow()
+	}
+	defer server.Close() // never read from
+	nc.armed.Store(true)
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 512<<10) // under maxBatch: its records go out when the write returns
+		for {
+			if _, err := client.Write(buf); err != nil {
+				werr <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-nc.reached:
+	case err := <-werr:
+		t.Fatalf("write failed before it reached the socket: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no write reached the socket")
+	}
+	start := time.Now()
+	client.Close()
+	select {
+	case err := <-werr:
+		t.Logf("blocked write ended %s after Close: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(4 * time.Second):
+		t.Fatal("a write blocked on a peer that does not read survived Close by 4 s")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close with a blocked write took %s", took)
 	}
 }
