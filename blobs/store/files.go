@@ -349,16 +349,30 @@ func (s *Store) Materialize(ctx context.Context, m blobs.Manifest, target string
 		return fmt.Errorf("materialize %v at %s: %w", ref, abs, err)
 	}
 	rec := fileRecord{blob: ref, fileSize: fi.Size(), mtime: fi.ModTime().UnixNano()}
-	if err := s.recordFile(ctx, abs, rec, m); err != nil {
+	var dropped []blobs.ChunkID
+	s.gcMu.RLock()
+	err = s.update(ctx, func(txn *badger.Txn) error {
+		if err := s.forgetFile(txn, abs); err != nil {
+			return err
+		}
+		if err := s.recordFileTxn(txn, abs, rec, m, true); err != nil {
+			return err
+		}
+		dropped, err = s.dropStoreCopiesTxn(txn, m)
+		return err
+	})
+	s.gcMu.RUnlock()
+	if err != nil {
 		return fmt.Errorf("materialize %v at %s: index: %w", ref, abs, err)
 	}
-	s.dropStoreCopies(ctx, m)
+	s.removeChunkFiles(dropped)
 	return nil
 }
 
 // dropStoreCopiesTxn deletes, in txn, the chunk-store index entries of m's
-// chunks, whose file locations txn has just recorded, and returns the chunks
-// whose store files the caller removes once txn has committed.
+// chunks, whose file locations txn has just recorded (no chunk is kept twice
+// on disk), and returns the chunks whose store files the caller removes
+// (removeChunkFiles) once txn has committed.
 func (s *Store) dropStoreCopiesTxn(txn *badger.Txn, m blobs.Manifest) ([]blobs.ChunkID, error) {
 	var dropped []blobs.ChunkID
 	for _, c := range m.Chunks {
@@ -378,32 +392,10 @@ func (s *Store) dropStoreCopiesTxn(txn *badger.Txn, m blobs.Manifest) ([]blobs.C
 	return dropped, nil
 }
 
-// dropStoreCopies deletes chunk-store copies of m's chunks that have a file
-// location, so no chunk is kept twice on disk.
-func (s *Store) dropStoreCopies(ctx context.Context, m blobs.Manifest) {
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
-	for _, c := range m.Chunks {
-		var drop bool
-		ck := s.key(kChunk, c.ID[:])
-		err := s.update(ctx, func(txn *badger.Txn) error {
-			drop = false
-			ok, err := exists(txn, ck)
-			if !ok || err != nil {
-				return err
-			}
-			if ok, err := hasPrefix(txn, s.key(kLoc, c.ID[:])); !ok || err != nil {
-				return err
-			}
-			drop = true
-			return txn.Delete(ck)
-		})
-		if err != nil {
-			s.log.Warn("drop chunk-store copy", "chunk", c.ID, "err", err)
-			continue
-		}
-		if drop {
-			_ = os.Remove(s.chunkPath(c.ID))
-		}
+// removeChunkFiles removes the chunk-store files of chunks whose index
+// entries a committed transaction dropped.
+func (s *Store) removeChunkFiles(ids []blobs.ChunkID) {
+	for _, id := range ids {
+		_ = os.Remove(s.chunkPath(id))
 	}
 }

@@ -365,9 +365,7 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 	if err != nil {
 		return fail(fmt.Errorf("index: %w", err))
 	}
-	for _, id := range dropped {
-		_ = os.Remove(s.chunkPath(id))
-	}
+	s.removeChunkFiles(dropped)
 	return fi, nil
 }
 

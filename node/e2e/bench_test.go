@@ -522,6 +522,13 @@ func BenchmarkSwarm1GiB(b *testing.B) {
 	}
 }
 
+// settleCreates probes with settleProbeFiles new files and is satisfied
+// when each costs at most settledCreate.
+const (
+	settleProbeFiles = 400
+	settledCreate    = 60 * time.Microsecond
+)
+
 // settleCreates waits, before a timed run, until creating a file in dir costs
 // what it normally does, and returns how long it waited and the last probe's
 // cost per file. On ext4 without a journal (this machine), allocating an
@@ -534,8 +541,7 @@ func BenchmarkSwarm1GiB(b *testing.B) {
 func settleCreates(tb testing.TB, dir string) (waited, perFile time.Duration) {
 	tb.Helper()
 	const (
-		files     = 400
-		normal    = 60 * time.Microsecond
+		files     = settleProbeFiles
 		maxWait   = 7 * time.Minute
 		probeStep = 3 * time.Second
 	)
@@ -555,7 +561,7 @@ func settleCreates(tb testing.TB, dir string) (waited, perFile time.Duration) {
 			f.Close()
 		}
 		perFile = time.Since(t0) / files
-		if perFile <= normal || time.Since(start) > maxWait {
+		if perFile <= settledCreate || time.Since(start) > maxWait {
 			return time.Since(start).Round(time.Second), perFile
 		}
 		time.Sleep(probeStep) // waiting out a kernel heuristic, not an event

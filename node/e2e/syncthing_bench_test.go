@@ -153,7 +153,7 @@ func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
 	fmt.Fprintf(&r, "  Syncthing time / Meshwork time: %.2fx   target >= 2x: %s\n", ratio, stMet(ratio >= 2))
 	fmt.Fprintf(&r, "not timed above: sender's initial index: Meshwork %.2f s (`folder add` → `mesh wait` on A), Syncthing %.2f s (process start → folder idle with every file)\n",
 		meshIndex.Seconds(), stIndex.Seconds())
-	fmt.Fprintf(&r, "waited before each run until creating a file cost <= 60 µs (sync(2), then 400 files; see settleCreates): %s\n", strings.Join(settles, ", "))
+	fmt.Fprintf(&r, "waited before each run until creating a file cost <= %s (sync(2), then %d files; see settleCreates): %s\n", settledCreate, settleProbeFiles, strings.Join(settles, ", "))
 	if meshServed > 0 {
 		fmt.Fprintf(&r, "Meshwork sender served %d bytes for %d bytes of content (%.3fx)\n", meshServed, total, float64(meshServed)/float64(total))
 	}

@@ -121,14 +121,14 @@ func (b *batchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.holding && b.buf == nil {
+	if !b.holding { // nothing is gathered outside a hold: release flushed it
 		return b.Conn.Write(p)
 	}
 	if b.buf == nil {
 		b.buf = batchBufs.Get().(*[]byte)
 	}
 	*b.buf = append(*b.buf, p...)
-	if !b.holding || len(*b.buf) >= maxBatch {
+	if len(*b.buf) >= maxBatch {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
 		}
