@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/meshwork/meshwork/blobs"
 )
@@ -122,7 +123,9 @@ func TestPartial(t *testing.T) {
 // TestPartialDirectWrites writes a blob of unaligned content-defined chunks
 // in a shuffled order, with direct writes on and off, and checks the
 // committed file byte for byte (the direct middles and buffered edges of
-// neighbouring chunks must meet exactly).
+// neighbouring chunks must meet exactly). With direct writes, chunks are
+// handed over once placed at their file offset within a page (each middle
+// is written without a copy) and once misplaced (each is copied).
 func TestPartialDirectWrites(t *testing.T) {
 	ctx := context.Background()
 	data := randBytes(30, 9<<20+12345)
@@ -134,28 +137,54 @@ func TestPartialDirectWrites(t *testing.T) {
 	for i := 1; i < len(m.Chunks); i++ {
 		offs[i] = offs[i-1] + int(m.Chunks[i-1].Size)
 	}
-	for _, direct := range []bool{true, false} {
+	// Each chunk is handed to Put from its own buffer, at its file
+	// offset's place within a page ("placed": written without a copy) or
+	// one byte past it (copied into an aligned buffer first).
+	chunkAt := func(i int, shift int) []byte {
+		c := m.Chunks[i]
+		buf := make([]byte, int(c.Size)+2*directAlign)
+		base := int(uintptr(unsafe.Pointer(&buf[0])) & uintptr(directAlign-1))
+		at := (directAlign - base + offs[i]%directAlign + shift) % directAlign
+		return append(buf[at:at], data[offs[i]:offs[i]+int(c.Size)]...)
+	}
+	for _, mode := range []struct {
+		name   string
+		direct bool
+		shift  int
+	}{{"direct placed", true, 0}, {"direct misplaced", true, 1}, {"buffered", false, 0}} {
 		s := newTestStore(t)
-		s.SetDirectWrites(direct)
+		s.SetDirectWrites(mode.direct)
 		target := filepath.Join(t.TempDir(), "target")
 		p, err := s.OpenPartial(ctx, m, target)
 		if err != nil {
 			t.Fatal(err)
 		}
+		inPlace := inPlaceWrites.Load()
 		for _, i := range rand.Perm(len(m.Chunks)) {
-			c := m.Chunks[i]
-			if err := p.Put(ctx, c.ID, data[offs[i]:offs[i]+int(c.Size)]); err != nil {
+			if err := p.Put(ctx, m.Chunks[i].ID, chunkAt(i, mode.shift)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if direct && p.df == nil {
+		inPlace = inPlaceWrites.Load() - inPlace
+		if mode.direct && p.df == nil {
 			t.Logf("O_DIRECT not available in %s: buffered writes only", filepath.Dir(target))
 		}
-		if !direct && p.df != nil {
+		if !mode.direct && p.df != nil {
 			t.Fatal("direct writes turned off but a direct descriptor was opened")
 		}
-		if direct && p.df != nil && p.noDf.Load() {
-			t.Fatal("a direct write was refused on a filesystem that opened O_DIRECT")
+		if mode.direct && p.df != nil {
+			if p.noDf.Load() {
+				t.Fatalf("%s: a direct write was refused on a filesystem that opened O_DIRECT", mode.name)
+			}
+			var want int64 // chunks written directly, if placed
+			for _, c := range m.Chunks {
+				if c.Size >= minDirect && mode.shift == 0 {
+					want++
+				}
+			}
+			if inPlace != want {
+				t.Fatalf("%s: %d of %d chunks written without a copy, want %d", mode.name, inPlace, len(m.Chunks), want)
+			}
 		}
 		if err := p.Commit(ctx); err != nil {
 			t.Fatal(err)
@@ -165,7 +194,7 @@ func TestPartialDirectWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, data) {
-			t.Fatalf("direct=%v: committed file differs from the blob", direct)
+			t.Fatalf("%s: committed file differs from the blob", mode.name)
 		}
 	}
 }

@@ -3,11 +3,13 @@ package transfer
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -31,6 +33,7 @@ const progressEvery = 100 * time.Millisecond
 
 type chunkState struct {
 	ref      blobs.ChunkRef
+	off      int64 // where it first occurs in the blob
 	done     bool
 	inflight int // peers it is requested from
 }
@@ -169,7 +172,9 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	}
 	f := &fetch{s: s, sink: sink, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
 	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
+	var off int64
 	for _, c := range m.Chunks {
+		off += int64(c.Size)
 		if seen[c.ID] {
 			continue
 		}
@@ -183,7 +188,7 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 			f.present++
 			continue
 		}
-		f.chunks = append(f.chunks, chunkState{ref: c})
+		f.chunks = append(f.chunks, chunkState{ref: c, off: off - int64(c.Size)})
 	}
 	f.remaining = len(f.chunks)
 	if f.remaining == 0 {
@@ -535,7 +540,7 @@ func (f *fetch) readLoop(p *peerState, r *bufio.Reader, nBatches int) (readErr e
 		if bufp == nil {
 			bufp = f.s.getBuf()
 		}
-		typ, payload, err := readFrame(r, *bufp)
+		typ, payload, err := readFrame(r, (*bufp)[f.chunkShift(p, r, *bufp):])
 		if err != nil {
 			fail(fmt.Errorf("read: %w", err))
 			return err
@@ -567,6 +572,44 @@ func (f *fetch) readLoop(p *peerState, r *bufio.Reader, nBatches int) (readErr e
 			return
 		}
 	}
+}
+
+// pageSize is the alignment chunkShift gives received chunk data: a page,
+// a multiple of the blocks of direct I/O.
+const pageSize = 4096
+
+// chunkShift returns where in buf (pageSize bytes longer than a frame) to
+// read the next frame so that, if it is a CHUNK answer, its data sits at
+// the same offset within a page as the chunk's place in the blob. A sink
+// writing the chunk into the blob's file with O_DIRECT can then write the
+// page-aligned middle straight from the buffer instead of copying it into
+// an aligned one (a copy of every received byte, about 2% of the
+// receiver's CPU in a 1 GiB transfer). It only peeks at what readFrame
+// reads next, never waiting for more bytes than a frame header and a
+// request ID the header says are coming.
+func (f *fetch) chunkShift(p *peerState, r *bufio.Reader, buf []byte) int {
+	hdr, err := r.Peek(frameHeader)
+	if err != nil || hdr[0] != msgChunk || binary.BigEndian.Uint32(hdr[1:]) <= chunkRespHead {
+		return 0
+	}
+	hdr, err = r.Peek(frameHeader + 4)
+	if err != nil {
+		return 0
+	}
+	f.mu.Lock()
+	req, ok := p.inflight[binary.BigEndian.Uint32(hdr[frameHeader:])]
+	var off int64
+	if ok {
+		off = f.chunks[req.idx].off
+	}
+	f.mu.Unlock()
+	if !ok {
+		return 0 // readFrame and onChunk report it
+	}
+	// Data starts chunkRespHead bytes into the payload: place it at
+	// address ≡ off (mod pageSize).
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return int((uintptr(off) - chunkRespHead - base) & (pageSize - 1))
 }
 
 func (f *fetch) onError(p *peerState, m errorResp) bool {

@@ -87,7 +87,7 @@ type Service struct {
 
 	c counters
 
-	bufs sync.Pool // *[]byte of maxFrame bytes
+	bufs sync.Pool // *[]byte of maxFrame+pageSize bytes (see chunkShift)
 
 	// serving bounds the chunk buffers held by all served streams together.
 	serving chan struct{}
@@ -125,7 +125,7 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 		streams: make(map[network.Stream]struct{}),
 		serving: make(chan struct{}, maxServing),
 	}
-	s.bufs.New = func() any { b := make([]byte, maxFrame); return &b }
+	s.bufs.New = func() any { b := make([]byte, maxFrame+pageSize); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s
 }

@@ -21,12 +21,13 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshwork/meshwork/blobs"
+	"github.com/meshwork/meshwork/node"
 	"github.com/meshwork/meshwork/node/internal/tlsbatch"
 )
 
 // The libp2p-stream baseline: the same bytes as the raw TCP baseline, over
 // one stream of the stack meshd uses on TCP (libp2p TCP transport, TLS 1.3 as
-// meshd configures it, yamux), between two processes. It shows what the
+// meshd configures it, yamux as node.Muxer), between two processes. It shows what the
 // chosen libraries cost before Meshwork does anything: in "hash" mode each
 // side also BLAKE3-hashes every 1 MiB it sends or receives (the chunk
 // verification every transfer must do on both ends); the receiver discards
@@ -47,14 +48,12 @@ func p2pHost(listen ...string) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux := *yamux.DefaultTransport
-	mux.MaxMessageSize = 256 << 10 // as node/host.go configures it
 	return libp2p.New(
 		libp2p.Identity(k),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(tlsbatch.ID, tlsbatch.New),
-		libp2p.Muxer(yamux.ID, &mux),
+		libp2p.Muxer(yamux.ID, node.Muxer()),
 	)
 }
 

@@ -22,8 +22,10 @@ const (
 	// readBufSize is the buffer reads of the TCP connection fill: 16 TLS
 	// records.
 	readBufSize = 256 << 10
-	// maxBatch bounds the records gathered before they are written anyway.
-	maxBatch = 1 << 20
+	// maxBatch bounds the records gathered before they are written anyway:
+	// above a 1 MiB yamux frame and its records' overhead, so that a frame
+	// is one write.
+	maxBatch = 2 << 20
 )
 
 // Transport is the security transport; construct it with New.
