@@ -65,7 +65,8 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 
 // newHost builds the libp2p host: QUIC-v1 and TCP, Noise and TLS, yamux,
 // the resource manager with explicit limits, identify and ping (on by
-// default), hole punching and the relay client. addrs adds circuit
+// default), hole punching and the relay client, dialling a peer's private
+// TCP addresses before its QUIC ones (ranker.go). addrs adds circuit
 // addresses of live relay reservations to what the host advertises.
 func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, error) {
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
@@ -92,6 +93,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		libp2p.EnableRelay(),
 		libp2p.Ping(true),
 		libp2p.AddrsFactory(addrs),
+		libp2p.DialRanker(dialRanker),
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
