@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -93,7 +94,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		libp2p.EnableRelay(),
 		libp2p.Ping(true),
 		libp2p.AddrsFactory(addrs),
-		libp2p.DialRanker(dialRanker),
+		libp2p.SwarmOpts(swarm.WithDialRanker(dialRanker)),
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
