@@ -319,10 +319,7 @@ func BenchmarkTransfer1GiB(b *testing.B) {
 	} {
 		a := startDaemonOn(b, "a-"+transport.name, []string{transport.listen})
 		c := startDaemonOn(b, "b-"+transport.name, []string{transport.listen})
-		a.mesh("init", "--name", "a")
-		c.mesh("join", a.invite(), "--name", "b")
-		idA, idC := a.status().DeviceID, c.status().DeviceID
-		waitFor(b, 15*time.Second, "a and b online", func() bool { return a.online(idC) && c.online(idA) })
+		joinPair(b, a, c)
 
 		out := a.mesh("blob", "add", data)
 		var refs []string

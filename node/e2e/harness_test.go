@@ -205,6 +205,18 @@ func (d *daemon) online(id string) bool {
 	return false
 }
 
+// joinPair makes a the owner of a new mesh ("alpha"), joins b to it
+// ("bravo") and waits until each sees the other online. It returns their
+// device IDs.
+func joinPair(tb testing.TB, a, b *daemon) (idA, idB string) {
+	tb.Helper()
+	a.mesh("init", "--name", "alpha")
+	b.mesh("join", a.invite(), "--name", "bravo")
+	idA, idB = a.status().DeviceID, b.status().DeviceID
+	waitFor(tb, 20*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
+	return idA, idB
+}
+
 // invite returns a fresh code (the last line of `mesh invite`).
 func (d *daemon) invite(args ...string) string {
 	out := strings.TrimSpace(d.mesh(append([]string{"invite"}, args...)...))

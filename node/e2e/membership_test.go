@@ -251,10 +251,7 @@ func addrInfo(t *testing.T, d *daemon) peer.AddrInfo {
 // survives the restart.
 func TestRestartRedials(t *testing.T) {
 	a, b := startDaemon(t, "a"), startDaemon(t, "b")
-	a.mesh("init", "--name", "alpha")
-	b.mesh("join", a.invite(), "--name", "bravo")
-	idA, idB := a.status().DeviceID, b.status().DeviceID
-	waitFor(t, 15*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
+	idA, idB := joinPair(t, a, b)
 
 	b.stop()
 	waitFor(t, 10*time.Second, "a to see b offline", func() bool { return !a.online(idB) })
@@ -308,10 +305,7 @@ func TestDefaultPortFallback(t *testing.T) {
 // QUIC's CPU per byte here (node/ranker.go), whichever side dials.
 func TestLoopbackPeersUseTCP(t *testing.T) {
 	a, b := startDaemon(t, "a"), startDaemon(t, "b")
-	a.mesh("init", "--name", "alpha")
-	b.mesh("join", a.invite(), "--name", "bravo")
-	idA, idB := a.status().DeviceID, b.status().DeviceID
-	waitFor(t, 20*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
+	idA, idB := joinPair(t, a, b)
 	for _, x := range []struct {
 		d    *daemon
 		peer string

@@ -13,11 +13,8 @@ import (
 // membership) and advertises its circuit address.
 func TestRelayAndDHT(t *testing.T) {
 	a, b := startDaemon(t, "a"), startDaemon(t, "b")
-	a.mesh("init", "--name", "alpha")
-	b.mesh("join", a.invite(), "--name", "bravo")
+	idA, idB := joinPair(t, a, b)
 	mesh := *a.status().MeshID
-	idA, idB := a.status().DeviceID, b.status().DeviceID
-	waitFor(t, 15*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
 	a.stop()
 	b.stop()
 

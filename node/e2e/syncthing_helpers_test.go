@@ -359,10 +359,7 @@ func stBenchMeshPair(tb testing.TB) (a, b *daemon) {
 	tb.Helper()
 	tcp := []string{"/ip4/127.0.0.1/tcp/0"}
 	a, b = startDaemonOn(tb, "a", tcp), startDaemonOn(tb, "b", tcp)
-	a.mesh("init", "--name", "alpha")
-	b.mesh("join", a.invite(), "--name", "bravo")
-	idA, idB := a.status().DeviceID, b.status().DeviceID
-	waitFor(tb, 20*time.Second, "a and b online", func() bool { return a.online(idB) && b.online(idA) })
+	joinPair(tb, a, b)
 	return a, b
 }
 
