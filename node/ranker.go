@@ -22,7 +22,7 @@ import (
 //
 // Why: libp2p's default prefers QUIC everywhere, and on this 2-core machine
 // quic-go costs about three times TCP+TLS+yamux per byte: a 1 GiB blob
-// fetch between two meshd took 6.4–7.4 ns of CPU per byte over QUIC
+// fetch between two meshd took 6.3–7.4 ns of CPU per byte over QUIC
 // (225–269 MB/s) against 2.3–2.7 ns over TCP (683–799 MB/s)
 // (BenchmarkTransfer1GiB, node/e2e). On a LAN, where bandwidth is high and
 // loss low, a bulk sync is bound by that CPU; over the internet QUIC's
