@@ -1,10 +1,16 @@
 package node
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -82,4 +88,41 @@ func TestDialRankerPrefersPrivateTCP(t *testing.T) {
 			t.Errorf("%s: delay %v, libp2p's %v", a, got[a], d)
 		}
 	}
+}
+
+// TestDialRankerFallsBackToQUIC: a peer whose advertised private TCP
+// address does not answer is still reached, over QUIC, right after the TCP
+// dial fails.
+func TestDialRankerFallsBackToQUIC(t *testing.T) {
+	b, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := libp2p.New(libp2p.NoListenAddrs, libp2p.SwarmOpts(swarm.WithDialRanker(dialRanker)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// A TCP port nothing listens on: bind one, note it, close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port))
+	ln.Close()
+	if got := dialRanker(append([]ma.Multiaddr{dead}, b.Addrs()...)); !got[0].Addr.Equal(dead) || got[0].Delay != 0 {
+		t.Fatalf("the dead TCP address is not dialled first: %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: append([]ma.Multiaddr{dead}, b.Addrs()...)}); err != nil {
+		t.Fatalf("connect with a dead TCP address first: %v", err)
+	}
+	conns := a.Network().ConnsToPeer(b.ID())
+	if len(conns) != 1 || !strings.Contains(conns[0].RemoteMultiaddr().String(), "/quic-v1") {
+		t.Fatalf("connections %v, want one over QUIC", conns)
+	}
+	t.Logf("connected over QUIC %v after the dead TCP dial", time.Since(start).Round(time.Millisecond))
 }
