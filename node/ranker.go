@@ -22,8 +22,8 @@ import (
 //
 // Why: libp2p's default prefers QUIC everywhere, and on this 2-core machine
 // quic-go costs about three times TCP+TLS+yamux per byte: a 1 GiB blob
-// fetch between two meshd took 6.3–7.4 ns of CPU per byte over QUIC
-// (225–269 MB/s) against 2.3–2.7 ns over TCP (683–799 MB/s)
+// fetch between two meshd took 5.8–7.4 ns of CPU per byte over QUIC
+// (225–280 MB/s) against 2.1–2.7 ns over TCP (683–847 MB/s)
 // (BenchmarkTransfer1GiB, node/e2e). On a LAN, where bandwidth is high and
 // loss low, a bulk sync is bound by that CPU; over the internet QUIC's
 // faster handshake and loss recovery are worth more, and its throughput
