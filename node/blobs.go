@@ -16,21 +16,47 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/blobs/transfer"
+	"github.com/meshwork/meshwork/syncproto"
 )
 
 // Blobs in the daemon: one chunk index in the node's badger database
 // (prefix "blobs/"), a chunk store under HOME/chunks for devices without a
-// working copy, and the /meshwork/blobs/1.0.0 service. Until mesh objects
-// carry per-object roles, every current member may read every blob this
-// device holds; non-members get nothing (the service asks IsMember on every
-// stream and CanRead on every request).
+// working copy, and the /meshwork/blobs/1.0.0 service. Non-members get
+// nothing: the service asks IsMember on every stream and CanRead on every
+// request. A blob held in synced folders may be read by a member only if
+// it may read one of those folders (its role there is not "none"); a blob
+// held anywhere else as well (`mesh blob add` of a file outside the
+// folders, a `mesh blob get` target), or only in the chunk store, by any
+// member.
 
 var prefixBlobs = []byte("blobs/")
 
 type blobAuth struct{ n *Node }
 
-func (a blobAuth) IsMember(p peer.ID) bool                 { return a.n.IsMember(p) }
-func (a blobAuth) CanRead(p peer.ID, _ blobs.BlobRef) bool { return a.n.IsMember(p) }
+func (a blobAuth) IsMember(p peer.ID) bool { return a.n.IsMember(p) }
+
+func (a blobAuth) CanRead(p peer.ID, ref blobs.BlobRef) bool {
+	n := a.n
+	if !n.IsMember(p) {
+		return false
+	}
+	paths, err := n.blobStore.Holders(context.Background(), ref)
+	if err != nil {
+		n.log.Warn("blob read check", "blob", ref, "err", err)
+		return false
+	}
+	dev := syncproto.DeviceID(p.String())
+	for _, path := range paths {
+		lf, _, err := n.folderForPath(path)
+		if err != nil {
+			return true // held outside every synced folder
+		}
+		if obj := n.sync.Object(lf.conf.ID); obj != nil && obj.Role(dev) != syncproto.RoleNone {
+			return true
+		}
+	}
+	return len(paths) == 0
+}
 
 func (n *Node) openBlobs() error {
 	st, err := store.Open(n.db, prefixBlobs, filepath.Join(n.cfg.Home, "chunks"), n.log.With("component", "blobs"))

@@ -195,6 +195,26 @@ func (s *Store) Missing(ctx context.Context, m blobs.Manifest) ([]blobs.ChunkRef
 	return out, nil
 }
 
+// Holders returns the paths of the files that retain ref: indexed files
+// and open partials (not pins). The daemon decides from them who may read
+// the blob.
+func (s *Store) Holders(ctx context.Context, ref blobs.BlobRef) ([]string, error) {
+	var out []string
+	p := s.key(kRetain, ref.Hash[:])
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
+		defer it.Close()
+		for it.Seek(p); it.ValidForPrefix(p); it.Next() {
+			out = append(out, string(it.Item().Key()[len(p):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("holders of %v: %w", ref, err)
+	}
+	return out, nil
+}
+
 // Manifest returns the stored manifest of a retained blob.
 func (s *Store) Manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
 	var m blobs.Manifest

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -300,4 +301,56 @@ func BenchmarkAddFolder(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestHolders: a blob's holders are the files that retain it, open
+// partials included; a file removed from the index no longer holds it.
+func TestHolders(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	dir := t.TempDir()
+	data := randBytes(50, 300<<10)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, ref, err := s.AddFile(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AddFile(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.OpenPartial(ctx, m, filepath.Join(dir, "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	got, err := s.Holders(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{a, b, p.Path()}; !slices.Equal(got, sortedCopy(want)) {
+		t.Fatalf("holders %q, want %q", got, want)
+	}
+	if err := s.RemoveFile(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Holders(ctx, ref)
+	if slices.Contains(got, a) || !slices.Contains(got, b) {
+		t.Fatalf("after removing %s: holders %q", a, got)
+	}
+	other, _ := s.Holders(ctx, blobs.BlobRef{Size: 1})
+	if len(other) != 0 {
+		t.Fatalf("an unknown blob has holders %q", other)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }

@@ -384,3 +384,39 @@ func assertNoStrayFiles(t *testing.T, root string, finished bool) {
 		return nil
 	})
 }
+
+// TestBlobReadNeedsFolderRole: a member whose role in a folder is "none"
+// cannot fetch the content of the folder's files from a device that holds
+// them there, even knowing the blob's name; given a role, it can. A blob
+// held outside every folder stays readable by any member.
+func TestBlobReadNeedsFolderRole(t *testing.T) {
+	a, b := startDaemon(t, "a"), startDaemon(t, "b")
+	joinPair(t, a, b)
+	dirA, other := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "other")
+	write(t, filepath.Join(dirA, "secret.txt"), "for the folder's members only\n")
+	write(t, filepath.Join(other, "open.txt"), "for any member\n")
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	a.mesh("folder", "share", "docs", "bravo", "--role", "none")
+	ref := func(path string) string { return strings.Fields(a.mesh("blob", "add", path))[0] }
+	secret, open := ref(filepath.Join(dirA, "secret.txt")), ref(filepath.Join(other, "open.txt"))
+
+	out := t.TempDir()
+	if _, errOut, err := b.run("blob", "get", "--quiet", "--out", out, secret); err == nil {
+		t.Fatal("a member with role none in the folder fetched one of its files")
+	} else if !strings.Contains(errOut, "refused") && !strings.Contains(errOut, "may not read") {
+		t.Errorf("the refusal does not say so: %s", errOut)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("a refused fetch left %d files in the target directory", len(ents))
+	}
+	b.mesh("blob", "get", "--quiet", "--out", out, open)
+	if got, _ := os.ReadFile(filepath.Join(out, open)); string(got) != "for any member\n" {
+		t.Fatalf("a blob outside the folders: got %q", got)
+	}
+
+	a.mesh("folder", "share", "docs", "bravo", "--role", "reader")
+	b.mesh("blob", "get", "--quiet", "--out", out, secret)
+	if got, _ := os.ReadFile(filepath.Join(out, secret)); string(got) != "for the folder's members only\n" {
+		t.Fatalf("a reader of the folder: got %q", got)
+	}
+}
