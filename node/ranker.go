@@ -62,21 +62,15 @@ func dialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 // isPlainTCP reports whether a is /ip4|ip6/…/tcp/… with nothing after the
 // port but a /p2p peer ID (not websocket, not a circuit).
 func isPlainTCP(a ma.Multiaddr) bool {
-	n := 0
-	ok := true
-	ma.ForEach(a, func(c ma.Component) bool {
-		switch n {
-		case 0:
-			ok = c.Protocol().Code == ma.P_IP4 || c.Protocol().Code == ma.P_IP6
-		case 1:
-			ok = c.Protocol().Code == ma.P_TCP
-		default:
-			ok = c.Protocol().Code == ma.P_P2P
+	if len(a) < 2 || (a[0].Code() != ma.P_IP4 && a[0].Code() != ma.P_IP6) || a[1].Code() != ma.P_TCP {
+		return false
+	}
+	for _, c := range a[2:] {
+		if c.Code() != ma.P_P2P {
+			return false
 		}
-		n++
-		return ok
-	})
-	return ok && n >= 2
+	}
+	return true
 }
 
 func isCircuit(a ma.Multiaddr) bool {
