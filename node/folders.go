@@ -127,8 +127,8 @@ func (a feedAdapter) Items() (items []syncproto.Item) {
 	return
 }
 
-func (a feedAdapter) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
-	it, err := a.n.sync.Update(a.id, id, c)
+func (a feedAdapter) UpdateFrom(id syncproto.ItemID, base syncproto.History, c syncproto.Content) (syncproto.Item, error) {
+	it, err := a.n.sync.UpdateFrom(a.id, id, base, c)
 	if err == nil {
 		a.n.folderNews(a.id, []string{string(id)}, nil)
 	}
@@ -149,8 +149,8 @@ type recordingFeed struct {
 	changed, deleted []string
 }
 
-func (r *recordingFeed) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
-	it, err := r.Object.Update(id, c)
+func (r *recordingFeed) UpdateFrom(id syncproto.ItemID, base syncproto.History, c syncproto.Content) (syncproto.Item, error) {
+	it, err := r.Object.UpdateFrom(id, base, c)
 	if err == nil {
 		r.changed = append(r.changed, string(id))
 	}

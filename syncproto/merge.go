@@ -201,3 +201,60 @@ func subsumedByAny(h History, hs []History) bool {
 	}
 	return false
 }
+
+// BaseVersion returns the version of it that an edit started from, when
+// it has moved on from that version through updates by devices other than
+// self. base is the topmost record of the edit's starting version, zero
+// for an edit that started from nothing.
+//
+// The version is the item or the conflict whose history holds base, cut to
+// base and the records below it, with base's sequence as its Updates: the
+// item as it was at base (its content and conflicts are left empty). When
+// no version holds base, or base is zero, the starting point is a new item
+// without history, concurrent with every version of it.
+//
+// It reports false when it has not moved on: its topmost record is base,
+// or self's own (this device's newest update is what was edited), or base
+// is zero and it is a tombstone (something new where the item was
+// deleted).
+func BaseVersion(it Item, base History, self DeviceID) (Item, bool) {
+	top := it.Sync.Top()
+	if top.By == self || (top.By == base.By && top.Sequence == base.Sequence) {
+		return Item{}, false
+	}
+	out := Item{Sync: Sync{ID: it.Sync.ID}}
+	if base == (History{}) {
+		return out, !it.Sync.Deleted
+	}
+	for _, v := range append([]Item{it}, it.Sync.Conflicts...) {
+		for i, h := range v.Sync.History {
+			if h.By != base.By || h.Sequence != base.Sequence {
+				continue
+			}
+			hist := v.Sync.History[i:]
+			for _, r := range hist {
+				if r.Sequence > base.Sequence {
+					return out, true // not a version this package wrote
+				}
+			}
+			out.Sync.Updates = base.Sequence
+			out.Sync.History = slices.Clone(hist)
+			return out, true
+		}
+	}
+	return out, true
+}
+
+// maxSequenceBy returns the highest sequence of by's records in it and its
+// conflicts.
+func maxSequenceBy(it Item, by DeviceID) uint32 {
+	var m uint32
+	for _, v := range append([]Item{it}, it.Sync.Conflicts...) {
+		for _, h := range v.Sync.History {
+			if h.By == by {
+				m = max(m, h.Sequence)
+			}
+		}
+	}
+	return m
+}

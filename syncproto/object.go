@@ -383,23 +383,44 @@ func (o *Object) ChangesSince(c Cursor) (Changes, error) {
 // keeping their history keeps subsumption transitive, which replicas need to
 // converge. Other conflicts are kept.
 func (o *Object) Update(id ItemID, c Content) (Item, error) {
-	return o.change(id, "update", func(cur *Item) (Item, bool, error) {
-		var it Item
-		if cur == nil {
-			it = Item{Sync: Sync{ID: id}}
-		} else {
-			it = *cur
-		}
-		it.Content = c.Clone()
-		return it, false, nil
-	})
+	return o.change(id, "update", nil, func(cur *Item) (Item, bool, error) { return updated(cur, id, c), false, nil })
+}
+
+// UpdateFrom is Update for an edit made to an earlier version of the item:
+// base is the topmost history record of the version the editor started
+// from (a synced folder's file as it was on disk), or zero for an edit
+// that started from nothing (a file created here).
+//
+// When the item is still at base, or its newest update is this device's
+// own, or it does not exist, or base is zero and the item is a tombstone,
+// UpdateFrom is Update. Otherwise the item has moved on since the edit's
+// starting point, with updates from other devices the editor had not seen,
+// and the edit is a new version of the base version (BaseVersion),
+// concurrent with those updates: it is merged with the item (Merge), so
+// that both are kept on every replica, one as the winner and the other as
+// its conflict. Update would instead make the edit silently supersede
+// updates it never saw.
+func (o *Object) UpdateFrom(id ItemID, base History, c Content) (Item, error) {
+	return o.change(id, "update", &base, func(cur *Item) (Item, bool, error) { return updated(cur, id, c), false, nil })
+}
+
+// updated is cur (a new item when nil) with content c.
+func updated(cur *Item, id ItemID, c Content) Item {
+	var it Item
+	if cur == nil {
+		it = Item{Sync: Sync{ID: id}}
+	} else {
+		it = *cur
+	}
+	it.Content = c.Clone()
+	return it
 }
 
 // Delete makes an item a tombstone: a local update with Deleted set. The
 // content is kept. Deleting a tombstone that has no conflicts changes
 // nothing.
 func (o *Object) Delete(id ItemID) (Item, error) {
-	return o.change(id, "delete", func(cur *Item) (Item, bool, error) {
+	return o.change(id, "delete", nil, func(cur *Item) (Item, bool, error) {
 		if cur == nil {
 			return Item{}, false, ErrNotFound
 		}
@@ -420,7 +441,7 @@ func (o *Object) Resolve(id ItemID, keep ...Content) (Item, error) {
 	if len(keep) > 1 {
 		return Item{}, fmt.Errorf("resolve %q in %q: %d contents to keep: %w", id, o.id, len(keep), ErrMalformed)
 	}
-	return o.change(id, "resolve", func(cur *Item) (Item, bool, error) {
+	return o.change(id, "resolve", nil, func(cur *Item) (Item, bool, error) {
 		if cur == nil {
 			return Item{}, false, ErrNotFound
 		}
@@ -439,31 +460,60 @@ func (o *Object) Resolve(id ItemID, keep ...Content) (Item, error) {
 var errUnchanged = errors.New("unchanged")
 
 // change makes a local update: edit returns the item to update (content
-// set) and whether it is to be deleted.
-func (o *Object) change(id ItemID, op string, edit func(cur *Item) (Item, bool, error)) (Item, error) {
+// set) and whether it is to be deleted. A non-nil base is the version the
+// edit started from (UpdateFrom).
+func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item) (Item, bool, error)) (Item, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.members[o.self].CanWrite() {
 		return Item{}, fmt.Errorf("%s %q in %q by %q (%v): %w", op, id, o.id, o.self, o.members[o.self], ErrReadOnly)
 	}
+	self := o.self
 	var cur *Item
 	if e, ok := o.log.items[id]; ok {
 		c := e.item.Clone()
 		cur = &c
 	}
-	it, deleted, err := edit(cur)
-	if errors.Is(err, errUnchanged) {
+	var from *Item // the base version, when the item has moved on from it
+	if cur != nil && base != nil {
+		if v, ok := BaseVersion(*cur, *base, self); ok {
+			from = &v
+		}
+	}
+	if from == nil {
+		it, deleted, err := edit(cur)
+		if errors.Is(err, errUnchanged) {
+			return it.Clone(), nil
+		}
+		if err != nil {
+			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+		}
+		it = FoldConflicts(it, func(c Item) bool { return c.Sync.Top().By == self })
+		it, err = UpdateItem(it, self, o.clock.Now(), deleted)
+		if err != nil {
+			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+		}
+		if err := it.Validate(); err != nil {
+			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+		}
+		o.log.put(it)
 		return it.Clone(), nil
 	}
+	it, deleted, err := edit(from)
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}
-	self := o.self
-	it = FoldConflicts(it, func(c Item) bool { return c.Sync.Top().By == self })
+	// The new record's sequence must be above every record of this
+	// device's in the item, or the item would subsume the edit.
+	it.Sync.Updates = max(it.Sync.Updates, maxSequenceBy(*cur, self))
 	it, err = UpdateItem(it, self, o.clock.Now(), deleted)
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}
+	if err := it.Validate(); err != nil {
+		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	}
+	it = Merge(cur, it)
 	if err := it.Validate(); err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}

@@ -218,6 +218,87 @@ func TestUpdateFoldsOwnConflicts(t *testing.T) {
 	}
 }
 
+// TestUpdateFromMovedOn: an edit made to a version the item has moved on
+// from (a file edited offline while another device edited it) is kept
+// beside the other edit as a conflict, on both replicas; Update would have
+// superseded the edit it never saw.
+func TestUpdateFromMovedOn(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	v1, _ := a.Update("x", Content{Title: "base"})
+	mustApply(t, b, v1)
+	base := v1.Sync.Top() // what b's disk holds
+
+	sim.advance(time.Second)
+	va, _ := a.Update("x", Content{Title: "a"})
+	mustApply(t, b, va) // merged on b before b's scan reports its edit
+	sim.advance(time.Second)
+	vb, err := b.UpdateFrom("x", base, Content{Title: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	titles := func(it Item) map[string]bool {
+		m := map[string]bool{it.Title: true}
+		for _, c := range it.Sync.Conflicts {
+			m[c.Title] = true
+		}
+		return m
+	}
+	if len(vb.Sync.Conflicts) != 1 || !titles(vb)["a"] || !titles(vb)["b"] {
+		t.Fatalf("both edits should be kept, one as a conflict:\n%s", show(vb))
+	}
+	if vb.Sync.Top().By != devB || vb.Sync.Top().Sequence != 2 {
+		t.Fatalf("b's edit should win on its later when, at sequence 2:\n%s", show(vb))
+	}
+	_, onA := mustApply(t, a, vb)
+	if !onA.Equal(vb) {
+		t.Fatalf("replicas differ:\na: %s\nb: %s", show(onA), show(vb))
+	}
+
+	// Still at base, or moved on only by a itself: a plain update (which
+	// folds a's own conflict in).
+	sim.advance(time.Second)
+	v3, err := a.UpdateFrom("x", onA.Sync.Top(), Content{Title: "a resolves"})
+	if err != nil || len(v3.Sync.Conflicts) != 0 || v3.Sync.Top().By != devA || v3.Sync.Updates != 3 || !vb.SubsumedBy(v3) {
+		t.Fatalf("update at base: %v\n%s", err, show(v3))
+	}
+	v4, err := a.UpdateFrom("x", base, Content{Title: "again"})
+	if err != nil || v4.Sync.Updates != 4 || !v3.SubsumedBy(v4) {
+		t.Fatalf("an item whose newest update is a's own should be updated by a: %v\n%s", err, show(v4))
+	}
+}
+
+// TestUpdateFromNothing: something created here (base zero) where another
+// device created the same item is concurrent with it; where the item is a
+// tombstone it brings it back; a base found in no version makes the edit
+// concurrent with all of them.
+func TestUpdateFromNothing(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, b := twoEditors(t, sim)
+	va, _ := a.Update("new", Content{Title: "a's"})
+	mustApply(t, b, va)
+	sim.advance(time.Second)
+	vb, err := b.UpdateFrom("new", History{}, Content{Title: "b's"})
+	if err != nil || len(vb.Sync.Conflicts) != 1 || vb.Sync.Conflicts[0].Title != "a's" || vb.Title != "b's" {
+		t.Fatalf("two creations should be a conflict: %v\n%s", err, show(vb))
+	}
+
+	a.Update("gone", Content{Title: "old"})
+	gone, _ := a.Delete("gone")
+	mustApply(t, b, gone)
+	back, err := b.UpdateFrom("gone", History{}, Content{Title: "again"})
+	if err != nil || back.Sync.Deleted || len(back.Sync.Conflicts) != 0 || !gone.SubsumedBy(back) {
+		t.Fatalf("a new file where the item was deleted should revive it: %v\n%s", err, show(back))
+	}
+
+	other, _ := a.Update("other", Content{Title: "a's"})
+	mustApply(t, b, other)
+	vo, err := b.UpdateFrom("other", History{Sequence: 7, By: devA}, Content{Title: "b's"})
+	if err != nil || len(vo.Sync.Conflicts) != 1 {
+		t.Fatalf("an unknown base should make the edit concurrent: %v\n%s", err, show(vo))
+	}
+}
+
 func TestChangesSince(t *testing.T) {
 	sim := &simTime{t: simStart}
 	a, b := twoEditors(t, sim)

@@ -41,9 +41,51 @@ type job struct {
 // them; ignored paths are left alone. Apply goes on after an item fails and
 // returns the failures joined. It is idempotent and resumes interrupted
 // transfers without fetching verified chunks again.
+//
+// A file edited here since the last scan is not overwritten: Apply scans
+// it first, and the scan reports the edit (UpdateFrom), as a conflict with
+// the remote change when the edit started from an older version. Apply
+// then writes the items of such paths again, with the conflict, before it
+// returns; so does an Apply with no items after a scan that found such
+// edits (ApplyPending).
 func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	err := f.apply(ctx, items)
+	for range 3 { // a path edited again while being written waits for the next
+		f.mu.Lock()
+		ids := make([]syncproto.ItemID, 0, len(f.reapply))
+		for rel := range f.reapply {
+			ids = append(ids, syncproto.ItemID(rel))
+		}
+		clear(f.reapply)
+		f.mu.Unlock()
+		if len(ids) == 0 || ctx.Err() != nil {
+			break
+		}
+		var again []syncproto.Item
+		for _, id := range ids {
+			if it, ok := f.feed.Item(id); ok {
+				again = append(again, it)
+			}
+		}
+		err = errors.Join(err, f.apply(ctx, again))
+	}
+	return err
+}
+
+// pendingApply reports whether a scan left paths for ApplyPending.
+func (f *Folder) pendingApply() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reapply) > 0
+}
+
+// ApplyPending writes the items of paths a scan found edited concurrently
+// with a remote change (see Apply).
+func (f *Folder) ApplyPending(ctx context.Context) error { return f.Apply(ctx, nil) }
+
+func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
 	if items = f.filterApply(items); len(items) == 0 {
 		return nil
 	}
@@ -97,7 +139,7 @@ func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if err := f.applyLive(ctx, j.it, j.fe); err != nil {
+		if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -113,7 +155,7 @@ func (f *Folder) Apply(ctx context.Context, items []syncproto.Item) error {
 	for range min(applyWorkers, len(files)) {
 		wg.Go(func() {
 			for j := range next {
-				if err := f.applyLive(ctx, j.it, j.fe); err != nil {
+				if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
 					emu.Lock()
 					errs = append(errs, err)
 					emu.Unlock()
@@ -138,7 +180,7 @@ feed:
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if err := f.applyDelete(ctx, j.it, j.fe); err != nil {
+		if err := f.applyDelete(ctx, j.it, j.fe); failed(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -156,6 +198,14 @@ feed:
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// failed reports whether applying an item failed: an item not applied
+// because its path was edited here (ErrLocalChange) has not, as the edit
+// is in the Feed now, superseding it or as a conflict with it that Apply
+// writes next.
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, ErrLocalChange)
 }
 
 func (f *Folder) refused(rel string, err error) {
@@ -224,7 +274,7 @@ func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto
 	if f.ign.ignored(rel, isDir) {
 		return nil
 	}
-	by := it.Sync.Top().By
+	by := it.Sync.Top()
 	switch {
 	case isDir:
 		return f.applyDir(ctx, rel, fe, by)
@@ -259,7 +309,7 @@ func (f *Folder) clearLocked(ctx context.Context, rel string, fi fs.FileInfo) er
 	return f.setState(rel, nil)
 }
 
-func (f *Folder) applyDir(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID) error {
+func (f *Folder) applyDir(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.History) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fail := func(err error) error { return fmt.Errorf("apply directory %q: %w", rel, err) }
@@ -297,10 +347,10 @@ func (f *Folder) applyDir(ctx context.Context, rel string, fe *syncproto.FileEnt
 		return fail(fmt.Errorf("not a directory after mkdir: %w", ErrUnsafePath))
 	}
 	f.unskip(rel)
-	return f.setState(rel, &fileState{Kind: kindDir, Perm: perm(fi), By: by})
+	return f.setState(rel, &fileState{Kind: kindDir, Perm: perm(fi), By: by.By, Seq: by.Sequence})
 }
 
-func (f *Folder) applySymlink(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID) error {
+func (f *Folder) applySymlink(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.History) error {
 	fail := func(err error) error { return fmt.Errorf("apply symlink %q: %w", rel, err) }
 	if err := checkSymlinkTarget(rel, fe.Symlink); err != nil {
 		f.refused(rel, err)
@@ -318,7 +368,12 @@ func (f *Folder) applySymlink(ctx context.Context, rel string, fe *syncproto.Fil
 	}
 	if fi != nil {
 		if st := f.states[rel]; st != nil && st.Kind == kindSymlink && st.Target == fe.Symlink {
-			return nil
+			if st.By == by.By && st.Seq == by.Sequence {
+				return nil
+			}
+			nst := *st
+			nst.setVersion(by)
+			return f.setState(rel, &nst)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			if err := f.clearLocked(ctx, rel, fi); err != nil {
@@ -336,7 +391,7 @@ func (f *Folder) applySymlink(ctx context.Context, rel string, fe *syncproto.Fil
 		return fail(err)
 	}
 	f.unskip(rel)
-	return f.setState(rel, &fileState{Kind: kindSymlink, Perm: 0o777, Target: fe.Symlink, By: by})
+	return f.setState(rel, &fileState{Kind: kindSymlink, Perm: 0o777, Target: fe.Symlink, By: by.By, Seq: by.Sequence})
 }
 
 func randHex() string {
@@ -410,7 +465,7 @@ func (f *Folder) prefetchManifests(ctx context.Context, jobs []job) {
 
 // applyFile writes the blob of fe at rel. With conflict, rel is a conflict
 // copy: recorded as such, never reported as a local change while unedited.
-func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.DeviceID, conflict bool) error {
+func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEntry, by syncproto.History, conflict bool) error {
 	fail := func(err error) error { return fmt.Errorf("apply file %q: %w", rel, err) }
 	ref, err := BlobRefOf(fe.Blob)
 	if err != nil {
@@ -463,7 +518,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	// (what rel will be), in the store's own transaction. The intent covers
 	// a crash between the rename and the state record below: the restart
 	// scan finds rel holding the intent's blob and completes it.
-	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by, Conflict: conflict}
+	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by.By, Seq: by.Sequence, Conflict: conflict}
 	p, err := f.st.OpenPartialWith(ctx, m, abs, func(txn *badger.Txn, path string) error {
 		if err := txn.Set(f.key(kPartial, []byte(rel), []byte{0}, []byte(path)), nil); err != nil {
 			return err
@@ -589,7 +644,7 @@ func (f *Folder) noteDirCreated(rel string, fi fs.FileInfo) {
 
 // setMetaLocked gives the file at rel the mode and mtime of its item and
 // records its state. Callers hold f.mu.
-func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by syncproto.DeviceID, conflict bool) error {
+func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by syncproto.History, conflict bool) error {
 	st := *f.states[rel]
 	name := filepath.FromSlash(rel)
 	if st.Perm != perm {
@@ -607,7 +662,8 @@ func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by
 		return err
 	}
 	st.Perm, st.Size, st.MTime, st.Inode = fi.Mode().Perm(), fi.Size(), fi.ModTime().UnixNano(), inode(fi)
-	st.By, st.Conflict = by, conflict
+	st.setVersion(by)
+	st.Conflict = conflict
 	return f.setState(rel, &st)
 }
 
@@ -765,7 +821,7 @@ func (f *Folder) applyConflict(ctx context.Context, rel string, c syncproto.Item
 	}
 	cfe := *fe
 	cfe.Path = name
-	return f.applyFile(ctx, name, &cfe, c.Sync.Top().By, true)
+	return f.applyFile(ctx, name, &cfe, c.Sync.Top(), true)
 }
 
 // dropResolvedConflicts removes unedited conflict copies whose conflict is

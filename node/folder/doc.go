@@ -96,6 +96,15 @@
 // items; an edited copy becomes one. When the conflict is resolved,
 // unedited copies move into the version history.
 //
+// A local edit is an update of the version it was made to: each state
+// record keeps the topmost history record of the item version on disk
+// (fileState.Seq and By), and the scan reports an edit with UpdateFrom
+// that version. An edit found after a remote change to the same path was
+// merged into the Feed but before Apply wrote it (a file edited offline,
+// found by the scan on restart after the peers' changes arrived) is thus a
+// conflict with that change, not a silent successor of it. A local touch
+// (same content) or delete of such a path gives way to the remote change.
+//
 // # Modes
 //
 // Config.Mode (mode.go): ModeFull (default); ModeMetadata, where Apply
@@ -106,10 +115,7 @@
 //
 // # Limits
 //
-// A local edit made after a remote change was merged into the Feed but
-// before Apply wrote it wins over the remote change (Apply returns
-// ErrLocalChange and the scan reports the edit as an update built on the
-// merged item) instead of producing a conflict. Directory mtimes, owners,
+// Directory mtimes, owners,
 // extended attributes and special files are not synced. A directory
 // deleted remotely that still holds non-item files (ignored or new) is
 // kept.

@@ -42,7 +42,10 @@ var (
 type Feed interface {
 	Item(id syncproto.ItemID) (syncproto.Item, bool)
 	Items() []syncproto.Item
-	Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error)
+	// UpdateFrom is a local edit that started from the item version whose
+	// topmost record is base (zero: from nothing); see
+	// syncproto.Object.UpdateFrom.
+	UpdateFrom(id syncproto.ItemID, base syncproto.History, c syncproto.Content) (syncproto.Item, error)
 	Delete(id syncproto.ItemID) (syncproto.Item, error)
 }
 
@@ -125,7 +128,11 @@ type Folder struct {
 	mu       sync.Mutex // the tree and the states: scans and Apply's writes
 	states   map[string]*fileState
 	applying map[string]bool // files an Apply is committing: scans leave them alone
-	scanned  bool            // an initial scan has run
+	// reapply holds paths whose item Apply must write again: local changes
+	// a scan found concurrent with remote ones (conflicts now), and local
+	// touches and deletes the remote change wins over (under mu).
+	reapply  map[string]bool
+	scanned  bool // an initial scan has run
 	closed   bool
 	hashHook func(rel string) // tests: called before a file is hashed
 
@@ -188,6 +195,7 @@ func Open(cfg Config) (*Folder, error) {
 		skipped:   make(map[string]string),
 		fetching:  make(map[string]bool),
 		applying:  make(map[string]bool),
+		reapply:   make(map[string]bool),
 	}
 	if _, err := ParseMode(string(cfg.Mode)); err != nil {
 		rfs.Close()

@@ -378,6 +378,115 @@ func TestConflict(t *testing.T) {
 	}
 }
 
+// TestEditBeforeRemoteApplied: B edits a file (offline, or between two
+// scans) while A edits it too, and A's change reaches B's replica before
+// B's scan has seen the edit. B's edit started from the older version, so
+// it must end as a conflict with A's on both devices, whether Apply (which
+// scans the file before replacing it) or a scan finds it first. A touch on
+// B is not an edit to keep (A's change wins), and neither is a delete on B
+// (A's change is written back, as Syncthing does).
+func TestEditBeforeRemoteApplied(t *testing.T) {
+	setup := func(t *testing.T) (a, b *testNode) {
+		a, b = pair(t)
+		a.write("notes.txt", []byte("v1"), 0o644)
+		a.scan()
+		b.mustPull(a)
+		a.write("notes.txt", []byte("edited on A"), 0o644)
+		a.scan()
+		return a, b
+	}
+	// merge puts A's items into B's replica without applying them.
+	merge := func(t *testing.T, a, b *testNode) {
+		for _, it := range a.obj.Items() {
+			if _, _, err := b.obj.Apply(it); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkConflict := func(t *testing.T, a, b *testNode) {
+		t.Helper()
+		a.mustPull(b)
+		sameTree(t, a, b)
+		it, _ := b.obj.Item("notes.txt")
+		if len(it.Sync.Conflicts) != 1 {
+			t.Fatalf("want A's and B's edits as a conflict, got %d conflicts (winner by %s)", len(it.Sync.Conflicts), it.Sync.Top().By[8:13])
+		}
+		got := map[string]bool{string(readFile(t, b.path("notes.txt"))): true,
+			string(readFile(t, b.path(conflictName("notes.txt", it.Sync.Conflicts[0])))): true}
+		if !got["edited on A"] || !got["edited on B, longer"] {
+			t.Fatalf("the two edits are not both on disk: %v", got)
+		}
+	}
+	t.Run("apply first", func(t *testing.T) {
+		a, b := setup(t)
+		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
+		if err := b.pull(a); err != nil {
+			t.Fatalf("apply with a local edit pending: %v", err)
+		}
+		checkConflict(t, a, b)
+	})
+	t.Run("scan first", func(t *testing.T) {
+		a, b := setup(t)
+		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
+		merge(t, a, b)
+		b.scan()
+		if err := b.f.ApplyPending(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		checkConflict(t, a, b)
+	})
+	t.Run("touch", func(t *testing.T) {
+		a, b := setup(t)
+		if err := os.Chtimes(b.path("notes.txt"), time.Time{}, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		merge(t, a, b)
+		b.scan()
+		if err := b.f.ApplyPending(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		it, _ := b.obj.Item("notes.txt")
+		if len(it.Sync.Conflicts) != 0 || it.Sync.Top().By != devA {
+			t.Fatalf("a touch made a change: %d conflicts, winner by %s", len(it.Sync.Conflicts), it.Sync.Top().By[8:13])
+		}
+		if got := readFile(t, b.path("notes.txt")); string(got) != "edited on A" {
+			t.Fatalf("notes.txt on B = %q", got)
+		}
+	})
+	t.Run("delete", func(t *testing.T) {
+		a, b := setup(t)
+		if err := os.Remove(b.path("notes.txt")); err != nil {
+			t.Fatal(err)
+		}
+		merge(t, a, b)
+		b.scan()
+		if err := b.f.ApplyPending(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		it, _ := b.obj.Item("notes.txt")
+		if it.Sync.Deleted {
+			t.Fatal("the delete won over A's edit it never saw")
+		}
+		if got := readFile(t, b.path("notes.txt")); string(got) != "edited on A" {
+			t.Fatalf("notes.txt on B = %q", got)
+		}
+	})
+	t.Run("created on both", func(t *testing.T) {
+		a, b := pair(t)
+		a.write("new.txt", []byte("from A"), 0o644)
+		a.scan()
+		b.write("new.txt", []byte("from B, longer"), 0o644)
+		if err := b.pull(a); err != nil {
+			t.Fatal(err)
+		}
+		a.mustPull(b)
+		sameTree(t, a, b)
+		if it, _ := b.obj.Item("new.txt"); len(it.Sync.Conflicts) != 1 {
+			t.Fatalf("want a conflict, got %d", len(it.Sync.Conflicts))
+		}
+	})
+}
+
 // TestHistoryRestore: replaced versions are kept on the receiver, listed,
 // and a restore is a new change that syncs back.
 func TestHistoryRestore(t *testing.T) {
@@ -574,11 +683,11 @@ type batchingFeed struct {
 	inBatch        bool
 }
 
-func (b *batchingFeed) Update(id syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
+func (b *batchingFeed) UpdateFrom(id syncproto.ItemID, base syncproto.History, c syncproto.Content) (syncproto.Item, error) {
 	if !b.inBatch {
 		b.loose++
 	}
-	return b.Object.Update(id, c)
+	return b.Object.UpdateFrom(id, base, c)
 }
 
 func (b *batchingFeed) Batch(fn func(Feed) error) error {

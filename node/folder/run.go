@@ -109,6 +109,11 @@ func (f *Folder) Run(ctx context.Context) error {
 				f.log.Warn("incremental scan", "err", err)
 			}
 			addWatches(dirs)
+			if f.pendingApply() {
+				if err := f.ApplyPending(ctx); err != nil && ctx.Err() == nil {
+					f.log.Info("apply concurrent changes", "err", err)
+				}
+			}
 		}
 	}
 }

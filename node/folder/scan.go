@@ -418,14 +418,50 @@ func (f *Folder) reportChange(feed Feed, e *scanEntry, states map[string]*fileSt
 	}
 	if ok && !it.Sync.Deleted {
 		if cur, isFile := it.Body.(*syncproto.FileEntry); isFile && sameEntry(cur, fe) {
-			e.st.By = it.Sync.Top().By
+			e.st.setVersion(it.Sync.Top())
 			states[e.rel] = &e.st
 			f.unskip(e.rel)
 			return nil
 		}
 	}
+	// The edit started from the version on disk before it (nothing for a
+	// new path or an edited conflict copy). When that is unknown (a state
+	// recorded before versions were), from the item as it is.
+	var base syncproto.History
+	if old != nil && !old.Conflict {
+		var known bool
+		if base, known = old.base(); !known {
+			base = it.Sync.Top()
+		}
+	}
+	if ok {
+		if _, movedOn := syncproto.BaseVersion(it, base, f.cfg.Self); movedOn {
+			cur, _ := it.Body.(*syncproto.FileEntry)
+			edited := false
+			switch {
+			case !it.Sync.Deleted && cur != nil && sameContentEntry(cur, fe):
+				// The content another device changed it to: nothing to
+				// keep apart; Apply gives it the item's mode and mtime.
+				e.st.setVersion(it.Sync.Top())
+			case old != nil && !old.Conflict && sameContent(old, &e.st):
+				// Only touched (mtime or mode) here while another device
+				// changed it: not an edit to keep, the other change wins.
+				e.st.By, e.st.Seq = old.By, old.Seq
+			default:
+				edited = true
+			}
+			if !edited {
+				states[e.rel] = &e.st
+				f.reapply[e.rel] = true
+				f.unskip(e.rel)
+				return nil
+			}
+			f.log.Info("local change concurrent with a remote one", "path", e.rel, "remote_by", it.Sync.Top().By)
+		}
+	}
 	name := path.Base(e.rel)
-	if _, err := feed.Update(id, syncproto.Content{Title: name, Body: fe}); err != nil {
+	res, err := feed.UpdateFrom(id, base, syncproto.Content{Title: name, Body: fe})
+	if err != nil {
 		if errors.Is(err, syncproto.ErrReadOnly) {
 			// A reader's local edit stays local: remembered as scanned so it
 			// is not offered again, and reported.
@@ -437,10 +473,38 @@ func (f *Folder) reportChange(feed Feed, e *scanEntry, states map[string]*fileSt
 	}
 	f.log.Debug("local change", "path", e.rel, "kind", string(e.st.Kind))
 	updated[e.rel] = true
-	e.st.By = f.cfg.Self
+	e.st.setVersion(ownTop(res, f.cfg.Self))
 	states[e.rel] = &e.st
 	f.unskip(e.rel)
+	if len(res.Sync.Conflicts) > 0 || res.Sync.Top().By != f.cfg.Self {
+		// A conflict now, or another version won: Apply writes it.
+		f.reapply[e.rel] = true
+	}
 	return nil
+}
+
+// sameContent reports whether two states of a path hold the same content,
+// whatever their mtime or mode.
+func sameContent(a, b *fileState) bool {
+	return a.Kind == b.Kind && a.Blob == b.Blob && a.Target == b.Target
+}
+
+// sameContentEntry reports whether two entries hold the same content,
+// whatever their mtime or mode.
+func sameContentEntry(a, b *syncproto.FileEntry) bool {
+	return a.Mode.Type() == b.Mode.Type() && a.Blob == b.Blob && a.Symlink == b.Symlink
+}
+
+// ownTop returns the topmost record of self's newest version in it (the
+// item or a conflict): the version a local update just made.
+func ownTop(it syncproto.Item, self syncproto.DeviceID) syncproto.History {
+	var top syncproto.History
+	for _, v := range append([]syncproto.Item{it}, it.Sync.Conflicts...) {
+		if h := v.Sync.Top(); h.By == self && h.Sequence >= top.Sequence {
+			top = h
+		}
+	}
+	return top
 }
 
 // reportGone forgets a path no longer on disk and deletes its item.
@@ -458,6 +522,16 @@ func (f *Folder) reportGone(ctx context.Context, feed Feed, rel string, states m
 	}
 	id := syncproto.ItemID(rel)
 	if it, ok := feed.Item(id); ok && !it.Sync.Deleted {
+		if base, known := st.base(); known {
+			if _, movedOn := syncproto.BaseVersion(it, base, f.cfg.Self); movedOn {
+				// Deleted here while another device changed it: the change
+				// wins over the delete (as in Syncthing) and Apply writes
+				// it back.
+				f.log.Info("local delete of a path changed remotely: keeping the remote change", "path", rel, "remote_by", it.Sync.Top().By)
+				f.reapply[rel] = true
+				return nil
+			}
+		}
 		if _, err := feed.Delete(id); err != nil {
 			if errors.Is(err, syncproto.ErrReadOnly) {
 				f.skip(rel, "local delete not shared: this device is a reader of the folder")

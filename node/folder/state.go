@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -39,18 +40,24 @@ const (
 // and Inode are the stat values the record was taken from: a file whose
 // stat still matches is not read again.
 type fileState struct {
-	Kind     byte
-	Perm     fs.FileMode // permission bits only
-	Size     int64
-	MTime    int64 // UnixNano of the file's mtime (0 for directories)
-	Inode    uint64
-	Blob     blobs.BlobRef
-	Target   string             // symlink target
-	By       syncproto.DeviceID // author of the version on disk ("" when unknown)
-	Conflict bool               // a conflict copy written by Apply, not an item
+	Kind   byte
+	Perm   fs.FileMode // permission bits only
+	Size   int64
+	MTime  int64 // UnixNano of the file's mtime (0 for directories)
+	Inode  uint64
+	Blob   blobs.BlobRef
+	Target string             // symlink target
+	By     syncproto.DeviceID // author of the version on disk ("" when unknown)
+	// Seq is the sequence of the topmost history record of the item's
+	// version on disk (By's): what a local edit of it started from. 0 when
+	// unknown (a record of version 1).
+	Seq      uint32
+	Conflict bool // a conflict copy written by Apply, not an item
 }
 
-const stateVersion = 1
+// The version of state records: 2 added Seq; records of version 1 are
+// still read.
+const stateVersion = 2
 
 func (s *fileState) encode() []byte {
 	b := make([]byte, 0, 96+len(s.Target)+len(s.By))
@@ -70,7 +77,19 @@ func (s *fileState) encode() []byte {
 	b = append(b, s.Target...)
 	b = binary.AppendUvarint(b, uint64(len(s.By)))
 	b = append(b, s.By...)
+	b = binary.AppendUvarint(b, uint64(s.Seq))
 	return b
+}
+
+// base is the topmost record of the item version on disk, for UpdateFrom;
+// ok is false when it is unknown.
+func (s *fileState) base() (h syncproto.History, ok bool) {
+	return syncproto.History{Sequence: s.Seq, By: s.By}, s.Seq != 0 && s.By != ""
+}
+
+// setVersion records top as the item version on disk.
+func (s *fileState) setVersion(top syncproto.History) {
+	s.By, s.Seq = top.By, top.Sequence
 }
 
 var errBadState = errors.New("bad state record")
@@ -78,9 +97,10 @@ var errBadState = errors.New("bad state record")
 func decodeState(b []byte) (fileState, error) {
 	var s fileState
 	const fixed = 3 + 4 + 8 + 8 + 8 + 32 + 8
-	if len(b) < fixed || b[0] != stateVersion {
+	if len(b) < fixed || (b[0] != 1 && b[0] != stateVersion) {
 		return s, errBadState
 	}
+	v := b[0]
 	s.Kind = b[1]
 	s.Conflict = b[2]&1 != 0
 	b = b[3:]
@@ -102,7 +122,17 @@ func decodeState(b []byte) (fileState, error) {
 	}
 	t, ok1 := str()
 	by, ok2 := str()
-	if !ok1 || !ok2 || len(b) != 0 {
+	if !ok1 || !ok2 {
+		return s, errBadState
+	}
+	if v >= 2 {
+		seq, k := binary.Uvarint(b)
+		if k <= 0 || seq > math.MaxUint32 {
+			return s, errBadState
+		}
+		s.Seq, b = uint32(seq), b[k:]
+	}
+	if len(b) != 0 {
 		return s, errBadState
 	}
 	s.Target, s.By = t, syncproto.DeviceID(by)
@@ -118,8 +148,11 @@ type keptVersion struct {
 	Name  string // file name under .meshwork/versions/<path>/
 }
 
+// The version of kept-version records.
+const keptVersionVersion = 1
+
 func (v *keptVersion) encode() []byte {
-	b := []byte{stateVersion}
+	b := []byte{keptVersionVersion}
 	b = binary.BigEndian.AppendUint64(b, uint64(v.MTime))
 	b = binary.BigEndian.AppendUint64(b, uint64(v.Size))
 	b = append(b, v.Blob.Hash[:]...)
@@ -131,7 +164,7 @@ func (v *keptVersion) encode() []byte {
 
 func decodeVersion(b []byte) (keptVersion, error) {
 	var v keptVersion
-	if len(b) < 1+8+8+32+8+1 || b[0] != stateVersion {
+	if len(b) < 1+8+8+32+8+1 || b[0] != keptVersionVersion {
 		return v, errBadState
 	}
 	v.MTime = int64(binary.BigEndian.Uint64(b[1:]))

@@ -445,11 +445,27 @@ func (e *Engine) replica(id syncproto.ObjectID) *replica {
 // Update changes an item of an object (syncproto.Object.Update), persists
 // the replica and pushes the change to the connected members of the object.
 func (e *Engine) Update(obj syncproto.ObjectID, item syncproto.ItemID, c syncproto.Content) (syncproto.Item, error) {
-	if n := len(syncproto.EncodeItem(syncproto.Item{Sync: syncproto.Sync{ID: item}, Content: c})); n > MaxItemSize/2 {
-		// Leave room for history and conflicts.
-		return syncproto.Item{}, fmt.Errorf("update %q in %q: content of %d bytes exceeds %d: %w", item, obj, n, MaxItemSize/2, ErrTooLarge)
+	if err := checkContentSize(obj, item, c); err != nil {
+		return syncproto.Item{}, err
 	}
 	return e.change(obj, "update", func(o *syncproto.Object) (syncproto.Item, error) { return o.Update(item, c) })
+}
+
+// UpdateFrom is Update for an edit that started from the item version
+// whose topmost record is base (syncproto.Object.UpdateFrom).
+func (e *Engine) UpdateFrom(obj syncproto.ObjectID, item syncproto.ItemID, base syncproto.History, c syncproto.Content) (syncproto.Item, error) {
+	if err := checkContentSize(obj, item, c); err != nil {
+		return syncproto.Item{}, err
+	}
+	return e.change(obj, "update", func(o *syncproto.Object) (syncproto.Item, error) { return o.UpdateFrom(item, base, c) })
+}
+
+func checkContentSize(obj syncproto.ObjectID, item syncproto.ItemID, c syncproto.Content) error {
+	if n := len(syncproto.EncodeItem(syncproto.Item{Sync: syncproto.Sync{ID: item}, Content: c})); n > MaxItemSize/2 {
+		// Leave room for history and conflicts.
+		return fmt.Errorf("update %q in %q: content of %d bytes exceeds %d: %w", item, obj, n, MaxItemSize/2, ErrTooLarge)
+	}
+	return nil
 }
 
 // Delete makes an item a tombstone (syncproto.Object.Delete), persists and
