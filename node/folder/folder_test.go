@@ -395,12 +395,18 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		a.scan()
 		return a, b
 	}
-	// merge puts A's items into B's replica without applying them.
-	merge := func(t *testing.T, a, b *testNode) {
+	// scanFirst puts A's items into B's replica without applying them, then
+	// scans B and applies what the scan left to apply.
+	scanFirst := func(t *testing.T, a, b *testNode) {
+		t.Helper()
 		for _, it := range a.obj.Items() {
 			if _, _, err := b.obj.Apply(it); err != nil {
 				t.Fatal(err)
 			}
+		}
+		b.scan()
+		if err := b.f.ApplyPending(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	}
 	checkConflict := func(t *testing.T, a, b *testNode) {
@@ -428,11 +434,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 	t.Run("scan first", func(t *testing.T) {
 		a, b := setup(t)
 		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-		merge(t, a, b)
-		b.scan()
-		if err := b.f.ApplyPending(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		scanFirst(t, a, b)
 		checkConflict(t, a, b)
 	})
 	t.Run("touch", func(t *testing.T) {
@@ -440,11 +442,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		if err := os.Chtimes(b.path("notes.txt"), time.Time{}, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		merge(t, a, b)
-		b.scan()
-		if err := b.f.ApplyPending(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		scanFirst(t, a, b)
 		it, _ := b.obj.Item("notes.txt")
 		if len(it.Sync.Conflicts) != 0 || it.Sync.Top().By != devA {
 			t.Fatalf("a touch made a change: %d conflicts, winner by %s", len(it.Sync.Conflicts), it.Sync.Top().By[8:13])
@@ -458,11 +456,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		if err := os.Remove(b.path("notes.txt")); err != nil {
 			t.Fatal(err)
 		}
-		merge(t, a, b)
-		b.scan()
-		if err := b.f.ApplyPending(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		scanFirst(t, a, b)
 		it, _ := b.obj.Item("notes.txt")
 		if it.Sync.Deleted {
 			t.Fatal("the delete won over A's edit it never saw")
