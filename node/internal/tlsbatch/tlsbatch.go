@@ -101,7 +101,11 @@ func (c *conn) Close() error {
 	return c.SecureConn.Close()
 }
 
-var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
+// batchBufs hold maxBatch bytes and one more record at least, so that
+// gathering never grows (and so reallocates and copies) one.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchCap); return &b }}
+
+const batchCap = maxBatch + 64<<10
 
 // batchConn is the TCP connection beneath TLS.
 type batchConn struct {
@@ -124,6 +128,14 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding { // nothing is gathered outside a hold: release flushed it
+		return b.Conn.Write(p)
+	}
+	if b.buf != nil && len(*b.buf)+len(p) > cap(*b.buf) {
+		if err := b.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) > batchCap {
 		return b.Conn.Write(p)
 	}
 	if b.buf == nil {
@@ -159,9 +171,7 @@ func (b *batchConn) flushLocked() error {
 	buf := b.buf
 	b.buf = nil
 	_, err := b.Conn.Write(*buf)
-	if cap(*buf) <= maxBatch+64<<10 {
-		*buf = (*buf)[:0]
-		batchBufs.Put(buf)
-	}
+	*buf = (*buf)[:0]
+	batchBufs.Put(buf)
 	return err
 }

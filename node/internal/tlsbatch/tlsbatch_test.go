@@ -261,3 +261,40 @@ func TestCloseDuringBlockedWrite(t *testing.T) {
 		t.Fatalf("Close with a blocked write took %s", took)
 	}
 }
+
+// discardConn is a net.Conn whose writes go nowhere.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestBatchReusesBuffers: gathering a batch of records (a 1 MiB frame's
+// worth and more) allocates nothing once the pool is warm. A buffer that
+// grows while gathering is reallocated and copied at every step, and was
+// then too large to go back to the pool: 5 % of a sender's CPU.
+func TestBatchReusesBuffers(t *testing.T) {
+	bc := newBatchConn(discardConn{})
+	record := make([]byte, 16<<10+22) // a full TLS record
+	batch := func() {
+		bc.hold()
+		for range (maxBatch + 3<<20) / len(record) { // more than one batch
+			if _, err := bc.Write(record); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := bc.release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch()
+	if n := testing.AllocsPerRun(20, batch); n > 0.5 {
+		t.Fatalf("%.1f allocations per batch, want none", n)
+	}
+	big := make([]byte, batchCap+1)
+	bc.hold()
+	if n, err := bc.Write(big); err != nil || n != len(big) {
+		t.Fatalf("a write larger than a batch: %d, %v", n, err)
+	}
+	if err := bc.release(); err != nil {
+		t.Fatal(err)
+	}
+}
