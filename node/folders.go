@@ -236,7 +236,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		Name:    conf.Name,
 		Store:   n.blobStore,
 		DB:      n.db,
-		Prefix:  []byte("folder/" + string(conf.ID) + "/"),
+		Prefix:  folderPrefix(conf.ID),
 		Feed:    feedAdapter{n, conf.ID},
 		Fetcher: fetcher{n, conf.ID},
 		Self:    syncproto.DeviceID(n.id.String()),
@@ -458,7 +458,10 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 	return conf, nil
 }
 
-// RemoveFolder stops syncing a folder here; its files stay.
+// RemoveFolder stops syncing a folder here; its files stay. They leave
+// the blob index, so that this device no longer serves their chunks (it
+// served them only to the folder's readers), and so does the folder's own
+// state: joining it again scans the files afresh.
 func (n *Node) RemoveFolder(name string) error {
 	n.fmu.Lock()
 	var lf *localFolder
@@ -480,8 +483,21 @@ func (n *Node) RemoveFolder(name string) error {
 		n.log.Warn("remove replica", "folder", name, "err", err)
 	}
 	key := append(append([]byte{}, prefixFolders...), lf.conf.ID...)
-	return n.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+	if err := n.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
+		return fmt.Errorf("remove folder %q: %w", name, err)
+	}
+	if _, err := n.blobStore.RemoveFilesUnder(context.Background(), lf.conf.Path); err != nil {
+		return fmt.Errorf("remove folder %q: forget its files: %w", name, err)
+	}
+	if err := n.db.DropPrefix(folderPrefix(lf.conf.ID)); err != nil {
+		return fmt.Errorf("remove folder %q: forget its state: %w", name, err)
+	}
+	return nil
 }
+
+// folderPrefix is where a folder keeps its own state (scan cache, version
+// index) in the database.
+func folderPrefix(id syncproto.ObjectID) []byte { return []byte("folder/" + string(id) + "/") }
 
 // folderByName finds a local folder.
 func (n *Node) folderByName(name string) *localFolder {

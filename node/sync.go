@@ -152,6 +152,9 @@ func folderRoles(l *identity.Log, def folderDef) map[syncproto.DeviceID]syncprot
 		if id == def.Owner {
 			r = syncproto.RoleOwner
 		}
+		if r == syncproto.RoleNone {
+			continue // not a member of the folder's object at all
+		}
 		roles[syncproto.DeviceID(id)] = r
 	}
 	return roles

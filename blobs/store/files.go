@@ -213,6 +213,45 @@ func (s *Store) RemoveFile(ctx context.Context, path string) error {
 	return nil
 }
 
+// RemoveFilesUnder forgets every file indexed under the directory dir (a
+// folder no longer synced here), as RemoveFile does, and returns how many
+// it forgot. The files themselves are left alone.
+func (s *Store) RemoveFilesUnder(ctx context.Context, dir string) (int, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return 0, fmt.Errorf("remove files under %s: %w", dir, err)
+	}
+	pfx := s.key(kFile, []byte(strings.TrimSuffix(abs, string(filepath.Separator))+string(filepath.Separator)))
+	skip := len(s.key(kFile)) // the path follows
+	var paths []string
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			paths = append(paths, string(it.Item().Key()[skip:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("remove files under %s: %w", abs, err)
+	}
+	// A few hundred per transaction: badger bounds a transaction's size.
+	for start := 0; start < len(paths); start += 256 {
+		batch := paths[start:min(start+256, len(paths))]
+		if err := s.update(ctx, func(txn *badger.Txn) error {
+			for _, p := range batch {
+				if err := s.forgetFile(txn, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return start, fmt.Errorf("remove files under %s: %w", abs, err)
+		}
+	}
+	return len(paths), nil
+}
+
 // AddResult is the outcome of indexing one file of a folder.
 type AddResult struct {
 	Path     string // absolute

@@ -354,3 +354,45 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+// TestRemoveFilesUnder: the files indexed under a directory are forgotten,
+// those beside it (a sibling whose name has the directory's as a prefix)
+// are not, and the files stay on disk.
+func TestRemoveFilesUnder(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	root := t.TempDir()
+	in := []string{filepath.Join(root, "docs", "a"), filepath.Join(root, "docs", "sub", "b")}
+	out := []string{filepath.Join(root, "docs2", "c"), filepath.Join(root, "d")}
+	refs := map[string]blobs.BlobRef{}
+	for i, p := range append(slices.Clone(in), out...) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, randBytes(uint64(60+i), 10<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, ref, err := s.AddFile(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[p] = ref
+	}
+	n, err := s.RemoveFilesUnder(ctx, filepath.Join(root, "docs")+"/")
+	if err != nil || n != len(in) {
+		t.Fatalf("removed %d, %v; want %d", n, err, len(in))
+	}
+	for _, p := range in {
+		if h, _ := s.Holders(ctx, refs[p]); len(h) != 0 {
+			t.Errorf("%s still indexed: holders %q", p, h)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, p := range out {
+		if h, _ := s.Holders(ctx, refs[p]); !slices.Equal(h, []string{p}) {
+			t.Errorf("%s outside the directory: holders %q", p, h)
+		}
+	}
+}

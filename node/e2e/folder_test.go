@@ -194,6 +194,48 @@ func TestFolderThreeDevicesConverge(t *testing.T) {
 	}
 }
 
+// TestRemovedFolderNotServed: a device that stops syncing a folder keeps
+// its files but no longer serves their chunks (it served them only to the
+// folder's readers); joined again, the folder is scanned afresh and in sync.
+func TestRemovedFolderNotServed(t *testing.T) {
+	a, b := startDaemon(t, "a"), startDaemon(t, "b")
+	joinPair(t, a, b)
+	dirA := filepath.Join(t.TempDir(), "a")
+	write(t, filepath.Join(dirA, "secret.txt"), "for the folder's members only\n")
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	a.mesh("folder", "share", "docs", "bravo", "--role", "none")
+	a.mesh("wait", "docs")
+	secret := strings.Fields(a.mesh("blob", "add", filepath.Join(dirA, "secret.txt")))[0]
+
+	a.mesh("folder", "remove", "docs")
+	out := t.TempDir()
+	if _, _, err := b.run("blob", "get", "--quiet", "--out", out, secret); err == nil {
+		t.Fatal("a member with role none fetched a file of a folder its device no longer syncs")
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("a refused fetch left %d files in the target directory", len(ents))
+	}
+	if got, _ := os.ReadFile(filepath.Join(dirA, "secret.txt")); string(got) != "for the folder's members only\n" {
+		t.Fatalf("removing the folder touched its file: %q", got)
+	}
+
+	a.mesh("folder", "join", "docs", dirA)
+	a.mesh("wait", "docs", "--timeout", "30s")
+	var infos []node.FolderInfo
+	if err := json.Unmarshal([]byte(a.mesh("folder", "list", "--json")), &infos); err != nil || len(infos) != 1 || infos[0].Conflicts != 0 {
+		t.Fatalf("the folder joined again: %+v %v", infos, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dirA, "secret.txt")); string(got) != "for the folder's members only\n" {
+		t.Fatalf("after joining again: %q", got)
+	}
+	// Scanned afresh, its files are indexed and served again, to readers.
+	a.mesh("folder", "share", "docs", "bravo", "--role", "reader")
+	b.mesh("blob", "get", "--quiet", "--out", out, secret)
+	if got, _ := os.ReadFile(filepath.Join(out, secret)); string(got) != "for the folder's members only\n" {
+		t.Fatalf("a reader after the folder was joined again: %q", got)
+	}
+}
+
 // TestFolderRelayedThroughB: A and C are never online at the same time;
 // their changes reach each other through B.
 func TestFolderRelayedThroughB(t *testing.T) {
