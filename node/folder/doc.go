@@ -103,7 +103,8 @@
 // merged into the Feed but before Apply wrote it (a file edited offline,
 // found by the scan on restart after the peers' changes arrived) is thus a
 // conflict with that change, not a silent successor of it. A local touch
-// (same content) or delete of such a path gives way to the remote change.
+// (same content) or delete of such a path gives way to the remote change,
+// and a local edit wins over a remote delete, as in Syncthing.
 //
 // # Modes
 //

@@ -465,6 +465,29 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 			t.Fatalf("notes.txt on B = %q", got)
 		}
 	})
+	t.Run("deleted there", func(t *testing.T) {
+		a, b := pair(t)
+		a.write("notes.txt", []byte("v1"), 0o644)
+		a.scan()
+		b.mustPull(a)
+		if err := os.Remove(a.path("notes.txt")); err != nil {
+			t.Fatal(err)
+		}
+		a.scan()
+		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
+		if err := b.pull(a); err != nil {
+			t.Fatal(err)
+		}
+		a.mustPull(b)
+		sameTree(t, a, b)
+		it, _ := b.obj.Item("notes.txt")
+		if it.Sync.Deleted || len(it.Sync.Conflicts) != 0 {
+			t.Fatalf("the edit should win over the delete, without a conflict: deleted %v, %d conflicts", it.Sync.Deleted, len(it.Sync.Conflicts))
+		}
+		if got := readFile(t, a.path("notes.txt")); string(got) != "edited on B, longer" {
+			t.Fatalf("notes.txt on A = %q", got)
+		}
+	})
 	t.Run("created on both", func(t *testing.T) {
 		a, b := pair(t)
 		a.write("new.txt", []byte("from A"), 0o644)

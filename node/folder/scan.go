@@ -447,6 +447,10 @@ func (f *Folder) reportChange(feed Feed, e *scanEntry, states map[string]*fileSt
 				// Only touched (mtime or mode) here while another device
 				// changed it: not an edit to keep, the other change wins.
 				e.st.By, e.st.Seq = old.By, old.Seq
+			case it.Sync.Deleted:
+				// Edited here, deleted there: the edit wins over the
+				// delete it never saw (as in Syncthing), a plain update.
+				base, edited = it.Sync.Top(), true
 			default:
 				edited = true
 			}
