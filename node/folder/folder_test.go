@@ -408,11 +408,21 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		if err := b.f.ApplyPending(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		a.mustPull(b)
+		sameTree(t, a, b)
+	}
+	// applyFirst has B apply A's items (Apply scans the file it would
+	// replace), then A B's.
+	applyFirst := func(t *testing.T, a, b *testNode) {
+		t.Helper()
+		if err := b.pull(a); err != nil {
+			t.Fatalf("apply with a local edit pending: %v", err)
+		}
+		a.mustPull(b)
+		sameTree(t, a, b)
 	}
 	checkConflict := func(t *testing.T, a, b *testNode) {
 		t.Helper()
-		a.mustPull(b)
-		sameTree(t, a, b)
 		it, _ := b.obj.Item("notes.txt")
 		if len(it.Sync.Conflicts) != 1 {
 			t.Fatalf("want A's and B's edits as a conflict, got %d conflicts (winner by %s)", len(it.Sync.Conflicts), it.Sync.Top().By[8:13])
@@ -426,9 +436,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 	t.Run("apply first", func(t *testing.T) {
 		a, b := setup(t)
 		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-		if err := b.pull(a); err != nil {
-			t.Fatalf("apply with a local edit pending: %v", err)
-		}
+		applyFirst(t, a, b)
 		checkConflict(t, a, b)
 	})
 	t.Run("scan first", func(t *testing.T) {
@@ -475,11 +483,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		}
 		a.scan()
 		b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-		if err := b.pull(a); err != nil {
-			t.Fatal(err)
-		}
-		a.mustPull(b)
-		sameTree(t, a, b)
+		applyFirst(t, a, b)
 		it, _ := b.obj.Item("notes.txt")
 		if it.Sync.Deleted || len(it.Sync.Conflicts) != 0 {
 			t.Fatalf("the edit should win over the delete, without a conflict: deleted %v, %d conflicts", it.Sync.Deleted, len(it.Sync.Conflicts))
@@ -493,11 +497,7 @@ func TestEditBeforeRemoteApplied(t *testing.T) {
 		a.write("new.txt", []byte("from A"), 0o644)
 		a.scan()
 		b.write("new.txt", []byte("from B, longer"), 0o644)
-		if err := b.pull(a); err != nil {
-			t.Fatal(err)
-		}
-		a.mustPull(b)
-		sameTree(t, a, b)
+		applyFirst(t, a, b)
 		if it, _ := b.obj.Item("new.txt"); len(it.Sync.Conflicts) != 1 {
 			t.Fatalf("want a conflict, got %d", len(it.Sync.Conflicts))
 		}
