@@ -13,14 +13,19 @@
 // newest first, conflicts).
 //
 // FeedSync itself is in merge.go as pure functions: History.SubsumedBy,
-// Item.SubsumedBy, CompareWinner, Merge, UpdateItem and FoldConflicts. The
+// Item.SubsumedBy, CompareWinner, Merge, UpdateItem, FoldConflicts and
+// BaseVersion. The
 // `by` of a history record is a DeviceID (a libp2p peer ID in text form)
 // compared by ordinal (byte-wise) collation; the `when` is an hlc.Timestamp
 // from the device's hybrid logical clock, which bounds how far in the future
 // a peer's `when` may be (see package hlc).
 //
-// Local changes go through Object.Update, Object.Delete and Object.Resolve;
-// items from peers through Object.Apply, which refuses versions authored by
+// Local changes go through Object.Update, Object.Delete and Object.Resolve,
+// and Object.UpdateFrom for an edit made to an earlier version of an item
+// (a file edited while its device was offline): when the item has moved on
+// since that version (BaseVersion), the edit is merged beside the newer
+// updates as a conflict instead of superseding updates it never saw; items
+// from peers through Object.Apply, which refuses versions authored by
 // devices that may not write (readers, non-members) and `when` values beyond
 // the clock's bound.
 //
