@@ -107,6 +107,10 @@ func Merge(local *Item, incoming Item) Item {
 	return fromVersions(vs)
 }
 
+// Versions returns the versions of it: it without its conflicts, then
+// each conflict.
+func (it Item) Versions() []Item { return appendVersions(nil, it) }
+
 func appendVersions(vs []Item, it Item) []Item {
 	vs = append(vs, it.stripped())
 	for _, c := range it.Sync.Conflicts {
@@ -226,7 +230,7 @@ func BaseVersion(it Item, base History, self DeviceID) (Item, bool) {
 	if base == (History{}) {
 		return out, !it.Sync.Deleted
 	}
-	for _, v := range append([]Item{it}, it.Sync.Conflicts...) {
+	for _, v := range it.Versions() {
 		for i, h := range v.Sync.History {
 			if h.By != base.By || h.Sequence != base.Sequence {
 				continue
@@ -249,7 +253,7 @@ func BaseVersion(it Item, base History, self DeviceID) (Item, bool) {
 // conflicts.
 func maxSequenceBy(it Item, by DeviceID) uint32 {
 	var m uint32
-	for _, v := range append([]Item{it}, it.Sync.Conflicts...) {
+	for _, v := range it.Versions() {
 		for _, h := range v.Sync.History {
 			if h.By == by {
 				m = max(m, h.Sequence)

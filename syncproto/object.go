@@ -480,40 +480,31 @@ func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item
 			from = &v
 		}
 	}
-	if from == nil {
-		it, deleted, err := edit(cur)
-		if errors.Is(err, errUnchanged) {
-			return it.Clone(), nil
-		}
-		if err != nil {
-			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
-		}
-		it = FoldConflicts(it, func(c Item) bool { return c.Sync.Top().By == self })
-		it, err = UpdateItem(it, self, o.clock.Now(), deleted)
-		if err != nil {
-			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
-		}
-		if err := it.Validate(); err != nil {
-			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
-		}
-		o.log.put(it)
+	target := cur
+	if from != nil {
+		target = from
+	}
+	it, deleted, err := edit(target)
+	if errors.Is(err, errUnchanged) {
 		return it.Clone(), nil
 	}
-	it, deleted, err := edit(from)
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}
-	// The new record's sequence must be above every record of this
-	// device's in the item, or the item would subsume the edit.
-	it.Sync.Updates = max(it.Sync.Updates, maxSequenceBy(*cur, self))
+	if from == nil {
+		it = FoldConflicts(it, func(c Item) bool { return c.Sync.Top().By == self })
+	} else {
+		// The new record's sequence must be above every record of this
+		// device's in the item, or the item would subsume the edit.
+		it.Sync.Updates = max(it.Sync.Updates, maxSequenceBy(*cur, self))
+	}
 	it, err = UpdateItem(it, self, o.clock.Now(), deleted)
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}
-	if err := it.Validate(); err != nil {
-		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	if from != nil {
+		it = Merge(cur, it) // the edit beside the updates it never saw
 	}
-	it = Merge(cur, it)
 	if err := it.Validate(); err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}

@@ -503,7 +503,7 @@ func sameContentEntry(a, b *syncproto.FileEntry) bool {
 // item or a conflict): the version a local update just made.
 func ownTop(it syncproto.Item, self syncproto.DeviceID) syncproto.History {
 	var top syncproto.History
-	for _, v := range append([]syncproto.Item{it}, it.Sync.Conflicts...) {
+	for _, v := range it.Versions() {
 		if h := v.Sync.Top(); h.By == self && h.Sequence >= top.Sequence {
 			top = h
 		}
