@@ -84,15 +84,17 @@ func (l *changeLog) since(obj ObjectID, c Cursor) (Changes, error) {
 }
 
 // EncodeChanges returns the encoding of c. It does not validate it.
-func EncodeChanges(c Changes) []byte {
-	b := header(kindChanges)
+func EncodeChanges(c Changes) []byte { return encodeChangesV(c, FormatVersion) }
+
+func encodeChangesV(c Changes, v byte) []byte {
+	b := headerV(kindChanges, v)
 	b = appendString(b, string(c.Object))
 	b = append(b, c.Epoch[:]...)
 	b = appendUvarint(b, c.Head)
 	b = appendUvarint(b, uint64(len(c.Changes)))
 	for _, ch := range c.Changes {
 		b = appendUvarint(b, ch.Seq)
-		b = appendItem(b, ch.Item)
+		b = appendItemV(b, ch.Item, v)
 	}
 	return b
 }

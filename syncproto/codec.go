@@ -23,14 +23,20 @@ const (
 	//
 	// Version history:
 	//   1: first version.
-	FormatVersion = 1
+	//   2: every item (and every conflict) carries sig:str, its version
+	//      signature (sign.go), after its history. Decoders still read
+	//      version 1 (its items decode as unsigned); encoders write 2.
+	FormatVersion = 2
+
+	// minFormatVersion is the oldest version the decoders read.
+	minFormatVersion = 1
 
 	kindItem    = 'I'
 	kindChanges = 'C'
 	kindObject  = 'O'
 )
 
-// Layout of version 1. uv is an unsigned LEB128 varint in its shortest
+// Layout of version 2 (version 1 is the same without the item's sig). uv is an unsigned LEB128 varint in its shortest
 // form; zz a signed integer zigzag-encoded as a uv; str a uv length and
 // that many bytes; u8 one byte; [16] sixteen bytes.
 //
@@ -42,8 +48,9 @@ const (
 //	              nitems:uv (seq:uv item)*               item IDs strictly increasing, seqs distinct, 1..head
 //	              ncursors:uv (device:str epoch:[16] seq:uv)*  devices strictly increasing
 //
-//	item      = id:str flags:u8 updates:uv nhist:uv history* nconf:uv item* content
-//	            flags bit 0 deleted, bit 1 noconflicts; a conflict has nconf = 0
+//	item      = id:str flags:u8 updates:uv nhist:uv history* sig:str nconf:uv item* content
+//	            flags bit 0 deleted, bit 1 noconflicts; a conflict has nconf = 0;
+//	            sig empty (unsigned) or 1..MaxSignatureLen bytes
 //	history   = seq:uv hflags:u8 [wall:zz logical:uv] [by:str]
 //	            hflags bit 0: when present (then not the zero time), bit 1: by present
 //	content   = title:str body nenc:uv (ref:str size:uv mediatype:str)*
@@ -54,9 +61,9 @@ const (
 // field means a new FormatVersion.
 
 // EncodeItem returns the encoding of it. It does not validate it.
-func EncodeItem(it Item) []byte {
-	return appendItem(header(kindItem), it)
-}
+func EncodeItem(it Item) []byte { return encodeItemV(it, FormatVersion) }
+
+func encodeItemV(it Item, v byte) []byte { return appendItemV(headerV(kindItem, v), it, v) }
 
 // DecodeItem decodes an item written by EncodeItem and validates it.
 func DecodeItem(data []byte) (Item, error) {
@@ -74,10 +81,10 @@ func DecodeItem(data []byte) (Item, error) {
 	return it, nil
 }
 
-func header(kind byte) []byte {
+func headerV(kind, v byte) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, magic...)
-	return append(b, FormatVersion, kind)
+	return append(b, v, kind)
 }
 
 func appendUvarint(b []byte, v uint64) []byte {
@@ -97,9 +104,26 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendItem(b []byte, it Item) []byte {
+func appendItem(b []byte, it Item) []byte { return appendItemV(b, it, FormatVersion) }
+
+// appendItemV appends it in the layout of format version v.
+func appendItemV(b []byte, it Item, v byte) []byte {
 	s := it.Sync
 	b = appendString(b, string(s.ID))
+	b = append(b, syncFlags(s))
+	b = appendUvarint(b, uint64(s.Updates))
+	b = appendHistories(b, s.History)
+	if v >= 2 {
+		b = appendString(b, string(s.Signature))
+	}
+	b = appendUvarint(b, uint64(len(s.Conflicts)))
+	for _, c := range s.Conflicts {
+		b = appendItemV(b, c, v)
+	}
+	return appendContent(b, it.Content)
+}
+
+func syncFlags(s Sync) byte {
 	var flags byte
 	if s.Deleted {
 		flags |= 1
@@ -107,33 +131,42 @@ func appendItem(b []byte, it Item) []byte {
 	if s.NoConflicts {
 		flags |= 2
 	}
-	b = append(b, flags)
-	b = appendUvarint(b, uint64(s.Updates))
-	b = appendUvarint(b, uint64(len(s.History)))
-	for _, h := range s.History {
-		b = appendUvarint(b, uint64(h.Sequence))
-		var hf byte
-		if !h.When.IsZero() {
-			hf |= 1
-		}
-		if h.By != "" {
-			hf |= 2
-		}
-		b = append(b, hf)
-		if !h.When.IsZero() {
-			b = appendZigzag(b, h.When.Wall)
-			b = appendUvarint(b, uint64(h.When.Logical))
-		}
-		if h.By != "" {
-			b = appendString(b, string(h.By))
-		}
+	return flags
+}
+
+// appendHistories appends nhist:uv history*.
+func appendHistories(b []byte, hs []History) []byte {
+	b = appendUvarint(b, uint64(len(hs)))
+	for _, h := range hs {
+		b = appendHistory(b, h)
 	}
-	b = appendUvarint(b, uint64(len(s.Conflicts)))
-	for _, c := range s.Conflicts {
-		b = appendItem(b, c)
+	return b
+}
+
+func appendHistory(b []byte, h History) []byte {
+	b = appendUvarint(b, uint64(h.Sequence))
+	var hf byte
+	if !h.When.IsZero() {
+		hf |= 1
 	}
-	b = appendString(b, it.Title)
-	switch body := it.Body.(type) {
+	if h.By != "" {
+		hf |= 2
+	}
+	b = append(b, hf)
+	if !h.When.IsZero() {
+		b = appendZigzag(b, h.When.Wall)
+		b = appendUvarint(b, uint64(h.When.Logical))
+	}
+	if h.By != "" {
+		b = appendString(b, string(h.By))
+	}
+	return b
+}
+
+// appendContent appends the content layout: title, body, enclosures.
+func appendContent(b []byte, c Content) []byte {
+	b = appendString(b, c.Title)
+	switch body := c.Body.(type) {
 	case nil:
 		b = append(b, byte(kindNone))
 	case Bytes:
@@ -156,8 +189,8 @@ func appendItem(b []byte, it Item) []byte {
 		b = appendString(b, body.Blob.String())
 		b = appendString(b, body.Symlink)
 	}
-	b = appendUvarint(b, uint64(len(it.Enclosures)))
-	for _, e := range it.Enclosures {
+	b = appendUvarint(b, uint64(len(c.Enclosures)))
+	for _, e := range c.Enclosures {
 		b = appendString(b, e.Ref.String())
 		b = appendUvarint(b, uint64(e.Size))
 		b = appendString(b, e.MediaType)
@@ -168,9 +201,10 @@ func appendItem(b []byte, it Item) []byte {
 // decoder reads the encoding; the first error sticks and later reads
 // return zero values.
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
+	version byte // format version of the data
 }
 
 var errShort = errors.New("unexpected end of data")
@@ -179,13 +213,14 @@ func newDecoder(data []byte, kind byte) (*decoder, error) {
 	if len(data) < len(magic)+2 || string(data[:len(magic)]) != magic {
 		return nil, fmt.Errorf("bad header %q: %w", prefix(data), ErrMalformed)
 	}
-	if v := data[len(magic)]; v != FormatVersion {
+	v := data[len(magic)]
+	if v < minFormatVersion || v > FormatVersion {
 		return nil, fmt.Errorf("version %d: %w", v, ErrUnsupportedVersion)
 	}
 	if k := data[len(magic)+1]; k != kind {
 		return nil, fmt.Errorf("kind %q, want %q: %w", k, kind, ErrMalformed)
 	}
-	return &decoder{b: data, off: len(magic) + 2}, nil
+	return &decoder{b: data, off: len(magic) + 2, version: v}, nil
 }
 
 func prefix(b []byte) []byte {
@@ -339,6 +374,14 @@ func (d *decoder) item(top bool) Item {
 			if h.By == "" {
 				d.fail("present by is empty")
 			}
+		}
+	}
+	if d.version >= 2 {
+		if sig := d.bytes(); len(sig) > 0 {
+			if len(sig) > MaxSignatureLen {
+				d.fail("item %q: signature of %d bytes exceeds %d", s.ID, len(sig), MaxSignatureLen)
+			}
+			s.Signature = append([]byte(nil), sig...)
 		}
 	}
 	nc := d.count(8, "conflict")

@@ -3,6 +3,7 @@ package syncproto
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,16 +52,54 @@ func TestItemRoundTrip(t *testing.T) {
 
 func TestItemEncodingGolden(t *testing.T) {
 	it := Item{Sync: Sync{ID: "a", Updates: 1, History: []History{{Sequence: 1, When: hlc.Timestamp{Wall: 1, Logical: 2}, By: "D"}}}, Content: Content{Title: "T", Body: Text("x")}}
-	want := []byte("MWSP\x01I" +
+	want := []byte("MWSP\x02I" +
 		"\x01a" + // id
 		"\x00" + // flags
 		"\x01" + // updates
 		"\x01" + "\x01\x03\x02\x02\x01D" + // one history record: seq 1, when+by, wall zz(1)=2, logical 2, by "D"
+		"\x02\xab\xcd" + // signature
 		"\x00" + // no conflicts
 		"\x01T" + "\x02\x01x" + // title, text body
 		"\x00") // no enclosures
+	it.Sync.Signature = []byte{0xab, 0xcd}
 	if got := EncodeItem(it); !bytes.Equal(got, want) {
 		t.Fatalf("EncodeItem =\n%q\nwant\n%q", got, want)
+	}
+	// Version 1 (before signatures) still decodes, as unsigned.
+	v1 := []byte("MWSP\x01I\x01a\x00\x01\x01\x01\x03\x02\x02\x01D\x00\x01T\x02\x01x\x00")
+	got, err := DecodeItem(v1)
+	it.Sync.Signature = nil
+	if err != nil || !got.Equal(it) {
+		t.Fatalf("DecodeItem(version 1) = %s, %v", show(got), err)
+	}
+}
+
+// TestOldSnapshotDecodes: a replica snapshot of format version 1 (written
+// before signatures) decodes, its items unsigned, and is written back as
+// version 2 with the same content.
+func TestOldSnapshotDecodes(t *testing.T) {
+	sim := &simTime{t: simStart}
+	a, _ := twoEditors(t, sim)
+	for _, it := range sampleItems(t) {
+		mustApply(t, a, it)
+	}
+	old := a.marshalV(1)
+	if old[4] != 1 {
+		t.Fatalf("version byte %d", old[4])
+	}
+	o, err := DecodeObject(old, Config{Self: devA, Clock: sim.clockAt(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, _ := a.MarshalBinary()
+	got, _ := o.MarshalBinary()
+	if !bytes.Equal(got, now) {
+		t.Fatal("a version-1 snapshot does not decode to the same replica")
+	}
+	for _, it := range o.Items() {
+		if it.Sync.Signature != nil {
+			t.Fatalf("item %q of a version-1 snapshot is signed", it.Sync.ID)
+		}
 	}
 }
 
@@ -73,7 +112,9 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed},
 		{"bad magic", append([]byte("XXXX"), good[4:]...), ErrMalformed},
-		{"version 2", append([]byte("MWSP\x02"), good[5:]...), ErrUnsupportedVersion},
+		{"version 3", append([]byte("MWSP\x03"), good[5:]...), ErrUnsupportedVersion},
+		{"version 0", append([]byte("MWSP\x00"), good[5:]...), ErrUnsupportedVersion},
+		{"long signature", []byte("MWSP\x02I\x01a\x00\x01\x01\x01\x03\x02\x02\x01D\x81\x02" + strings.Repeat("s", 257) + "\x00\x01T\x02\x01x\x00"), ErrMalformed},
 		{"wrong kind", append([]byte("MWSP\x01C"), good[6:]...), ErrMalformed},
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"trailing", append(bytes.Clone(good), 0), ErrMalformed},
@@ -117,8 +158,26 @@ func TestChangesRoundTrip(t *testing.T) {
 	}
 }
 
+// signedSamples returns the sample items with their versions signed.
+func signedSamples(t testing.TB) []Item {
+	var out []Item
+	for _, it := range sampleItems(t) {
+		s := testSigner{testKey(it.Sync.Top().By)}
+		for i, c := range it.Sync.Conflicts {
+			it.Sync.Conflicts[i], _ = SignVersion("obj", c, s)
+		}
+		it, _ = SignVersion("obj", it, s)
+		out = append(out, it)
+	}
+	return out
+}
+
 func FuzzDecodeItem(f *testing.F) {
 	for _, it := range sampleItems(f) {
+		f.Add(EncodeItem(it))
+		f.Add(encodeItemV(it, 1))
+	}
+	for _, it := range signedSamples(f) {
 		f.Add(EncodeItem(it))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -126,8 +185,17 @@ func FuzzDecodeItem(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if enc := EncodeItem(it); !bytes.Equal(enc, data) {
+		if enc := encodeItemV(it, data[4]); !bytes.Equal(enc, data) {
 			t.Fatalf("decode/encode is not the identity:\n%q\n%q", data, enc)
+		}
+		if data[4] == 1 && it.Sync.Signature != nil {
+			t.Fatal("a version-1 item decoded with a signature")
+		}
+		// Verification must not panic, and refuses what it cannot check.
+		for _, v := range it.Versions() {
+			if err := VerifyVersion("obj", v, "", testVerifier{}); err != nil && !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("VerifyVersion: %v", err)
+			}
 		}
 		// Merge must not panic on any valid item and must be idempotent.
 		if m := Merge(&it, it); !Merge(&m, it).Equal(m) {
@@ -142,13 +210,18 @@ func FuzzDecodeChanges(f *testing.F) {
 		c.Changes = append(c.Changes, Change{Seq: uint64(i + 1), Item: it})
 	}
 	f.Add(EncodeChanges(c))
+	f.Add(encodeChangesV(c, 1))
 	f.Add(EncodeChanges(Changes{Object: "o", Epoch: Epoch{2}}))
+	for i, it := range signedSamples(f) {
+		c.Changes[i].Item = it
+	}
+	f.Add(EncodeChanges(c))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeChanges(data)
 		if err != nil {
 			return
 		}
-		if enc := EncodeChanges(c); !bytes.Equal(enc, data) {
+		if enc := encodeChangesV(c, data[4]); !bytes.Equal(enc, data) {
 			t.Fatalf("decode/encode is not the identity:\n%q\n%q", data, enc)
 		}
 	})
@@ -167,17 +240,24 @@ func FuzzDecodeObject(f *testing.F) {
 	a.SetCursor(devB, Cursor{Epoch: b.Epoch(), Seq: 3})
 	data, _ := a.MarshalBinary()
 	f.Add(data)
+	f.Add(a.marshalV(1))
+	s := signedObject(f, sim, devA)
+	for _, it := range signedSamples(f) {
+		it.Sync.Conflicts = nil
+		if _, _, err := s.Apply(it); err != nil {
+			f.Fatal(err)
+		}
+	}
+	s.Update("x", Content{Title: "x"})
+	data, _ = s.MarshalBinary()
+	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := Config{Self: devA, Clock: sim.clockAt(0)}
 		o, err := DecodeObject(data, cfg)
 		if err != nil {
 			return
 		}
-		enc, err := o.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(enc, data) {
+		if enc := o.marshalV(data[4]); !bytes.Equal(enc, data) {
 			t.Fatalf("decode/encode is not the identity:\n%q\n%q", data, enc)
 		}
 	})

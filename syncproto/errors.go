@@ -26,6 +26,9 @@ var (
 	// database was lost or replaced and the caller must fall back to a full
 	// reconciliation (ChangesSince with a zero Cursor).
 	ErrEpochMismatch = errors.New("change log epoch mismatch")
+	// ErrBadSignature reports a version whose signature is missing (and
+	// that did not come straight from its author) or does not verify.
+	ErrBadSignature = errors.New("bad version signature")
 	// ErrClockSkew reports a `when` too far in the future; it is
 	// hlc.ErrClockSkew.
 	ErrClockSkew = hlc.ErrClockSkew

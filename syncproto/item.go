@@ -29,6 +29,11 @@ type Sync struct {
 	NoConflicts bool
 	History     []History // newest first; History[0] is the topmost record
 	Conflicts   []Item    // complete losing items; their own Conflicts are empty
+	// Signature is the author's signature of this version (the item
+	// without its conflicts; each conflict has its own): see sign.go. Nil:
+	// unsigned (versions written before signatures, or by a replica
+	// without a Signer).
+	Signature []byte
 }
 
 // Top returns the topmost (newest) history record, or the zero History.
@@ -148,6 +153,7 @@ func (r *BlobRef) UnmarshalText(b []byte) error {
 func (it Item) Clone() Item {
 	out := it
 	out.Sync.History = slices.Clone(it.Sync.History)
+	out.Sync.Signature = bytes.Clone(it.Sync.Signature)
 	if it.Sync.Conflicts != nil {
 		out.Sync.Conflicts = make([]Item, len(it.Sync.Conflicts))
 		for i, c := range it.Sync.Conflicts {
@@ -213,6 +219,9 @@ func (it Item) validate(top bool) error {
 		if _, err := ParseDeviceID(string(h.By)); err != nil {
 			return fmt.Errorf("item %q: history %d: %w", s.ID, i, err)
 		}
+	}
+	if len(s.Signature) > MaxSignatureLen {
+		return fmt.Errorf("item %q: signature of %d bytes exceeds %d: %w", s.ID, len(s.Signature), MaxSignatureLen, ErrMalformed)
 	}
 	if !utf8.ValidString(it.Title) {
 		return fmt.Errorf("item %q: title is not UTF-8: %w", s.ID, ErrMalformed)

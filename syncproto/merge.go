@@ -154,8 +154,8 @@ func fromVersions(vs []Item) Item {
 
 // UpdateItem returns it after a FeedSync update by `by` at `when`: Updates
 // incremented, a new topmost history record (Updates, when, by), Deleted set
-// as given. Content and conflicts are unchanged. It fails only when Updates
-// would overflow.
+// as given, no Signature. Content and conflicts are unchanged. It fails only
+// when Updates would overflow.
 func UpdateItem(it Item, by DeviceID, when hlc.Timestamp, deleted bool) (Item, error) {
 	if it.Sync.Updates == math.MaxUint32 {
 		return Item{}, fmt.Errorf("update item %q: update count overflows: %w", it.Sync.ID, ErrMalformed)
@@ -163,6 +163,7 @@ func UpdateItem(it Item, by DeviceID, when hlc.Timestamp, deleted bool) (Item, e
 	out := it.Clone()
 	out.Sync.Updates++
 	out.Sync.Deleted = deleted
+	out.Sync.Signature = nil // a new version: its author signs it (SignVersion)
 	out.Sync.History = slices.Insert(out.Sync.History, 0, History{Sequence: out.Sync.Updates, When: when, By: by})
 	return out, nil
 }

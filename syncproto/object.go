@@ -20,6 +20,12 @@ type Config struct {
 	// database (NewEpoch). NewObject creates a random one when it is zero.
 	// DecodeObject ignores it and keeps the stored one.
 	Epoch Epoch
+	// Signer signs the versions this device creates (SignVersion). Nil:
+	// they are unsigned.
+	Signer Signer
+	// Verifier checks the signatures of versions received from peers
+	// (ApplyFrom). Nil: signatures are not checked.
+	Verifier Verifier
 }
 
 // Object is one device's replica of a mesh object: a feed of items with
@@ -27,10 +33,12 @@ type Config struct {
 // log of the object, and the cursors of the peers' logs this device has
 // read. It is safe for concurrent use.
 type Object struct {
-	id    ObjectID
-	typ   ObjectType
-	self  DeviceID
-	clock *hlc.Clock
+	id       ObjectID
+	typ      ObjectType
+	self     DeviceID
+	clock    *hlc.Clock
+	signer   Signer
+	verifier Verifier
 
 	mu      sync.Mutex
 	members map[DeviceID]Role
@@ -68,13 +76,15 @@ func NewObject(id ObjectID, typ ObjectType, members map[DeviceID]Role, cfg Confi
 
 func newObject(id ObjectID, typ ObjectType, cfg Config) *Object {
 	return &Object{
-		id:      id,
-		typ:     typ,
-		self:    cfg.Self,
-		clock:   cfg.Clock,
-		members: make(map[DeviceID]Role),
-		log:     changeLog{items: make(map[ItemID]*entry)},
-		cursors: make(map[DeviceID]Cursor),
+		id:       id,
+		typ:      typ,
+		self:     cfg.Self,
+		clock:    cfg.Clock,
+		signer:   cfg.Signer,
+		verifier: cfg.Verifier,
+		members:  make(map[DeviceID]Role),
+		log:      changeLog{items: make(map[ItemID]*entry)},
+		cursors:  make(map[DeviceID]Cursor),
 	}
 }
 
@@ -250,7 +260,20 @@ func (o *Object) Items() []Item {
 // later). Otherwise the clock observes the new `when` values, so that later
 // local updates come after them, and a change is appended to the log when
 // the item changed.
+//
+// Apply is ApplyFrom with no sending device: every new version must be
+// signed.
 func (o *Object) Apply(incoming Item) (changed bool, result Item, err error) {
+	return o.ApplyFrom("", incoming)
+}
+
+// ApplyFrom is Apply for an item received from device from. With a
+// Verifier, every version the item brings that the replica does not hold
+// must carry its author's valid signature (VerifyVersion; an unsigned one
+// passes only when from is its author): else the item is refused
+// (ErrBadSignature). Versions the replica already holds are kept as held:
+// an incoming copy never replaces them.
+func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result Item, err error) {
 	if err := incoming.Validate(); err != nil {
 		return false, Item{}, fmt.Errorf("apply to %q: %w", o.id, err)
 	}
@@ -269,6 +292,11 @@ func (o *Object) Apply(incoming Item) (changed bool, result Item, err error) {
 			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q (%v): %w",
 				id, o.id, top.Sequence, top.By, r, ErrReadOnly)
 		}
+		if o.verifier != nil {
+			if err := VerifyVersion(o.id, v, from, o.verifier); err != nil {
+				return false, Item{}, fmt.Errorf("apply to %q: %w", o.id, err)
+			}
+		}
 		for _, h := range v.Sync.History {
 			if h.When.After(latest) {
 				latest = h.When
@@ -278,7 +306,13 @@ func (o *Object) Apply(incoming Item) (changed bool, result Item, err error) {
 	if err := o.clock.Observe(latest); err != nil {
 		return false, Item{}, fmt.Errorf("apply item %q to %q: %w", id, o.id, err)
 	}
-	merged := Merge(local, incoming)
+	// Only the new versions join the local ones: a copy of a held version
+	// (same `by` and sequence) with other bytes must not replace it.
+	var vs []Item
+	if local != nil {
+		vs = appendVersions(vs, *local)
+	}
+	merged := fromVersions(append(vs, fresh...))
 	if local != nil && merged.Equal(*local) {
 		return false, local.Clone(), nil
 	}
@@ -321,7 +355,7 @@ func (o *Object) ApplyChanges(peer DeviceID, c Changes) (changed int, err error)
 	}
 	var errs []error
 	for _, ch := range c.Changes {
-		ok, _, err := o.Apply(ch.Item)
+		ok, _, err := o.ApplyFrom(peer, ch.Item)
 		if errors.Is(err, ErrClockSkew) {
 			o.setCursor(peer, c.Epoch, ch.Seq-1)
 			return changed, errors.Join(append(errs, err)...)
@@ -502,6 +536,11 @@ func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
 	}
+	if o.signer != nil {
+		if it, err = SignVersion(o.id, it, o.signer); err != nil {
+			return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+		}
+	}
 	if from != nil {
 		it = Merge(cur, it) // the edit beside the updates it never saw
 	}
@@ -510,4 +549,35 @@ func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item
 	}
 	o.log.put(it)
 	return it.Clone(), nil
+}
+
+// SignOwn returns it with every version (the item and each conflict)
+// whose topmost `by` is this device or one of its endpoints
+// ("DEVICE/NAME") signed by this device's Signer: for items written by an
+// outside FeedSync endpoint through this device's API, which has no key
+// of its own. Other versions are left as they are. Without a Signer it
+// returns it unchanged.
+func (o *Object) SignOwn(it Item) (Item, error) {
+	if o.signer == nil {
+		return it, nil
+	}
+	it = it.Clone()
+	own := func(v Item) bool { return AuthorDevice(v.Sync.Top().By) == o.self }
+	if own(it) {
+		signed, err := SignVersion(o.id, it, o.signer)
+		if err != nil {
+			return Item{}, err
+		}
+		it = signed
+	}
+	for i, c := range it.Sync.Conflicts {
+		if own(c) {
+			signed, err := SignVersion(o.id, c, o.signer)
+			if err != nil {
+				return Item{}, err
+			}
+			it.Sync.Conflicts[i] = signed
+		}
+	}
+	return it, nil
 }

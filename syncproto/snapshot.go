@@ -8,10 +8,12 @@ import (
 // type, members, change log (items with the sequence of their latest
 // change) and the cursors of the peers' logs. The device and the clock
 // are not part of it.
-func (o *Object) MarshalBinary() ([]byte, error) {
+func (o *Object) MarshalBinary() ([]byte, error) { return o.marshalV(FormatVersion), nil }
+
+func (o *Object) marshalV(v byte) []byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	b := header(kindObject)
+	b := headerV(kindObject, v)
 	b = appendString(b, string(o.id))
 	b = appendString(b, string(o.typ))
 	b = append(b, o.log.epoch[:]...)
@@ -25,7 +27,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 	for _, id := range sortedKeys(o.log.items) {
 		e := o.log.items[id]
 		b = appendUvarint(b, e.seq)
-		b = appendItem(b, e.item)
+		b = appendItemV(b, e.item, v)
 	}
 	b = appendUvarint(b, uint64(len(o.cursors)))
 	for _, d := range sortedKeys(o.cursors) {
@@ -34,7 +36,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 		b = append(b, c.Epoch[:]...)
 		b = appendUvarint(b, c.Seq)
 	}
-	return b, nil
+	return b
 }
 
 // DecodeObject decodes a replica written by MarshalBinary, held by
