@@ -71,6 +71,13 @@ type Config struct {
 	OnLocalChange func(obj syncproto.ObjectID, changed []syncproto.Item)
 	// IOTimeout bounds every read and write of a frame. Zero: 30 s.
 	IOTimeout time.Duration
+	// Signer signs the versions this device creates. Nil: a KeySigner
+	// with the host's private key (no signatures when the peerstore holds
+	// none).
+	Signer syncproto.Signer
+	// Verifier checks the signatures of versions received from peers.
+	// Nil: a PeerVerifier.
+	Verifier syncproto.Verifier
 }
 
 // Stats are the engine's counters since New. Messages are counted as frames
@@ -86,13 +93,14 @@ type Stats struct {
 	ChangesSent      int64 // items sent in CHANGES frames
 	ChangesReceived  int64 // items received in CHANGES frames
 	ItemsChanged     int64 // received items that changed a replica
-	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew)
+	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew, bad signature)
+	BadSignatures    int64 // of those, refused for a missing or bad version signature
 }
 
 type counters struct {
 	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
 	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
-	changesReceived, itemsChanged, itemsRefused                    atomic.Int64
+	changesReceived, itemsChanged, itemsRefused, badSignatures     atomic.Int64
 }
 
 // replica is an object held by the engine. mu serialises the changes that
@@ -143,6 +151,14 @@ func New(h host.Host, cfg Config, logger *slog.Logger) *Engine {
 	}
 	if cfg.IOTimeout <= 0 {
 		cfg.IOTimeout = 30 * time.Second
+	}
+	if cfg.Signer == nil {
+		if k := h.Peerstore().PrivKey(h.ID()); k != nil {
+			cfg.Signer = KeySigner{Key: k}
+		}
+	}
+	if cfg.Verifier == nil {
+		cfg.Verifier = &PeerVerifier{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
@@ -206,9 +222,10 @@ func (e *Engine) load(ctx context.Context) error {
 
 // ObjectConfig returns the syncproto configuration of this device's
 // replicas, for syncproto.NewObject: the host's peer ID as DeviceID, the
-// clock and the epoch.
+// clock, the epoch, the signer of its versions and the verifier of its
+// peers'.
 func (e *Engine) ObjectConfig() syncproto.Config {
-	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch}
+	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch, Signer: e.cfg.Signer, Verifier: e.cfg.Verifier}
 }
 
 // Self returns this device's ID: the host's peer ID in text form.
@@ -362,6 +379,7 @@ func (e *Engine) Stats() Stats {
 		ChangesReceived:  e.c.changesReceived.Load(),
 		ItemsChanged:     e.c.itemsChanged.Load(),
 		ItemsRefused:     e.c.itemsRefused.Load(),
+		BadSignatures:    e.c.badSignatures.Load(),
 	}
 }
 

@@ -486,9 +486,14 @@ func (s *session) apply(c syncproto.Changes) error {
 	echo := false
 	seq := c.Head
 	for _, ch := range c.Changes {
-		ok, res, err := r.obj.Apply(ch.Item)
+		ok, res, err := r.obj.ApplyFrom(s.dev, ch.Item)
 		if err != nil {
 			s.e.c.itemsRefused.Add(1)
+			if errors.Is(err, syncproto.ErrBadSignature) {
+				s.e.c.badSignatures.Add(1)
+				s.log.Warn("change refused: bad version signature", "object", c.Object, "item", ch.Item.Sync.ID, "err", err)
+				continue
+			}
 			s.log.Info("change refused", "object", c.Object, "item", ch.Item.Sync.ID, "err", err)
 			if errors.Is(err, syncproto.ErrClockSkew) {
 				// Ask for it again next time.
