@@ -418,6 +418,12 @@ func (a *apiServer) feedPost(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, it := range items {
+			// The endpoint has no key: this device signs its versions
+			// (and its own), having checked above that they are.
+			it, err := obj.SignOwn(it)
+			if err != nil {
+				return err
+			}
 			changed, _, err := obj.Apply(it)
 			if err != nil {
 				return err

@@ -249,10 +249,16 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 		var changed []syncproto.Item
 		var retry bool
 		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+			// The vault lets only device parts[2] write its record: an
+			// unsigned version in it counts as from its author when it is
+			// that device's (syncproto.VerifyVersion).
+			from := syncproto.DeviceID(parts[2])
 			for _, it := range items {
-				ok, res, err := o.Apply(it)
+				ok, res, err := o.ApplyFrom(from, it)
 				if errors.Is(err, syncproto.ErrClockSkew) {
 					retry = true
+				} else if errors.Is(err, syncproto.ErrBadSignature) {
+					n.log.Warn("storage peer: item refused: bad version signature", "peer", p.ShortString(), "record", r.Name, "item", string(it.Sync.ID), "err", err)
 				} else if err != nil {
 					n.log.Debug("storage peer: item refused", "object", string(id), "err", err)
 				}

@@ -38,6 +38,8 @@
 //	Sync.Updates          sx:sync/@updates                 same                              _sx.updates
 //	Sync.Deleted          sx:sync/@deleted (when true)     same                              _sx.deleted
 //	Sync.NoConflicts      sx:sync/@noconflicts (when true) same                              _sx.noconflicts
+//	Sync.Signature        sx:sync/@meshwork:sig (base64,   same                              _meshwork_sig (base64)
+//	                      absent when unsigned)
 //	History[i]            sx:sync/sx:history, newest first same                              _sx.history[i]
 //	  .Sequence           @sequence                        same                              .sequence
 //	  .When               @when (RFC 3339 UTC, ms) and     same                              .when and .logical
@@ -87,5 +89,8 @@
 //
 // Version history:
 //
-//	v1: first version.
+//	v1: first version. Later in v1: sx:sync/@meshwork:sig and
+//	    _meshwork_sig, the version signature (syncproto "Signed
+//	    versions"); old parsers ignore it, and items read without it are
+//	    unsigned.
 package feeds

@@ -63,13 +63,15 @@ func sampleItems(t testing.TB) []syncproto.Item {
 		}},
 		Content: syncproto.Content{Title: "Loser", Body: syncproto.Text("")},
 	}
+	winner.Sync.Signature = bytes.Repeat([]byte{0xa5}, 64)
+	loser.Sync.Signature = bytes.Repeat([]byte{0x5a, 0xff}, 32)
 	winner.Sync.Conflicts = []syncproto.Item{loser}
 	return []syncproto.Item{
 		winner,
 		{
 			Sync: syncproto.Sync{ID: "dir/file.bin", Updates: 2, History: []syncproto.History{
 				{Sequence: 2, When: ts(base+10, 7), By: "devA"}, {Sequence: 1, By: "devC"},
-			}},
+			}, Signature: []byte{1, 2, 3}},
 			Content: syncproto.Content{Title: "file.bin", Body: &syncproto.FileEntry{
 				Path: "dir/file.bin", Mode: 0o644, ModTime: time.Date(2025, 12, 31, 23, 59, 59, 123456789, time.UTC), Size: 12, Blob: ref}},
 		},

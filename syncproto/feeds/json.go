@@ -39,6 +39,7 @@ type jsonItem struct {
 	Attachments  []jsonAttachment `json:"attachments,omitempty"`
 	Sync         *jsonSync        `json:"_sx"`
 	Meshwork     *jsonItemExt     `json:"_meshwork,omitempty"`
+	Sig          string           `json:"_meshwork_sig,omitempty"` // base64 of Sync.Signature
 }
 
 type jsonAttachment struct {
@@ -122,6 +123,9 @@ func toJSONItem(info FeedInfo, it syncproto.Item, u EnclosureURL) (jsonItem, err
 		ID:    entryID(info.Object, s.ID),
 		Title: it.Title,
 		Sync:  &jsonSync{ID: &id, Updates: s.Updates, Deleted: s.Deleted, NoConflicts: s.NoConflicts},
+	}
+	if len(s.Signature) > 0 {
+		ji.Sig = encodeBytes(s.Signature)
 	}
 	if w := s.Top().When; !w.IsZero() {
 		d, err := formatTime(w.Time(), time.RFC3339Nano)
@@ -234,6 +238,9 @@ func (ji *jsonItem) item(top bool) (syncproto.Item, error) {
 		return it, fmt.Errorf("_sx: %w", err)
 	}
 	it.Sync = syncproto.Sync{ID: id, Updates: s.Updates, Deleted: s.Deleted, NoConflicts: s.NoConflicts}
+	if it.Sync.Signature, err = parseSig(ji.Sig, "item "+string(id)); err != nil {
+		return it, err
+	}
 	for i, jh := range s.History {
 		h := syncproto.History{Sequence: jh.Sequence}
 		what := fmt.Sprintf("item %q: history %d", id, i)

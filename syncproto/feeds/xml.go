@@ -56,6 +56,7 @@ type syncAttrsW struct {
 	Updates     uint32 `xml:"updates,attr"`
 	Deleted     bool   `xml:"deleted,attr,omitempty"`
 	NoConflicts bool   `xml:"noconflicts,attr,omitempty"`
+	Sig         string `xml:"meshwork:sig,attr,omitempty"` // base64 of Sync.Signature
 }
 
 type historyW struct {
@@ -70,6 +71,7 @@ type syncAttrsR struct {
 	Updates     string  `xml:"updates,attr"`
 	Deleted     string  `xml:"deleted,attr"`
 	NoConflicts string  `xml:"noconflicts,attr"`
+	Sig         string  `xml:"https://github.com/meshwork/meshwork/syncproto/feeds/v1 sig,attr"`
 }
 
 type historyR struct {
@@ -123,6 +125,9 @@ func syncW(it syncproto.Item) (syncAttrsW, []historyW, error) {
 		return syncAttrsW{}, nil, err
 	}
 	a := syncAttrsW{ID: id, Updates: s.Updates, Deleted: s.Deleted, NoConflicts: s.NoConflicts}
+	if len(s.Signature) > 0 {
+		a.Sig = encodeBytes(s.Signature)
+	}
 	hs := make([]historyW, len(s.History))
 	for i, h := range s.History {
 		hs[i] = historyW{Sequence: h.Sequence, By: string(h.By), Logical: h.When.Logical}
@@ -198,6 +203,9 @@ func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 		return it, err
 	}
 	if s.NoConflicts, err = parseBool(p.Sync.NoConflicts, "item "+string(id)+": noconflicts"); err != nil {
+		return it, err
+	}
+	if s.Signature, err = parseSig(p.Sync.Sig, "item "+string(id)); err != nil {
 		return it, err
 	}
 	for i, hr := range p.History {
@@ -342,4 +350,23 @@ func conflictItems[E any](top bool, groups int, entries []E, parse func(*E) (syn
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// parseSig decodes a signature (meshwork:sig, JSON _meshwork_sig): base64
+// of at most syncproto.MaxSignatureLen bytes; "" is unsigned.
+func parseSig(v, what string) ([]byte, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if len(v) > 4*(syncproto.MaxSignatureLen+2)/3 {
+		return nil, fmt.Errorf("%s: signature of %d characters: %w", what, len(v), ErrMalformed)
+	}
+	b, err := decodeBytes(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: signature: %w", what, err)
+	}
+	if len(b) == 0 || len(b) > syncproto.MaxSignatureLen {
+		return nil, fmt.Errorf("%s: signature of %d bytes: %w", what, len(b), ErrMalformed)
+	}
+	return b, nil
 }
