@@ -56,6 +56,53 @@
 // decoders); its layout and version history are in codec.go. Decoders
 // validate what they decode and accept only what the encoders write.
 //
+// # Signed versions
+//
+// Every version a device creates (Update, UpdateFrom, Delete, Resolve:
+// each pushes a history record with the device's `by`) is signed by the
+// device's key through Config.Signer (SignVersion), and the signature
+// travels with the version: Sync.Signature of the item, and of each
+// conflict for its own version. Merge moves versions whole, so a relayed
+// version keeps its author's signature. A version written by an outside
+// FeedSync endpoint through a device's API has `by` "DEVICE/NAME" and is
+// signed by DEVICE (Object.SignOwn): an endpoint has no key of its own.
+//
+// The signed bytes (VersionMessage) identify the version:
+//
+//	"meshwork/version/v1\x00"                 domain separation and layout version
+//	object:str item:str updates:uv flags:u8   flags bit 0 deleted, bit 1 noconflicts
+//	top:history                               the topmost record (sequence, when, by)
+//	history-hash:[32]                         SHA-256 of nhist:uv history* (every record)
+//	content-hash:[32]                         SHA-256 of the content encoding
+//
+// with uv, str, history and content as in codec.go. The content hash
+// covers title, body and enclosures; for a folder item the FileEntry's
+// blob ref names the file's data, so the data is covered too. Meshwork
+// signs with Ed25519 (64-byte signatures; MaxSignatureLen bounds the
+// field); the signer of `by` "D" or "D/NAME" is device D (AuthorDevice),
+// whose public key a Verifier finds from D (in Meshwork D is an Ed25519
+// libp2p peer ID, which embeds the key).
+//
+// Verification rule (Object.ApplyFrom, with a Config.Verifier): each
+// version an incoming item brings that the replica does not hold (not
+// subsumed by a held version) — the item's own and each conflict's — must
+// verify (VerifyVersion), after the role check of its author; otherwise the
+// whole item is refused with ErrBadSignature: not merged, not logged, so
+// never relayed. Versions the replica already holds are kept as held: an
+// incoming copy with the same `by` and sequence but other bytes never
+// replaces them.
+//
+// Compatibility: versions written before signatures (format version 1
+// snapshots, older devices) are unsigned. An unsigned version is accepted
+// only from its author: when the device it is received from (ApplyFrom's
+// from: the exchange's sending peer, the storage peer record's uploader) is
+// the version's AuthorDevice. Apply (no sender, e.g. a feed POST) accepts
+// no unsigned new version. So in a mesh upgraded from unsigned versions, an
+// old version relayed by a third device is refused until a new, signed
+// version supersedes it (an edit of the item; a conflict by a third device
+// needs a Resolve). Re-signing or migrating stored unsigned versions is
+// not done: a device can only sign its own.
+//
 // # Limits
 //
 // Tombstones are never purged. Roles are checked when an item is applied,

@@ -51,8 +51,9 @@
 //     object (owner, editor); a reader's announcements are ignored, CHANGES
 //     that were not asked for are a protocol violation, and every replica
 //     refuses versions authored by a device that may not write, whoever
-//     relays them (syncproto.Object.Apply). A refused item is not appended
-//     to the log, so it is never relayed onward.
+//     relays them (syncproto.Object.ApplyFrom), and versions without
+//     their author's signature (see Limits). A refused item is not
+//     appended to the log, so it is never relayed onward.
 //
 // # Full reconciliation
 //
@@ -118,6 +119,10 @@
 // # Version history
 //
 //	1.0.0  first version.
+//	       Later, same protocol ID: CHANGES carry syncproto format version 2
+//	       (items with version signatures). Devices that read only format 1
+//	       refuse such frames (bad request): upgrade every device of a mesh.
+//	       Format 1 frames from them are still read, their items unsigned.
 //
 // # Limits
 //
@@ -137,7 +142,15 @@
 //   - Objects unknown to a device and member lists do not travel here; a
 //     device that becomes a mesh member while connected is caught up by
 //     Engine.Sync or its next reconnection.
-//   - Items are not signed. The role check stops readers and non-members
-//     whose changes reach a device directly or through devices that check
-//     roles too; a device that may write could forge another's `by`.
+//   - Versions are signed (syncproto "Signed versions"): Config.Signer,
+//     by default a KeySigner with the host's identity key, signs every
+//     version this device creates; Config.Verifier, by default a
+//     PeerVerifier (Ed25519 keys extracted from peer IDs, cached), checks
+//     every new version of a received item, wherever it was relayed from.
+//     A missing or bad signature refuses the item (counted in
+//     Stats.BadSignatures and ItemsRefused, logged at WARN with the peer
+//     and the item); an unsigned version (from before signatures) is
+//     accepted only from the session's peer when it is the version's
+//     author. What a device that may write can still do is write under its
+//     own `by` what its role allows.
 package exchange
