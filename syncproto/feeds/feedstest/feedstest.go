@@ -24,12 +24,14 @@ var (
 	entryRE   = regexp.MustCompile(`(?s)<entry>.*?</entry>`)
 	titleRE   = regexp.MustCompile(`<title type="text">[^<]*</title>`)
 	contentRE = regexp.MustCompile(`<content type="text">[^<]*</content>`)
-	syncRE    = regexp.MustCompile(`<sx:sync id="[^"]*" updates="(\d+)">`)
+	syncRE    = regexp.MustCompile(`<sx:sync id="[^"]*" updates="(\d+)"[^>]*>`)
 )
 
 // OutsideEdit edits the entry of item id in an Atom feed as a FeedSync
 // endpoint `by` would: new title and content, updates+1, and a new topmost
-// sx:history record at when (RFC 3339).
+// sx:history record at when (RFC 3339). The old version's meshwork:sig
+// is dropped: it does not sign the new version (the device whose API
+// takes the feed signs it).
 func OutsideEdit(t TB, feed, id, title, content, by, when string) string {
 	t.Helper()
 	found := false
