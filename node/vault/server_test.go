@@ -93,7 +93,7 @@ var testKey = crypt.FolderKey{1, 2, 3}
 
 // sealedManifest seals chunks (uploading them with upload) and returns
 // their sealed manifest.
-func sealedManifest(t *testing.T, s *Server, chunks [][]byte, upload bool) []byte {
+func sealedManifest(t testing.TB, s *Server, chunks [][]byte, upload bool) []byte {
 	t.Helper()
 	var m crypt.Manifest
 	for _, c := range chunks {
