@@ -23,7 +23,9 @@ type ivFuzzHost struct {
 	log  *identity.Log
 }
 
-func (h *ivFuzzHost) inviteSelf() (identity.MeshID, peer.ID, bool) { return h.log.MeshID(), h.self, true }
+func (h *ivFuzzHost) inviteSelf() (identity.MeshID, peer.ID, bool) {
+	return h.log.MeshID(), h.self, true
+}
 
 func (h *ivFuzzHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error) {
 	l := h.log.Clone() // every input starts from the same log
