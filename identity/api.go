@@ -28,6 +28,9 @@ var (
 	ErrInviteUsed    = errors.New("invite already used")
 	ErrInviteForged  = errors.New("invite signature invalid")
 	ErrWrongSecret   = errors.New("invite secret proof invalid")
+	// ErrNotRedeemer: the invite names other members as its redeemers
+	// (always wrapped together with ErrUnauthorized).
+	ErrNotRedeemer = errors.New("invite is not redeemable at this device")
 )
 
 // Role is a device's role in a mesh.
@@ -95,6 +98,11 @@ type InviteGrant struct {
 	Expires time.Time
 	PubKey  []byte // ed25519 public key whose seed is the invite secret
 	Sig     []byte // inviter's signature over all fields above
+	// Redeemers are the only members that may redeem the invite (grant
+	// version 2). Empty only in a version 1 grant (made before redeemers
+	// were named): Log.Redeem then accepts its inviter only; redemptions of
+	// version 1 grants already in a log stay valid whoever redeemed them.
+	Redeemers []peer.ID
 }
 
 // InviteID identifies an invite across the mesh (hash of its public key).

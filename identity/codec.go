@@ -15,6 +15,7 @@ const (
 	maxPeerIDLen  = 64  // an inline Ed25519 peer ID is 38 bytes
 	maxNameLen    = 64  // device names, bytes of UTF-8
 	maxAddrs      = 16  // addresses in an invite
+	maxRedeemers  = 4   // redeemers named in an invite
 	maxAddrLen    = 256 // bytes of one binary multiaddr
 	minChallenge  = 16
 	maxChallenge  = 64

@@ -80,9 +80,16 @@
 //
 // Log.NewInvite makes a fresh Ed25519 key pair whose seed is the
 // single-use secret, and an InviteGrant (mesh, inviter, addresses, role,
-// expiry, public key) signed by the inviter's device key. Invite.Code is
-// the grant plus the seed, for a human to carry. To join, the joiner
-// connects to any member (the redeemer), which sends a random challenge
+// expiry, public key, redeemers) signed by the inviter's device key.
+// Invite.Code is the grant plus the seed, for a human to carry. The grant
+// names the members allowed to redeem it (by default the inviter alone;
+// node names the storage peer instead for a code that must work while the
+// inviter is offline), so that two members can never both welcome a device
+// with one code: any other member refuses it (ErrNotRedeemer), and a
+// redemption entry by an unnamed member is invalid in every log. A version
+// 1 grant (from before redeemers were named) is redeemable at its inviter
+// only; its redemptions already in a log stay valid whoever made them.
+// To join, the joiner connects to a redeemer, which sends a random challenge
 // (16 to 64 bytes); the joiner answers with the grant and
 // Invite.Prove(joiner, redeemer, name, challenge); the redeemer calls
 // Log.Redeem, which appends a redeem entry carrying grant, challenge and
@@ -94,7 +101,8 @@
 //
 // Log: "MWLOG" 0x01, see logMagic in codec.go. Entry body and signature,
 // see entry.body; signatures are over "meshwork/membership/v1\x00" + body.
-// Grant: leading version byte 0x01, see grantVersion; signed over
+// Grant: leading version byte 0x02 (0x01 without redeemers, still
+// decoded), see grantVersion; signed over
 // "meshwork/invite/v1\x00" + grant without its signature. Proof: invite
 // key's signature over "meshwork/invite-proof/v1\x00", mesh, joiner,
 // redeemer, name and challenge (length-prefixed). Invite code: "meshinv1"
@@ -104,7 +112,8 @@
 // input, so each value has one encoding. Prefixes are permanent; a
 // change of format gets a new version.
 //
-// Version history: 1 — first version.
+// Version history: 1 — first version. Grant 2 — names its redeemers
+// (log and code formats unchanged: a log or code holds either grant).
 //
 // # Errors
 //

@@ -81,6 +81,11 @@ func FuzzInviteGrant(f *testing.F) {
 		b, err := inv.Grant.MarshalBinary()
 		must(f, err)
 		f.Add(b)
+		v1 := inv.Grant.clone() // a version 1 grant, as codes made before redeemers were named
+		v1.Redeemers = nil
+		b, err = v1.MarshalBinary()
+		must(f, err)
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var g InviteGrant

@@ -24,16 +24,29 @@ const (
 	checksumDomain = "meshwork/invite-code/v1\x00"  // invite code checksum
 )
 
-// grantVersion is the first byte of an encoded grant.
+// grantVersion is the first byte of an encoded grant naming its
+// redeemers; grantVersion1 the first byte of one that does not.
 //
-// Grant format, version 1:
+// Grant format, version 2 (every grant made now):
+//
+//	grant = 0x02 mesh:[32] inviter:bytes naddrs:uvarint addr:bytes*n
+//	        nredeemers:uvarint(1..4) redeemer:bytes*n
+//	        role:u8 expires:uvarint(unix seconds) pubkey:[32] sig:bytes
+//
+// Version 1 (grants made before redeemers were named; still decoded, and
+// still valid inside logs) is the same without nredeemers and redeemer:
 //
 //	grant = 0x01 mesh:[32] inviter:bytes naddrs:uvarint addr:bytes*n
 //	        role:u8 expires:uvarint(unix seconds) pubkey:[32] sig:bytes
 //
 // sig is the inviter's signature over grantDomain followed by every byte
-// before sig.
-const grantVersion = 1
+// before sig. Redeemers are distinct Ed25519 peer IDs, in the order the
+// inviter chose; only they may redeem the invite (InviteGrant.MayRedeem),
+// so that two members can never both welcome a device with one code.
+const (
+	grantVersion  = 2
+	grantVersion1 = 1
+)
 
 // invitePrefix starts an invite code; the digit is the code format version.
 //
@@ -55,7 +68,39 @@ func (g *InviteGrant) clone() InviteGrant {
 	c.Addrs = slices.Clone(g.Addrs)
 	c.PubKey = bytes.Clone(g.PubKey)
 	c.Sig = bytes.Clone(g.Sig)
+	c.Redeemers = slices.Clone(g.Redeemers)
 	return c
+}
+
+// MayRedeem reports whether device id may redeem the invite now: one of
+// its named redeemers, or, for a version 1 grant (none named), its inviter.
+func (g *InviteGrant) MayRedeem(id peer.ID) bool {
+	if len(g.Redeemers) == 0 {
+		return id == g.Inviter
+	}
+	return slices.Contains(g.Redeemers, id)
+}
+
+// redeemersText names the devices that may redeem g, for messages.
+func (g *InviteGrant) redeemersText() string {
+	ids := g.Redeemers
+	if len(ids) == 0 {
+		ids = []peer.ID{g.Inviter}
+	}
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(id.String())
+	}
+	return b.String()
+}
+
+// notRedeemer is the error for a redemption at a device g does not name.
+func (g *InviteGrant) notRedeemer(at peer.ID) error {
+	return fmt.Errorf("invite %s can only be redeemed at %s, not at %s: %w: %w",
+		g.ID(), g.redeemersText(), at, ErrNotRedeemer, ErrUnauthorized)
 }
 
 // body encodes the grant, without the signature unless withSig.
@@ -71,6 +116,8 @@ func (g *InviteGrant) body(withSig bool) ([]byte, error) {
 		return bad("no mesh")
 	case len(g.Addrs) > maxAddrs:
 		return bad("%d addresses, limit %d", len(g.Addrs), maxAddrs)
+	case len(g.Redeemers) > maxRedeemers:
+		return bad("%d redeemers, limit %d", len(g.Redeemers), maxRedeemers)
 	case roleRank(g.Role) == 0:
 		return bad("bad role %q", g.Role)
 	case g.Expires.Unix() < 0 || g.Expires.Nanosecond() != 0:
@@ -80,8 +127,20 @@ func (g *InviteGrant) body(withSig bool) ([]byte, error) {
 	case withSig && len(g.Sig) != sigLen:
 		return bad("signature of %d bytes", len(g.Sig))
 	}
+	for i, r := range g.Redeemers {
+		if _, err := edPublicKey(r); err != nil {
+			return nil, fmt.Errorf("invite grant: redeemer %d: %w", i, err)
+		}
+		if slices.Contains(g.Redeemers[:i], r) {
+			return bad("redeemer %s named twice", r)
+		}
+	}
 	w := encoder{}
-	w.byte(grantVersion)
+	if len(g.Redeemers) == 0 {
+		w.byte(grantVersion1)
+	} else {
+		w.byte(grantVersion)
+	}
 	w.id(g.Mesh)
 	w.bytes([]byte(g.Inviter))
 	w.uvarint(uint64(len(g.Addrs)))
@@ -91,6 +150,12 @@ func (g *InviteGrant) body(withSig bool) ([]byte, error) {
 			return bad("address of %d bytes", len(b))
 		}
 		w.bytes(b)
+	}
+	if len(g.Redeemers) > 0 {
+		w.uvarint(uint64(len(g.Redeemers)))
+		for _, r := range g.Redeemers {
+			w.bytes([]byte(r))
+		}
 	}
 	w.byte(roleCode(g.Role))
 	w.uvarint(uint64(g.Expires.Unix()))
@@ -108,7 +173,8 @@ func (g *InviteGrant) MarshalBinary() ([]byte, error) { return g.body(true) }
 // format, not the signature (see Verify); non-canonical input is refused.
 func (g *InviteGrant) UnmarshalBinary(b []byte) error {
 	r := decoder{b: b, short: ErrMalformed, what: "invite grant"}
-	if v := r.byte("version"); r.err == nil && v != grantVersion {
+	v := r.byte("version")
+	if r.err == nil && v != grantVersion && v != grantVersion1 {
 		return fmt.Errorf("invite grant: unsupported version %d: %w", v, ErrMalformed)
 	}
 	var n InviteGrant
@@ -125,6 +191,13 @@ func (g *InviteGrant) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("invite grant: address %d: %v: %w", i, err, ErrMalformed)
 		}
 		n.Addrs = append(n.Addrs, a)
+	}
+	var redeemers [][]byte
+	if v == grantVersion {
+		nr := r.count(maxRedeemers, "redeemer count")
+		for i := 0; i < nr && r.err == nil; i++ {
+			redeemers = append(redeemers, r.bytes(maxPeerIDLen, "redeemer"))
+		}
 	}
 	if rc := r.byte("role"); int(rc) < len(roleCodes) {
 		n.Role = roleCodes[rc]
@@ -145,6 +218,13 @@ func (g *InviteGrant) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("invite grant: inviter: %w", err)
 	}
 	n.Inviter = id
+	for i, rb := range redeemers {
+		rid, _, err := parsePeerID(rb)
+		if err != nil {
+			return fmt.Errorf("invite grant: redeemer %d: %w", i, err)
+		}
+		n.Redeemers = append(n.Redeemers, rid)
+	}
 	again, err := n.MarshalBinary()
 	if err != nil {
 		return err
@@ -207,9 +287,10 @@ func (inv *Invite) Prove(joiner, redeemer peer.ID, name string, challenge []byte
 // NewInvite makes a single-use invite to join as role until now+ttl
 // (rounded up to a second), naming addrs where the mesh can be reached.
 // key's device must be an owner or admin and cannot grant a role above
-// its own. The log is not changed: an invite leaves no trace until it is
-// redeemed.
-func (l *Log) NewInvite(key crypto.PrivKey, role Role, ttl time.Duration, addrs []ma.Multiaddr, now time.Time) (*Invite, error) {
+// its own. Only the redeemers (current members, at most 4) may redeem it;
+// none given means key's device itself. The log is not changed: an invite
+// leaves no trace until it is redeemed.
+func (l *Log) NewInvite(key crypto.PrivKey, role Role, ttl time.Duration, addrs []ma.Multiaddr, now time.Time, redeemers ...peer.ID) (*Invite, error) {
 	inviter, err := deviceID(key)
 	if err != nil {
 		return nil, fmt.Errorf("new invite: %w", err)
@@ -226,6 +307,14 @@ func (l *Log) NewInvite(key crypto.PrivKey, role Role, ttl time.Duration, addrs 
 	if ttl <= 0 {
 		return nil, fmt.Errorf("new invite: ttl %v is not positive: %w", ttl, ErrMalformed)
 	}
+	if len(redeemers) == 0 {
+		redeemers = []peer.ID{inviter}
+	}
+	for _, r := range redeemers {
+		if _, err := l.st.active(r); err != nil {
+			return nil, fmt.Errorf("new invite: redeemer: %w", err)
+		}
+	}
 	exp := now.Add(ttl)
 	sec := exp.Unix()
 	if exp.Nanosecond() != 0 {
@@ -237,7 +326,7 @@ func (l *Log) NewInvite(key crypto.PrivKey, role Role, ttl time.Duration, addrs 
 	}
 	inv := &Invite{secret: priv.Seed(), Grant: InviteGrant{
 		Mesh: l.mesh, Inviter: inviter, Addrs: slices.Clone(addrs), Role: role,
-		Expires: time.Unix(sec, 0).UTC(), PubKey: pub,
+		Expires: time.Unix(sec, 0).UTC(), PubKey: pub, Redeemers: slices.Clone(redeemers),
 	}}
 	body, err := inv.Grant.body(false)
 	if err != nil {
@@ -320,7 +409,8 @@ func ParseInviteCode(code string) (*Invite, error) {
 
 // Redeem adds joiner as name on the authority of invite g, signed by key:
 // the redeemer, any current member, which sent challenge to the joiner
-// and received proof (see Invite.Prove). The entry carries g, challenge
+// and received proof (see Invite.Prove), and which g names as a redeemer
+// (ErrNotRedeemer with ErrUnauthorized otherwise). The entry carries g, challenge
 // and proof, so every device re-verifies it; the invite secret is never
 // needed. Errors: ErrWrongMesh, ErrInviteForged, ErrUnauthorized (inviter
 // no longer owner/admin, or key's device not a member), ErrInviteExpired,
@@ -339,6 +429,9 @@ func (l *Log) Redeem(key crypto.PrivKey, g *InviteGrant, joiner peer.ID, name st
 	}
 	if err := g.Verify(); err != nil {
 		return fail(err)
+	}
+	if !g.MayRedeem(redeemer) {
+		return fail(g.notRedeemer(redeemer))
 	}
 	if _, err := l.st.admin(g.Inviter, g.Role); err != nil {
 		return fail(fmt.Errorf("inviter: %w", err))

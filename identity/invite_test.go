@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -14,7 +15,7 @@ func newInvite(t testing.TB, f *fixture, role Role) *Invite {
 	t.Helper()
 	addr, err := ma.NewMultiaddr("/ip4/192.0.2.1/udp/4001/quic-v1")
 	must(t, err)
-	inv, err := f.log.NewInvite(f.admin.key, role, time.Hour, []ma.Multiaddr{addr}, t0.Add(time.Minute))
+	inv, err := f.log.NewInvite(f.admin.key, role, time.Hour, []ma.Multiaddr{addr}, t0.Add(time.Minute), f.member.id, f.owner.id)
 	must(t, err)
 	return inv
 }
@@ -270,8 +271,87 @@ func TestInviteGrantBinary(t *testing.T) {
 		}
 	}
 	bad := bytes.Clone(b)
-	bad[0] = 2
+	bad[0] = 3
 	if err := g.UnmarshalBinary(bad); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "version") {
-		t.Errorf("version 2: %v", err)
+		t.Errorf("version 3: %v", err)
+	}
+}
+
+// TestInviteRedeemers: only the redeemers a grant names may redeem it (by
+// default its inviter), in Log.Redeem and when a log is decoded; a version
+// 1 grant (no redeemers) still decodes, redeems at its inviter only, and
+// stays valid in a log whoever redeemed it.
+func TestInviteRedeemers(t *testing.T) {
+	f := newFixture(t)
+	later := t0.Add(2 * time.Minute)
+	inv, err := f.log.NewInvite(f.admin.key, RoleMember, time.Hour, nil, t0.Add(time.Minute))
+	must(t, err)
+	if len(inv.Grant.Redeemers) != 1 || inv.Grant.Redeemers[0] != f.admin.id {
+		t.Fatalf("default redeemers %v, want the inviter", inv.Grant.Redeemers)
+	}
+	parsed, err := ParseInviteCode(inv.Code())
+	must(t, err)
+	if len(parsed.Grant.Redeemers) != 1 || parsed.Grant.Redeemers[0] != f.admin.id {
+		t.Fatalf("parsed redeemers %v", parsed.Grant.Redeemers)
+	}
+	j := newDevice(t, 130)
+	l := f.log.Clone()
+	before := l.Encode()
+	err = redeem(l, parsed, f.member, j, "j", later)
+	if !errors.Is(err, ErrNotRedeemer) || !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), f.admin.id.String()) {
+		t.Fatalf("redeemed at a member the invite does not name: %v", err)
+	}
+	if !bytes.Equal(before, l.Encode()) {
+		t.Fatal("a refused redemption changed the log")
+	}
+	must(t, redeem(l, parsed, f.admin, j, "j", later))
+
+	// A member that redeems anyway (its own forged entry) is refused on decode.
+	l = f.log.Clone()
+	good, _ := inv.Prove(j.id, f.member.id, "j", challenge(7))
+	forge(t, l, f.member.key, &entry{kind: kindRedeem, subject: j.id, name: "j", role: RoleMember,
+		redeem: &redemption{grant: inv.Grant.clone(), challenge: challenge(7), proof: good}}, later)
+	if _, err := DecodeLog(l.Encode()); !errors.Is(err, ErrNotRedeemer) {
+		t.Fatalf("redemption at an unnamed member on decode: %v", err)
+	}
+
+	if _, err := f.log.NewInvite(f.admin.key, RoleMember, time.Hour, nil, t0, newDevice(t, 131).id); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("a stranger named as redeemer: %v", err)
+	}
+
+	// Version 1: the same grant without redeemers, signed again.
+	v1 := inv.Grant.clone()
+	v1.Redeemers = nil
+	body, err := v1.body(false)
+	must(t, err)
+	if body[0] != grantVersion1 {
+		t.Fatalf("grant without redeemers encodes as version %d", body[0])
+	}
+	v1.Sig, err = f.admin.key.Sign(append([]byte(grantDomain), body...))
+	must(t, err)
+	enc, err := v1.MarshalBinary()
+	must(t, err)
+	var dec InviteGrant
+	must(t, dec.UnmarshalBinary(enc))
+	must(t, dec.Verify())
+	if dec.MayRedeem(f.member.id) || !dec.MayRedeem(f.admin.id) {
+		t.Fatal("a version 1 grant is redeemable at its inviter only")
+	}
+	// A version 1 redemption at another member, as logs hold from before, stays valid.
+	l = f.log.Clone()
+	forge(t, l, f.member.key, &entry{kind: kindRedeem, subject: j.id, name: "j", role: RoleMember,
+		redeem: &redemption{grant: dec, challenge: challenge(7), proof: good}}, later)
+	old, err := DecodeLog(l.Encode())
+	must(t, err)
+	if !old.IsMember(j.id) {
+		t.Fatal("a version 1 redemption in a log no longer counts")
+	}
+	// Two redeemers named, duplicates and too many refused.
+	for _, rs := range [][]peer.ID{{f.owner.id, f.owner.id}, {f.owner.id, f.admin.id, f.member.id, j.id, newDevice(t, 132).id}} {
+		g := inv.Grant.clone()
+		g.Redeemers = rs
+		if _, err := g.MarshalBinary(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("redeemers %v encoded: %v", rs, err)
+		}
 	}
 }

@@ -77,6 +77,9 @@ func (s *state) check(e *entry, strict bool) error {
 			return fmt.Errorf("redeemer: %w: %w", err, ErrUnauthorized)
 		}
 		g := &e.redeem.grant
+		if len(g.Redeemers) > 0 && !g.MayRedeem(e.author) {
+			return g.notRedeemer(e.author) // version 1 grants: any member, as they were redeemed
+		}
 		if _, err := s.admin(g.Inviter, g.Role); err != nil {
 			return fmt.Errorf("invite: %w", err)
 		}

@@ -99,6 +99,9 @@ type InviteResponse struct {
 	Role    string    `json:"role"`
 	Expires time.Time `json:"expires"`
 	QR      string    `json:"qr_png,omitempty"` // HTTP API only: a data: URL of the code as a QR code
+	// Redeemer is the name of the only device that redeems the code (this
+	// device, or the storage peer it is connected to; see ProtoInvite).
+	Redeemer string `json:"redeemer,omitempty"`
 }
 
 type apiServer struct {
@@ -286,6 +289,9 @@ func (a *apiServer) makeInvite(w http.ResponseWriter, r *http.Request, withQR bo
 	}
 	out := InviteResponse{
 		Code: a.n.inviteCode(inv.Code(), req.Storage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
+	}
+	for _, r := range inv.Grant.Redeemers {
+		out.Redeemer = a.n.deviceName(r)
 	}
 	if withQR {
 		if c, err := qr.Encode(out.Code, qr.L); err == nil {

@@ -6,6 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +22,17 @@ import (
 )
 
 // ProtoInvite lets a device that is not yet a member redeem an invite at
-// any member (the inviter, another admin, or an always-on storage member).
-// It is the only /meshwork/ protocol open to non-members.
+// the one member its grant names as redeemer: the inviter, or, for a code
+// made while the inviter is connected to a storage peer (whose addresses
+// the code then carries so that it can be redeemed while the inviter is
+// offline), that storage peer. Any other member refuses it ("not
+// redeemable at this device"), so two members can never both welcome a
+// device with one code. A code made before grants named redeemers
+// (identity grant version 1) is redeemable at its inviter only. It is the
+// only /meshwork/ protocol open to non-members.
 //
-// Version history: 1.0.0 — first version.
+// Version history: 1.0.0 — first version. The grant inside hello may be
+// version 2 (names redeemers); the messages are unchanged.
 //
 // Messages (one wire frame each; J = joining device, R = redeemer):
 //
@@ -59,17 +70,39 @@ func (n *Node) NewInvite(role identity.Role, ttl time.Duration) (*identity.Invit
 	if n.mlog == nil {
 		return nil, errNoMesh
 	}
-	inv, err := n.mlog.NewInvite(n.key, role, ttl, n.inviteAddrs(), time.Now())
+	redeemer, addrs := n.inviteRedeemerLocked()
+	inv, err := n.mlog.NewInvite(n.key, role, ttl, addrs, time.Now(), redeemer)
 	if err != nil {
 		return nil, fmt.Errorf("create invite: %w", err)
 	}
 	return inv, nil
 }
 
-// inviteAddrs are the dialable addresses put into a code: public ones
-// first, then LAN, then loopback (so a demo on one machine works), plus
-// relay circuit addresses, at most maxInviteAddrs.
-func (n *Node) inviteAddrs() []ma.Multiaddr {
+// inviteRedeemerLocked picks the one member that may redeem a new code
+// (see ProtoInvite) and the addresses to put into it. n.mu is held.
+func (n *Node) inviteRedeemerLocked() (peer.ID, []ma.Multiaddr) {
+	sp := n.storagePeerAddrsLocked()
+	if len(sp) == 0 {
+		return n.id, n.inviteAddrs(nil)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(sp[0])
+	if err != nil {
+		return n.id, n.inviteAddrs(nil)
+	}
+	var mine []ma.Multiaddr
+	for _, a := range sp {
+		if id, err := peer.IDFromP2PAddr(a); err == nil && id == ai.ID {
+			mine = append(mine, a)
+		}
+	}
+	return ai.ID, n.inviteAddrs(mine)
+}
+
+// inviteAddrs are the dialable addresses put into a code: the storage
+// peer's that redeems it (sp, with /p2p/ID, up to 2 slots), then this
+// device's public ones, then LAN, then loopback (so a demo on one machine
+// works), plus relay circuit addresses, at most maxInviteAddrs.
+func (n *Node) inviteAddrs(sp []ma.Multiaddr) []ma.Multiaddr {
 	var public, private, loop []ma.Multiaddr
 	for _, a := range n.host.Addrs() {
 		switch {
@@ -84,9 +117,6 @@ func (n *Node) inviteAddrs() []ma.Multiaddr {
 		}
 	}
 	all := append(append(public, private...), loop...)
-	// The online storage peers' addresses, so that the code can be
-	// redeemed while this device is offline (up to 2 slots).
-	sp := n.storagePeerAddrsLocked()
 	keep := maxInviteAddrs - min(len(sp), 2)
 	if len(all) > keep {
 		all = all[:keep]
@@ -94,75 +124,148 @@ func (n *Node) inviteAddrs() []ma.Multiaddr {
 	return append(all, sp[:min(len(sp), maxInviteAddrs-len(all))]...)
 }
 
+// handleInvite serves one redemption (open to non-members by design). A
+// panic is recovered, logged at ERROR with the peer, protocol and stack,
+// and the stream reset.
 func (n *Node) handleInvite(s network.Stream) {
-	defer s.Close()
 	joiner := s.Conn().RemotePeer()
-	_ = s.SetDeadline(time.Now().Add(inviteTimeout))
 	log := n.log.With("joiner", joiner.String())
-	r := bufio.NewReader(s)
-	refuse := func(reason string) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("invite handler panicked", "peer", joiner.String(), "protocol", ProtoInvite, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.Reset()
+		}
+	}()
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(inviteTimeout))
+	if err := serveInvite(s, joiner, nodeInviteHost{n}, log); err != nil {
+		s.Reset()
+	}
+}
+
+// inviteHost is what serving a redemption needs of a node, so that the
+// handler can run (and be fuzzed) without a daemon.
+type inviteHost interface {
+	// inviteSelf returns the mesh this device belongs to and its ID (ok
+	// false when it belongs to none).
+	inviteSelf() (mesh identity.MeshID, self peer.ID, ok bool)
+	// redeemInvite redeems and commits, returning the encoded log.
+	redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error)
+	// joined reports a device that joined.
+	joined(joiner peer.ID, name string, role identity.Role)
+}
+
+type nodeInviteHost struct{ n *Node }
+
+func (h nodeInviteHost) inviteSelf() (identity.MeshID, peer.ID, bool) {
+	l := h.n.membership()
+	if l == nil {
+		return identity.MeshID{}, h.n.id, false
+	}
+	return l.MeshID(), h.n.id, true
+}
+
+func (h nodeInviteHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error) {
+	n := h.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return nil, errNoMesh
+	}
+	if err := n.mlog.Redeem(n.key, g, joiner, name, challenge, proof, time.Now()); err != nil {
+		return nil, err
+	}
+	if err := n.commitLocked(); err != nil {
+		return nil, err
+	}
+	return n.mlog.Encode(), nil
+}
+
+func (h nodeInviteHost) joined(joiner peer.ID, name string, role identity.Role) {
+	h.n.news("joined", joiner, fmt.Sprintf("device %s joined as %s", name, role))
+}
+
+// serveInvite runs the redeemer's side of ProtoInvite on rw for joiner.
+// Every frame is bounded (maxInviteFrame) before it is read, and so is
+// every field inside it. A non-nil error means the stream must be reset
+// (nothing, or not a whole answer, was sent).
+func serveInvite(rw io.ReadWriter, joiner peer.ID, h inviteHost, log *slog.Logger) error {
+	r := bufio.NewReader(rw)
+	refuse := func(reason string) error {
 		log.Info("refused invite", "reason", reason)
-		_ = wire.WriteFrame(s, msgRefused, []byte(reason))
+		return wire.WriteFrame(rw, msgRefused, []byte(reason))
 	}
 	typ, payload, err := wire.ReadFrame(r, maxInviteFrame)
-	if err != nil || typ != msgHello {
-		s.Reset()
-		return
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	if typ != msgHello {
+		return fmt.Errorf("read hello: message type %d", typ)
 	}
 	grantBytes, rest, err := wire.ReadBytes(payload)
 	if err != nil {
-		refuse("malformed hello")
-		return
+		return refuse("malformed hello")
 	}
 	nameBytes, _, err := wire.ReadBytes(rest)
 	if err != nil || len(nameBytes) == 0 || len(nameBytes) > maxNameLen {
-		refuse(fmt.Sprintf("device name must be 1 to %d bytes", maxNameLen))
-		return
+		return refuse(fmt.Sprintf("device name must be 1 to %d bytes", maxNameLen))
 	}
 	var grant identity.InviteGrant
 	if err := grant.UnmarshalBinary(grantBytes); err != nil {
-		refuse("malformed invite: " + err.Error())
-		return
+		return refuse("malformed invite: " + err.Error())
 	}
-	if l := n.membership(); l == nil || l.MeshID() != grant.Mesh {
-		refuse("this device is not a member of the invite's mesh")
-		return
+	mesh, self, ok := h.inviteSelf()
+	if !ok || mesh != grant.Mesh {
+		return refuse("this device is not a member of the invite's mesh")
+	}
+	if !grant.MayRedeem(self) {
+		return refuse(fmt.Sprintf("%s: invite %s can only be redeemed at %s (so that it is redeemed exactly once), not at %s",
+			identity.ErrNotRedeemer, grant.ID(), redeemersOf(&grant), self))
 	}
 	if grant.Expired(time.Now()) {
-		refuse(fmt.Sprintf("invite expired at %s", grant.Expires.UTC().Format(time.RFC3339)))
-		return
+		return refuse(fmt.Sprintf("invite expired at %s", grant.Expires.UTC().Format(time.RFC3339)))
 	}
 	challenge := make([]byte, 32)
 	if _, err := rand.Read(challenge); err != nil {
-		s.Reset()
-		return
+		return err
 	}
-	if err := wire.WriteFrame(s, msgChallenge, challenge); err != nil {
-		return
+	if err := wire.WriteFrame(rw, msgChallenge, challenge); err != nil {
+		return err
 	}
 	typ, proof, err := wire.ReadFrame(r, maxInviteFrame)
-	if err != nil || typ != msgProof {
-		s.Reset()
-		return
-	}
-	n.mu.Lock()
-	err = n.mlog.Redeem(n.key, &grant, joiner, string(nameBytes), challenge, proof, time.Now())
-	if err == nil {
-		err = n.commitLocked()
-	}
-	var logBytes []byte
-	if err == nil {
-		logBytes = n.mlog.Encode()
-	}
-	n.mu.Unlock()
 	if err != nil {
-		refuse(err.Error())
-		return
+		return fmt.Errorf("read proof: %w", err)
+	}
+	if typ != msgProof {
+		return fmt.Errorf("read proof: message type %d", typ)
+	}
+	logBytes, err := h.redeemInvite(&grant, joiner, string(nameBytes), challenge, proof)
+	if err != nil {
+		return refuse(err.Error())
 	}
 	log.Info("device joined with an invite", "name", string(nameBytes), "role", grant.Role)
-	n.news("joined", joiner, fmt.Sprintf("device %s joined as %s", nameBytes, grant.Role))
-	_ = wire.WriteFrame(s, msgWelcome, logBytes)
-	_ = s.CloseWrite()
+	h.joined(joiner, string(nameBytes), grant.Role)
+	if err := wire.WriteFrame(rw, msgWelcome, logBytes); err != nil {
+		return err
+	}
+	if cw, ok := rw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	return nil
+}
+
+// redeemersOf names the devices that may redeem g (its inviter for a
+// version 1 grant).
+func redeemersOf(g *identity.InviteGrant) string {
+	ids := g.Redeemers
+	if len(ids) == 0 {
+		ids = []peer.ID{g.Inviter}
+	}
+	var out []string
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return strings.Join(out, ", ")
 }
 
 // Join redeems an invite code and makes this device a member of its mesh.
@@ -194,13 +297,19 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil && !isRelayed(a) {
 			id, rest = ai.ID, ai.Addrs[0]
 		}
+		if !g.MayRedeem(id) {
+			continue // only the redeemers the invite names can redeem it
+		}
 		if _, seen := targets[id]; !seen {
 			order = append(order, id)
 		}
 		targets[id] = append(targets[id], rest)
 	}
 	if len(order) == 0 {
-		order = []peer.ID{g.Inviter}
+		order = append(order, g.Redeemers...)
+		if len(order) == 0 {
+			order = []peer.ID{g.Inviter}
+		}
 	}
 	n.awaitHolePunch(ctx)
 	// Reach every redeemer at once and redeem at the first reached: an
@@ -253,6 +362,18 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 
 type refusedError string
 
+// clipReason bounds a refusal reason from the network for display: at most
+// 1 KiB, printable.
+func clipReason(b []byte) string {
+	s := strings.ToValidUTF8(string(b[:min(len(b), 1024)]), "?")
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 func (e refusedError) Error() string { return "refused: " + string(e) }
 
 func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrInfo, name string) (identity.MeshID, error) {
@@ -282,7 +403,7 @@ func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrI
 		return identity.MeshID{}, fmt.Errorf("read challenge: %w", err)
 	}
 	if typ == msgRefused {
-		return identity.MeshID{}, refusedError(payload)
+		return identity.MeshID{}, refusedError(clipReason(payload))
 	}
 	if typ != msgChallenge || len(payload) != 32 {
 		return identity.MeshID{}, fmt.Errorf("unexpected message type %d", typ)
@@ -299,7 +420,7 @@ func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrI
 		return identity.MeshID{}, fmt.Errorf("read welcome: %w", err)
 	}
 	if typ == msgRefused {
-		return identity.MeshID{}, refusedError(payload)
+		return identity.MeshID{}, refusedError(clipReason(payload))
 	}
 	if typ != msgWelcome {
 		return identity.MeshID{}, fmt.Errorf("unexpected message type %d", typ)

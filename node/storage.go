@@ -101,7 +101,11 @@ import (
 // fit makes room by deleting the manifests of strictly older files the
 // storage peer holds, oldest first (the storage peer deletes the chunks no
 // remaining manifest lists), and is skipped if that is not enough, so a
-// full storage peer holds the newest files that fit, whole. A device only
+// full storage peer holds the newest files that fit, whole. The storage
+// peer deletes a manifest only for the device that uploaded it (it notes
+// the uploader) or a mesh owner or admin, so a device makes room only
+// with the manifests it may delete (its own, or any if it is an admin),
+// and a member cannot wipe what others stored. A device only
 // drops files of folders it syncs. The content of files no longer in any of
 // its folders (deleted or replaced) that it uploaded itself (noted in badger
 // under node/storage/uploaded/) is dropped first; until room is needed it
@@ -211,10 +215,27 @@ func (n *Node) openStorage() error {
 	if err != nil {
 		return err
 	}
+	srv.SetAdmin(n.isMeshAdmin)
 	n.st.srv = srv
 	u := srv.Usage()
 	n.log.Info("storage peer", "store", name, "quota", n.cfg.Quota, "used", u.Used, "chunks", u.Chunks)
 	return nil
+}
+
+// isMeshAdmin reports whether device (a peer ID's text form) is a current
+// owner or admin of the mesh: it may delete any manifest on the vault.
+func (n *Node) isMeshAdmin(device string) bool {
+	id, err := peer.Decode(device)
+	if err != nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mlog == nil {
+		return false
+	}
+	m, ok := n.mlog.Lookup(id)
+	return ok && !m.Revoked && m.Role.CanAdmin()
 }
 
 func (n *Node) registerStorage() {

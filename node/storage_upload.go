@@ -73,9 +73,15 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 		return
 	}
 	held := map[string]bool{}
+	uploader := map[string]string{}
 	for _, r := range recs {
 		held[r.Name] = true
+		uploader[r.Name] = r.Uploader
 	}
+	// The storage peer deletes only what this device uploaded, unless it is
+	// a mesh owner or admin: make room only with those.
+	admin := n.isMeshAdmin(n.id.String())
+	mayDrop := func(name string) bool { return admin || uploader[name] == n.id.String() }
 	usage, err := n.st.cl.Usage(ctx, p)
 	if err != nil {
 		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
@@ -95,7 +101,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			continue
 		}
 		tried[f.name] = true
-		if left >= 0 && !n.mightFit(ctx, p, files, i, held, left, &orphans) {
+		if left >= 0 && !n.mightFit(ctx, p, files, i, held, mayDrop, left, &orphans) {
 			continue // not even dropping every older file would make room: not sealed for nothing
 		}
 		plan, ok, err := n.planUpload(ctx, p, f)
@@ -114,6 +120,9 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 				if plan.need <= left {
 					break
 				}
+				if !mayDrop(name) {
+					continue
+				}
 				freed, err := n.st.cl.DeleteManifest(ctx, p, name)
 				if err != nil {
 					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
@@ -127,7 +136,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			}
 			for j := len(files) - 1; j > i && plan.need > left; j-- {
 				g := files[j]
-				if !held[g.name] || !g.mtime.Before(f.mtime) {
+				if !held[g.name] || !g.mtime.Before(f.mtime) || !mayDrop(g.name) {
 					continue
 				}
 				freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
@@ -216,7 +225,7 @@ func sealedBound(size int64) int64 {
 // dropping every strictly older file the peer holds and the orphans,
 // without sealing anything: a full storage peer does not cost a re-seal of
 // every file that does not fit on every pass. It errs towards true.
-func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, left int64, orphans *[]string) bool {
+func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, mayDrop func(string) bool, left int64, orphans *[]string) bool {
 	f := files[i]
 	m, err := n.blobStore.Manifest(ctx, f.ref)
 	if err != nil {
@@ -234,7 +243,7 @@ func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i 
 	}
 	room := left
 	for _, g := range files[i+1:] {
-		if held[g.name] && g.mtime.Before(f.mtime) {
+		if held[g.name] && g.mtime.Before(f.mtime) && mayDrop(g.name) {
 			room += sealedBound(g.ref.Size)
 		}
 	}

@@ -83,6 +83,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(stderr, "invite for a %s of mesh %s, valid until %s, usable once:\n", out.Role, out.MeshID, out.Expires.Local().Format("2006-01-02 15:04 MST"))
+			if out.Redeemer != "" {
+				fmt.Fprintf(stderr, "redeemed only at %s, which must be online when the new device joins\n", out.Redeemer)
+			}
 			fmt.Fprintf(stderr, "on the new device run: mesh join CODE --name NAME\n")
 			if qr {
 				qrterminal.GenerateWithConfig(out.Code, qrterminal.Config{

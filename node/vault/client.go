@@ -39,7 +39,7 @@ func (c Client) call(ctx context.Context, p peer.ID, op byte, payload []byte) ([
 		return nil, err
 	}
 	_ = st.CloseWrite()
-	typ, out, err := wire.ReadFrame(bufio.NewReader(st), maxFrame)
+	typ, out, err := wire.ReadFrame(bufio.NewReader(st), answerLimit(op))
 	if err != nil {
 		return nil, fmt.Errorf("read vault answer from %s: %w", p.ShortString(), err)
 	}
@@ -53,6 +53,18 @@ func (c Client) call(ctx context.Context, p peer.ID, op byte, payload []byte) ([
 	default:
 		return nil, fmt.Errorf("storage peer %s refused (status %#x): %s", p.ShortString(), typ, out)
 	}
+}
+
+// answerLimit bounds the answer to op before it is read: a storage peer
+// cannot make a device allocate more than the largest valid answer.
+func answerLimit(op byte) int {
+	switch op {
+	case OpGetRecord, OpList:
+		return maxFrame
+	case OpGetChunk:
+		return MaxChunk
+	}
+	return maxSmallAnswer // statuses, reasons, OpHave, OpUsage, OpDelete
 }
 
 // PutRecord stores a record.

@@ -49,6 +49,47 @@
 // is how devices make room for newer files (node/storage.go). Object records
 // cannot be deleted.
 //
+// Who may delete: the vault notes, per manifest record, its uploader (the
+// device whose stream put it). OpDelete is served only for that device or a
+// current owner or admin of the mesh (Server.SetAdmin; the daemon answers
+// from its membership log), else REFUSED naming the uploader. Folder roles
+// are not used: folder definitions reach the vault only sealed, and
+// manifest names do not say which folder they belong to, so the closest rule
+// the vault can judge is "uploader or mesh admin". A manifest stored before
+// uploaders were noted has none: only an admin may delete it. A put of a
+// manifest name another device uploaded is answered OK and changes nothing
+// (the name, a keyed hash of the blob reference, says the content is the
+// same), so a member can neither replace nor take over another's manifest;
+// the uploader itself may replace its record. The quota is enforced by the
+// vault itself (a chunk that does not fit is refused); making room is left
+// to the devices, each with what it may delete.
+//
+// OpList answers every record under the prefix to any member, with its
+// uploader for manifests (RecordInfo.Uploader, omitted when not known; an
+// addition that older clients ignore). A member with folder role "none" can
+// thus list manifest names and sizes of folders it cannot read: the names
+// are keyed hashes it cannot link to a file without the folder's key, and
+// every member holds the mesh content key anyway (see node/storage.go), so
+// the listing tells it nothing the sealed records would not.
+//
+// # Bounds
+//
+// A request frame is bounded by the largest request (MaxRecord + MaxName +
+// 16) before it is read (node/internal/wire.ReadFrame); each field is then
+// checked against its own limit (MaxName, MaxRecord, MaxHave, MaxChunk).
+// The client bounds each answer by what its request can legitimately get
+// back (a record, a chunk, or 64 KiB). Reasons are clipped to 1 KiB. The
+// stream handler recovers a panic, logs it at ERROR with the peer, protocol
+// and stack, and resets the stream.
+//
+// # Store format
+//
+// In the daemon's badger under a prefix P: P 'r' name → record value
+// (unchanged since 1.0.0); P 'k' chunk ID[32] manifest name → "" (the
+// manifest lists the chunk); P 'u' manifest name → uploader record, version
+// 1: 0x01 followed by the uploader's peer ID text form (added with
+// uploaders; absent for manifests stored before, which still decode).
+//
 // # What it must never do
 //
 // It must never hold or ask for a key that opens what it stores, never store

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +57,9 @@ const (
 	// MaxName bounds a record name.
 	MaxName  = 512
 	maxFrame = MaxRecord + MaxName + 16
-	timeout  = 2 * time.Minute
+	// maxSmallAnswer bounds the answers that carry no record or chunk.
+	maxSmallAnswer = 64 << 10
+	timeout        = 2 * time.Minute
 )
 
 // RecordInfo is one element of an OpList answer.
@@ -63,6 +67,10 @@ type RecordInfo struct {
 	Name string `json:"name"`
 	Hash string `json:"hash"` // hex BLAKE3 of the stored value
 	Size int    `json:"size"`
+	// Uploader is the device that put a manifest record (its peer ID text
+	// form); empty for object records and for manifests stored before the
+	// vault noted uploaders.
+	Uploader string `json:"uploader,omitempty"`
 }
 
 // Usage is the vault's occupation (OpUsage, and mesh storage on the peer).
@@ -83,7 +91,8 @@ type Server struct {
 	beName string
 	quota  int64
 	log    *slog.Logger
-	putMu  sync.Mutex // one chunk Put at a time: the quota check and the write are one step
+	admin  func(device string) bool // may delete any manifest; nil: nobody
+	putMu  sync.Mutex               // one chunk Put at a time: the quota check and the write are one step
 	mu     sync.Mutex
 	used   int64
 	chunks int64
@@ -106,6 +115,13 @@ func NewServer(ctx context.Context, db *badger.DB, prefix []byte, be Backend, ba
 	return s, nil
 }
 
+// SetAdmin sets who may delete any manifest besides its uploader: the
+// mesh's owners and admins (device is a peer ID's text form). Call it
+// before serving.
+func (s *Server) SetAdmin(admin func(device string) bool) { s.admin = admin }
+
+func (s *Server) isAdmin(device string) bool { return s.admin != nil && s.admin(device) }
+
 // Usage reports the quota and what is held.
 func (s *Server) Usage() Usage {
 	s.mu.Lock()
@@ -124,6 +140,45 @@ func (s *Server) Usage() Usage {
 
 func (s *Server) recKey(name string) []byte {
 	return append(append(append([]byte{}, s.prefix...), 'r'), name...)
+}
+
+// upKey: P 'u' manifest record name → uploader record (see doc.go, "Store
+// format").
+func (s *Server) upKey(name string) []byte {
+	return append(append(append([]byte{}, s.prefix...), 'u'), name...)
+}
+
+// uploaderVersion is the first byte of an uploader record:
+// 0x01 device ID (text form).
+const uploaderVersion = 1
+
+func encodeUploader(device string) []byte { return append([]byte{uploaderVersion}, device...) }
+
+func decodeUploader(b []byte) string {
+	if len(b) < 2 || b[0] != uploaderVersion {
+		return "" // unknown: treated as a manifest from before uploaders were noted
+	}
+	return string(b[1:])
+}
+
+// uploader returns who put manifest name ("" if not noted) and whether
+// the record exists.
+func (s *Server) uploader(txn *badger.Txn, name string) (string, bool, error) {
+	if _, err := txn.Get(s.recKey(name)); errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, err
+	}
+	it, err := txn.Get(s.upKey(name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", true, err
+	}
+	var up string
+	err = it.Value(func(v []byte) error { up = decodeUploader(v); return nil })
+	return up, true, err
 }
 
 // ValidName checks a record name and whether writer may write it:
@@ -152,32 +207,59 @@ func ValidName(name, writer string) error {
 	return nil
 }
 
-// Handle serves one request on st, from an already authorised member.
+// Handle serves one request on st, from an already authorised member. A
+// panic is recovered, logged at ERROR with the peer, protocol and stack,
+// and the stream reset.
 func (s *Server) Handle(st network.Stream) {
+	remote := st.Conn().RemotePeer()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("vault: handler panicked", "peer", remote.String(), "protocol", Proto, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			st.Reset()
+		}
+	}()
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(timeout))
-	remote := st.Conn().RemotePeer()
-	log := s.log.With("peer", remote.ShortString())
-	typ, p, err := wire.ReadFrame(bufio.NewReader(st), maxFrame)
-	if err != nil {
-		log.Debug("vault: bad request frame", "err", err)
+	if err := s.HandleRW(st, remote.String()); err != nil {
 		st.Reset()
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	status, out := s.serve(ctx, remote.String(), typ, p)
-	if status != StatusOK {
-		log.Debug("vault: request not served", "op", typ, "status", status, "reason", string(out))
-	}
-	if err := wire.WriteFrame(st, byte(status), out); err != nil {
-		log.Debug("vault: write answer", "err", err)
 	}
 }
 
-func fail(status int, format string, a ...any) (int, []byte) {
-	return status, []byte(fmt.Sprintf(format, a...))
+// HandleRW serves one request read from rw, from device (a member's peer
+// ID text form), and writes the answer. The request frame is bounded by
+// the largest request (a record, MaxRecord) before it is read; every field
+// inside is checked against its own limit. A non-nil error means no answer
+// was written and the stream must be reset.
+func (s *Server) HandleRW(rw io.ReadWriter, device string) error {
+	log := s.log.With("peer", device)
+	typ, p, err := wire.ReadFrame(bufio.NewReader(rw), maxFrame)
+	if err != nil {
+		log.Debug("vault: bad request frame", "err", err)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	status, out := s.serve(ctx, device, typ, p)
+	if status != StatusOK {
+		log.Debug("vault: request not served", "op", typ, "status", status, "reason", string(out))
+	}
+	if err := wire.WriteFrame(rw, byte(status), out); err != nil {
+		log.Debug("vault: write answer", "err", err)
+	}
+	return nil
 }
+
+// fail answers status with a reason, clipped to maxReason bytes (a reason
+// may quote a hostile request).
+func fail(status int, format string, a ...any) (int, []byte) {
+	b := []byte(fmt.Sprintf(format, a...))
+	if len(b) > maxReason {
+		b = append(b[:maxReason-3:maxReason-3], "..."...)
+	}
+	return status, b
+}
+
+const maxReason = 1024
 
 func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (int, []byte) {
 	switch typ {
@@ -192,12 +274,15 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 		if len(val) == 0 || len(val) > MaxRecord {
 			return fail(StatusBad, "put record %q: %d bytes (1 to %d)", name, len(val), MaxRecord)
 		}
-		return s.putRecord(ctx, string(name), val)
+		return s.putRecord(ctx, writer, string(name), val)
 	case OpDelete:
 		if err := ValidName(string(p), ""); err != nil || !strings.HasPrefix(string(p), "man/") {
 			return fail(StatusRefused, "delete %q: only manifest records (man/) can be deleted", p)
 		}
-		freed, err := s.deleteManifest(ctx, string(p))
+		freed, err := s.deleteManifest(ctx, string(p), writer)
+		if errors.Is(err, errNotYours) {
+			return fail(StatusRefused, "delete %q: %v", p, err)
+		}
 		if err != nil {
 			return fail(StatusInternal, "delete %q: %v", p, err)
 		}
@@ -232,13 +317,19 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
 			defer it.Close()
 			for it.Rewind(); it.Valid(); it.Next() {
+				name := string(it.Item().Key()[len(s.prefix)+1:])
 				err := it.Item().Value(func(v []byte) error {
 					h := blake3.Sum256(v)
-					out = append(out, RecordInfo{Name: string(it.Item().Key()[len(s.prefix)+1:]), Hash: hex.EncodeToString(h[:]), Size: len(v)})
+					out = append(out, RecordInfo{Name: name, Hash: hex.EncodeToString(h[:]), Size: len(v)})
 					return nil
 				})
 				if err != nil {
 					return err
+				}
+				if strings.HasPrefix(name, "man/") {
+					if up, err := txn.Get(s.upKey(name)); err == nil {
+						_ = up.Value(func(v []byte) error { out[len(out)-1].Uploader = decodeUploader(v); return nil })
+					}
 				}
 			}
 			return nil
@@ -295,9 +386,13 @@ func (s *Server) refKey(id blobs.ChunkID, name string) []byte {
 	return append(append(append(append([]byte{}, s.prefix...), 'k'), id[:]...), name...)
 }
 
-// putRecord stores a record. A manifest record must be a sealed manifest
-// whose chunks are all held; its chunks are then referenced by it.
-func (s *Server) putRecord(ctx context.Context, name string, val []byte) (int, []byte) {
+// putRecord stores a record from writer. A manifest record must be a
+// sealed manifest whose chunks are all held; its chunks are then
+// referenced by it, and writer is noted as its uploader. A manifest
+// record another device put (or one from before uploaders were noted) is
+// kept as it is: the put is answered OK, since the name (a keyed hash of
+// the blob reference) says the content is the same.
+func (s *Server) putRecord(ctx context.Context, writer, name string, val []byte) (int, []byte) {
 	var refs []crypt.CipherRef
 	if strings.HasPrefix(name, "man/") {
 		var err error
@@ -316,7 +411,28 @@ func (s *Server) putRecord(ctx context.Context, name string, val []byte) (int, [
 			}
 		}
 	}
+	kept := false
+	var replaced []crypt.CipherRef
 	err := s.db.Update(func(txn *badger.Txn) error {
+		if strings.HasPrefix(name, "man/") {
+			up, exists, err := s.uploader(txn, name)
+			if err != nil {
+				return err
+			}
+			if exists && up != writer {
+				kept = true
+				return nil
+			}
+		}
+		if strings.HasPrefix(name, "man/") {
+			var err error
+			if replaced, err = s.dropRefs(txn, name); err != nil { // the uploader replaces its manifest
+				return err
+			}
+			if err := txn.Set(s.upKey(name), encodeUploader(writer)); err != nil {
+				return err
+			}
+		}
 		for _, r := range refs {
 			if err := txn.Set(s.refKey(r.ID, name), nil); err != nil {
 				return err
@@ -327,20 +443,64 @@ func (s *Server) putRecord(ctx context.Context, name string, val []byte) (int, [
 	if err != nil {
 		return fail(StatusInternal, "put record %q: %v", name, err)
 	}
+	if kept {
+		s.log.Debug("vault: manifest already held from another device, kept", "name", name, "writer", writer)
+	}
+	if _, err := s.freeUnreferenced(ctx, replaced); err != nil {
+		s.log.Warn("vault: free the chunks of a replaced manifest", "name", name, "err", err)
+	}
 	return StatusOK, nil
 }
 
-// deleteManifest deletes a manifest record and the chunks no other
-// manifest lists; it returns the bytes freed.
-func (s *Server) deleteManifest(ctx context.Context, name string) (int64, error) {
+// dropRefs deletes the chunk references of the manifest record name holds
+// now, if any, and returns them (to free what no manifest lists after).
+func (s *Server) dropRefs(txn *badger.Txn, name string) ([]crypt.CipherRef, error) {
+	it, err := txn.Get(s.recKey(name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	val, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := crypt.CipherChunks(val)
+	if err != nil {
+		return nil, nil
+	}
+	for _, r := range refs {
+		if err := txn.Delete(s.refKey(r.ID, name)); err != nil {
+			return nil, err
+		}
+	}
+	return refs, nil
+}
+
+// errNotYours: a delete of a manifest the deleter did not upload.
+var errNotYours = errors.New("only the device that uploaded it or a mesh owner or admin may delete it")
+
+// deleteManifest deletes, for deleter, a manifest record and the chunks
+// no other manifest lists; it returns the bytes freed. Only the manifest's
+// uploader or a mesh admin (SetAdmin) may delete it, and only an admin one
+// whose uploader is not noted (errNotYours otherwise).
+func (s *Server) deleteManifest(ctx context.Context, name, deleter string) (int64, error) {
 	s.putMu.Lock()
 	defer s.putMu.Unlock()
 	var refs []crypt.CipherRef
 	err := s.db.Update(func(txn *badger.Txn) error {
-		it, err := txn.Get(s.recKey(name))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
+		up, exists, err := s.uploader(txn, name)
+		if err != nil || !exists {
+			return err
 		}
+		if up != deleter && !s.isAdmin(deleter) {
+			if up == "" {
+				return fmt.Errorf("uploader not known (stored before uploaders were noted): %w", errNotYours)
+			}
+			return fmt.Errorf("uploaded by %s: %w", up, errNotYours)
+		}
+		it, err := txn.Get(s.recKey(name))
 		if err != nil {
 			return err
 		}
@@ -356,11 +516,20 @@ func (s *Server) deleteManifest(ctx context.Context, name string) (int64, error)
 				return err
 			}
 		}
+		if err := txn.Delete(s.upKey(name)); err != nil {
+			return err
+		}
 		return txn.Delete(s.recKey(name))
 	})
 	if err != nil {
 		return 0, err
 	}
+	return s.freeUnreferenced(ctx, refs)
+}
+
+// freeUnreferenced deletes the chunks of refs no manifest lists any more,
+// returning the bytes freed. s.putMu is held.
+func (s *Server) freeUnreferenced(ctx context.Context, refs []crypt.CipherRef) (int64, error) {
 	var freed int64
 	done := map[blobs.ChunkID]bool{}
 	for _, r := range refs {

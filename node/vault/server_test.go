@@ -93,7 +93,7 @@ var testKey = crypt.FolderKey{1, 2, 3}
 
 // sealedManifest seals chunks (uploading them with upload) and returns
 // their sealed manifest.
-func sealedManifest(t *testing.T, s *Server, chunks [][]byte, upload bool) []byte {
+func sealedManifest(t testing.TB, s *Server, chunks [][]byte, upload bool) []byte {
 	t.Helper()
 	var m crypt.Manifest
 	for _, c := range chunks {
@@ -229,4 +229,69 @@ func FuzzServe(f *testing.F) {
 			t.Fatalf("over quota: %+v", u)
 		}
 	})
+}
+
+// TestDeleteOnlyByUploader: a manifest is deleted only by the device that
+// uploaded it or a mesh admin; another device's put of the same name keeps
+// the uploader's record; a manifest stored before uploaders were noted is
+// deleted by an admin only; the listing names the uploader.
+func TestDeleteOnlyByUploader(t *testing.T) {
+	s, _ := newServer(t, 0)
+	s.SetAdmin(func(d string) bool { return d == "admin" })
+	ctx := context.Background()
+	name := "man/" + strings.Repeat("cd", 32)
+	sm := sealedManifest(t, s, [][]byte{[]byte("owner's chunk")}, true)
+	if st, msg := s.serve(ctx, "devA", OpPutRecord, append(wire.AppendBytes(nil, []byte(name)), sm...)); st != StatusOK {
+		t.Fatalf("put by devA: %#x %s", st, msg)
+	}
+	before := s.Usage()
+	st, msg := s.serve(ctx, "devB", OpDelete, []byte(name))
+	if st != StatusRefused || !strings.Contains(string(msg), "devA") {
+		t.Fatalf("delete by devB: %#x %s", st, msg)
+	}
+	other := sealedManifest(t, s, [][]byte{[]byte("hostile chunk")}, true)
+	if st, msg := s.serve(ctx, "devB", OpPutRecord, append(wire.AppendBytes(nil, []byte(name)), other...)); st != StatusOK {
+		t.Fatalf("put of a held name by devB: %#x %s", st, msg)
+	}
+	if st, got := s.serve(ctx, "devB", OpGetRecord, []byte(name)); st != StatusOK || !bytes.Equal(got, sm) {
+		t.Fatalf("devB replaced devA's manifest: %#x", st)
+	}
+	st, list := s.serve(ctx, "devB", OpList, []byte("man/"))
+	var infos []RecordInfo
+	if st != StatusOK || json.Unmarshal(list, &infos) != nil || len(infos) != 1 || infos[0].Uploader != "devA" {
+		t.Fatalf("list: %#x %s", st, list)
+	}
+	if u := s.Usage(); u.Records != before.Records {
+		t.Fatalf("usage %+v, before %+v", u, before)
+	}
+	if st, _ := s.serve(ctx, "devA", OpDelete, []byte(name)); st != StatusOK {
+		t.Fatalf("delete by its uploader: %#x", st)
+	}
+	if st, _ := s.serve(ctx, "x", OpGetRecord, []byte(name)); st != StatusNotFound {
+		t.Fatalf("deleted manifest still there: %#x", st)
+	}
+
+	// Put again by devA: an admin may delete it.
+	sm = sealedManifest(t, s, [][]byte{[]byte("owner's chunk")}, true)
+	if st, _ := s.serve(ctx, "devA", OpPutRecord, append(wire.AppendBytes(nil, []byte(name)), sm...)); st != StatusOK {
+		t.Fatal(st)
+	}
+	if st, msg := s.serve(ctx, "admin", OpDelete, []byte(name)); st != StatusOK {
+		t.Fatalf("delete by an admin: %#x %s", st, msg)
+	}
+
+	// A manifest stored before uploaders were noted (no uploader record).
+	sm = sealedManifest(t, s, [][]byte{[]byte("owner's chunk")}, true)
+	if st, _ := s.serve(ctx, "devA", OpPutRecord, append(wire.AppendBytes(nil, []byte(name)), sm...)); st != StatusOK {
+		t.Fatal(st)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(s.upKey(name)) }); err != nil {
+		t.Fatal(err)
+	}
+	if st, msg := s.serve(ctx, "devA", OpDelete, []byte(name)); st != StatusRefused || !strings.Contains(string(msg), "not known") {
+		t.Fatalf("delete of an old manifest by a non-admin: %#x %s", st, msg)
+	}
+	if st, _ := s.serve(ctx, "admin", OpDelete, []byte(name)); st != StatusOK {
+		t.Fatalf("delete of an old manifest by an admin: %#x", st)
+	}
 }
