@@ -87,12 +87,14 @@ type Stats struct {
 	ChangesReceived  int64 // items received in CHANGES frames
 	ItemsChanged     int64 // received items that changed a replica
 	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew)
+	Panics           int64 // sessions that panicked (logged, stream reset)
 }
 
 type counters struct {
 	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
 	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
 	changesReceived, itemsChanged, itemsRefused                    atomic.Int64
+	panics                                                         atomic.Int64 // recovered in sessions
 }
 
 // replica is an object held by the engine. mu serialises the changes that
@@ -362,6 +364,7 @@ func (e *Engine) Stats() Stats {
 		ChangesReceived:  e.c.changesReceived.Load(),
 		ItemsChanged:     e.c.itemsChanged.Load(),
 		ItemsRefused:     e.c.itemsRefused.Load(),
+		Panics:           e.c.panics.Load(),
 	}
 }
 
