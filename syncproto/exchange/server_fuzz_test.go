@@ -38,7 +38,7 @@ type fuzzStream struct {
 	written int
 }
 
-func (s *fuzzStream) Write(p []byte) (int, error)       { s.written += len(p); return len(p), nil }
+func (s *fuzzStream) Write(p []byte) (int, error)      { s.written += len(p); return len(p), nil }
 func (s *fuzzStream) SetReadDeadline(time.Time) error  { return nil }
 func (s *fuzzStream) SetWriteDeadline(time.Time) error { return nil }
 func (s *fuzzStream) Close() error                     { return nil }
