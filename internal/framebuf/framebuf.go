@@ -1,21 +1,26 @@
-// Package framebuf reads the payload of a length-prefixed frame into a
-// buffer that grows as its bytes arrive, with the memory reserved in a
-// libp2p resource manager scope.
+// Package framebuf reads the payload of a length-prefixed frame as its
+// bytes arrive, with the memory reserved in a libp2p resource manager scope.
 //
 // A frame header is a claim, not a fact: a peer that announces 8 MiB and
-// sends one byte must cost one chunk, not 8 MiB. Read therefore starts with
-// at most Step bytes and doubles the buffer as it fills, up to the
-// declared length. Every growth is reserved first in the scope (the
-// stream's, so that the resource manager's stream, protocol, peer and
-// system limits all apply), at low priority: frames are the first thing
-// refused when memory is short, before the muxers' windows. A refused
-// reservation fails the read with ErrMemory; the caller resets the stream.
+// sends one byte must cost one chunk, not 8 MiB. Read therefore reads a
+// long payload into chunks of Step bytes, reserving each in the scope
+// before it is filled (the stream's scope, so that the resource manager's
+// stream, protocol, peer and system limits all apply), at low priority:
+// frames are the first thing refused when memory is short, before the
+// muxers' windows. A refused reservation fails the read with ErrMemory;
+// the caller resets the stream. Once the last byte is in, the chunks are
+// copied into one buffer of the payload's size (for a moment the frame
+// takes twice its size; the reservation counts it once) and go back to a
+// pool, so that the chunks of frames that never complete (a hostile peer's
+// half-sent frames) are reused rather than left as garbage: the memory a
+// peer can make this process allocate is about what the limits reserve.
 package framebuf
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -65,46 +70,68 @@ func (b *Buffer) Release() {
 	b.B, b.reserved = nil, 0
 }
 
-// Read reads exactly n bytes from r into a new buffer that grows as the
-// bytes arrive, reserving its capacity in scope (nil: no accounting). On
-// error nothing stays reserved. A short read is io.ErrUnexpectedEOF.
+// chunks holds the chunks of a long payload.
+var chunks = sync.Pool{New: func() any { b := make([]byte, Step); return &b }}
+
+// Read reads exactly n bytes from r as they arrive, reserving them in
+// scope (nil: no accounting). On error nothing stays reserved. A short
+// read is io.ErrUnexpectedEOF.
 func Read(r io.Reader, n int, scope Scope) (Buffer, error) {
 	b := Buffer{scope: scope}
 	if n < 0 {
 		return b, fmt.Errorf("read frame payload: negative length %d", n)
 	}
-	grow := func(size int) error {
+	reserve := func(k int) error {
 		if scope != nil {
-			if err := scope.ReserveMemory(size-cap(b.B), Priority); err != nil {
-				return fmt.Errorf("read frame payload of %d bytes: %d bytes held: %w: %w", n, cap(b.B), ErrMemory, err)
+			if err := scope.ReserveMemory(k, Priority); err != nil {
+				return fmt.Errorf("read frame payload of %d bytes: %d bytes held: %w: %w", n, b.reserved, ErrMemory, err)
 			}
-			b.reserved += size - cap(b.B)
+			b.reserved += k
 		}
-		nb := make([]byte, len(b.B), size)
-		copy(nb, b.B)
-		b.B = nb
 		return nil
 	}
-	if err := grow(min(n, Step)); err != nil {
-		return Buffer{}, err
+	fail := func(got int, err error) (Buffer, error) {
+		b.Release()
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		if errors.Is(err, ErrMemory) {
+			return Buffer{}, err
+		}
+		return Buffer{}, fmt.Errorf("read frame payload: %d of %d bytes: %w", got, n, err)
 	}
-	for len(b.B) < n {
-		if len(b.B) == cap(b.B) {
-			if err := grow(min(n, 2*cap(b.B))); err != nil {
-				b.Release()
-				return Buffer{}, err
-			}
+	if n <= Step {
+		if err := reserve(n); err != nil {
+			return fail(0, err)
 		}
-		k, err := r.Read(b.B[len(b.B):cap(b.B)])
-		b.B = b.B[:len(b.B)+k]
-		if err != nil && len(b.B) < n {
-			got := len(b.B)
-			b.Release()
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return Buffer{}, fmt.Errorf("read frame payload: %d of %d bytes: %w", got, n, err)
+		b.B = make([]byte, n)
+		if k, err := io.ReadFull(r, b.B); err != nil {
+			return fail(k, err)
 		}
+		return b, nil
+	}
+	var parts []*[]byte
+	defer func() {
+		for _, c := range parts {
+			chunks.Put(c)
+		}
+	}()
+	for got := 0; got < n; {
+		k := min(Step, n-got)
+		if err := reserve(k); err != nil {
+			return fail(got, err)
+		}
+		c := chunks.Get().(*[]byte)
+		parts = append(parts, c)
+		m, err := io.ReadFull(r, (*c)[:k])
+		got += m
+		if err != nil {
+			return fail(got, err)
+		}
+	}
+	b.B = make([]byte, 0, n)
+	for i, c := range parts {
+		b.B = append(b.B, (*c)[:min(Step, n-i*Step)]...)
 	}
 	return b, nil
 }

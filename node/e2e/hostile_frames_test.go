@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ func TestHostileHalfFrames(t *testing.T) {
 	defer cancel()
 	if err := h.Connect(ctx, ai); err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range h.Network().ConnsToPeer(ai.ID) {
+		t.Logf("hostile connection over %s", c.RemoteMultiaddr())
 	}
 	base := fsMemory(t, a)
 	fsResetPeak(t, a)
@@ -137,7 +141,7 @@ func fsHalfFrames(ctx context.Context, t *testing.T, h host.Host, p peer.ID, pro
 			s, err := h.NewStream(ctx, p, proto)
 			if err != nil {
 				mu.Lock()
-				errs[fmt.Sprintf("open: %v", err)]++
+				errs[fsDigits.ReplaceAllString(fmt.Sprintf("open: %v", err), "N")]++
 				mu.Unlock()
 				return
 			}
@@ -153,7 +157,7 @@ func fsHalfFrames(ctx context.Context, t *testing.T, h host.Host, p peer.ID, pro
 				k := min(left, len(chunk))
 				if _, err := s.Write(chunk[:k]); err != nil {
 					mu.Lock()
-					errs[fmt.Sprintf("write: %v", err)]++
+					errs[fsDigits.ReplaceAllString(fmt.Sprintf("write: %v", err), "N")]++
 					mu.Unlock()
 					break
 				}
@@ -171,6 +175,8 @@ func fsHalfFrames(ctx context.Context, t *testing.T, h host.Host, p peer.ID, pro
 	}
 	return streams, sent
 }
+
+var fsDigits = regexp.MustCompile(`stream \d+`)
 
 type fsMem struct{ rss, hwm int64 }
 
