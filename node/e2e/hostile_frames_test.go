@@ -36,8 +36,15 @@ const (
 // sending all of it but its last byte, then the same on the membership
 // protocol, and holds them open. The victim's resident memory may rise by
 // at most 64 MiB over its baseline (its peak, VmHWM, reset at the
-// baseline); it keeps running and still syncs a change afterwards.
+// baseline); it keeps running and still syncs a change afterwards. Over
+// QUIC and over TCP (yamux), which buffer differently.
 func TestHostileHalfFrames(t *testing.T) {
+	for _, transport := range []string{"quic-v1", "tcp"} {
+		t.Run(transport, func(t *testing.T) { fsHalfFramesOver(t, transport) })
+	}
+}
+
+func fsHalfFramesOver(t *testing.T, transport string) {
 	a, b := startDaemon(t, "a"), startDaemon(t, "b")
 	joinPair(t, a, b)
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
@@ -47,6 +54,15 @@ func TestHostileHalfFrames(t *testing.T) {
 	b.mesh("folder", "join", "docs", dirB)
 	b.mesh("wait", "docs", "--timeout", "60s")
 	ai := addrInfo(t, a)
+	addrs := ai.Addrs[:0]
+	for _, m := range ai.Addrs {
+		if strings.Contains(m.String(), "/"+transport) {
+			addrs = append(addrs, m)
+		}
+	}
+	if ai.Addrs = addrs; len(addrs) == 0 {
+		t.Fatalf("victim has no %s address", transport)
+	}
 	b.stop() // from here on, bravo's key speaks through the hostile program
 
 	key, _, err := identity.LoadOrCreateKey(node.KeyPath(b.home))
