@@ -168,7 +168,7 @@ func (n *Node) handleMembership(s network.Stream) {
 // reachable from the wire) is logged with the peer, the protocol and the
 // stack, and the stream is reset; the daemon keeps running. It must be
 // deferred directly.
-func recoverStream(log *slog.Logger, from peer.ID, proto string, s network.Stream) {
+func recoverStream(log *slog.Logger, from peer.ID, proto string, s interface{ Reset() error }) {
 	v := recover()
 	if v == nil {
 		return

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +143,30 @@ func TestMembershipServerSeeds(t *testing.T) {
 	}
 	if _, err := verifyPeerRecord(msg.records[1]); err == nil {
 		t.Fatal("a record signed by another key was accepted")
+	}
+}
+
+type fsResetter struct{ reset bool }
+
+func (r *fsResetter) Reset() error { r.reset = true; return nil }
+
+// A panic in a stream handler is logged at ERROR with the peer, the
+// protocol and the stack, and the stream is reset.
+func TestRecoverStream(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	id, _ := peer.IDFromPrivateKey(fsKey(t, 1))
+	st := &fsResetter{}
+	func() {
+		defer recoverStream(log, id, ProtoMembership, st)
+		panic("boom")
+	}()
+	for _, want := range []string{"level=ERROR", "peer=" + id.String(), "protocol=" + ProtoMembership, "panic=boom", "membership_fuzz_test.go"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !st.reset {
+		t.Error("stream not reset")
 	}
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -36,13 +37,14 @@ type fuzzStream struct {
 	io.Reader
 	sc      *fuzzScope
 	written int
+	reset   bool
 }
 
 func (s *fuzzStream) Write(p []byte) (int, error)      { s.written += len(p); return len(p), nil }
 func (s *fuzzStream) SetReadDeadline(time.Time) error  { return nil }
 func (s *fuzzStream) SetWriteDeadline(time.Time) error { return nil }
 func (s *fuzzStream) Close() error                     { return nil }
-func (s *fuzzStream) Reset() error                     { return nil }
+func (s *fuzzStream) Reset() error                     { s.reset = true; return nil }
 func (s *fuzzStream) Scope() network.StreamScope       { return s.sc }
 
 type fuzzMembers struct{}
@@ -170,5 +172,26 @@ func TestSyncServerSeedApplies(t *testing.T) {
 	}
 	if st.sc.used != 0 || st.sc.peak == 0 {
 		t.Fatalf("frame memory: %d still reserved, peak %d", st.sc.used, st.sc.peak)
+	}
+}
+
+// A panic in a session is recovered: counted, the stream reset, and the
+// initiator's call fails with ErrProtocol.
+func TestSessionPanicRecovered(t *testing.T) {
+	mn := mocknet.New()
+	defer mn.Close()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(h, Config{Members: fuzzMembers{}}, nil)
+	defer e.Close()
+	st := &fuzzStream{Reader: bytes.NewReader(nil), sc: &fuzzScope{}}
+	err = func() (err error) {
+		defer e.recoverStream(h.ID(), st, "initiator", &err)
+		panic("boom")
+	}()
+	if !errors.Is(err, ErrProtocol) || e.Stats().Panics != 1 || !st.reset {
+		t.Fatalf("err %v, panics %d, reset %v", err, e.Stats().Panics, st.reset)
 	}
 }
