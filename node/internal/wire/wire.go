@@ -7,9 +7,9 @@
 //	[]byte   payload
 //
 // The decoder never allocates more than the bound the caller passes, and
-// only as the bytes arrive (the buffer starts at 64 KiB and doubles up to
-// the declared length), so a peer cannot make us allocate from an
-// untrusted length: a half-sent frame costs what was sent. A Reader on a
+// only as the bytes arrive (in 64 KiB chunks, internal/framebuf), so a
+// peer cannot make us allocate from an untrusted length: a half-sent frame
+// costs what was sent. A Reader on a
 // libp2p stream also reserves that memory in the stream's resource scope
 // (at low priority), so the resource manager's per-stream, per-protocol,
 // per-peer and system limits hold; a refused reservation is ErrMemory and
