@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
@@ -19,12 +20,29 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/node/internal/tlsbatch"
+	"github.com/meshwork/meshwork/node/tunnel"
+	"github.com/meshwork/meshwork/node/vault"
+	"github.com/meshwork/meshwork/syncproto/exchange"
 )
 
 // resourceLimits are the explicit limits of the resource manager. A personal
 // mesh has few peers, so connection counts are modest; streams and memory
-// are generous enough for parallel chunk transfers and tunnels.
+// are generous enough for parallel chunk transfers and tunnels, and bounded
+// per protocol per peer so that one member (a lost or compromised device)
+// can hold only so much of this device.
+//
+// Frames of Meshwork's framed protocols reserve their memory in the stream's
+// scope as their bytes arrive, at low priority (internal/framebuf): a scope
+// then holds at most 40 % of its memory limit in frames. So a peer's sync
+// streams hold at most 19 MiB of frames (two 8 MiB frames, one each way,
+// at once), its membership and invite streams 9.6 MiB each (one 8 MiB
+// state); a stream that needs more is reset. Stream counts per peer: 16 sync
+// sessions (the engine runs one each way at a time), 4 membership and invite
+// streams, 32 vault requests, 128 blob fetches (each fetch uses one stream
+// per peer, and 16 stay pooled) and 256 tunnelled connections (one stream
+// each).
 func resourceLimits() rcmgr.ConcreteLimitConfig {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
@@ -50,16 +68,30 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 		// Per peer: room for stale connections. A device killed without a
 		// clean close leaves its QUIC connections here until their idle
 		// timeout; with 8 inbound a device restarted 8 times in a row was
-		// refused (connection code 0x1001, resource limit exceeded).
+		// refused (connection code 0x1001, resource limit exceeded). The
+		// memory is mostly yamux receive windows (256 KiB reserved per
+		// stream, growing to 16 MiB for a fast one).
 		PeerDefault: rcmgr.ResourceLimits{
 			Conns:           96,
 			ConnsInbound:    64,
 			ConnsOutbound:   32,
-			Streams:         2048,
-			StreamsInbound:  1024,
-			StreamsOutbound: 1024,
+			Streams:         1024,
+			StreamsInbound:  512,
+			StreamsOutbound: 512,
 			Memory:          512 << 20,
 		},
+		ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{
+			exchange.ProtocolID: {Streams: 32, StreamsInbound: 16, StreamsOutbound: 16, Memory: 48 << 20},
+			ProtoMembership:     {Streams: 8, StreamsInbound: 4, StreamsOutbound: 4, Memory: 24 << 20},
+			ProtoInvite:         {Streams: 8, StreamsInbound: 4, StreamsOutbound: 4, Memory: 24 << 20},
+			vault.Proto:         {Streams: 64, StreamsInbound: 32, StreamsOutbound: 32, Memory: 96 << 20},
+			transfer.ProtocolID: {Streams: 256, StreamsInbound: 128, StreamsOutbound: 128},
+			tunnel.ProtocolID:   {Streams: 512, StreamsInbound: 256, StreamsOutbound: 256},
+		},
+		// A stream's own limit only has to let the largest frame through
+		// (a vault record of 32 MiB at 40 %); the protocol-peer limits
+		// above are the bounds.
+		Stream: rcmgr.ResourceLimits{Memory: 96 << 20},
 	}
 	return partial.Build(scaling.AutoScale())
 }

@@ -1,10 +1,12 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -35,6 +37,11 @@ import (
 // before merging it; entries it already holds are ignored (merge is
 // idempotent). A receiver whose log grew pushes it onward, so updates
 // spread to members that never meet the author.
+//
+// Limits: a state frame is at most 8 MiB, read as its bytes arrive with the
+// memory reserved in the stream's resource scope (node/internal/wire); the
+// whole exchange must finish within 10 s; the resource manager allows a
+// peer a few membership streams at a time (resourceLimits).
 const ProtoMembership = "/meshwork/membership/1.0.0"
 
 const (
@@ -122,50 +129,89 @@ func (n *Node) pushState(ctx context.Context, to peer.ID) error {
 	if err := s.CloseWrite(); err != nil {
 		return fmt.Errorf("push membership to %s: %w", to.ShortString(), err)
 	}
-	typ, reply, err := wire.ReadFrame(bufio.NewReader(s), maxStateSize)
-	if err != nil || typ != msgState {
-		return fmt.Errorf("membership reply from %s: type %d: %v", to.ShortString(), typ, err)
+	rd := wire.NewReader(s)
+	defer rd.Release()
+	msg, log, err := readState(rd)
+	if err != nil {
+		s.Reset()
+		return fmt.Errorf("membership reply from %s: %w", to.ShortString(), err)
 	}
-	return n.processState(reply, to)
+	return n.processState(msg, log, to)
 }
 
 func (n *Node) handleMembership(s network.Stream) {
-	defer s.Close()
 	from := s.Conn().RemotePeer()
+	defer recoverStream(n.log, from, ProtoMembership, s)
+	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(pushTimeout))
-	typ, payload, err := wire.ReadFrame(bufio.NewReader(s), maxStateSize)
-	if err != nil || typ != msgState {
-		n.log.Warn("bad membership message", "peer", from.String(), "type", typ, "err", err)
+	rd := wire.NewReader(s)
+	defer rd.Release()
+	msg, log, err := readState(rd)
+	if err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, wire.ErrMemory) {
+			level = slog.LevelError
+		}
+		n.log.Log(context.Background(), level, "bad membership message", "peer", from.String(), "err", err)
 		s.Reset()
 		return
 	}
 	if reply, ok := n.stateFor(from); ok {
 		_ = wire.WriteFrame(s, msgState, reply)
 	}
-	if err := n.processState(payload, from); err != nil {
+	if err := n.processState(msg, log, from); err != nil {
 		n.log.Warn("refused membership state", "peer", from.String(), "err", err)
 	}
 }
 
-// processState verifies and merges a state message from a member.
-func (n *Node) processState(payload []byte, from peer.ID) error {
+// recoverStream is the backstop of a stream handler: a panic (a bug
+// reachable from the wire) is logged with the peer, the protocol and the
+// stack, and the stream is reset; the daemon keeps running. It must be
+// deferred directly.
+func recoverStream(log *slog.Logger, from peer.ID, proto string, s interface{ Reset() error }) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	log.Error("stream handler panicked", "peer", from.String(), "protocol", proto,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	s.Reset()
+}
+
+// readState reads a state frame and verifies what it can without the
+// node: the message layout and the log's signatures (identity.DecodeLog).
+// The payload's memory stays reserved in rd's stream scope until the
+// caller releases rd.
+func readState(rd *wire.Reader) (stateMsg, *identity.Log, error) {
+	typ, payload, err := rd.ReadFrame(maxStateSize)
+	if err != nil {
+		return stateMsg{}, nil, fmt.Errorf("read membership state: %w", err)
+	}
+	if typ != msgState {
+		return stateMsg{}, nil, fmt.Errorf("membership message of type %d, want %d", typ, msgState)
+	}
 	msg, err := decodeState(payload)
 	if err != nil {
-		return err
+		return stateMsg{}, nil, err
 	}
-	if err := n.mergeLog(msg.log, from); err != nil {
+	l, err := identity.DecodeLog(msg.log)
+	if err != nil {
+		return stateMsg{}, nil, fmt.Errorf("verify membership log: %w", err)
+	}
+	return msg, l, nil
+}
+
+// processState merges a verified state message from a member.
+func (n *Node) processState(msg stateMsg, in *identity.Log, from peer.ID) error {
+	if err := n.mergeLog(in, from); err != nil {
 		return err
 	}
 	n.consumePeerRecords(msg.records)
 	return nil
 }
 
-// mergeLog verifies an incoming log and merges it into ours.
-func (n *Node) mergeLog(data []byte, from peer.ID) error {
-	in, err := identity.DecodeLog(data)
-	if err != nil {
-		return fmt.Errorf("verify log from %s: %w", from.ShortString(), err)
-	}
+// mergeLog merges a verified incoming log into ours.
+func (n *Node) mergeLog(in *identity.Log, from peer.ID) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mlog == nil {
@@ -186,17 +232,16 @@ func (n *Node) mergeLog(data []byte, from peer.ID) error {
 func (n *Node) consumePeerRecords(recs [][]byte) {
 	found := false
 	for _, b := range recs {
-		env, rec, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
+		pr, err := verifyPeerRecord(b)
+		if errors.Is(err, errRecordSigner) {
+			n.log.Warn("peer record signed by another key", "err", err)
+			continue
+		}
 		if err != nil {
 			n.log.Debug("bad peer record", "err", err)
 			continue
 		}
-		pr, ok := rec.(*peer.PeerRecord)
-		if !ok || pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
-			continue
-		}
-		if signer, err := peer.IDFromPublicKey(env.PublicKey); err != nil || signer != pr.PeerID {
-			n.log.Warn("peer record signed by another key", "record_for", pr.PeerID.String())
+		if pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
 			continue
 		}
 		n.keepRecord(pr.PeerID, b)
@@ -208,6 +253,25 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 	if found {
 		n.kickDial()
 	}
+}
+
+var errRecordSigner = errors.New("signed by another key")
+
+// verifyPeerRecord opens a signed peer record envelope and checks that it
+// was signed by the key of the peer it names.
+func verifyPeerRecord(b []byte) (*peer.PeerRecord, error) {
+	env, rec, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
+	if err != nil {
+		return nil, err
+	}
+	pr, ok := rec.(*peer.PeerRecord)
+	if !ok {
+		return nil, fmt.Errorf("envelope holds a %T, not a peer record", rec)
+	}
+	if signer, err := peer.IDFromPublicKey(env.PublicKey); err != nil || signer != pr.PeerID {
+		return nil, fmt.Errorf("record for %s: %w", pr.PeerID, errRecordSigner)
+	}
+	return pr, nil
 }
 
 // pushLoop enforces revocations and pushes our state to every connected

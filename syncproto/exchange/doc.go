@@ -93,6 +93,17 @@
 //	       checked before anything is allocated
 //	payload
 //
+// A payload is read as its bytes arrive (64 KiB chunks, internal/framebuf),
+// its memory reserved in the stream's resource manager scope at low
+// priority while the frame is handled; a refused reservation resets the
+// stream (logged with the peer). So a frame that announces 8 MiB and sends
+// less costs what was sent, and the daemon's resource limits (node/host.go:
+// 16 inbound sync streams per peer, 48 MiB per peer of which frames may
+// take 40 %) bound what one member can make a device hold. Each frame must
+// arrive within Config.IOTimeout (30 s) of the previous one, or the session
+// ends. A panic in a session (a bug) is recovered, logged at ERROR with the
+// peer and the stack, and the stream reset (Stats.Panics).
+//
 // uv is an unsigned LEB128 varint in its shortest form, str a uv length and
 // that many bytes of UTF-8, [16] sixteen bytes. Payloads:
 //

@@ -95,12 +95,14 @@ type Stats struct {
 	ItemsChanged     int64 // received items that changed a replica
 	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew, bad signature)
 	BadSignatures    int64 // of those, refused for a missing or bad version signature
+	Panics           int64 // sessions that panicked (logged, stream reset)
 }
 
 type counters struct {
 	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
 	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
 	changesReceived, itemsChanged, itemsRefused, badSignatures     atomic.Int64
+	panics                                                         atomic.Int64 // recovered in sessions
 }
 
 // replica is an object held by the engine. mu serialises the changes that
@@ -380,6 +382,7 @@ func (e *Engine) Stats() Stats {
 		ItemsChanged:     e.c.itemsChanged.Load(),
 		ItemsRefused:     e.c.itemsRefused.Load(),
 		BadSignatures:    e.c.badSignatures.Load(),
+		Panics:           e.c.panics.Load(),
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/meshwork/meshwork/internal/framebuf"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -24,16 +27,27 @@ const (
 	maxSessionSummary  = 1 << 21 // summary entries of one request
 )
 
+// stream is what a session needs of its network.Stream (a fake one in the
+// fuzz tests).
+type stream interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	Close() error
+	Reset() error
+}
+
 // session is one stream: four half-duplex phases (see doc.go). Only one
 // side writes at a time.
 type session struct {
-	e    *Engine
-	peer peer.ID
-	dev  syncproto.DeviceID
-	st   network.Stream
-	r    *bufio.Reader
-	w    *bufio.Writer
-	log  *slog.Logger
+	e     *Engine
+	peer  peer.ID
+	dev   syncproto.DeviceID
+	st    stream
+	scope framebuf.Scope // the stream's resource scope, for frame memory; nil: none
+	r     *bufio.Reader
+	w     *bufio.Writer
+	log   *slog.Logger
 
 	// Read from the peer.
 	heads     []head
@@ -51,12 +65,13 @@ type asked struct {
 	stopped bool // a change was refused for now (clock skew): ignore the rest
 }
 
-func (e *Engine) newSession(p peer.ID, st network.Stream) *session {
+func (e *Engine) newSession(p peer.ID, st stream) *session {
 	return &session{
 		e:         e,
 		peer:      p,
 		dev:       syncproto.DeviceID(p.String()),
 		st:        st,
+		scope:     framebuf.ScopeOf(st),
 		r:         bufio.NewReaderSize(st, 64<<10),
 		w:         bufio.NewWriterSize(st, 64<<10),
 		log:       e.log.With("peer", p.ShortString()),
@@ -69,7 +84,7 @@ func (e *Engine) newSession(p peer.ID, st network.Stream) *session {
 // initiate runs a session with p as its initiator: it announces ids (those
 // of them shared with p) and, when reply is set, asks p to announce its
 // own objects.
-func (e *Engine) initiate(ctx context.Context, p peer.ID, ids []syncproto.ObjectID, reply bool) error {
+func (e *Engine) initiate(ctx context.Context, p peer.ID, ids []syncproto.ObjectID, reply bool) (err error) {
 	heads := e.heads(p, ids)
 	if len(heads) == 0 && !reply {
 		return nil
@@ -81,6 +96,7 @@ func (e *Engine) initiate(ctx context.Context, p peer.ID, ids []syncproto.Object
 	}
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
+	defer e.recoverStream(p, st, "initiator", &err)
 	s := e.newSession(p, st)
 	err = s.initiate(heads, reply)
 	s.finish(err)
@@ -130,8 +146,32 @@ func (e *Engine) handle(st network.Stream) {
 	e.c.sessionsServed.Add(1)
 	stop := context.AfterFunc(e.ctx, func() { st.Reset() })
 	defer stop()
+	defer e.recoverStream(p, st, "responder", nil)
+	e.serve(p, st)
+}
+
+// serve runs the responder's side of a session on st, from member p.
+func (e *Engine) serve(p peer.ID, st stream) {
 	s := e.newSession(p, st)
 	s.finish(s.respond())
+}
+
+// recoverStream is the backstop of a session's goroutine: a panic (a bug
+// reachable from the wire) is logged with the peer and the stack, the
+// stream is reset, the session fails with ErrProtocol (in *errp, if not
+// nil) and the daemon keeps running. It must be deferred directly.
+func (e *Engine) recoverStream(p peer.ID, st stream, side string, errp *error) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if errp != nil {
+		*errp = fmt.Errorf("session panicked: %v: %w", v, ErrProtocol)
+	}
+	e.c.panics.Add(1)
+	e.log.Error("sync session panicked", "peer", p.String(), "protocol", ProtocolID, "side", side,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	st.Reset()
 }
 
 func (s *session) respond() error {
@@ -166,7 +206,11 @@ func (s *session) finish(err error) {
 		s.st.Close()
 		return
 	}
-	s.log.Debug("sync session failed", "err", err)
+	if errors.Is(err, framebuf.ErrMemory) {
+		s.log.Warn("sync stream reset: frame memory refused", "peer", s.peer.String(), "err", err)
+	} else {
+		s.log.Debug("sync session failed", "err", err)
+	}
 	if errors.Is(err, errFrame) || errors.Is(err, ErrProtocol) {
 		// Closed, not reset: a reset would discard the ERROR frame.
 		if s.write(msgError, errorMsg{Code: codeBadRequest, Text: truncate(err.Error(), maxErrorText)}.encode()) == nil && s.flush() == nil {
@@ -237,62 +281,67 @@ func (s *session) writeAnnounce(heads []head, reply bool) error {
 }
 
 // readPhase reads the peer's frames up to END, accepting the given types.
+// Each frame's memory is reserved in the stream's scope while it is
+// handled. Every frame must arrive within IOTimeout of the previous one
+// (a stall mid-frame ends the session).
 func (s *session) readPhase(allowed ...byte) error {
 	for {
 		s.st.SetReadDeadline(time.Now().Add(s.e.cfg.IOTimeout))
-		typ, p, err := readFrame(s.r)
+		typ, p, err := readFrameIn(s.r, s.scope)
 		if err != nil {
 			return err
 		}
-		switch typ {
-		case msgEnd:
-			if len(s.pending) > 0 {
-				return fmt.Errorf("phase ended inside a request summary: %w", ErrProtocol)
-			}
-			return nil
-		case msgError:
-			m, err := decodeError(p)
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("peer error %d: %q: %w", m.Code, m.Text, ErrRefused)
-		}
-		ok := false
-		for _, a := range allowed {
-			ok = ok || a == typ
-		}
-		if !ok {
-			return fmt.Errorf("unexpected message %#x: %w", typ, ErrProtocol)
-		}
-		switch typ {
-		case msgAnnounce:
-			a, err := decodeAnnounce(p)
-			if err != nil {
-				return err
-			}
-			if len(s.heads)+len(a.Heads) > maxSessionHeads {
-				return fmt.Errorf("more than %d objects announced: %w", maxSessionHeads, ErrProtocol)
-			}
-			s.reply = s.reply || a.Reply
-			s.heads = append(s.heads, a.Heads...)
-		case msgRequest:
-			q, err := decodeRequest(p)
-			if err != nil {
-				return err
-			}
-			if err := s.addRequest(q); err != nil {
-				return err
-			}
-		case msgChanges:
-			c, err := syncproto.DecodeChanges(p)
-			if err != nil {
-				return fmt.Errorf("%w: %w", errFrame, err)
-			}
-			if err := s.apply(c); err != nil {
-				return err
-			}
+		done, err := s.onFrame(typ, p.B, allowed)
+		p.Release()
+		if err != nil || done {
+			return err
 		}
 	}
+}
+
+// onFrame handles one frame of a phase; done at END.
+func (s *session) onFrame(typ byte, p []byte, allowed []byte) (done bool, err error) {
+	switch typ {
+	case msgEnd:
+		if len(s.pending) > 0 {
+			return false, fmt.Errorf("phase ended inside a request summary: %w", ErrProtocol)
+		}
+		return true, nil
+	case msgError:
+		m, err := decodeError(p)
+		if err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("peer error %d: %q: %w", m.Code, m.Text, ErrRefused)
+	}
+	if !slices.Contains(allowed, typ) {
+		return false, fmt.Errorf("unexpected message %#x: %w", typ, ErrProtocol)
+	}
+	switch typ {
+	case msgAnnounce:
+		a, err := decodeAnnounce(p)
+		if err != nil {
+			return false, err
+		}
+		if len(s.heads)+len(a.Heads) > maxSessionHeads {
+			return false, fmt.Errorf("more than %d objects announced: %w", maxSessionHeads, ErrProtocol)
+		}
+		s.reply = s.reply || a.Reply
+		s.heads = append(s.heads, a.Heads...)
+	case msgRequest:
+		q, err := decodeRequest(p)
+		if err != nil {
+			return false, err
+		}
+		return false, s.addRequest(q)
+	case msgChanges:
+		c, err := syncproto.DecodeChanges(p)
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", errFrame, err)
+		}
+		return false, s.apply(c)
+	}
+	return false, nil
 }
 
 func (s *session) addRequest(q request) error {

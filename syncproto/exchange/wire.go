@@ -9,6 +9,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/meshwork/meshwork/internal/framebuf"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -339,24 +340,33 @@ func writeFrame(w *bufio.Writer, typ byte, payload []byte) error {
 	return nil
 }
 
-// readFrame reads one frame. The payload length is checked against
-// MaxFrameSize before anything is allocated; an END frame must be empty.
+// readFrame reads one frame without memory accounting (see readFrameIn).
 func readFrame(r io.Reader) (typ byte, payload []byte, err error) {
+	typ, b, err := readFrameIn(r, nil)
+	return typ, b.B, err
+}
+
+// readFrameIn reads one frame. The payload length is checked against
+// MaxFrameSize before anything is allocated; an END frame must be empty.
+// The payload buffer grows as its bytes arrive, its memory reserved in
+// scope (nil: none) until the caller releases it; a refused reservation
+// is framebuf.ErrMemory.
+func readFrameIn(r io.Reader, scope framebuf.Scope) (typ byte, payload framebuf.Buffer, err error) {
 	var h [frameHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, fmt.Errorf("read frame header: %w", err)
+		return 0, payload, fmt.Errorf("read frame header: %w", err)
 	}
 	typ = h[0]
 	n := binary.BigEndian.Uint32(h[1:])
 	if !slices.Contains([]byte{msgAnnounce, msgRequest, msgChanges, msgEnd, msgError}, typ) {
-		return 0, nil, fmt.Errorf("read frame: unknown type %#x: %w", typ, errFrame)
+		return 0, payload, fmt.Errorf("read frame: unknown type %#x: %w", typ, errFrame)
 	}
 	if n > MaxFrameSize || typ == msgEnd && n != 0 {
-		return 0, nil, fmt.Errorf("read frame %#x: length %d: %w", typ, n, errFrame)
+		return 0, payload, fmt.Errorf("read frame %#x: length %d: %w", typ, n, errFrame)
 	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, nil, fmt.Errorf("read frame %#x of %d bytes: %w", typ, n, err)
+	payload, err = framebuf.Read(r, int(n), scope)
+	if err != nil {
+		return 0, payload, fmt.Errorf("read frame %#x of %d bytes: %w", typ, n, err)
 	}
 	return typ, payload, nil
 }

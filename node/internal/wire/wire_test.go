@@ -3,8 +3,12 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -48,4 +52,67 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("round trip changed frame: %v", err)
 		}
 	})
+}
+
+// limitScope is a stream scope with a memory limit.
+type limitScope struct {
+	network.StreamScope
+	limit, used, peak int
+}
+
+func (s *limitScope) ReserveMemory(n int, _ uint8) error {
+	if s.used+n > s.limit {
+		return errors.New("limit")
+	}
+	s.used += n
+	s.peak = max(s.peak, s.used)
+	return nil
+}
+
+func (s *limitScope) ReleaseMemory(n int) { s.used -= n }
+
+// scopedStream is a reader with a resource scope, as a libp2p stream.
+type scopedStream struct {
+	io.Reader
+	sc *limitScope
+}
+
+func (s scopedStream) Scope() network.StreamScope { return s.sc }
+
+// A Reader on a stream reserves each frame in the stream's scope until the
+// next frame, and refuses a frame the scope cannot hold.
+func TestReaderReserves(t *testing.T) {
+	var buf bytes.Buffer
+	_ = WriteFrame(&buf, 1, make([]byte, 300<<10))
+	_ = WriteFrame(&buf, 2, []byte("small"))
+	_ = WriteFrame(&buf, 3, make([]byte, 2<<20))
+	sc := &limitScope{limit: 1 << 20}
+	r := NewReader(scopedStream{&buf, sc})
+	if typ, p, err := r.ReadFrame(4 << 20); err != nil || typ != 1 || len(p) != 300<<10 || sc.used != 300<<10 {
+		t.Fatalf("first frame: %d %d %v, %d reserved", typ, len(p), err, sc.used)
+	}
+	if typ, p, err := r.ReadFrame(4 << 20); err != nil || typ != 2 || string(p) != "small" || sc.used != 5 {
+		t.Fatalf("second frame: %d %q %v, %d reserved", typ, p, err, sc.used)
+	}
+	if _, _, err := r.ReadFrame(4 << 20); !errors.Is(err, ErrMemory) || sc.used != 0 {
+		t.Fatalf("frame over the scope's limit: %v, %d reserved", err, sc.used)
+	}
+	r.Release()
+	if sc.used != 0 || sc.peak > 1<<20 {
+		t.Fatalf("%d reserved after Release, peak %d", sc.used, sc.peak)
+	}
+}
+
+// A frame that announces 8 MiB and sends 10 KiB costs one step of memory.
+func TestReaderHalfFrame(t *testing.T) {
+	in := binary.AppendUvarint(nil, 8<<20+1)
+	in = append(in, 1)
+	in = append(in, make([]byte, 10<<10)...)
+	sc := &limitScope{limit: 1 << 30}
+	if _, _, err := NewReader(scopedStream{bytes.NewReader(in), sc}).ReadFrame(8 << 20); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("want ErrUnexpectedEOF, got %v", err)
+	}
+	if sc.peak > 64<<10 || sc.used != 0 {
+		t.Fatalf("peak %d, %d still reserved", sc.peak, sc.used)
+	}
 }
