@@ -33,12 +33,13 @@ func folderError(e *folder.ApplyError) *FolderError {
 // folderErrorNews writes one news entry when a folder's apply error
 // appears (e) and one when it clears (e nil), and wakes the live events
 // (the folder's state changed). Called by the folder's Apply, with no node
-// lock held.
+// lock held. The path is quoted: a peer chose it (a refused one may hold
+// control characters).
 func (n *Node) folderErrorNews(name string, e *folder.ApplyError) {
 	me := n.deviceName(n.id)
 	if e != nil {
 		n.log.Warn("folder cannot write changes", "folder", name, "kind", e.Kind, "path", e.Path, "files", e.Files, "err", e.Err)
-		n.news("folder-error", "", fmt.Sprintf("device %s cannot write folder %s: %s (%s%s)", me, name, e.Kind, e.Path, moreFiles(e.Files)))
+		n.news("folder-error", "", fmt.Sprintf("device %s cannot write folder %s: %s (%q%s)", me, name, e.Kind, e.Path, moreFiles(e.Files)))
 	} else {
 		n.log.Info("folder writes changes again", "folder", name)
 		n.news("folder-recovered", "", fmt.Sprintf("device %s writes folder %s again: its error cleared", me, name))

@@ -51,6 +51,7 @@ func TestHostileDiskFull(t *testing.T) {
 	if e := vfFolderError(t, b, "docs"); e != nil {
 		t.Fatalf("an error before the disk filled: %+v", e)
 	}
+	web := vfWebDesktop(t, b) // nil without Chromium
 
 	// 12 MiB of new files and a 2 MiB new version of keep.bin: more than
 	// the 8 MiB B has.
@@ -88,6 +89,10 @@ func TestHostileDiskFull(t *testing.T) {
 			t.Fatalf("b's %s holds content A never had (sha256 %s; A's %s, before %s)", rel, sum, want[rel], old[rel])
 		}
 	}
+	if web != nil {
+		web.waitJS(30*time.Second, "the web desktop shows the disk-full error", vfWebErrorKind, "disk full")
+		web.screenshot("diskfull-error")
+	}
 	waitFor(t, 30*time.Second, "a folder-error news entry", func() bool { return vfNewsCount(t, b, "folder-error") >= 1 })
 	waitFor(t, 30*time.Second, "a sees b's folder-error news", func() bool { return vfNewsCount(t, a, "folder-error") >= 1 })
 
@@ -109,6 +114,12 @@ func TestHostileDiskFull(t *testing.T) {
 		return vfFolderError(t, b, "docs") == nil && st.FolderErrs == 0 && vfStatusError(st, "docs") == nil &&
 			!strings.Contains(b.mesh("status"), "disk full") && !strings.Contains(b.mesh("folder", "list"), "disk full")
 	})
+	if web != nil {
+		web.waitJS(30*time.Second, "the error gone from the web desktop", vfWebErrorKind, "none")
+		web.waitJS(30*time.Second, "the web desktop's news says it recovered",
+			`[...document.querySelectorAll("#news-list [data-testid=news]")].some(e => e.dataset.kind === "folder-recovered")`, true)
+		web.noPageErrors()
+	}
 	waitFor(t, 30*time.Second, "a folder-recovered news entry", func() bool { return vfNewsCount(t, b, "folder-recovered") >= 1 })
 	if n := vfNewsCount(t, b, "folder-error"); n != 1 {
 		t.Fatalf("%d folder-error news entries, want 1 (one when the error appeared, not one per file or retry)", n)
@@ -121,6 +132,26 @@ func TestHostileDiskFull(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dirB, "after.txt")); string(got) != "still syncing\n" {
 		t.Fatalf("b stopped syncing after recovery: %q", got)
 	}
+}
+
+// vfWebErrorKind is the kind of error B's web desktop shows on the folder
+// docs, "none" when it shows none.
+const vfWebErrorKind = `(document.querySelector('[data-testid=folder][data-folder="docs"] [data-testid=folder-error]') || {dataset: {kind: "none"}}).dataset.kind`
+
+// vfWebDesktop opens d's web desktop in headless Chromium, logged in; nil
+// (the web desktop is not checked) when Chromium is not installed, unless
+// MESH_TEST_REQUIRE_BROWSER=1.
+func vfWebDesktop(t *testing.T, d *daemon) *tab {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil && os.Getenv("MESH_TEST_REQUIRE_BROWSER") != "1" {
+		t.Logf("web desktop not checked: %s not found (apt-get install chromium)", chromiumPath)
+		return nil
+	}
+	base, token := webLogin(t, d)
+	tb := newBrowser(t).tab(d.name)
+	loginURL(tb, base, token)
+	tb.waitJS(30*time.Second, "the folder docs listed", `!!document.querySelector('[data-testid=folder][data-folder="docs"]')`, true)
+	return tb
 }
 
 // vfMountTmpfs mounts a tmpfs of size at dir, unmounted at cleanup.
