@@ -171,7 +171,11 @@ func vfMountTmpfs(t *testing.T, dir, size string) {
 	})
 }
 
-// vfWriteRandom writes n pseudo-random bytes (from seed) at path.
+// vfWriteRandom writes n pseudo-random bytes (from seed) at path,
+// atomically: written in another temporary directory of the test (the
+// same filesystem) and renamed into place, so that A's watcher never sees
+// a half-written file and publishes it as a version (B would then rightly
+// hold content A had for a moment, which the test cannot tell from damage).
 func vfWriteRandom(t *testing.T, path string, seed uint64, n int) {
 	t.Helper()
 	b := make([]byte, n)
@@ -179,7 +183,20 @@ func vfWriteRandom(t *testing.T, path string, seed uint64, n int) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	tmp, err := os.CreateTemp(t.TempDir(), "vf-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		t.Fatal(err)
 	}
 }
