@@ -63,6 +63,7 @@ type Status struct {
 	Online      int           `json:"online"`
 	Version     string        `json:"version"`
 	Folders     []FolderInfo  `json:"folders"`
+	FolderErrs  int           `json:"folder_errors"` // folders whose changes fail to be written here (FolderInfo.Error)
 	Transfer    TransferStats `json:"transfer"`
 	HTTP        *string       `json:"http"` // the HTTP API's address, null when off
 }
@@ -228,6 +229,11 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	st.Folders = n.folderInfos()
+	for _, fi := range st.Folders {
+		if fi.Error != nil {
+			st.FolderErrs++
+		}
+	}
 	if a.httpAddr != "" {
 		st.HTTP = strp(a.httpAddr)
 	}

@@ -242,6 +242,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		Self:    syncproto.DeviceID(n.id.String()),
 		Logger:  n.log.With("folder", conf.Name),
 		Mode:    conf.Mode,
+		OnError: func(e *folder.ApplyError) { n.folderErrorNews(conf.Name, e) },
 	})
 	if err != nil {
 		return fmt.Errorf("open folder %q: %w", conf.Name, err)
@@ -543,6 +544,7 @@ type FolderInfo struct {
 	Skipped      map[string]string `json:"skipped,omitempty"`
 	Storage      *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
 	Mode         string            `json:"mode,omitempty"`    // full, metadata, send-only, receive-only (if synced here)
+	Error        *FolderError      `json:"error"`             // the last apply error while changes fail to be written here; null when none
 }
 
 func (n *Node) folderInfos() []FolderInfo {
@@ -563,6 +565,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			fi.Path = &p
 			st := lf.f.Status()
 			fi.Items, fi.Bytes, fi.LocalBytes, fi.InSync, fi.Conflicts, fi.Skipped = st.Items, st.Bytes, st.LocalBytes, st.InSync, st.Conflicts, st.Skipped
+			fi.Error = folderError(st.Error)
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}

@@ -190,6 +190,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if st.HTTP != nil {
 				fmt.Fprintf(stdout, "web:     http://%s/ (log in with the URL 'mesh web' prints)\n", *st.HTTP)
 			}
+			if st.FolderErrs > 0 {
+				fmt.Fprintf(stdout, "errors:  %d folder(s) cannot write changes here (see below)\n", st.FolderErrs)
+			}
 			if len(st.Folders) > 0 {
 				fmt.Fprintln(stdout)
 				printFolders(stdout, st.Folders)

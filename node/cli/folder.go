@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -202,18 +205,43 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 
 func printFolders(w io.Writer, infos []node.FolderInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FOLDER\tPATH\tROLE\tITEMS\tBYTES\tIN SYNC\tTRANSFERRING\tCONFLICTS")
+	fmt.Fprintln(tw, "FOLDER\tPATH\tROLE\tITEMS\tBYTES\tIN SYNC\tTRANSFERRING\tCONFLICTS\tERROR")
 	for _, f := range infos {
 		path := "(not synced here)"
 		if f.Path != nil {
 			path = *f.Path
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts)
+		errKind := "-"
+		if f.Error != nil {
+			errKind = printable(f.Error.Kind)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\t%s\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts, errKind)
 	}
 	_ = tw.Flush()
+	for _, f := range infos {
+		if e := f.Error; e != nil {
+			files := "1 file"
+			if e.Files != 1 {
+				files = fmt.Sprintf("%d files", e.Files)
+			}
+			fmt.Fprintf(w, "error in folder %s: %s: %s not written here, last %q at %s: %s\n", f.Name, printable(e.Kind), files,
+				e.Path, e.Time.Local().Format("2006-01-02 15:04:05"), printable(e.Error))
+		}
+	}
 	for _, f := range infos {
 		if s := f.Storage; s != nil {
 			fmt.Fprintf(w, "storage peer %s holds %d of %d files of %s (%d of %d bytes)\n", s.Peer, s.HeldFiles, s.Files, f.Name, s.HeldBytes, s.Bytes)
 		}
 	}
+}
+
+// printable replaces control characters (an error text may quote a name a
+// peer chose) so that they cannot drive the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -85,7 +85,18 @@ func (f *Folder) pendingApply() bool {
 // with a remote change (see Apply).
 func (f *Folder) ApplyPending(ctx context.Context) error { return f.Apply(ctx, nil) }
 
+// apply is one apply run: it writes items and then settles the folder's
+// failures (applyerr.go) of their paths.
 func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
+	f.beginFailures()
+	err := f.applyItems(ctx, items)
+	if ctx.Err() == nil {
+		f.settleFailures(items)
+	}
+	return err
+}
+
+func (f *Folder) applyItems(ctx context.Context, items []syncproto.Item) error {
 	if items = f.filterApply(items); len(items) == 0 {
 		return nil
 	}
@@ -101,12 +112,19 @@ func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
 		}
 		if err := checkRel(fe.Path); err != nil {
 			f.refused(fe.Path, err)
-			errs = append(errs, fmt.Errorf("apply item %q: %w", it.Sync.ID, err))
+			err = fmt.Errorf("apply item %q: %w", it.Sync.ID, err)
+			if !it.Sync.Deleted { // a deleted refused item: nothing to write
+				f.noteFailure(fe.Path, err)
+			}
+			errs = append(errs, err)
 			continue
 		}
 		if string(it.Sync.ID) != fe.Path {
 			err := fmt.Errorf("apply item %q: path %q differs from the item ID: %w", it.Sync.ID, fe.Path, ErrUnsafePath)
 			f.refused(fe.Path, err)
+			if !it.Sync.Deleted {
+				f.noteFailure(fe.Path, err)
+			}
 			errs = append(errs, err)
 			continue
 		}
@@ -140,6 +158,7 @@ func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
 			return errors.Join(append(errs, err)...)
 		}
 		if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
+			f.noteFailure(j.fe.Path, err)
 			errs = append(errs, err)
 		}
 	}
@@ -156,6 +175,7 @@ func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
 		wg.Go(func() {
 			for j := range next {
 				if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
+					f.noteFailure(j.fe.Path, err)
 					emu.Lock()
 					errs = append(errs, err)
 					emu.Unlock()
@@ -181,6 +201,7 @@ feed:
 			return errors.Join(append(errs, err)...)
 		}
 		if err := f.applyDelete(ctx, j.it, j.fe); failed(err) {
+			f.noteFailure(j.fe.Path, err)
 			errs = append(errs, err)
 		}
 	}
@@ -190,6 +211,7 @@ feed:
 		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
+				f.noteFailure(j.fe.Path, err)
 				errs = append(errs, err)
 			}
 		}
@@ -418,11 +440,11 @@ func (f *Folder) manifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifes
 		return m, nil
 	}
 	if f.cfg.Fetcher == nil {
-		return blobs.Manifest{}, fmt.Errorf("manifest of %v: %w", ref, store.ErrNoBlob)
+		return blobs.Manifest{}, unavailable(fmt.Errorf("manifest of %v: %w", ref, store.ErrNoBlob))
 	}
 	m, err := f.cfg.Fetcher.FetchManifest(ctx, ref)
 	if err != nil {
-		return blobs.Manifest{}, err
+		return blobs.Manifest{}, unavailable(err)
 	}
 	if err := m.Verify(ref); err != nil {
 		return blobs.Manifest{}, fmt.Errorf("manifest of %v: %w", ref, err)
@@ -535,11 +557,11 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	}
 	if len(missing) > 0 {
 		if f.cfg.Fetcher == nil {
-			return fail(fmt.Errorf("%d chunks: %w", len(missing), store.ErrMissing))
+			return fail(unavailable(fmt.Errorf("%d chunks: %w", len(missing), store.ErrMissing)))
 		}
 		defer f.endTransfer(rel)
 		if err := f.cfg.Fetcher.FetchInto(ctx, m, p, func(pr blobs.Progress) { f.progress(rel, pr) }); err != nil {
-			return fail(err)
+			return fail(unavailable(err))
 		}
 	}
 

@@ -106,6 +106,22 @@
 // (same content) or delete of such a path gives way to the remote change,
 // and a local edit wins over a remote delete, as in Syncthing.
 //
+// # Errors
+//
+// A path that Apply fails to write is kept with its failure (applyerr.go):
+// the time, the path, a short kind (ErrorKind: KindDiskFull for ENOSPC,
+// KindQuota, KindPermission for EACCES/EPERM, KindReadOnly, KindIO,
+// KindTooManyFiles, KindNameTooLong, KindBlocked for a refused item,
+// KindOther) and the error text. Status.Error and LastError return the most
+// recent one with the number of paths failing; Config.OnError hears when
+// the first path fails and when the last one is written (an Apply run that
+// includes a path and does not fail it again clears it). Content no peer
+// can provide (KindUnavailable) is not a failure of the folder: it is not
+// kept, but it keeps an earlier failure of the path. A failed write never
+// reaches the path (the partial file is renamed only after Commit verified
+// it), and a full disk is retried like any failure: the folder completes
+// once space is freed.
+//
 // # Modes
 //
 // Config.Mode (mode.go): ModeFull (default); ModeMetadata, where Apply

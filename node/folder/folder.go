@@ -104,6 +104,10 @@ type Config struct {
 	FoldCase bool
 	// Mode is how the folder syncs here (mode.go); "" is ModeFull.
 	Mode Mode
+	// OnError, if set, is called when the folder's apply error appears (e
+	// is LastError) and when it clears (e nil): once each, not per failing
+	// file. It runs on the goroutine of Apply, which waits for it.
+	OnError func(e *ApplyError)
 }
 
 // DefaultRetention is how long kept versions live by default.
@@ -138,7 +142,10 @@ type Folder struct {
 
 	tmu       sync.Mutex
 	transfers map[string]blobs.Progress
-	skipped   map[string]string // paths not synced, and why
+	skipped   map[string]string   // paths not synced, and why
+	failing   map[string]*failure // paths Apply failed to write, and why (applyerr.go)
+	applyGen  uint64              // counts apply runs
+	hadErr    bool                // failing was not empty after the last run
 
 	pmu        sync.Mutex
 	prefetched map[blobs.BlobRef]blobs.Manifest // by Apply's batch fetch, until used
@@ -193,6 +200,7 @@ func Open(cfg Config) (*Folder, error) {
 		ign:       &ignorer{path: filepath.Join(root, IgnoreFile)},
 		transfers: make(map[string]blobs.Progress),
 		skipped:   make(map[string]string),
+		failing:   make(map[string]*failure),
 		fetching:  make(map[string]bool),
 		applying:  make(map[string]bool),
 		reapply:   make(map[string]bool),
@@ -243,6 +251,7 @@ type Status struct {
 	Transferring []Transfer
 	Conflicts    int               // items with unresolved conflicts
 	Skipped      map[string]string // paths not synced here, and why
+	Error        *ApplyError       // the last apply error while paths fail to be written; nil when none
 }
 
 // Status returns the folder's sync state.
@@ -302,6 +311,7 @@ func (f *Folder) Status() Status {
 			s.Skipped[k] = v
 		}
 	}
+	s.Error = f.lastErrorLocked()
 	f.tmu.Unlock()
 	return s
 }

@@ -580,7 +580,17 @@
     const tr = (f.transferring || []).length;
     if (tr) s += " · " + tr + " transferring";
     if (f.conflicts) s += " · " + f.conflicts + " conflict" + (f.conflicts > 1 ? "s" : "");
+    if (f.error) s += " · " + f.error.kind;
     return s;
+  }
+
+  // folderError is the one line saying why changes are not written here
+  // (FolderInfo.error: disk full, permission denied, a file refused), or "".
+  function folderError(f) {
+    const e = f && f.error;
+    if (!e) return "";
+    const files = e.files === 1 ? "1 file" : (e.files || 0) + " files";
+    return "⚠ " + e.kind + ": " + files + " not written here (last: " + e.path + ")";
   }
 
   function renderFolders() {
@@ -604,6 +614,8 @@
                 : el("span", { class: "name", title: "join it here with: mesh folder join " + f.name + " DIR", text: f.name }),
               el("br"),
               el("small", { class: "muted", dataTestid: "folder-state", text: folderState(f) }),
+              f.error && el("br"),
+              f.error && el("small", { class: "bad", dataTestid: "folder-error", dataKind: f.error.kind, title: f.error.error + " (" + f.error.time + ")", text: folderError(f) }),
               el("br"),
               el("small", { class: "muted", text: f.items + " items · " + size(f.bytes) + (f.path ? " · " + f.path : "") })
             ),
@@ -627,6 +639,10 @@
       text += ": " + tr.slice(0, 3).map(one).join(", ") + (tr.length > 3 ? " and " + (tr.length - 3) + " more" : "");
     }
     $("browser-state").textContent = text;
+    const be = $("browser-error");
+    be.textContent = folderError(f);
+    be.title = f && f.error ? f.error.error : "";
+    be.hidden = !(f && f.error);
   }
 
   // ---- the file browser -----------------------------------------------
