@@ -83,13 +83,17 @@ func write(t testing.TB, path, content string) {
 // B and C, each in its own directory.
 func mesh3(t *testing.T) (devs []*daemon, dirs []string) {
 	t.Helper()
+	// The folders' parent is made before the daemons start, so that its
+	// cleanup runs after theirs (cleanups run last in, first out): a
+	// daemon still writing .meshwork/versions would otherwise race RemoveAll.
+	base := t.TempDir()
 	a, b, c := startDaemon(t, "a"), startDaemon(t, "b"), startDaemon(t, "c")
 	a.mesh("init", "--name", "alpha")
 	b.mesh("join", a.invite(), "--name", "bravo")
 	c.mesh("join", a.invite(), "--name", "charlie")
 	devs = []*daemon{a, b, c}
 	for _, d := range devs {
-		dirs = append(dirs, filepath.Join(t.TempDir(), "docs-"+d.name))
+		dirs = append(dirs, filepath.Join(base, "docs-"+d.name))
 	}
 	write(t, filepath.Join(dirs[0], "notes.txt"), "first line\n")
 	write(t, filepath.Join(dirs[0], "photos/2024/beach.jpg"), strings.Repeat("sand", 100000))
