@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -190,12 +189,13 @@ func (h nodeInviteHost) joined(joiner peer.ID, name string, role identity.Role) 
 // every field inside it. A non-nil error means the stream must be reset
 // (nothing, or not a whole answer, was sent).
 func serveInvite(rw io.ReadWriter, joiner peer.ID, h inviteHost, log *slog.Logger) error {
-	r := bufio.NewReader(rw)
+	r := wire.NewReader(rw) // reserves each frame in the stream's resource scope
+	defer r.Release()
 	refuse := func(reason string) error {
 		log.Info("refused invite", "reason", reason)
 		return wire.WriteFrame(rw, msgRefused, []byte(reason))
 	}
-	typ, payload, err := wire.ReadFrame(r, maxInviteFrame)
+	typ, payload, err := r.ReadFrame(maxInviteFrame)
 	if err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
@@ -232,7 +232,7 @@ func serveInvite(rw io.ReadWriter, joiner peer.ID, h inviteHost, log *slog.Logge
 	if err := wire.WriteFrame(rw, msgChallenge, challenge); err != nil {
 		return err
 	}
-	typ, proof, err := wire.ReadFrame(r, maxInviteFrame)
+	typ, proof, err := r.ReadFrame(maxInviteFrame)
 	if err != nil {
 		return fmt.Errorf("read proof: %w", err)
 	}
@@ -397,8 +397,9 @@ func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrI
 	if err := wire.WriteFrame(s, msgHello, hello); err != nil {
 		return identity.MeshID{}, err
 	}
-	r := bufio.NewReader(s)
-	typ, payload, err := wire.ReadFrame(r, maxInviteFrame)
+	r := wire.NewReader(s) // reserves each frame in the stream's resource scope
+	defer r.Release()
+	typ, payload, err := r.ReadFrame(maxInviteFrame)
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("read challenge: %w", err)
 	}
@@ -415,7 +416,7 @@ func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrI
 	if err := wire.WriteFrame(s, msgProof, proof); err != nil {
 		return identity.MeshID{}, err
 	}
-	typ, payload, err = wire.ReadFrame(r, maxStateSize)
+	typ, payload, err = r.ReadFrame(maxStateSize)
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("read welcome: %w", err)
 	}

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -39,7 +38,9 @@ func (c Client) call(ctx context.Context, p peer.ID, op byte, payload []byte) ([
 		return nil, err
 	}
 	_ = st.CloseWrite()
-	typ, out, err := wire.ReadFrame(bufio.NewReader(st), answerLimit(op))
+	rd := wire.NewReader(st) // reserves the answer in the stream's resource scope
+	defer rd.Release()
+	typ, out, err := rd.ReadFrame(answerLimit(op))
 	if err != nil {
 		return nil, fmt.Errorf("read vault answer from %s: %w", p.ShortString(), err)
 	}

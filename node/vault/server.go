@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -232,7 +231,9 @@ func (s *Server) Handle(st network.Stream) {
 // was written and the stream must be reset.
 func (s *Server) HandleRW(rw io.ReadWriter, device string) error {
 	log := s.log.With("peer", device)
-	typ, p, err := wire.ReadFrame(bufio.NewReader(rw), maxFrame)
+	rd := wire.NewReader(rw) // reserves the frame in the stream's resource scope
+	defer rd.Release()
+	typ, p, err := rd.ReadFrame(maxFrame)
 	if err != nil {
 		log.Debug("vault: bad request frame", "err", err)
 		return err

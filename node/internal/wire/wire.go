@@ -69,8 +69,9 @@ func NewReader(s io.Reader) *Reader {
 }
 
 // ReadFrame releases the previous frame's memory and reads the next frame,
-// whose payload is at most max bytes. The payload is valid until the next
-// ReadFrame or Release.
+// whose payload is at most max bytes. The payload's memory is counted in the
+// stream's scope until the next ReadFrame or Release; it is never reused, so
+// a caller may keep slices of it (they are then simply no longer counted).
 func (r *Reader) ReadFrame(max int) (typ byte, payload []byte, err error) {
 	r.last.Release()
 	typ, r.last, err = readFrame(r.r, max, r.scope)
