@@ -23,8 +23,9 @@ package node
 //     those for the request and instead requires progress: each write, and
 //     each read of an upload body, must complete within streamStall.
 //
-// Go (1.19 and later) raises the process's soft RLIMIT_NOFILE to its hard
-// limit at start, so meshd uses all the descriptors it is allowed.
+// Go (1.19 and later, package syscall's init) raises the process's soft
+// RLIMIT_NOFILE to its hard limit less one at start, so meshd need not:
+// it uses the descriptors it is allowed (TestHostileHTTPFlood checks).
 
 import (
 	"context"
