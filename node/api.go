@@ -162,7 +162,13 @@ func (n *Node) listenAPI() (*apiServer, error) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No whole-request timeouts here: the local CLI's joins, pings, waits
+	// and profiles may take long. Its own connection budget (connlimit.go).
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: socketIdle}
+	_, budget := connBudgets(fdLimit())
+	ll := newLimitListener(ln, budget)
+	ll.serve(a.srv)
+	a.ln = ll
 	return a, nil
 }
 

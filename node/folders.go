@@ -770,6 +770,7 @@ func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {
 	}
 	// follow: NDJSON, every entry once, new ones as they arrive (pushed by
 	// the news object's changes, never polled).
+	w = streaming(w, r)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)

@@ -135,7 +135,13 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 	mux.HandleFunc("POST /login", h.login)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.Handle("/", webui.Handler())
-	h.srv = &http.Server{Handler: h.guard(mux), ReadHeaderTimeout: 10 * time.Second}
+	h.srv = &http.Server{Handler: h.guard(mux), ReadHeaderTimeout: headerTimeout, IdleTimeout: httpIdle,
+		ReadTimeout: httpRequest, WriteTimeout: httpRequest} // streaming routes lift the last two (connlimit.go)
+	budget, _ := connBudgets(fdLimit())
+	ll := newLimitListener(ln, budget)
+	ll.serve(h.srv)
+	h.ln = ll
+	n.log.Debug("HTTP API connection limit", "conns", budget, "nofile", fdLimit())
 	a.httpAddr, a.token = ln.Addr().String(), token
 	return h, nil
 }

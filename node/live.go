@@ -299,6 +299,7 @@ func (n *Node) notifyConns() {
 // events is GET /api/v1/events: Server-Sent Events (node/API.md).
 func (a *apiServer) events(w http.ResponseWriter, r *http.Request) {
 	n := a.n
+	w = streaming(w, r) // no whole-request timeout; each write within streamStall (pings every 15 s)
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		writeErr(w, http.StatusInternalServerError, fmt.Errorf("events: streaming not supported"))

@@ -204,13 +204,14 @@ func (a *apiServer) fileGet(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("download") != "" {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(rel)))
 	}
-	http.ServeContent(w, r, path.Base(rel), fi.ModTime(), f)
+	http.ServeContent(streaming(w, r), r, path.Base(rel), fi.ModTime(), f)
 }
 
 // filePut writes the request body to a temporary file inside the folder's
 // internal directory and renames it into place: readers and peers never
 // see a partial file, and a failed upload leaves the old file as it was.
 func (a *apiServer) filePut(w http.ResponseWriter, r *http.Request) {
+	w = streaming(w, r) // an upload may be large: progress, not a whole-request timeout
 	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "upload")
 	if !ok {
 		return
@@ -479,7 +480,7 @@ func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", `"`+s+`"`)
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", time.Time{}, newBlobReader(r.Context(), a.n, m))
+	http.ServeContent(streaming(w, r), r, "", time.Time{}, newBlobReader(r.Context(), a.n, m))
 }
 
 // apiService is an exposed service in the HTTP API: "target" is the

@@ -33,6 +33,14 @@
 // mesh (logs presented by members are merged), so a revocation learnt from
 // any member applies at once.
 //
+// The DHT answers only the same peers, and the relay's DHT peers
+// (Config.DHTBootstrapPeers): a FIND_NODE answer carries the target's
+// addresses from the relay's peerstore, so a stranger could otherwise look
+// up any connected member. A stranger's DHT stream is reset before a byte is
+// read; strangers never enter the relay's routing table nor are asked by its
+// queries (dhtacl.go). A member that proves membership after connecting is
+// served from its next stream on.
+//
 // # Membership proof protocol
 //
 // Protocol ID "/meshwork/relay-auth/1.0.0" (AuthProtocolID). It is open to

@@ -49,15 +49,18 @@ var ErrClosed = errors.New("relay server closed")
 // service (behind the ACL), the membership proof protocol, identify,
 // AutoNAT (v1 and v2) service and a Meshwork DHT server.
 type Server struct {
-	cfg     Config
-	logger  *slog.Logger
-	host    host.Host
-	relay   *relayv2.Relay
-	dht     *dht.IpfsDHT
-	access  *access
-	metrics *metrics
-	reg     *prometheus.Registry
-	notifee network.Notifiee
+	cfg    Config
+	logger *slog.Logger
+	host   host.Host
+	relay  *relayv2.Relay
+	dht    *dht.IpfsDHT
+	// dhtPeers are the DHT servers the relay was configured with (other
+	// relays): allowed on the DHT besides the ACL (dhtacl.go).
+	dhtPeers map[peer.ID]struct{}
+	access   *access
+	metrics  *metrics
+	reg      *prometheus.Registry
+	notifee  network.Notifiee
 
 	metricsLn net.Listener // nil when metrics are off
 
@@ -181,8 +184,14 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, fmt.Errorf("start circuit relay service: %w", err)
 	}
 
-	s.dht, err = dht.New(h,
+	s.dhtPeers = make(map[peer.ID]struct{}, len(cfg.DHTBootstrapPeers))
+	for _, ai := range cfg.DHTBootstrapPeers {
+		s.dhtPeers[ai.ID] = struct{}{}
+	}
+	s.dht, err = dht.New(aclHost{Host: h, allow: s.dhtAllowed, logger: logger},
 		dht.Mode(dht.ModeServer),
+		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { return s.dhtAllowed(p) }),
+		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return s.dhtAllowed(ai.ID) }),
 		dht.ProtocolPrefix(cfg.DHTProtocolPrefix),
 		dht.BootstrapPeers(cfg.DHTBootstrapPeers...),
 	)
