@@ -831,11 +831,13 @@ func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p pe
 	defer s.putBuf(bufp)
 	typ, payload, err := readFrame(bufio.NewReader(st), *bufp)
 	if err != nil {
-		return blobs.Manifest{}, err
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
 	}
 	msg, err := decode(typ, payload)
 	if err != nil {
-		return blobs.Manifest{}, err
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
 	}
 	switch m := msg.(type) {
 	case manifestResp:
