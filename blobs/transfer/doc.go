@@ -100,9 +100,9 @@
 // Memory: each chunk answer holds a pooled frame buffer (MaxChunkSize plus
 // header and a page) from loading until it is written; the server reserves
 // it on the stream's resource-manager scope first (so libp2p's stream,
-// peer, protocol and system memory limits hold). A stream that already
-// holds buffers waits for one of its own; one that holds none and cannot
-// reserve gets ERROR(internal) for that request.
+// peer, protocol and system memory limits hold). While the service holds
+// any such buffers a failed reservation waits for one to be released; when
+// it holds none, the request is answered ERROR(internal).
 //
 // Error codes: 1 refused, 2 not found, 3 bad request (the stream is then
 // closed), 4 internal. Request IDs are chosen by the fetcher and echoed.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -31,37 +32,61 @@ const frameBufSize = maxFrame + pageSize
 
 // frameMem reserves the pooled frame buffers a stream holds on the stream's
 // resource-manager scope, so the per-stream, per-peer, per-protocol and
-// system memory limits of libp2p's resource manager hold for them. A
-// stream that already holds a buffer waits for one of its own to be
-// released when a reservation fails; one that holds none gets the error
-// (and answers it rather than allocating).
+// system memory limits of libp2p's resource manager hold for them. When a
+// reservation fails while the service holds buffers, it waits for one to
+// be released (its scopes are then freed or the limit is not ours to
+// wait for); when the service holds none, the error is returned (and
+// answered rather than allocating).
 type frameMem struct {
 	scope network.ResourceScope
-	held  atomic.Int32
-	freed chan struct{} // a token after each release
+	all   *memNotify
 }
 
-func newFrameMem(scope network.ResourceScope) *frameMem {
+// memNotify counts the frame buffers reserved by all of a service's streams
+// and wakes waiters on each release.
+type memNotify struct {
+	held atomic.Int64
+	mu   sync.Mutex
+	ch   chan struct{} // closed (and replaced) on each release
+}
+
+func newMemNotify() *memNotify { return &memNotify{ch: make(chan struct{})} }
+
+func (n *memNotify) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *memNotify) signal() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
+
+func newFrameMem(scope network.ResourceScope, all *memNotify) *frameMem {
 	if scope == nil {
 		scope = &network.NullScope{}
 	}
-	return &frameMem{scope: scope, freed: make(chan struct{}, 1)}
+	return &frameMem{scope: scope, all: all}
 }
 
-// reserve reserves one frame buffer, waiting for a release of this
-// stream's own buffers while it holds any.
+// reserve reserves one frame buffer, waiting for a release while the
+// service holds any.
 func (m *frameMem) reserve(ctx context.Context) error {
 	for {
+		freed := m.all.wait() // taken before trying, so no release is missed
 		err := m.scope.ReserveMemory(frameBufSize, network.ReservationPriorityAlways)
 		if err == nil {
-			m.held.Add(1)
+			m.all.held.Add(1)
 			return nil
 		}
-		if m.held.Load() == 0 {
+		if m.all.held.Load() == 0 {
 			return fmt.Errorf("reserve %d bytes for a frame buffer: %w", frameBufSize, err)
 		}
 		select {
-		case <-m.freed:
+		case <-freed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -71,9 +96,6 @@ func (m *frameMem) reserve(ctx context.Context) error {
 // release releases one reservation made by reserve.
 func (m *frameMem) release() {
 	m.scope.ReleaseMemory(frameBufSize)
-	m.held.Add(-1)
-	select {
-	case m.freed <- struct{}{}:
-	default:
-	}
+	m.all.held.Add(-1)
+	m.all.signal()
 }

@@ -91,6 +91,8 @@ type Service struct {
 
 	// serving bounds the chunk buffers held by all served streams together.
 	serving chan struct{}
+	// mem counts their memory reservations (guard.go).
+	mem *memNotify
 
 	// sendLimit, when set, caps the bytes per second this device serves
 	// over all streams together (SetSendRate).
@@ -124,6 +126,7 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 		ctx: ctx, cancel: cancel,
 		streams: make(map[network.Stream]struct{}),
 		serving: make(chan struct{}, maxServing),
+		mem:     newMemNotify(),
 	}
 	s.bufs.New = func() any { b := make([]byte, maxFrame+pageSize); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -235,7 +238,7 @@ func (s *Service) handle(st network.Stream) {
 		cancel()
 	}()
 
-	mem := newFrameMem(st.Scope())
+	mem := newFrameMem(st.Scope(), s.mem)
 	out := make(chan response, 2)
 	writerDone := make(chan struct{})
 	go func() {

@@ -63,7 +63,7 @@ func fbSend(t *testing.T, h host.Host, victim peer.ID, proto protocol.ID, in []b
 	}
 	defer st.Reset()
 	_ = st.SetDeadline(time.Now().Add(20 * time.Second)) // a victim that never ends the stream fails here
-	go func() { // the victim may refuse to read it all
+	go func() {                                          // the victim may refuse to read it all
 		if _, err := st.Write(in); err == nil {
 			_ = st.CloseWrite()
 		}
