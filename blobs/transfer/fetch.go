@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -443,6 +444,19 @@ func (f *fetch) runPeer(p *peerState) {
 	var readErr error
 	go func() {
 		defer close(readerDone)
+		defer func() { // backstop: a panic parsing p's answers drops p, not the daemon
+			if v := recover(); v != nil {
+				p.log.Error("panic reading blob answers; stream reset", "peer", p.id, "proto", ProtocolID,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				readErr = fmt.Errorf("panic reading answers of %s: %v", p.id, v)
+				st.Reset()
+				f.mu.Lock()
+				if !f.ended {
+					f.kill(p, readErr)
+				}
+				f.mu.Unlock()
+			}
+		}()
 		readErr = f.readLoop(p, is.r, nBatches)
 	}()
 	f.writeLoop(p, w)
