@@ -243,51 +243,7 @@ func (s *Service) handle(st network.Stream) {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		defer func() {
-			if recoverStream(log, st, "serve writer") {
-				cancel()
-				for r := range out {
-					if r.buf != nil {
-						s.releaseBuf(r.buf, mem)
-					}
-				}
-			}
-		}()
-		w := poolIO.writer(st)
-		defer poolIO.putWriter(w)
-		for r := range out {
-			var err error
-			if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
-				if err = w.Flush(); err == nil { // what is queued goes out before we wait
-					err = l.WaitN(ctx, len(r.frame)+len(r.data))
-				}
-			}
-			if err == nil {
-				_, err = w.Write(r.frame)
-			}
-			if err == nil && r.data != nil {
-				_, err = w.Write(r.data)
-			}
-			if r.buf != nil {
-				s.releaseBuf(r.buf, mem)
-			}
-			if err == nil && len(out) == 0 {
-				err = w.Flush()
-			}
-			if err != nil {
-				log.Debug("blob stream write failed", "err", err)
-				cancel()
-				for r := range out {
-					if r.buf != nil {
-						s.releaseBuf(r.buf, mem)
-					}
-				}
-				return
-			}
-			if r.close {
-				st.CloseWrite()
-			}
-		}
+		s.writeAnswers(ctx, cancel, st, out, mem, log)
 	}()
 	defer func() {
 		close(out)
@@ -350,6 +306,57 @@ func (s *Service) handle(st network.Stream) {
 		}
 		if !send(rp) {
 			return
+		}
+	}
+}
+
+// writeAnswers writes a stream's answers in order as they are queued on
+// out, until out is closed or a write fails (then it cancels the stream's
+// context and releases what is still queued).
+func (s *Service) writeAnswers(ctx context.Context, cancel context.CancelFunc, st network.Stream, out <-chan response, mem *frameMem, log *slog.Logger) {
+	defer func() {
+		if recoverStream(log, st, "serve writer") {
+			cancel()
+			for r := range out {
+				if r.buf != nil {
+					s.releaseBuf(r.buf, mem)
+				}
+			}
+		}
+	}()
+	w := poolIO.writer(st)
+	defer poolIO.putWriter(w)
+	for r := range out {
+		var err error
+		if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
+			if err = w.Flush(); err == nil { // what is queued goes out before we wait
+				err = l.WaitN(ctx, len(r.frame)+len(r.data))
+			}
+		}
+		if err == nil {
+			_, err = w.Write(r.frame)
+		}
+		if err == nil && r.data != nil {
+			_, err = w.Write(r.data)
+		}
+		if r.buf != nil {
+			s.releaseBuf(r.buf, mem)
+		}
+		if err == nil && len(out) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			log.Debug("blob stream write failed", "err", err)
+			cancel()
+			for r := range out {
+				if r.buf != nil {
+					s.releaseBuf(r.buf, mem)
+				}
+			}
+			return
+		}
+		if r.close {
+			st.CloseWrite()
 		}
 	}
 }
