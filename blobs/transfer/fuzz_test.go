@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/blobs"
@@ -204,4 +205,49 @@ func TestBadRequestFrames(t *testing.T) {
 		t.Fatalf("fetch after bad frames: %v", err)
 	}
 	other.checkMaterialize(t, fs.man, randBytes(7, 200<<10))
+}
+
+// TestHostileServerFrames: the fetching side against a server that answers
+// every stream with one malformed frame: Fetch, FetchManifest and
+// FetchManifests return an error (no panic, nothing read past the bound).
+func TestHostileServerFrames(t *testing.T) {
+	ref := blobs.BlobRef{Size: 10}
+	man := blobs.Manifest{Chunks: []blobs.ChunkRef{{Size: 10}}}
+	frames := map[string][]byte{
+		"CHUNK over the bound":         rawFrame(msgChunk, maxChunkPayload+1, make([]byte, 64)),
+		"MANIFEST_RESP over the bound": rawFrame(msgManifestResp, maxManifestRespLoad+1, nil),
+		"HAVE_RESP of 100,000 bytes":   row1Frame(msgHaveResp),
+		"ERROR of 100,000 bytes":       row1Frame(msgError),
+		"a request type":               row1Frame(msgHave),
+		"unknown type":                 rawFrame(0x7f, 3, []byte{1, 2, 3}),
+		"length 2^32-1":                rawFrame(msgChunk, 0xffffffff, nil),
+	}
+	for name, frame := range frames {
+		t.Run(name, func(t *testing.T) {
+			evil := newHost(t)
+			evil.SetStreamHandler(ProtocolID, func(st network.Stream) {
+				_, _ = st.Write(frame)
+				_ = st.Close()
+			})
+			c := newNode(t, nil, nil)
+			if err := c.h.Connect(context.Background(), peer.AddrInfo{ID: evil.ID(), Addrs: evil.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := c.svc.Fetch(ctx, man, []peer.ID{evil.ID()}, nil); err == nil {
+				t.Error("Fetch succeeded")
+			}
+			if _, err := c.svc.FetchManifest(ctx, ref, []peer.ID{evil.ID()}); err == nil {
+				t.Error("FetchManifest succeeded")
+			}
+			got, _ := c.svc.FetchManifests(ctx, []blobs.BlobRef{ref}, []peer.ID{evil.ID()})
+			if len(got) != 0 {
+				t.Errorf("FetchManifests returned %d manifests", len(got))
+			}
+			if ctx.Err() != nil {
+				t.Fatal("a fetch hung until the deadline")
+			}
+		})
+	}
 }
