@@ -79,6 +79,31 @@
 //	0x83 MANIFEST_RESP  req u32, manifest (blobs.Manifest binary form)
 //	0x8f ERROR          req u32 (0: the whole stream), code u8, text (≤256 bytes)
 //
+// Bounds per message type: a frame's length is checked against the largest
+// valid payload of its type, and against the buffer the reader has, before
+// any of the payload is read (readFrame). The largest payloads are
+//
+//	HAVE 32,814 (1024 IDs)   GET 76   MANIFEST 44
+//	HAVE_RESP 134   CHUNK 36 + MaxChunkSize   MANIFEST_RESP 36 + MaxChunkSize
+//	ERROR 261
+//
+// The serving side reads requests into a buffer of the largest request
+// (32,819 bytes with the header), so a longer frame, a frame of a response
+// type longer than that, or a frame of an unknown type is answered
+// ERROR(bad request, request 0) and the stream is closed without its
+// payload being read; the fetching side resets a stream with such a frame.
+// A frame of a known type within its bound whose payload does not decode
+// is a bad request too. Before this check was per type (1.0.0 as first
+// shipped), a request frame longer than 32,814 bytes panicked the server;
+// the format is unchanged.
+//
+// Memory: each chunk answer holds a pooled frame buffer (MaxChunkSize plus
+// header and a page) from loading until it is written; the server reserves
+// it on the stream's resource-manager scope first (so libp2p's stream,
+// peer, protocol and system memory limits hold). While the service holds
+// any such buffers a failed reservation waits for one to be released; when
+// it holds none, the request is answered ERROR(internal).
+//
 // Error codes: 1 refused, 2 not found, 3 bad request (the stream is then
 // closed), 4 internal. Request IDs are chosen by the fetcher and echoed.
 // Unknown message types are a bad request. A MANIFEST_RESP must fit one

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -443,6 +444,19 @@ func (f *fetch) runPeer(p *peerState) {
 	var readErr error
 	go func() {
 		defer close(readerDone)
+		defer func() { // backstop: a panic parsing p's answers drops p, not the daemon
+			if v := recover(); v != nil {
+				p.log.Error("panic reading blob answers; stream reset", "peer", p.id, "proto", ProtocolID,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				readErr = fmt.Errorf("panic reading answers of %s: %v", p.id, v)
+				st.Reset()
+				f.mu.Lock()
+				if !f.ended {
+					f.kill(p, readErr)
+				}
+				f.mu.Unlock()
+			}
+		}()
 		readErr = f.readLoop(p, is.r, nBatches)
 	}()
 	f.writeLoop(p, w)
@@ -831,11 +845,13 @@ func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p pe
 	defer s.putBuf(bufp)
 	typ, payload, err := readFrame(bufio.NewReader(st), *bufp)
 	if err != nil {
-		return blobs.Manifest{}, err
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
 	}
 	msg, err := decode(typ, payload)
 	if err != nil {
-		return blobs.Manifest{}, err
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
 	}
 	switch m := msg.(type) {
 	case manifestResp:

@@ -91,6 +91,8 @@ type Service struct {
 
 	// serving bounds the chunk buffers held by all served streams together.
 	serving chan struct{}
+	// mem counts their memory reservations (guard.go).
+	mem *memNotify
 
 	// sendLimit, when set, caps the bytes per second this device serves
 	// over all streams together (SetSendRate).
@@ -124,6 +126,7 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 		ctx: ctx, cancel: cancel,
 		streams: make(map[network.Stream]struct{}),
 		serving: make(chan struct{}, maxServing),
+		mem:     newMemNotify(),
 	}
 	s.bufs.New = func() any { b := make([]byte, maxFrame+pageSize); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -187,9 +190,11 @@ func (s *Service) untrack(st network.Stream) {
 func (s *Service) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *Service) putBuf(b *[]byte) { s.bufs.Put(b) }
 
-// releaseBuf returns a serving buffer and its slot in s.serving.
-func (s *Service) releaseBuf(b *[]byte) {
+// releaseBuf returns a serving buffer, its memory reservation on the
+// stream and its slot in s.serving.
+func (s *Service) releaseBuf(b *[]byte, mem *frameMem) {
 	s.bufs.Put(b)
+	mem.release()
 	<-s.serving
 }
 
@@ -214,6 +219,7 @@ func (s *Service) handle(st network.Stream) {
 	defer s.untrack(st)
 	remote := st.Conn().RemotePeer()
 	log := s.log.With("peer", remote, "proto", ProtocolID)
+	defer recoverStream(log, st, "serve")
 	if !s.auth.IsMember(remote) {
 		s.c.refused.Add(1)
 		log.Info("refusing blob stream from non-member")
@@ -232,45 +238,12 @@ func (s *Service) handle(st network.Stream) {
 		cancel()
 	}()
 
+	mem := newFrameMem(st.Scope(), s.mem)
 	out := make(chan response, 2)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		w := poolIO.writer(st)
-		defer poolIO.putWriter(w)
-		for r := range out {
-			var err error
-			if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
-				if err = w.Flush(); err == nil { // what is queued goes out before we wait
-					err = l.WaitN(ctx, len(r.frame)+len(r.data))
-				}
-			}
-			if err == nil {
-				_, err = w.Write(r.frame)
-			}
-			if err == nil && r.data != nil {
-				_, err = w.Write(r.data)
-			}
-			if r.buf != nil {
-				s.releaseBuf(r.buf)
-			}
-			if err == nil && len(out) == 0 {
-				err = w.Flush()
-			}
-			if err != nil {
-				log.Debug("blob stream write failed", "err", err)
-				cancel()
-				for r := range out {
-					if r.buf != nil {
-						s.releaseBuf(r.buf)
-					}
-				}
-				return
-			}
-			if r.close {
-				st.CloseWrite()
-			}
-		}
+		s.writeAnswers(ctx, cancel, st, out, mem, log)
 	}()
 	defer func() {
 		close(out)
@@ -284,7 +257,7 @@ func (s *Service) handle(st network.Stream) {
 			return true
 		case <-ctx.Done():
 			if r.buf != nil {
-				s.releaseBuf(r.buf)
+				s.releaseBuf(r.buf, mem)
 			}
 			return false
 		}
@@ -300,7 +273,9 @@ func (s *Service) handle(st network.Stream) {
 	}
 	r := pool64K.reader(st)
 	defer pool64K.putReader(r)
-	reqBuf := make([]byte, frameHeader+4+blobRefLen+2+32*maxHaveIDs)
+	// Requests are read into a buffer of the largest valid request;
+	// readFrame refuses a longer frame before reading it.
+	reqBuf := make([]byte, maxRequestFrame)
 	for {
 		typ, p, err := readFrame(r, reqBuf)
 		if err != nil {
@@ -309,6 +284,7 @@ func (s *Service) handle(st network.Stream) {
 				return
 			}
 			if errors.Is(err, errFrame) {
+				log.Info("bad blob request frame", "err", err)
 				send(response{frame: errorResp{Code: codeBadRequest, Text: "bad frame"}.append(nil), close: true})
 			}
 			return
@@ -324,12 +300,63 @@ func (s *Service) handle(st network.Stream) {
 		case haveReq:
 			rp = s.serveHave(ctx, m, allowed)
 		case getReq:
-			rp.frame, rp.data, rp.buf = s.serveGet(ctx, m, allowed, log)
+			rp.frame, rp.data, rp.buf = s.serveGet(ctx, m, allowed, mem, log)
 		case manifestReq:
 			rp = s.serveManifest(ctx, m, allowed)
 		}
 		if !send(rp) {
 			return
+		}
+	}
+}
+
+// writeAnswers writes a stream's answers in order as they are queued on
+// out, until out is closed or a write fails (then it cancels the stream's
+// context and releases what is still queued).
+func (s *Service) writeAnswers(ctx context.Context, cancel context.CancelFunc, st network.Stream, out <-chan response, mem *frameMem, log *slog.Logger) {
+	defer func() {
+		if recoverStream(log, st, "serve writer") {
+			cancel()
+			for r := range out {
+				if r.buf != nil {
+					s.releaseBuf(r.buf, mem)
+				}
+			}
+		}
+	}()
+	w := poolIO.writer(st)
+	defer poolIO.putWriter(w)
+	for r := range out {
+		var err error
+		if l := s.sendLimit.Load(); l != nil && r.buf != nil { // a chunk answer
+			if err = w.Flush(); err == nil { // what is queued goes out before we wait
+				err = l.WaitN(ctx, len(r.frame)+len(r.data))
+			}
+		}
+		if err == nil {
+			_, err = w.Write(r.frame)
+		}
+		if err == nil && r.data != nil {
+			_, err = w.Write(r.data)
+		}
+		if r.buf != nil {
+			s.releaseBuf(r.buf, mem)
+		}
+		if err == nil && len(out) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			log.Debug("blob stream write failed", "err", err)
+			cancel()
+			for r := range out {
+				if r.buf != nil {
+					s.releaseBuf(r.buf, mem)
+				}
+			}
+			return
+		}
+		if r.close {
+			st.CloseWrite()
 		}
 	}
 }
@@ -357,16 +384,21 @@ func (s *Service) serveHave(ctx context.Context, m haveReq, allowed func(blobs.B
 	return r
 }
 
-func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.BlobRef) bool, log *slog.Logger) ([]byte, []byte, *[]byte) {
+func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.BlobRef) bool, mem *frameMem, log *slog.Logger) ([]byte, []byte, *[]byte) {
 	if !allowed(m.Blob) {
 		return errFrameFor(m.ReqID, codeRefused, "may not read blob"), nil, nil
 	}
 	if in, err := s.store.HasInBlob(ctx, m.Blob, m.ID); err != nil || !in {
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not in blob"), nil, nil
 	}
+	if err := mem.reserve(ctx); err != nil {
+		log.Info("no memory to serve chunk", "chunk", m.ID, "err", err)
+		return errFrameFor(m.ReqID, codeInternal, "out of memory for chunk buffers"), nil, nil
+	}
 	select {
 	case s.serving <- struct{}{}:
 	case <-ctx.Done():
+		mem.release()
 		return errFrameFor(m.ReqID, codeInternal, "shutting down"), nil, nil
 	}
 	buf := s.getBuf()
@@ -375,7 +407,7 @@ func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.Blo
 	head := (*buf)[:0]
 	data, err := s.store.Get(ctx, m.ID, (*buf)[frameHeader+chunkRespHead:][:0:blobs.MaxChunkSize])
 	if err != nil {
-		s.releaseBuf(buf)
+		s.releaseBuf(buf, mem)
 		log.Debug("serve chunk", "chunk", m.ID, "err", err)
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not available"), nil, nil
 	}

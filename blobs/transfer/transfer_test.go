@@ -76,6 +76,12 @@ func newHost(t testing.TB) host.Host {
 // the store the service sees.
 func newNode(t testing.TB, auth Authorizer, wrap func(Store) Store) *node {
 	t.Helper()
+	return newNodeOn(t, newHost(t), auth, wrap)
+}
+
+// newNodeOn is newNode on the given host.
+func newNodeOn(t testing.TB, h host.Host, auth Authorizer, wrap func(Store) Store) *node {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil))
 	if err != nil {
@@ -94,7 +100,6 @@ func newNode(t testing.TB, auth Authorizer, wrap func(Store) Store) *node {
 	if auth == nil {
 		auth = &testAuth{}
 	}
-	h := newHost(t)
 	var logger *slog.Logger
 	if os.Getenv("BLOBS_TEST_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("self", h.ID().ShortString())

@@ -168,8 +168,49 @@ func (m errorResp) append(b []byte) []byte {
 	return append(b, t...)
 }
 
-// readFrame reads one frame into buf, which must hold maxFrame bytes. The
-// length is checked before anything is read or allocated.
+// Largest payload of each message type (see doc.go). A request frame can
+// never be longer than the largest valid request of its type; a response
+// frame is at most maxPayload.
+const (
+	maxHavePayload      = 4 + blobRefLen + 2 + 32*maxHaveIDs
+	maxGetPayload       = 4 + blobRefLen + 32
+	maxManifestPayload  = 4 + blobRefLen
+	maxHaveRespPayload  = 4 + 2 + maxHaveIDs/8
+	maxChunkPayload     = chunkRespHead + blobs.MaxChunkSize
+	maxManifestRespLoad = 4 + maxManifestLen
+	maxErrorPayload     = 4 + 1 + maxErrorText
+
+	// maxRequestFrame is the largest request frame (a full HAVE): the
+	// buffer the serving side reads requests into.
+	maxRequestFrame = frameHeader + maxHavePayload
+)
+
+// maxPayloadOf returns the largest valid payload of a message of type typ,
+// or -1 for an unknown type.
+func maxPayloadOf(typ byte) int {
+	switch typ {
+	case msgHave:
+		return maxHavePayload
+	case msgGet:
+		return maxGetPayload
+	case msgManifest:
+		return maxManifestPayload
+	case msgHaveResp:
+		return maxHaveRespPayload
+	case msgChunk:
+		return maxChunkPayload
+	case msgManifestResp:
+		return maxManifestRespLoad
+	case msgError:
+		return maxErrorPayload
+	}
+	return -1
+}
+
+// readFrame reads one frame into buf. The length is checked against the
+// largest valid payload of the frame's type and against len(buf) before
+// anything is read; an unknown type or a longer frame is an errFrame, and
+// nothing of its payload is read. Nothing is allocated.
 func readFrame(r *bufio.Reader, buf []byte) (typ byte, payload []byte, err error) {
 	hdr, err := r.Peek(frameHeader)
 	if err != nil {
@@ -180,8 +221,13 @@ func readFrame(r *bufio.Reader, buf []byte) (typ byte, payload []byte, err error
 	}
 	typ = hdr[0]
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxPayload {
-		return 0, nil, fmt.Errorf("frame type %#x of %d bytes (max %d): %w", typ, n, maxPayload, errFrame)
+	limit := maxPayloadOf(typ)
+	if limit < 0 {
+		return typ, nil, fmt.Errorf("frame of unknown type %#x (%d bytes): %w", typ, n, errFrame)
+	}
+	limit = min(limit, len(buf))
+	if uint64(n) > uint64(limit) {
+		return typ, nil, fmt.Errorf("frame type %#x of %d bytes (max %d here): %w", typ, n, limit, errFrame)
 	}
 	if _, err := r.Discard(frameHeader); err != nil {
 		return 0, nil, err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -244,6 +245,13 @@ func (f *Forward) acceptLoop() {
 
 func (f *Forward) serve(tcp *net.TCPConn) {
 	defer f.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			f.log.Error("panic in tunnel connection; closed", "peer", f.device, "proto", ProtocolID,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			_ = tcp.Close()
+		}
+	}()
 	conn, err := Dial(f.ctx, f.c.h, f.device, f.service)
 	if err != nil {
 		f.failed.Add(1)

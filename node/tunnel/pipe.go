@@ -2,8 +2,10 @@ package tunnel
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -68,6 +70,12 @@ func (l *link) run(wg *sync.WaitGroup, up, down *atomic.Int64) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				l.abort()
+				done <- fmt.Errorf("panic copying to %s over %s: %v\n%s", l.st.Conn().RemotePeer(), ProtocolID, v, debug.Stack())
+			}
+		}()
 		done <- l.copy(l.st, l.tcp, up)
 	}()
 	err1 := l.copy(l.tcp, l.st, down)

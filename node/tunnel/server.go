@@ -260,6 +260,7 @@ func (s *Server) handle(st network.Stream) {
 	c := st.Conn()
 	ev := Event{Time: s.now(), Peer: c.RemotePeer(), Remote: c.RemoteMultiaddr(), Relayed: isRelayed(c)}
 	log := s.log.With("peer", ev.Peer, "remote", ev.Remote, "relayed", ev.Relayed)
+	defer recoverStream(log, st, "serve")
 
 	if !s.auth.IsMember(ev.Peer) {
 		s.refuse(st, ev, log, StatusRefused, "not a member")

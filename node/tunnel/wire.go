@@ -92,7 +92,8 @@ func readRequest(r io.Reader) (version byte, name string, err error) {
 	if n == 0 || n > MaxNameLen {
 		return hdr[0], "", fmt.Errorf("%w: service name length %d", errMalformed, n)
 	}
-	buf := make([]byte, n)
+	var nb [MaxNameLen]byte // n is bounded above: nothing is allocated from the wire
+	buf := nb[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return hdr[0], "", fmt.Errorf("%w: request: %w", errMalformed, err)
 	}
@@ -113,7 +114,8 @@ func readReply(r io.Reader) (Status, string, error) {
 	if n > maxReasonLen {
 		return 0, "", fmt.Errorf("%w: reason length %d", errMalformed, n)
 	}
-	buf := make([]byte, n)
+	var rb [maxReasonLen]byte // n is bounded above: nothing is allocated from the wire
+	buf := rb[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return 0, "", fmt.Errorf("%w: reply: %w", errMalformed, err)
 	}
