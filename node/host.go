@@ -85,7 +85,11 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 			ProtoMembership:     {Streams: 8, StreamsInbound: 4, StreamsOutbound: 4, Memory: 24 << 20},
 			ProtoInvite:         {Streams: 8, StreamsInbound: 4, StreamsOutbound: 4, Memory: 24 << 20},
 			vault.Proto:         {Streams: 64, StreamsInbound: 32, StreamsOutbound: 32, Memory: 96 << 20},
-			transfer.ProtocolID: {Streams: 256, StreamsInbound: 128, StreamsOutbound: 128},
+			// Blob streams hold yamux receive windows (up to 16 MiB for a
+			// fast stream) and the served chunk buffers (up to 4 MiB each,
+			// reserved at once: blobs/transfer): room for a fast transfer
+			// with several chunks in flight, half the peer's memory.
+			transfer.ProtocolID: {Streams: 256, StreamsInbound: 128, StreamsOutbound: 128, Memory: 256 << 20},
 			tunnel.ProtocolID:   {Streams: 512, StreamsInbound: 256, StreamsOutbound: 256},
 		},
 		// A stream's own limit only has to let the largest frame through
