@@ -12,7 +12,8 @@ import (
 
 // TestFences: syncproto and its sub-packages import only the standard
 // library and each other (except exchange, the networking layer, which may
-// also use go-libp2p and badger), no shipped file imports testing, and
+// also use go-libp2p, badger and the module's frame reader internal/framebuf),
+// no shipped file imports testing, and
 // every package has a doc comment.
 func TestFences(t *testing.T) {
 	docs := make(map[string]bool)
@@ -71,7 +72,7 @@ func exchangeDeps(path, imp string) bool {
 	if !strings.HasPrefix(filepath.ToSlash(path), "exchange/") {
 		return false
 	}
-	for _, m := range []string{"github.com/libp2p/go-libp2p", "github.com/dgraph-io/badger/v4", "github.com/multiformats/go-multiaddr"} {
+	for _, m := range []string{"github.com/libp2p/go-libp2p", "github.com/dgraph-io/badger/v4", "github.com/multiformats/go-multiaddr", "github.com/meshwork/meshwork/internal/framebuf"} {
 		if imp == m || strings.HasPrefix(imp, m+"/") {
 			return true
 		}
