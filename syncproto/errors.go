@@ -26,6 +26,16 @@ var (
 	// database was lost or replaced and the caller must fall back to a full
 	// reconciliation (ChangesSince with a zero Cursor).
 	ErrEpochMismatch = errors.New("change log epoch mismatch")
+	// ErrUpdateStep reports a version whose update count jumps further
+	// ahead of what the replica knows of the item than MaxUpdateStep.
+	ErrUpdateStep = errors.New("update count advances too far")
+	// ErrTooLarge reports an incoming item whose encoding exceeds the
+	// replica's Config.MaxItemSize.
+	ErrTooLarge = errors.New("item too large")
+	// ErrRefused reports a version refused by the object's Validator (its
+	// meaning is not allowed: for example a catalog entry rewritten by a
+	// device that does not own it).
+	ErrRefused = errors.New("version refused by the object's rules")
 	// ErrClockSkew reports a `when` too far in the future; it is
 	// hlc.ErrClockSkew.
 	ErrClockSkew = hlc.ErrClockSkew

@@ -71,7 +71,18 @@ type Config struct {
 	OnLocalChange func(obj syncproto.ObjectID, changed []syncproto.Item)
 	// IOTimeout bounds every read and write of a frame. Zero: 30 s.
 	IOTimeout time.Duration
+	// Validate is given to the objects created with ObjectConfig and
+	// loaded from the Store (syncproto.Config.Validate): it judges every
+	// new version by its meaning. Nil: only roles, update steps and sizes
+	// are checked.
+	Validate syncproto.Validator
 }
+
+// MaxReceivedItemSize bounds the encoding of an item a replica accepts
+// from a peer or an API (syncproto.Config.MaxItemSize of ObjectConfig):
+// the largest item that fits a CHANGES frame, so that whatever a replica
+// accepts it can relay.
+const MaxReceivedItemSize = MaxFrameSize - 64 - syncproto.MaxIDLen - 10
 
 // Stats are the engine's counters since New. Messages are counted as frames
 // (a summary split over several REQUEST frames counts once).
@@ -86,13 +97,14 @@ type Stats struct {
 	ChangesSent      int64 // items sent in CHANGES frames
 	ChangesReceived  int64 // items received in CHANGES frames
 	ItemsChanged     int64 // received items that changed a replica
-	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew)
+	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew, rules)
+	ItemsUnsendable  int64 // items skipped when serving, too large for a frame
 }
 
 type counters struct {
 	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
 	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
-	changesReceived, itemsChanged, itemsRefused                    atomic.Int64
+	changesReceived, itemsChanged, itemsRefused, itemsUnsendable   atomic.Int64
 }
 
 // replica is an object held by the engine. mu serialises the changes that
@@ -206,9 +218,10 @@ func (e *Engine) load(ctx context.Context) error {
 
 // ObjectConfig returns the syncproto configuration of this device's
 // replicas, for syncproto.NewObject: the host's peer ID as DeviceID, the
-// clock and the epoch.
+// clock, the epoch, Config.Validate and MaxReceivedItemSize.
 func (e *Engine) ObjectConfig() syncproto.Config {
-	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch}
+	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch,
+		Validate: e.cfg.Validate, MaxItemSize: MaxReceivedItemSize}
 }
 
 // Self returns this device's ID: the host's peer ID in text form.
@@ -362,6 +375,7 @@ func (e *Engine) Stats() Stats {
 		ChangesReceived:  e.c.changesReceived.Load(),
 		ItemsChanged:     e.c.itemsChanged.Load(),
 		ItemsRefused:     e.c.itemsRefused.Load(),
+		ItemsUnsendable:  e.c.itemsUnsendable.Load(),
 	}
 }
 
