@@ -266,6 +266,23 @@ func vdItemText(t *testing.T, d *daemon, id string) string {
 	return ""
 }
 
+// vdCatchUp waits until d holds the groceries list, then has owner make a
+// change of it, so that d holds all of it: an object that d did not hold
+// yet when owner pushed its items is caught up only by owner's next change
+// (or a reconnection).
+func vdCatchUp(t *testing.T, owner, d *daemon) {
+	t.Helper()
+	waitFor(t, 30*time.Second, d.name+" to hold the list", func() bool {
+		resp, _ := d.api().req("GET", "/api/v1/objects/groceries/items", nil, nil)
+		return resp.StatusCode == 200
+	})
+	ping := fmt.Sprintf("for %s at %d", d.name, time.Now().UnixNano())
+	vdEdit(t, owner, "ping", ping)
+	waitFor(t, 30*time.Second, d.name+" to catch up with the list", func() bool {
+		return vdItemText(t, d, "ping") == ping && vdItemText(t, d, "milk") != ""
+	})
+}
+
 // vdEdit writes an item through d's API and fails on any error.
 func vdEdit(t *testing.T, d *daemon, id, text string) {
 	t.Helper()
@@ -291,7 +308,7 @@ func TestHostileUpdateCount(t *testing.T) {
 	c.mesh("join", a.invite(), "--name", "charlie")
 	idA, idC := a.status().DeviceID, c.status().DeviceID
 	obj := vdObjectID(t, a, "groceries")
-	waitFor(t, 30*time.Second, "c has the list", func() bool { return vdItemText(t, c, "milk") == "1 litre" })
+	vdCatchUp(t, a, c)
 
 	// The feed POST, as an outside program of a's.
 	var milk syncproto.Item
@@ -380,9 +397,7 @@ func TestHostileHugeItem(t *testing.T) {
 	vdEdit(t, a, "milk", "1 litre")
 	obj := vdObjectID(t, a, "groceries")
 	for _, d := range []*daemon{b, c} {
-		waitFor(t, 30*time.Second, d.name+" has the list", func() bool {
-			return vdItemText(t, d, "milk") == "1 litre"
-		})
+		vdCatchUp(t, a, d)
 	}
 
 	big := func(by string, size int) syncproto.Item {
