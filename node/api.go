@@ -65,6 +65,7 @@ type Status struct {
 	Folders     []FolderInfo  `json:"folders"`
 	FolderErrs  int           `json:"folder_errors"` // folders whose changes fail to be written here (FolderInfo.Error)
 	Transfer    TransferStats `json:"transfer"`
+	Sync        SyncStats     `json:"sync"`
 	HTTP        *string       `json:"http"` // the HTTP API's address, null when off
 }
 
@@ -75,6 +76,13 @@ type TransferStats struct {
 	ChunksReceived int64 `json:"chunks_received"`
 	BytesReceived  int64 `json:"bytes_received"`
 	BadChunks      int64 `json:"bad_chunks"`
+}
+
+// SyncStats are this daemon's sync exchange counters since it started.
+type SyncStats struct {
+	ItemsReceived   int64 `json:"items_received"`
+	ItemsRefused    int64 `json:"items_refused"`    // refused by roles, rules, size or update step (logged)
+	ItemsUnsendable int64 `json:"items_unsendable"` // skipped when sending: too large for a frame (logged)
 }
 
 // Device is one entry of GET /v1/devices.
@@ -246,6 +254,10 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 	ts := n.blobSvc.Stats()
 	st.Transfer = TransferStats{ChunksServed: ts.ChunksServed, BytesServed: ts.BytesServed,
 		ChunksReceived: ts.ChunksReceived, BytesReceived: ts.BytesReceived, BadChunks: ts.BadChunks}
+	if n.sync != nil {
+		ss := n.sync.Stats()
+		st.Sync = SyncStats{ItemsReceived: ss.ChangesReceived, ItemsRefused: ss.ItemsRefused, ItemsUnsendable: ss.ItemsUnsendable}
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

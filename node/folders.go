@@ -696,7 +696,11 @@ func (a *apiServer) folderShare(w http.ResponseWriter, r *http.Request) {
 	}
 	def.Roles[m.ID.String()] = role.String()
 	if err := a.n.putFolderDef(def); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		code := http.StatusInternalServerError
+		if errors.Is(err, syncproto.ErrRefused) {
+			code = http.StatusForbidden
+		}
+		writeErr(w, code, fmt.Errorf("share %q: %w", req.Name, err))
 		return
 	}
 	a.n.kickRoles()

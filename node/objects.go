@@ -391,6 +391,12 @@ func (a *apiServer) feedPost(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("parse %s feed for %q: %w", format, o.name, err))
 		return
 	}
+	for _, it := range items {
+		if n := len(syncproto.EncodeItem(it)); n > exchange.MaxItemSize {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("item %q of %q: %d bytes encoded exceed the limit of %d bytes per item", it.Sync.ID, o.name, n, exchange.MaxItemSize))
+			return
+		}
+	}
 	if o.kind == "folder" {
 		for _, it := range items {
 			if _, ok := it.Body.(*syncproto.FileEntry); !ok && !it.Sync.Deleted {
@@ -436,8 +442,11 @@ func (a *apiServer) feedPost(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		code := http.StatusBadRequest
-		if errors.Is(err, syncproto.ErrReadOnly) {
+		switch {
+		case errors.Is(err, syncproto.ErrReadOnly), errors.Is(err, syncproto.ErrRefused):
 			code = http.StatusForbidden
+		case errors.Is(err, syncproto.ErrTooLarge):
+			code = http.StatusRequestEntityTooLarge
 		}
 		writeErr(w, code, fmt.Errorf("merge feed into %q: %w", o.name, err))
 		return

@@ -223,7 +223,8 @@ func (n *Node) openStorage() error {
 }
 
 // isMeshAdmin reports whether device (a peer ID's text form) is a current
-// owner or admin of the mesh: it may delete any manifest on the vault.
+// owner or admin of the mesh: it may delete any manifest on the vault and
+// change any catalog entry (catalogrules.go).
 func (n *Node) isMeshAdmin(device string) bool {
 	id, err := peer.Decode(device)
 	if err != nil {

@@ -39,10 +39,10 @@ import (
 // current member is an editor. Revoked devices get no role. Roles are
 // recomputed on every membership or catalog change and enforced by every
 // device when it applies items (a reader's changes are refused by all).
-// Known limit: FeedSync items are not signed, so a member able to write the
-// catalog could rewrite a folder definition; roles protect against
-// mistakes and honest-but-restricted devices, the mesh boundary itself is
-// the signed membership log.
+// A version of a folder definition counts only from the folder's owners or
+// a mesh admin, and never changes its owner (catalogrules.go). Known limit:
+// FeedSync items are not signed, so a member can still claim another
+// device's `by`; the mesh boundary itself is the signed membership log.
 
 const (
 	catalogID = syncproto.ObjectID("meshwork-catalog")
@@ -74,6 +74,7 @@ func (n *Node) openSync() {
 			n.onObjectChange(obj, items)
 		},
 		OnLocalChange: n.onObjectChange,
+		Validate:      n.validateVersion, // the catalog's rules (catalogrules.go)
 	}, n.log.With("component", "sync"))
 }
 

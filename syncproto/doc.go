@@ -29,6 +29,30 @@
 // devices that may not write (readers, non-members) and `when` values beyond
 // the clock's bound.
 //
+// # Judging versions
+//
+// Apply judges every version it receives that the replica does not hold
+// yet (item and conflicts apart) before anything counts, and refuses the
+// whole item when one fails:
+//
+//   - its author (topmost `by`) must be allowed to write (ErrReadOnly);
+//   - its update count may exceed the highest count of the replica's
+//     versions of the item (zero for an item it does not hold) by at most
+//     MaxUpdateStep, 2^24 (ErrUpdateStep): every local update adds one, so
+//     an honest device never jumps further, while a hostile one cannot push
+//     an item to the top of the count in one version;
+//   - the object's Validator (Config.Validate), when set, must accept it
+//     (ErrRefused): rules on what a version means, such as who may rewrite
+//     a catalog entry; it judges local edits too;
+//   - the whole item's encoding must fit Config.MaxItemSize (ErrTooLarge).
+//
+// A refused version is not merged, so it is never logged and never
+// relayed. Local edits never stop: at the top of the count (math.MaxUint32,
+// which only hostile versions can approach, MaxUpdateStep at a time) an
+// update keeps the count and replaces its device's own record there;
+// versions that subsume each other are told apart by their `when`, and the
+// newest is kept (see UpdateItem).
+//
 // # Delta exchange
 //
 // Every change to a replica — local or merged — is appended to the device's

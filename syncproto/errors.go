@@ -29,6 +29,16 @@ var (
 	// ErrBadSignature reports a version whose signature is missing (and
 	// that did not come straight from its author) or does not verify.
 	ErrBadSignature = errors.New("bad version signature")
+	// ErrUpdateStep reports a version whose update count jumps further
+	// ahead of what the replica knows of the item than MaxUpdateStep.
+	ErrUpdateStep = errors.New("update count advances too far")
+	// ErrTooLarge reports an incoming item whose encoding exceeds the
+	// replica's Config.MaxItemSize.
+	ErrTooLarge = errors.New("item too large")
+	// ErrRefused reports a version refused by the object's Validator (its
+	// meaning is not allowed: for example a catalog entry rewritten by a
+	// device that does not own it).
+	ErrRefused = errors.New("version refused by the object's rules")
 	// ErrClockSkew reports a `when` too far in the future; it is
 	// hlc.ErrClockSkew.
 	ErrClockSkew = hlc.ErrClockSkew

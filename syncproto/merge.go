@@ -2,7 +2,6 @@ package syncproto
 
 import (
 	"bytes"
-	"fmt"
 	"math"
 	"slices"
 
@@ -154,13 +153,23 @@ func fromVersions(vs []Item) Item {
 
 // UpdateItem returns it after a FeedSync update by `by` at `when`: Updates
 // incremented, a new topmost history record (Updates, when, by), Deleted set
-// as given, no Signature. Content and conflicts are unchanged. It fails only
-// when Updates would overflow.
+// as given, no Signature. Content and conflicts are unchanged.
+//
+// At the top of the count (Updates is math.MaxUint32, which only a hostile
+// device's versions come near: see MaxUpdateStep) the count stays where it
+// is and by's own record at that count, if any, is replaced by the new one,
+// so that an item never stops taking edits. The new version and by's
+// earlier one at the top subsume each other; the merge keeps the stronger,
+// which is the new one (its `when` is later, since the clock observed every
+// `when` the replica holds). It never fails; the error is kept for callers.
 func UpdateItem(it Item, by DeviceID, when hlc.Timestamp, deleted bool) (Item, error) {
-	if it.Sync.Updates == math.MaxUint32 {
-		return Item{}, fmt.Errorf("update item %q: update count overflows: %w", it.Sync.ID, ErrMalformed)
-	}
 	out := it.Clone()
+	if out.Sync.Updates == math.MaxUint32 {
+		out.Sync.History = slices.DeleteFunc(out.Sync.History, func(h History) bool {
+			return h.By == by && h.Sequence == math.MaxUint32
+		})
+		out.Sync.Updates-- // incremented again below
+	}
 	out.Sync.Updates++
 	out.Sync.Deleted = deleted
 	out.Sync.Signature = nil // a new version: its author signs it (SignVersion)

@@ -26,6 +26,58 @@ type Config struct {
 	// Verifier checks the signatures of versions received from peers
 	// (ApplyFrom). Nil: signatures are not checked.
 	Verifier Verifier
+	// Validate, when set, judges every new version of an item by what it
+	// means, before it counts: each version Apply receives that the
+	// replica does not hold yet, and each local change (Update, UpdateFrom,
+	// Delete, Resolve). A version it refuses is not applied, so never
+	// logged nor relayed; Apply reports it wrapped in ErrRefused.
+	Validate Validator
+	// MaxItemSize, when positive, bounds the encoding (EncodeItem) of an
+	// item Apply accepts; a larger one is refused with ErrTooLarge.
+	MaxItemSize int
+}
+
+// MaxUpdateStep bounds how far a version received by Apply may advance an
+// item's update count beyond the highest count of the replica's versions of
+// the item (zero for an item it does not hold): a larger jump is refused
+// with ErrUpdateStep. Every local update adds one, so an honest device
+// that edits an item 2^24 times (once a second for 194 days) while away
+// from every peer is still accepted; a hostile one cannot push an item to
+// the top of the count in one version.
+const MaxUpdateStep = 1 << 24
+
+// A Validator judges a new version of an item by its meaning: prev is the
+// replica's item as it is (nil when the replica does not hold it; it may
+// carry conflicts), next the new version (without conflicts; its topmost
+// history record is its author's). It runs with the replica locked: it may
+// read the replica through v, and must not call the Object's methods. A
+// non-nil error refuses the version.
+type Validator func(v View, prev *Item, next Item) error
+
+// View is read access to a replica for its Validator, valid during the
+// call only.
+type View struct{ o *Object }
+
+// Object returns the replica's object ID.
+func (v View) Object() ObjectID { return v.o.id }
+
+// Item returns a copy of the replica's item id.
+func (v View) Item(id ItemID) (Item, bool) {
+	e, ok := v.o.log.items[id]
+	if !ok {
+		return Item{}, false
+	}
+	return e.item.Clone(), true
+}
+
+// Items returns copies of the replica's items in ID order, tombstones
+// included.
+func (v View) Items() []Item {
+	out := make([]Item, 0, len(v.o.log.items))
+	for _, id := range sortedKeys(v.o.log.items) {
+		out = append(out, v.o.log.items[id].item.Clone())
+	}
+	return out
 }
 
 // Object is one device's replica of a mesh object: a feed of items with
@@ -39,6 +91,8 @@ type Object struct {
 	clock    *hlc.Clock
 	signer   Signer
 	verifier Verifier
+	valid    Validator
+	max      int // Config.MaxItemSize
 
 	mu      sync.Mutex
 	members map[DeviceID]Role
@@ -82,6 +136,8 @@ func newObject(id ObjectID, typ ObjectType, cfg Config) *Object {
 		clock:    cfg.Clock,
 		signer:   cfg.Signer,
 		verifier: cfg.Verifier,
+		valid:    cfg.Validate,
+		max:      cfg.MaxItemSize,
 		members:  make(map[DeviceID]Role),
 		log:      changeLog{items: make(map[ItemID]*entry)},
 		cursors:  make(map[DeviceID]Cursor),
@@ -257,9 +313,12 @@ func (o *Object) Items() []Item {
 // replica does not already hold was authored (its topmost `by`) by a device
 // that may not write (ErrReadOnly), or when one of its `when` values is too
 // far in the future for the clock (ErrClockSkew; the item can be retried
-// later). Otherwise the clock observes the new `when` values, so that later
-// local updates come after them, and a change is appended to the log when
-// the item changed.
+// later). It is refused too when its encoding exceeds Config.MaxItemSize
+// (ErrTooLarge), when a new version advances the update count by more than
+// MaxUpdateStep (ErrUpdateStep), or when Config.Validate refuses a new
+// version (ErrRefused). Otherwise the clock observes the new `when` values,
+// so that later local updates come after them, and a change is appended to
+// the log when the item changed.
 //
 // Apply is ApplyFrom with no sending device: every new version must be
 // signed.
@@ -278,6 +337,11 @@ func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result I
 		return false, Item{}, fmt.Errorf("apply to %q: %w", o.id, err)
 	}
 	id := incoming.Sync.ID
+	if o.max > 0 {
+		if n := len(EncodeItem(incoming)); n > o.max {
+			return false, Item{}, fmt.Errorf("apply item %q to %q: %d bytes exceed the limit of %d: %w", id, o.id, n, o.max, ErrTooLarge)
+		}
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var local *Item
@@ -285,6 +349,7 @@ func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result I
 		local = &e.item
 	}
 	fresh := newVersions(local, incoming)
+	known := knownUpdates(local)
 	var latest hlc.Timestamp
 	for _, v := range fresh {
 		top := v.Sync.Top()
@@ -292,10 +357,18 @@ func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result I
 			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q (%v): %w",
 				id, o.id, top.Sequence, top.By, r, ErrReadOnly)
 		}
+		if uint64(v.Sync.Updates) > known+MaxUpdateStep {
+			return false, Item{}, fmt.Errorf("apply item %q to %q: update count %d by %q is more than %d beyond %d: %w",
+				id, o.id, v.Sync.Updates, top.By, MaxUpdateStep, known, ErrUpdateStep)
+		}
 		if o.verifier != nil {
 			if err := VerifyVersion(o.id, v, from, o.verifier); err != nil {
 				return false, Item{}, fmt.Errorf("apply to %q: %w", o.id, err)
 			}
+		}
+		// Judged by meaning only once its author is known to be genuine.
+		if err := o.validate(local, v); err != nil {
+			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q: %w", id, o.id, top.Sequence, top.By, err)
 		}
 		for _, h := range v.Sync.History {
 			if h.When.After(latest) {
@@ -320,8 +393,34 @@ func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result I
 	return true, merged.Clone(), nil
 }
 
+// validate runs the Validator on version next; the caller holds o.mu.
+func (o *Object) validate(prev *Item, next Item) error {
+	if o.valid == nil {
+		return nil
+	}
+	if err := o.valid(View{o}, prev, next.stripped()); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	return nil
+}
+
+// knownUpdates is the highest update count of local's versions (0 for nil).
+func knownUpdates(local *Item) uint64 {
+	if local == nil {
+		return 0
+	}
+	var m uint32
+	for _, v := range local.Versions() {
+		m = max(m, v.Sync.Updates)
+	}
+	return uint64(m)
+}
+
 // newVersions returns the versions of incoming that local does not hold:
-// those not subsumed by local or one of its conflicts.
+// those not subsumed by local or one of its conflicts. A version and a
+// local one that subsume each other but differ (the same `by` and sequence
+// with other content: an item at the top of the update count, see
+// UpdateItem) is new too: the merge may pick it.
 func newVersions(local *Item, incoming Item) []Item {
 	var have []Item
 	if local != nil {
@@ -331,7 +430,7 @@ func newVersions(local *Item, incoming Item) []Item {
 	for _, v := range appendVersions(nil, incoming) {
 		known := false
 		for _, h := range have {
-			if v.SubsumedBy(h) {
+			if v.SubsumedBy(h) && (!h.SubsumedBy(v) || v.Equal(h)) {
 				known = true
 				break
 			}
@@ -535,6 +634,9 @@ func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item
 	it, err = UpdateItem(it, self, o.clock.Now(), deleted)
 	if err != nil {
 		return Item{}, fmt.Errorf("%s %q in %q: %w", op, id, o.id, err)
+	}
+	if err := o.validate(cur, it); err != nil {
+		return Item{}, fmt.Errorf("%s %q in %q by %q: %w", op, id, o.id, self, err)
 	}
 	if o.signer != nil {
 		if it, err = SignVersion(o.id, it, o.signer); err != nil {

@@ -187,6 +187,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "listen:  %s\n", strings.Join(st.ListenAddrs, " "))
 			fmt.Fprintf(stdout, "version: %s\n", st.Version)
+			if st.Sync.ItemsRefused+st.Sync.ItemsUnsendable > 0 {
+				fmt.Fprintf(stdout, "sync:    %d items refused, %d too large to send (see the log)\n", st.Sync.ItemsRefused, st.Sync.ItemsUnsendable)
+			}
 			if st.HTTP != nil {
 				fmt.Fprintf(stdout, "web:     http://%s/ (log in with the URL 'mesh web' prints)\n", *st.HTTP)
 			}

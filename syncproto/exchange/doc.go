@@ -123,9 +123,14 @@
 // Unknown types, flags and trailing bytes are errors. Object and item IDs
 // are checked with syncproto.ParseObjectID/ParseItemID. A session may
 // announce at most 65,536 objects, make as many requests, and a summary may
-// list at most 2^21 items. A local change whose item would not fit a frame
-// is refused (ErrTooLarge); a merged item that grew beyond a frame is not
-// sent (logged), and the peer's cursor stays before it.
+// list at most 2^21 items. A local change whose content exceeds half of
+// MaxItemSize is refused (ErrTooLarge); a replica accepts from peers and
+// APIs only items whose encoding fits a frame (MaxReceivedItemSize,
+// syncproto.ErrTooLarge). An item in a log that does not fit a frame
+// anyway (it grew through merges, or was written by an older version) is
+// skipped when serving: logged with object, item, size and peer, counted in
+// Stats.ItemsUnsendable, and the peer's cursor passes it, so it never
+// blocks the items after it; its next change is sent again.
 //
 // # Version history
 //

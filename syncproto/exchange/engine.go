@@ -78,7 +78,18 @@ type Config struct {
 	// Verifier checks the signatures of versions received from peers.
 	// Nil: a PeerVerifier.
 	Verifier syncproto.Verifier
+	// Validate is given to the objects created with ObjectConfig and
+	// loaded from the Store (syncproto.Config.Validate): it judges every
+	// new version by its meaning. Nil: only roles, update steps and sizes
+	// are checked.
+	Validate syncproto.Validator
 }
+
+// MaxReceivedItemSize bounds the encoding of an item a replica accepts
+// from a peer or an API (syncproto.Config.MaxItemSize of ObjectConfig):
+// the largest item that fits a CHANGES frame, so that whatever a replica
+// accepts it can relay.
+const MaxReceivedItemSize = MaxFrameSize - 64 - syncproto.MaxIDLen - 10
 
 // Stats are the engine's counters since New. Messages are counted as frames
 // (a summary split over several REQUEST frames counts once).
@@ -93,8 +104,9 @@ type Stats struct {
 	ChangesSent      int64 // items sent in CHANGES frames
 	ChangesReceived  int64 // items received in CHANGES frames
 	ItemsChanged     int64 // received items that changed a replica
-	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew, bad signature)
+	ItemsRefused     int64 // received items refused (read-only author, malformed, clock skew, bad signature, rules)
 	BadSignatures    int64 // of those, refused for a missing or bad version signature
+	ItemsUnsendable  int64 // items skipped when serving, too large for a frame
 	Panics           int64 // sessions that panicked (logged, stream reset)
 }
 
@@ -102,6 +114,7 @@ type counters struct {
 	sessionsStarted, sessionsServed, streamsRefused, announcesSent atomic.Int64
 	requestsSent, fullRequestsSent, requestsServed, changesSent    atomic.Int64
 	changesReceived, itemsChanged, itemsRefused, badSignatures     atomic.Int64
+	itemsUnsendable                                                atomic.Int64
 	panics                                                         atomic.Int64 // recovered in sessions
 }
 
@@ -225,9 +238,11 @@ func (e *Engine) load(ctx context.Context) error {
 // ObjectConfig returns the syncproto configuration of this device's
 // replicas, for syncproto.NewObject: the host's peer ID as DeviceID, the
 // clock, the epoch, the signer of its versions and the verifier of its
-// peers'.
+// peers', Config.Validate and MaxReceivedItemSize.
 func (e *Engine) ObjectConfig() syncproto.Config {
-	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch, Signer: e.cfg.Signer, Verifier: e.cfg.Verifier}
+	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch,
+		Signer: e.cfg.Signer, Verifier: e.cfg.Verifier,
+		Validate: e.cfg.Validate, MaxItemSize: MaxReceivedItemSize}
 }
 
 // Self returns this device's ID: the host's peer ID in text form.
@@ -382,6 +397,7 @@ func (e *Engine) Stats() Stats {
 		ItemsChanged:     e.c.itemsChanged.Load(),
 		ItemsRefused:     e.c.itemsRefused.Load(),
 		BadSignatures:    e.c.badSignatures.Load(),
+		ItemsUnsendable:  e.c.itemsUnsendable.Load(),
 		Panics:           e.c.panics.Load(),
 	}
 }

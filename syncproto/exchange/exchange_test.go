@@ -589,3 +589,36 @@ func TestMembershipChanged(t *testing.T) {
 	b.update(obj, "y", "2")
 	waitFor(t, timeout, "y pushed to A", func() bool { return a.has(obj, "y") })
 }
+
+// An item that cannot be sent (larger than a frame: it reached the log
+// without the size checks) is skipped and counted; it never blocks the
+// peer's cursor, so the changes after it still travel.
+func TestUnsendableItemSkipped(t *testing.T) {
+	ms := newMemberSet()
+	a, b := newNode(t, "A", ms), newNode(t, "B", ms)
+	m := roles(a, owner, b, editor)
+	a.addObject(obj, m)
+	ob := b.addObject(obj, m)
+	err := a.e.Change(obj, func(o *syncproto.Object) error {
+		if _, err := o.Update("huge", syncproto.Content{Body: syncproto.Bytes(make([]byte, MaxFrameSize))}); err != nil {
+			return err
+		}
+		_, err := o.Update("after", syncproto.Content{Title: "after the huge one"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect(t, a, b)
+	waitFor(t, timeout, "the item after the huge one at B", func() bool { _, ok := ob.Item("after"); return ok })
+	if _, ok := ob.Item("huge"); ok {
+		t.Fatal("B holds an item larger than a frame")
+	}
+	if got := a.e.Stats().ItemsUnsendable; got < 1 {
+		t.Fatalf("A counted %d unsendable items, want at least 1", got)
+	}
+	if _, err := a.e.Update(obj, "later", syncproto.Content{Title: "later"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, timeout, "a later change at B", func() bool { _, ok := ob.Item("later"); return ok })
+}

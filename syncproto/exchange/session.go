@@ -497,10 +497,13 @@ func (s *session) serveOne(q *request) error {
 		}
 		n := len(enc) + 10
 		if n > limit {
-			// Cannot be sent in this version: stop before it, so the
-			// peer's cursor never passes it.
-			s.log.Error("item too large to send", "object", q.Object, "item", ch.Item.Sync.ID, "bytes", n)
-			return flush(ch.Seq - 1)
+			// Cannot be sent in this version (it grew through merges, or
+			// predates the size checks): skip it, so that it never blocks
+			// the peer's cursor; a later change of it is sent again.
+			s.e.c.itemsUnsendable.Add(1)
+			s.log.Error("item too large to send, skipped", "object", q.Object, "item", ch.Item.Sync.ID,
+				"bytes", n, "limit", limit, "peer", s.peer)
+			continue
 		}
 		if size+n > changesTarget && len(chunk) > 0 {
 			if err := flush(chunk[len(chunk)-1].Seq); err != nil {
