@@ -165,14 +165,20 @@ func TestForgedVersionRefused(t *testing.T) {
 		t.Fatalf("genuine version relayed by C: %v %v", changed, err)
 	}
 	// A held version is never replaced by a copy with other bytes, even
-	// one that would win the merge (later when, same by and sequence).
+	// one that would win the merge (later when, same by and sequence): the
+	// copy counts as a new version (see newVersions), so its signature is
+	// checked, and it fails.
 	sim.advance(time.Minute)
 	later := forge(func(it *Item) {
 		it.Sync.History[0].When = hlc.FromTime(simStart.Add(time.Minute))
 		it.Title = "forged"
 	})
-	if changed, res, err := b.ApplyFrom(devC, later); err != nil || changed || res.Title != "f" {
-		t.Fatalf("copy of a held version: changed %v err %v title %q", changed, err, res.Title)
+	head := b.Head()
+	if changed, _, err := b.ApplyFrom(devC, later); !errors.Is(err, ErrBadSignature) || changed {
+		t.Fatalf("copy of a held version: changed %v err %v, want ErrBadSignature", changed, err)
+	}
+	if held, _ := b.Item("f"); held.Title != "f" || b.Head() != head {
+		t.Fatalf("copy of a held version replaced it: title %q", held.Title)
 	}
 	_ = c
 }
