@@ -292,6 +292,7 @@ func vdEdit(t *testing.T, d *daemon, id, text string) {
 // vdAtTop is it with one more version by `by` at update count updates.
 func vdAtTop(it syncproto.Item, by string, updates uint32, text string) syncproto.Item {
 	out := it.Clone()
+	out.Sync.Signature = nil // a new version, unsigned
 	out.Sync.Updates = updates
 	out.Sync.History = append([]syncproto.History{{Sequence: updates, When: hlc.FromTime(time.Now()), By: syncproto.DeviceID(by)}}, out.Sync.History...)
 	out.Content = syncproto.Content{Title: "Milk", Body: syncproto.Text(text)}
@@ -341,7 +342,9 @@ func TestHostileUpdateCount(t *testing.T) {
 	cur := x.item(obj, "milk")
 	for u := uint64(cur.Sync.Updates) + syncproto.MaxUpdateStep; ; u += syncproto.MaxUpdateStep {
 		u = min(u, math.MaxUint32)
-		if _, _, err := x.e.Object(obj).Apply(vdAtTop(x.item(obj, "milk"), idC, uint32(u), "frozen")); err != nil {
+		// Unsigned, as from its author: charlie pushes it straight to a, so
+		// a's signature rule lets it through and the step bound must refuse it.
+		if _, _, err := x.e.Object(obj).ApplyFrom(syncproto.DeviceID(idC), vdAtTop(x.item(obj, "milk"), idC, uint32(u), "frozen")); err != nil {
 			t.Fatalf("hostile climb to %d: %v", u, err)
 		}
 		if u == math.MaxUint32 {
@@ -353,6 +356,10 @@ func TestHostileUpdateCount(t *testing.T) {
 	}
 	x.sync(a)
 	vdRefused(t, a, refused, "the version at the top of the count")
+	// Refused by the step bound, not for another reason (its signature).
+	waitFor(t, 10*time.Second, "a to log the step refusal", func() bool {
+		return a.logContains(fmt.Sprintf("is more than %d beyond", syncproto.MaxUpdateStep))
+	})
 	x.stop()
 
 	// Later edits work on every device, and every device converges.
