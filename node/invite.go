@@ -357,7 +357,8 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		}
 	}
 	wg.Wait()
-	return identity.MeshID{}, fmt.Errorf("join mesh: %w", errors.Join(append(errs, dialErrs...)...))
+	return identity.MeshID{}, fmt.Errorf("join mesh: no device that may redeem this code (%s) answered; bring it online or ask for a new code ('mesh invite' on a member that is online): %w",
+		redeemersOf(&g), errors.Join(append(errs, dialErrs...)...))
 }
 
 type refusedError string
