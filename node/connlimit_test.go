@@ -11,7 +11,7 @@ import (
 )
 
 // arServe serves h on a loopback limitListener of budget n.
-func arServe(t *testing.T, srv *http.Server, n int) string {
+func arServe(t *testing.T, srv *http.Server, n int) (string, *limitListener) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -21,7 +21,31 @@ func arServe(t *testing.T, srv *http.Server, n int) string {
 	ll.serve(srv)
 	go func() { _ = srv.Serve(ll) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), ll
+}
+
+// arWaitBusy waits until exactly n of l's connections are inside a handler
+// (the server marks a connection idle after its response, asynchronously).
+func arWaitBusy(t *testing.T, l *limitListener, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		busy := 0
+		for c := range l.conns {
+			if c.busy {
+				busy++
+			}
+		}
+		l.mu.Unlock()
+		if busy == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections busy, want %d", busy, n)
+		}
+		time.Sleep(time.Millisecond) // polling the listener's state
+	}
 }
 
 // TestLimitListenerEvictsIdle: with every slot held by idle or half-sent
@@ -41,7 +65,7 @@ func TestLimitListenerEvictsIdle(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	})}
 	defer close(release)
-	addr := arServe(t, srv, 3)
+	addr, ll := arServe(t, srv, 3)
 	stream, err := http.Get("http://" + addr + "/stream")
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +84,7 @@ func TestLimitListenerEvictsIdle(t *testing.T) {
 		t.Fatalf("idle connection's request: %v %v", resp, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
+	arWaitBusy(t, ll, 1) // only the stream: idle has gone idle
 	half, err := net.Dial("tcp", addr) // half a header
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +148,7 @@ func TestStreamingOutlivesRequestTimeouts(t *testing.T) {
 				}
 			}
 		})}
-	addr := arServe(t, srv, 4)
+	addr, _ := arServe(t, srv, 4)
 	count := func(path string) int {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
