@@ -9,17 +9,17 @@ import (
 	"time"
 )
 
-// BenchmarkSgSmallFilesInitial: the first sync of 20,000 files of 10 KiB
+// BenchmarkSmallFilesInitial: the first sync of 20,000 files of 10 KiB
 // (200 MB) from one meshd to another, the case where per-version costs
 // (signing on the sender's index, verification on the receiver) weigh
 // most. Reported: the sender's index (`folder add` → `mesh wait`), the
 // receiver's initial sync (`folder join` → `mesh wait`), and the CPU time
 // both daemons spent in each (from /proc: steadier than wall time on a
-// shared machine). MESHWORK_SG_BINDIR runs it with other binaries (e.g.
+// shared machine). MESHWORK_BENCH_BINDIR runs it with other binaries (e.g.
 // built from the commit before signatures) for a before/after comparison;
-// MESHWORK_SG_FILES changes the number of files.
+// MESHWORK_BENCH_FILES changes the number of files.
 //
-//	go test ./node/e2e -run '^$' -bench BenchmarkSgSmallFilesInitial -benchtime 1x
+//	go test ./node/e2e -run '^$' -bench BenchmarkSmallFilesInitial -benchtime 1x
 //
 // 2026-12-01, 2 shared cores (other jobs running: noisy), old = 52b374b
 // (unsigned), new = signed, runs in the order new, old, new, old, new:
@@ -32,14 +32,14 @@ import (
 // verify, verify ~2/3 of it): ~1 s more CPU on the receiver for 20,000
 // versions (~3% of sync CPU, below the noise here) and ~0.5 s on the
 // sender's index.
-func BenchmarkSgSmallFilesInitial(b *testing.B) {
-	if dir := os.Getenv("MESHWORK_SG_BINDIR"); dir != "" {
+func BenchmarkSmallFilesInitial(b *testing.B) {
+	if dir := os.Getenv("MESHWORK_BENCH_BINDIR"); dir != "" {
 		old := binDir
 		binDir = dir
 		b.Cleanup(func() { binDir = old })
 	}
 	n := 20000
-	if v := os.Getenv("MESHWORK_SG_FILES"); v != "" {
+	if v := os.Getenv("MESHWORK_BENCH_FILES"); v != "" {
 		fmt.Sscan(v, &n)
 	}
 	files := make([]stFile, n)
