@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,16 +148,7 @@ func TestHostileForgedBy(t *testing.T) {
 // replica of the folder objID that checks no signatures.
 func sgHostileEngine(t *testing.T, d *daemon, objID syncproto.ObjectID, owner string, editors ...string) (*exchange.Engine, host.Host) {
 	t.Helper()
-	key, _, err := identity.LoadOrCreateKey(node.KeyPath(d.home))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newPlainHost(t, key)
-	e := exchange.New(h, exchange.Config{Members: allMembers{}}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() { cancel(); e.Close(); <-done })
+	e, h, _ := startHostileEngine(t, d, exchange.Config{})
 	members := map[syncproto.DeviceID]syncproto.Role{syncproto.DeviceID(owner): syncproto.RoleOwner}
 	for _, ed := range editors {
 		members[syncproto.DeviceID(ed)] = syncproto.RoleEditor

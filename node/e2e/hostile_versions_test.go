@@ -11,18 +11,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 
-	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/node"
 	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
@@ -46,17 +43,7 @@ type vdHostile struct {
 // stopped (only one host may speak for a key).
 func vdStartHostile(t *testing.T, d *daemon, id string) *vdHostile {
 	t.Helper()
-	key, _, err := identity.LoadOrCreateKey(node.KeyPath(d.home))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newPlainHost(t, key)
-	e := exchange.New(h, exchange.Config{Members: allMembers{}}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	stop := sync.OnceFunc(func() { cancel(); e.Close(); <-done; h.Close() })
-	t.Cleanup(stop)
+	e, h, stop := startHostileEngine(t, d, exchange.Config{})
 	return &vdHostile{t: t, h: h, e: e, id: id, stop: stop}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/blobs"
-	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/node"
 	"github.com/meshwork/meshwork/node/folder"
 	"github.com/meshwork/meshwork/syncproto"
@@ -46,16 +44,7 @@ func TestMaliciousPeer(t *testing.T) {
 	objID := syncproto.ObjectID(infos[0].ID)
 	c.stop() // from here on, charlie's key speaks through the hostile program
 
-	key, _, err := identity.LoadOrCreateKey(node.KeyPath(c.home))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newPlainHost(t, key)
-	e := exchange.New(h, exchange.Config{Members: allMembers{}}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() { cancel(); e.Close(); <-done })
+	e, h, _ := startHostileEngine(t, c, exchange.Config{})
 	obj, err := syncproto.NewObject(objID, syncproto.TypeFolder, map[syncproto.DeviceID]syncproto.Role{
 		syncproto.DeviceID(idA): syncproto.RoleOwner, syncproto.DeviceID(idC): syncproto.RoleEditor,
 	}, e.ObjectConfig())
