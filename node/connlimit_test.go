@@ -84,7 +84,7 @@ func TestLimitListenerEvictsIdle(t *testing.T) {
 		t.Fatalf("idle connection's request: %v %v", resp, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	arWaitBusy(t, ll, 1) // only the stream: idle has gone idle
+	arWaitBusy(t, ll, 1)               // only the stream: idle has gone idle
 	half, err := net.Dial("tcp", addr) // half a header
 	if err != nil {
 		t.Fatal(err)
