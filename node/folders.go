@@ -379,7 +379,7 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	}
 	n.faddMu.Lock()
 	defer n.faddMu.Unlock()
-	if err := n.refuseOverlap(fmt.Sprintf("add folder %q", path), path); err != nil {
+	if err := n.refuseOverlap("add folder", path); err != nil {
 		return folderConf{}, err
 	}
 	abs, err := cleanDir(path)
