@@ -6,7 +6,7 @@ TESTOUT   := testout
 PKGS      := ./...
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: all build demo test fuzz bench lint release clean
+.PHONY: all build demo test test-loaded fuzz bench lint release clean
 
 all: build
 
@@ -24,6 +24,15 @@ test:
 	$(GO) test -race -count=1 -timeout 18m $(PKGS) 2>&1 | tee $(TESTOUT)/test.log; exit $${PIPESTATUS[0]}
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 	@echo "packages: $$(grep -c '^ok ' $(TESTOUT)/test.log) passed, $$(grep -c '^FAIL\s' $(TESTOUT)/test.log) failed"
+
+## test-loaded: make test with two CPU-burning processes beside it (killed when it ends, however it ends)
+test-loaded:
+	@set -e; burn() { while :; do :; done; }; \
+	burn & b1=$$!; burn & b2=$$!; \
+	trap 'kill $$b1 $$b2 2>/dev/null; wait $$b1 $$b2 2>/dev/null || true' EXIT; \
+	trap 'exit 130' INT TERM; \
+	echo "test-loaded: make test beside two CPU burners (pids $$b1 $$b2)"; \
+	$(MAKE) --no-print-directory test
 
 ## fuzz: run every decoder fuzz target for FUZZTIME each (default 30s)
 FUZZTIME ?= 30s

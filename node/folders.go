@@ -377,6 +377,11 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	if err := n.refuseOnStorage("add folder"); err != nil {
 		return folderConf{}, err
 	}
+	n.faddMu.Lock()
+	defer n.faddMu.Unlock()
+	if err := n.refuseOverlap("add folder", path); err != nil {
+		return folderConf{}, err
+	}
 	abs, err := cleanDir(path)
 	if err != nil {
 		return folderConf{}, fmt.Errorf("add folder %q: %w", path, err)
@@ -428,6 +433,16 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 	def, ok := n.catalog()[name]
 	if !ok {
 		return folderConf{}, fmt.Errorf("join folder %q: no such folder in the mesh yet (see 'mesh folder list'; a new device learns the list once another member is online)", name)
+	}
+	n.faddMu.Lock()
+	defer n.faddMu.Unlock()
+	for _, lf := range n.localFolders() {
+		if lf.conf.ID == def.ID {
+			return folderConf{}, fmt.Errorf("join folder %q: this device already syncs it, at %s", name, lf.conf.Path)
+		}
+	}
+	if err := n.refuseOverlap(fmt.Sprintf("join folder %q", name), path); err != nil {
+		return folderConf{}, err
 	}
 	abs, err := cleanDir(path)
 	if err != nil {

@@ -48,6 +48,7 @@ type Node struct {
 	newsWake  newsWaiter
 	runCtx    context.Context // Run's context, for folders started later
 	fmu       sync.Mutex
+	faddMu    sync.Mutex // serialises AddFolder and JoinFolderMode (refuseOverlap)
 	folders   map[syncproto.ObjectID]*localFolder
 	folderWG  sync.WaitGroup
 

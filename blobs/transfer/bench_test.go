@@ -210,3 +210,47 @@ func BenchmarkFetchSmallParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSwarmRate is the measured side of TestSendRate and
+// TestSendCapDoesNotHoldSwarm: a device capped at 4 MiB/s serves 12 MiB
+// alone (capped-MiB/s, expected at most the cap plus one frame's burst),
+// then a 32 MiB blob is fetched from it and an uncapped peer together
+// (uncapped/capped is the ratio of chunks each served; well above 2 on an
+// idle machine). It reports, it does not assert: speed depends on the machine.
+func BenchmarkSwarmRate(b *testing.B) {
+	const size = 12 << 20
+	const capped = 4 << 20
+	data := randBytes(7, size)
+	big := randBytes(8, 32<<20)
+	var alone time.Duration
+	var sa, sb int64
+	for b.Loop() {
+		b.StopTimer()
+		a, c := newNode(b, nil, nil), newNode(b, nil, nil)
+		m := a.seed(b, "f", data)
+		a.svc.SetSendRate(capped)
+		connect(b, c, a)
+		b.StartTimer()
+		t0 := time.Now()
+		if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
+			b.Fatal(err)
+		}
+		alone += time.Since(t0)
+
+		b.StopTimer()
+		m2 := a.seed(b, "g", big)
+		u, d := newNode(b, nil, nil), newNode(b, nil, nil)
+		u.seed(b, "g", big)
+		connect(b, d, a)
+		connect(b, d, u)
+		before := a.svc.Stats().ChunksServed
+		b.StartTimer()
+		if err := d.svc.Fetch(context.Background(), m2, ids(a, u), nil); err != nil {
+			b.Fatal(err)
+		}
+		sa += a.svc.Stats().ChunksServed - before
+		sb += u.svc.Stats().ChunksServed
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/alone.Seconds()/(1<<20), "capped-MiB/s")
+	b.ReportMetric(float64(sb)/float64(max(sa, 1)), "uncapped/capped")
+}

@@ -95,8 +95,25 @@ type Service struct {
 	mem *memNotify
 
 	// sendLimit, when set, caps the bytes per second this device serves
-	// over all streams together (SetSendRate).
-	sendLimit atomic.Pointer[rate.Limiter]
+	// over all streams together (SetSendRate): every chunk answer waits
+	// for its whole frame's bytes in tokens before it is written.
+	sendLimit atomic.Pointer[sendLimiterRef]
+}
+
+// sendLimiter is what the writer of served answers waits on: a
+// *rate.Limiter made by newSendLimiter, or in tests one driven by a
+// virtual clock.
+type sendLimiter interface {
+	WaitN(ctx context.Context, n int) error
+}
+
+type sendLimiterRef struct{ sendLimiter }
+
+// newSendLimiter is the limiter behind SetSendRate: bytesPerSec tokens a
+// second, a bucket of one largest frame (it starts full, and WaitN refuses
+// a frame larger than the bucket).
+func newSendLimiter(bytesPerSec int64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(bytesPerSec), maxFrame)
 }
 
 // SetSendRate caps the rate at which this device serves chunk data, over
@@ -104,10 +121,19 @@ type Service struct {
 // Syncthing's maxSendKbps: for a device on a metered or slow uplink.
 func (s *Service) SetSendRate(bytesPerSec int64) {
 	if bytesPerSec <= 0 {
+		s.setSendLimiter(nil)
+		return
+	}
+	s.setSendLimiter(newSendLimiter(bytesPerSec))
+}
+
+// setSendLimiter makes every chunk answer wait on l; nil removes the cap.
+func (s *Service) setSendLimiter(l sendLimiter) {
+	if l == nil {
 		s.sendLimit.Store(nil)
 		return
 	}
-	s.sendLimit.Store(rate.NewLimiter(rate.Limit(bytesPerSec), maxFrame))
+	s.sendLimit.Store(&sendLimiterRef{l})
 }
 
 // maxServing is how many chunks (of up to 4 MiB) may be loaded or queued for

@@ -476,93 +476,37 @@ func TestNonMemberRefused(t *testing.T) {
 	}
 }
 
-// slowStore delays every chunk it serves, simulating a slow peer (a slow
-// disk or link); the delay is load, not synchronisation.
-type slowStore struct {
-	Store
-	delay time.Duration
-}
-
-func (s *slowStore) Get(ctx context.Context, id blobs.ChunkID, buf []byte) ([]byte, error) {
-	select {
-	case <-time.After(s.delay):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return s.Store.Get(ctx, id, buf)
-}
-
-// TestSlowPeerDoesNotHoldUpFastOne: the fast peer serves most chunks and
-// the fetch takes far less than the slow peer alone would.
+// TestSlowPeerDoesNotHoldUpFastOne: a peer that holds every chunk it is
+// asked for (its store answers only when the test ends) does not hold up
+// the fetch: the fast peer serves every chunk, including those the slow
+// one sits on. (A timed version would measure speed; this one does not.)
 func TestSlowPeerDoesNotHoldUpFastOne(t *testing.T) {
 	data := randBytes(8, 16<<20)
-	const delay = time.Second
-	slow := newNode(t, nil, func(s Store) Store { return &slowStore{Store: s, delay: delay} })
+	open := make(chan struct{})
+	defer close(open)
+	slow := newNode(t, nil, func(s Store) Store { return &heldStore{Store: s, open: open} })
 	fast := newNode(t, nil, nil)
 	c := newNode(t, nil, nil)
 	m := slow.seed(t, "f", data)
 	fast.seed(t, "f", data)
 	connect(t, c, slow)
 	connect(t, c, fast)
-	start := time.Now()
-	if err := c.svc.Fetch(context.Background(), m, ids(slow, fast), nil); err != nil {
+	// A hang guard, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := c.svc.Fetch(ctx, m, ids(slow, fast), nil); err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(start)
+	distinct := map[blobs.ChunkID]bool{}
+	for _, ch := range m.Chunks {
+		distinct[ch.ID] = true
+	}
 	ns, nf := slow.svc.Stats().ChunksServed, fast.svc.Stats().ChunksServed
-	t.Logf("%d chunks in %v: slow served %d, fast %d; fetcher %+v", len(m.Chunks), took, ns, nf, c.svc.Stats())
-	if nf <= ns {
-		t.Errorf("fast peer served %d, slow %d", nf, ns)
-	}
-	if alone := time.Duration(len(m.Chunks)) * delay; took >= alone/2 {
-		t.Errorf("took %v; the slow peer alone needs %v", took, alone)
+	t.Logf("%d chunks: slow served %d, fast %d; fetcher %+v", len(m.Chunks), ns, nf, c.svc.Stats())
+	if ns != 0 || nf < int64(len(distinct)) {
+		t.Errorf("%d distinct chunks: fast peer served %d, stalled peer %d", len(distinct), nf, ns)
 	}
 	c.checkMaterialize(t, m, data)
-}
-
-// TestSendRate: a serving device with a send cap delivers no faster than
-// the cap (beyond its one-frame burst), and an uncapped peer beside it
-// takes the larger share of a swarm.
-func TestSendRate(t *testing.T) {
-	const size = 12 << 20
-	const capped = 4 << 20 // bytes per second
-	data := randBytes(7, size)
-	a, c := newNode(t, nil, nil), newNode(t, nil, nil)
-	m := a.seed(t, "f", data)
-	a.svc.SetSendRate(capped)
-	connect(t, c, a)
-	start := time.Now()
-	if err := c.svc.Fetch(context.Background(), m, ids(a), nil); err != nil {
-		t.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	// The bucket starts full (one max frame), the rest flows at the cap.
-	minimum := time.Duration(int64(size-maxFrame) * int64(time.Second) / capped)
-	if elapsed < minimum*9/10 {
-		t.Fatalf("capped at %d B/s, %d bytes took %s, want at least %s", capped, size, elapsed, minimum)
-	}
-	c.checkMaterialize(t, m, data)
-
-	// Swarm: a capped, b not; b serves most chunks. The blob is larger
-	// than the first one: a's bucket starts with one frame's worth, and a
-	// starts reading (and counting) a window of requests at once, so with
-	// a dozen chunks the two counts were close under load (CI, -race).
-	big := randBytes(8, 32<<20)
-	m2 := a.seed(t, "g", big)
-	b, d := newNode(t, nil, nil), newNode(t, nil, nil)
-	b.seed(t, "g", big)
-	connect(t, d, a)
-	connect(t, d, b)
-	before := a.svc.Stats().ChunksServed
-	if err := d.svc.Fetch(context.Background(), m2, ids(a, b), nil); err != nil {
-		t.Fatal(err)
-	}
-	d.checkMaterialize(t, m2, big)
-	sa, sb := a.svc.Stats().ChunksServed-before, b.svc.Stats().ChunksServed
-	t.Logf("swarm of %d chunks: capped peer served %d, uncapped %d", len(m2.Chunks), sa, sb)
-	if sb <= 2*sa {
-		t.Errorf("swarm of %d chunks: uncapped peer served %d, capped peer %d; want the uncapped one more than twice as many", len(m2.Chunks), sb, sa)
-	}
 }
 
 // TestFetchManifests: many manifests in one pipelined stream per peer;
