@@ -348,7 +348,7 @@ func (e *Engine) recheckPeers(ctx context.Context, wg *sync.WaitGroup) {
 		e.peerDown(p)
 	}
 	for _, ps := range kept {
-		ps.mark(e.sharedWith(ps.id)...)
+		ps.mark(true, e.sharedWith(ps.id)...)
 	}
 }
 
@@ -430,7 +430,7 @@ func (e *Engine) Add(obj *syncproto.Object) error {
 		e.mu.Unlock()
 		return fmt.Errorf("add %q: %w", obj.ID(), err)
 	}
-	e.markDirty(obj.ID(), "")
+	e.markDirty(obj.ID(), "", true)
 	return nil
 }
 
@@ -534,7 +534,7 @@ func (e *Engine) SetRole(obj syncproto.ObjectID, d syncproto.DeviceID, role sync
 	if err != nil {
 		return err
 	}
-	e.markDirty(obj, "")
+	e.markDirty(obj, "", true)
 	return nil
 }
 
@@ -554,7 +554,7 @@ func (e *Engine) SetMembers(obj syncproto.ObjectID, members map[syncproto.Device
 	if err != nil {
 		return err
 	}
-	e.markDirty(obj, "")
+	e.markDirty(obj, "", true)
 	return nil
 }
 
@@ -601,7 +601,7 @@ func (e *Engine) Change(obj syncproto.ObjectID, f func(*syncproto.Object) error)
 	}
 	r.mu.Unlock()
 	if changed {
-		e.markDirty(obj, "")
+		e.markDirty(obj, "", false)
 		if e.cfg.OnLocalChange != nil {
 			e.cfg.OnLocalChange(obj, items)
 		}
