@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -100,10 +102,10 @@ func TestFreshMemberLearnsFolders(t *testing.T) {
 	for i := range reps {
 		b := startDaemon(t, "b")
 		b.mesh("join", a.invite(), "--name", "bravo")
-		waitFor(t, 60*time.Second, "fresh member b lists folder docs (rep "+string(rune('0'+i))+")", func() bool {
+		waitFor(t, 60*time.Second, fmt.Sprintf("fresh member b lists folder docs (rep %d of %d)", i+1, reps), func() bool {
 			return cuLists(b, "docs")
 		})
-		dirB := filepath.Join(base, "b", string(rune('0'+i)))
+		dirB := filepath.Join(base, "b", strconv.Itoa(i))
 		b.mesh("folder", "join", "docs", dirB)
 		b.mesh("wait", "docs", "--timeout", "120s")
 		if got := cuSHA256(t, filepath.Join(dirB, "big.bin")); got != want {
