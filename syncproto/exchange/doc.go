@@ -23,9 +23,9 @@
 // their goroutines; a goroutine announces all its dirty objects in one
 // session, so a burst of changes becomes one push and a slow peer delays
 // only itself. When a member peer connects (the host's connectedness event),
-// both sides announce every object they share, asking for the other's
-// announcement in return (reply wanted): the catch-up. The same two-way
-// catch-up runs whenever what a device may exchange with a peer grows:
+// both sides announce every object they share: the catch-up. A two-way
+// catch-up (the announcement asks for the peer's in return: reply wanted)
+// runs whenever what a device may exchange with a peer grows:
 // on Engine.MembershipChanged (the peer became a mesh member after it
 // connected, or roles changed: every shared object, to every member),
 // on Add (a replica new here, e.g. a folder the catalog just listed: asked
@@ -91,11 +91,12 @@
 //	END
 //	                              <------    CHANGES* END
 //
-// A push is a session with reply clear and the dirty objects; a catch-up
-// (on connection, membership or member-list change, Add) is a session with
-// reply set and the objects concerned, and the responder announces every
-// object it shares with the initiator; Sync is a session with reply set and
-// every shared object. A side that meets a
+// A push is a session with reply clear and the dirty objects; the catch-up
+// on connection is one push of every shared object from each side; the
+// two-way catch-up (membership or member-list change, Add) is a session
+// with reply set and the objects concerned, and the responder announces
+// every object it shares with the initiator; Sync is a session with reply
+// set and every shared object. A side that meets a
 // protocol violation sends ERROR and closes the stream; other failures reset it.
 //
 // # Wire format (version 1.0.0)

@@ -25,9 +25,9 @@ const (
 // object in one session, so a burst of changes becomes one push, and a slow
 // peer delays only its own goroutine.
 //
-// An object marked for catch-up (the peer connected, mesh membership or
-// the object's member list changed, or the replica was just added here)
-// makes the session ask for the peer's announcement too (reply wanted):
+// An object marked for catch-up (mesh membership or the object's member
+// list changed, or the replica was just added here) makes the session ask
+// for the peer's announcement too (reply wanted):
 // whichever side's state changed last — the peer became a member, the
 // object names it, the replica exists — that side starts a session both
 // sides can use, so nothing waits for a later change on the other side.
@@ -92,7 +92,10 @@ func (e *Engine) peerUp(ctx context.Context, wg *sync.WaitGroup, p peer.ID) {
 	wg.Add(1)
 	e.mu.Unlock()
 	ps.log.Debug("member connected")
-	ps.mark(true, e.sharedWith(p)...)
+	// A push, not a catch-up: the peer pushes its own on its connection
+	// event, and each side asks for what the other announces. (A peer taken
+	// on by recheckPeers is marked for a catch-up there.)
+	ps.mark(false, e.sharedWith(p)...)
 	go func() {
 		defer wg.Done()
 		defer cancel()
