@@ -99,6 +99,7 @@ func TestFreshMemberLearnsFolders(t *testing.T) {
 	dirA := filepath.Join(base, "a")
 	want := cuWriteLarge(t, filepath.Join(dirA, "big.bin"), size)
 	a.mesh("folder", "add", dirA, "--name", "docs")
+	a.mesh("wait", "docs", "--timeout", "120s") // A has indexed the file: from here on nothing changes on A
 	for i := range reps {
 		b := startDaemon(t, "b")
 		b.mesh("join", a.invite(), "--name", "bravo")
