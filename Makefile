@@ -6,7 +6,7 @@ TESTOUT   := testout
 PKGS      := ./...
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: all build demo test test-loaded fuzz bench lint release clean
+.PHONY: all build demo test test-loaded fuzz bench soak lint release clean
 
 all: build
 
@@ -53,6 +53,10 @@ fuzz:
 bench:
 	mkdir -p $(TESTOUT)
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee $(TESTOUT)/bench.txt
+
+## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB)
+soak:
+	MESHWORK_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestFreshMemberLearnsFolders|TestReconnectedMemberLearnsFolders' ./node/e2e/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

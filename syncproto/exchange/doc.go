@@ -23,10 +23,22 @@
 // their goroutines; a goroutine announces all its dirty objects in one
 // session, so a burst of changes becomes one push and a slow peer delays
 // only itself. When a member peer connects (the host's connectedness event),
-// both sides announce every object they share: the catch-up. There is no
-// periodic timer; the only timer is the back-off of a failed push (at most
-// five tries, then the objects wait, still dirty, for the next change or
-// reconnection). Engine.Sync catches up with one peer explicitly, both ways.
+// both sides announce every object they share: the catch-up. A two-way
+// catch-up (the announcement asks for the peer's in return: reply wanted)
+// runs whenever what a device may exchange with a peer grows:
+// on Engine.MembershipChanged (the peer became a mesh member after it
+// connected, or roles changed: every shared object, to every member),
+// on Add (a replica new here, e.g. a folder the catalog just listed: asked
+// of every connected member of it) and on SetMembers/SetRole (the object's
+// member list changed). Each condition of an exchange — both sides count
+// each other as members, the object names the peer, the replica exists —
+// becomes true on one side, and that side then starts a session that
+// both can use, so a device never waits for a later change on the other
+// side (an announcement it ignored earlier, because it held nothing yet,
+// is asked for again). There is no periodic timer; the only timer is the
+// back-off of a failed push (at most five tries, then the objects wait,
+// still dirty, for the next change, catch-up or reconnection). Engine.Sync
+// catches up with one peer explicitly, both ways.
 //
 // Why not GossipSub: a mesh has few devices, each object its own member
 // list with roles, and a reader must receive but never be listened to.
@@ -80,8 +92,11 @@
 //	                              <------    CHANGES* END
 //
 // A push is a session with reply clear and the dirty objects; the catch-up
-// on connection is one push of every shared object from each side; Sync is
-// a session with reply set and every shared object. A side that meets a
+// on connection is one push of every shared object from each side; the
+// two-way catch-up (membership or member-list change, Add) is a session
+// with reply set and the objects concerned, and the responder announces
+// every object it shares with the initiator; Sync is a session with reply
+// set and every shared object. A side that meets a
 // protocol violation sends ERROR and closes the stream; other failures reset it.
 //
 // # Wire format (version 1.0.0)
@@ -156,8 +171,9 @@
 //   - An item refused for clock skew is asked for again at the peer's next
 //     announce (a change or a reconnection), not on a timer.
 //   - Objects unknown to a device and member lists do not travel here; a
-//     device that becomes a mesh member while connected is caught up by
-//     Engine.Sync or its next reconnection.
+//     device that becomes a mesh member while connected is caught up once
+//     the daemon calls Engine.MembershipChanged, and a replica it creates
+//     later (Add) is caught up from the connected members at once.
 //   - Versions are signed (syncproto "Signed versions"): Config.Signer,
 //     by default a KeySigner with the host's identity key, signs every
 //     version this device creates; Config.Verifier, by default a

@@ -320,7 +320,8 @@ func (e *Engine) Run(ctx context.Context) error {
 // that connected before it became a member (a device that just redeemed an
 // invite over that connection) is taken on, one that is no longer a member
 // is dropped, and every shared object is announced again to each member
-// (roles may have changed). It does not block.
+// with a reply wanted (roles may have changed: what either side ignored
+// before may be taken now). It does not block.
 func (e *Engine) MembershipChanged() {
 	select {
 	case e.recheck <- struct{}{}:
@@ -348,7 +349,7 @@ func (e *Engine) recheckPeers(ctx context.Context, wg *sync.WaitGroup) {
 		e.peerDown(p)
 	}
 	for _, ps := range kept {
-		ps.mark(e.sharedWith(ps.id)...)
+		ps.mark(true, e.sharedWith(ps.id)...)
 	}
 }
 
@@ -404,7 +405,8 @@ func (e *Engine) Stats() Stats {
 
 // Add starts holding obj, a replica held by this device (obj.Self() must be
 // Self(); create it with ObjectConfig), persists it and announces it to the
-// connected peers that are members of it.
+// connected peers that are members of it, asking for their announcements
+// in return: a replica new here catches up at once from those that hold it.
 func (e *Engine) Add(obj *syncproto.Object) error {
 	if obj.Self() != e.self {
 		return fmt.Errorf("add %q: replica held by %q, not %q: %w", obj.ID(), obj.Self(), e.self, syncproto.ErrMalformed)
@@ -430,7 +432,7 @@ func (e *Engine) Add(obj *syncproto.Object) error {
 		e.mu.Unlock()
 		return fmt.Errorf("add %q: %w", obj.ID(), err)
 	}
-	e.markDirty(obj.ID(), "")
+	e.markDirty(obj.ID(), "", true)
 	return nil
 }
 
@@ -534,12 +536,13 @@ func (e *Engine) SetRole(obj syncproto.ObjectID, d syncproto.DeviceID, role sync
 	if err != nil {
 		return err
 	}
-	e.markDirty(obj, "")
+	e.markDirty(obj, "", true)
 	return nil
 }
 
 // SetMembers replaces obj's member list (see syncproto.Object.SetMembers),
-// persists it and announces the object to its connected members.
+// persists it and announces the object to its connected members, asking
+// for theirs in return (a new writer's changes are taken now).
 func (e *Engine) SetMembers(obj syncproto.ObjectID, members map[syncproto.DeviceID]syncproto.Role) error {
 	r := e.replica(obj)
 	if r == nil {
@@ -554,7 +557,7 @@ func (e *Engine) SetMembers(obj syncproto.ObjectID, members map[syncproto.Device
 	if err != nil {
 		return err
 	}
-	e.markDirty(obj, "")
+	e.markDirty(obj, "", true)
 	return nil
 }
 
@@ -601,7 +604,7 @@ func (e *Engine) Change(obj syncproto.ObjectID, f func(*syncproto.Object) error)
 	}
 	r.mu.Unlock()
 	if changed {
-		e.markDirty(obj, "")
+		e.markDirty(obj, "", false)
 		if e.cfg.OnLocalChange != nil {
 			e.cfg.OnLocalChange(obj, items)
 		}

@@ -622,3 +622,51 @@ func TestUnsendableItemSkipped(t *testing.T) {
 	}
 	waitFor(t, timeout, "a later change at B", func() bool { _, ok := ob.Item("later"); return ok })
 }
+
+// idle waits until every session either side started has been served.
+func cuIdle(t *testing.T, a, b *node) {
+	t.Helper()
+	waitFor(t, timeout, "idle", func() bool {
+		sa, sb := a.e.Stats(), b.e.Stats()
+		return sa.SessionsStarted == sb.SessionsServed && sb.SessionsStarted == sa.SessionsServed
+	})
+}
+
+// TestAddedReplicaCatchesUp: a device that starts holding an object after
+// the peer announced it (a catalog entry arrived, a folder was joined)
+// gets the peer's items at once, with nothing changing on the peer: the
+// Add asks the connected members for their announcement.
+func TestAddedReplicaCatchesUp(t *testing.T) {
+	ms := newMemberSet()
+	a, b := newNode(t, "A", ms), newNode(t, "B", ms)
+	m := roles(a, owner, b, editor)
+	a.addObject(obj, m)
+	a.update(obj, "x", "held by A only")
+	connect(t, a, b)
+	cuIdle(t, a, b) // A's catch-up announced obj; B ignored it (not held)
+	if b.e.Object(obj) != nil {
+		t.Fatal("B holds obj before adding it")
+	}
+	b.addObject(obj, m)
+	waitFor(t, timeout, "x on B after B added the replica", func() bool { return b.has(obj, "x") })
+}
+
+// TestMemberListChangeCatchesUp: B ignored A's announcement because its
+// replica did not list A as a writer; once B's member list names A, B
+// catches up with A, with nothing changing on A.
+func TestMemberListChangeCatchesUp(t *testing.T) {
+	ms := newMemberSet()
+	a, b := newNode(t, "A", ms), newNode(t, "B", ms)
+	a.addObject(obj, roles(a, owner, b, editor))
+	a.update(obj, "x", "1")
+	b.addObject(obj, roles(a, readerRole, b, owner))
+	connect(t, a, b)
+	cuIdle(t, a, b)
+	if b.has(obj, "x") {
+		t.Fatal("B took changes from a reader")
+	}
+	if err := b.e.SetMembers(obj, roles(a, owner, b, editor)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, timeout, "x on B after its member list changed", func() bool { return b.has(obj, "x") })
+}

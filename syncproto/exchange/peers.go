@@ -24,6 +24,13 @@ const (
 // mark objects dirty and signal the goroutine; it announces every dirty
 // object in one session, so a burst of changes becomes one push, and a slow
 // peer delays only its own goroutine.
+//
+// An object marked for catch-up (mesh membership or the object's member
+// list changed, or the replica was just added here) makes the session ask
+// for the peer's announcement too (reply wanted):
+// whichever side's state changed last — the peer became a member, the
+// object names it, the replica exists — that side starts a session both
+// sides can use, so nothing waits for a later change on the other side.
 type peerState struct {
 	id     peer.ID
 	log    *slog.Logger
@@ -31,13 +38,15 @@ type peerState struct {
 	signal chan struct{} // capacity 1: "something is dirty"
 
 	mu    sync.Mutex
-	dirty map[syncproto.ObjectID]bool
+	dirty map[syncproto.ObjectID]bool // object → catch-up (reply wanted)
 }
 
-func (ps *peerState) mark(ids ...syncproto.ObjectID) {
+// mark schedules a push of ids; catchUp also asks the peer to announce
+// its objects in return.
+func (ps *peerState) mark(catchUp bool, ids ...syncproto.ObjectID) {
 	ps.mu.Lock()
 	for _, id := range ids {
-		ps.dirty[id] = true
+		ps.dirty[id] = ps.dirty[id] || catchUp
 	}
 	ps.mu.Unlock()
 	select {
@@ -46,15 +55,17 @@ func (ps *peerState) mark(ids ...syncproto.ObjectID) {
 	}
 }
 
-func (ps *peerState) take() []syncproto.ObjectID {
+// take returns the dirty objects and whether any of them is a catch-up.
+func (ps *peerState) take() (ids []syncproto.ObjectID, catchUp bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ids := make([]syncproto.ObjectID, 0, len(ps.dirty))
-	for id := range ps.dirty {
+	ids = make([]syncproto.ObjectID, 0, len(ps.dirty))
+	for id, c := range ps.dirty {
 		ids = append(ids, id)
+		catchUp = catchUp || c
 	}
 	clear(ps.dirty)
-	return ids
+	return ids, catchUp
 }
 
 // peerUp starts the outbound goroutine of a member peer that connected,
@@ -81,7 +92,10 @@ func (e *Engine) peerUp(ctx context.Context, wg *sync.WaitGroup, p peer.ID) {
 	wg.Add(1)
 	e.mu.Unlock()
 	ps.log.Debug("member connected")
-	ps.mark(e.sharedWith(p)...)
+	// A push, not a catch-up: the peer pushes its own on its connection
+	// event, and each side asks for what the other announces. (A peer taken
+	// on by recheckPeers is marked for a catch-up there.)
+	ps.mark(false, e.sharedWith(p)...)
 	go func() {
 		defer wg.Done()
 		defer cancel()
@@ -102,8 +116,8 @@ func (e *Engine) peerDown(p peer.ID) {
 }
 
 // markDirty schedules a push of obj to every connected peer that is a
-// member of it, except skip.
-func (e *Engine) markDirty(obj syncproto.ObjectID, skip peer.ID) {
+// member of it, except skip; catchUp asks each for its announcement too.
+func (e *Engine) markDirty(obj syncproto.ObjectID, skip peer.ID, catchUp bool) {
 	r := e.replica(obj)
 	if r == nil {
 		return
@@ -118,7 +132,7 @@ func (e *Engine) markDirty(obj syncproto.ObjectID, skip peer.ID) {
 	e.mu.Unlock()
 	for _, ps := range peers {
 		if r.obj.Role(syncproto.DeviceID(ps.id.String())) != syncproto.RoleNone {
-			ps.mark(obj)
+			ps.mark(catchUp, obj)
 		}
 	}
 }
@@ -132,11 +146,11 @@ func (e *Engine) runPeer(ctx context.Context, ps *peerState) {
 			return
 		case <-ps.signal:
 		}
-		ids := ps.take()
+		ids, catchUp := ps.take()
 		if len(ids) == 0 || !e.cfg.Members.IsMember(ps.id) {
 			continue
 		}
-		err := e.initiate(ctx, ps.id, ids, false)
+		err := e.initiate(ctx, ps.id, ids, catchUp)
 		if err == nil {
 			failures = 0
 			continue
@@ -145,7 +159,7 @@ func (e *Engine) runPeer(ctx context.Context, ps *peerState) {
 			return
 		}
 		failures++
-		ps.mark(ids...)
+		ps.mark(catchUp, ids...)
 		if failures > maxRetries {
 			// Keep the objects dirty but stop trying: the next change
 			// or reconnection pushes them along.

@@ -581,7 +581,7 @@ func (s *session) apply(c syncproto.Changes) error {
 	if echo {
 		skip = ""
 	}
-	s.e.markDirty(c.Object, skip)
+	s.e.markDirty(c.Object, skip, false)
 	if f := s.e.cfg.OnChange; f != nil {
 		f(c.Object, changed)
 	}
