@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 )
@@ -17,9 +16,9 @@ import (
 // when the store works again.
 //
 // Two sources feed it: every error badger logs (badgerLogger), and a probe
-// that creates, writes and removes a small file in the store directory, as
-// a flush must (check: at most once a second, from the status API and the
-// store loop).
+// of the store directory (check: at most once a second, from the status API
+// and the store loop; probe_linux.go, probe_other.go): is it still there,
+// the same directory, writable, with space left, as a flush needs.
 type storeHealth struct {
 	dir string
 	log *slog.Logger
@@ -29,13 +28,15 @@ type storeHealth struct {
 	since      time.Time // when err was first seen
 	lastBadger time.Time // badger's last logged error
 	lastProbe  time.Time
+
+	probeMu sync.Mutex
+	ino     uint64 // the directory's inode at the first good probe (linux), 0 before; under probeMu
 }
 
 const (
-	storeProbeEvery = time.Second      // at most one probe per this
-	storeLoopEvery  = 5 * time.Second  // the store loop's probe period
-	storeQuietFor   = 5 * time.Second  // no badger error for this long (and a good probe) clears the error
-	storeProbeName  = ".meshd-probe-*" // in the store directory; removed right away
+	storeProbeEvery = time.Second     // at most one probe per this
+	storeLoopEvery  = 5 * time.Second // the store loop's probe period
+	storeQuietFor   = 5 * time.Second // no badger error for this long (and a good probe) clears the error
 )
 
 func newStoreHealth(dir string, log *slog.Logger) *storeHealth {
@@ -74,8 +75,11 @@ func (h *storeHealth) check() {
 	}
 	h.lastProbe = now
 	h.mu.Unlock()
-	if err := probeDir(h.dir); err != nil {
-		h.fail(fmt.Sprintf("badger store %s cannot write files: %v", h.dir, err))
+	h.probeMu.Lock() // probe owns h.ino
+	err := h.probe()
+	h.probeMu.Unlock()
+	if err != nil {
+		h.fail(fmt.Sprintf("badger store %s cannot write: %v", h.dir, err))
 		return
 	}
 	h.mu.Lock()
@@ -91,23 +95,6 @@ func (h *storeHealth) state() (string, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.err, h.since
-}
-
-// probeDir creates a one-byte file in dir and removes it.
-func probeDir(dir string) error {
-	f, err := os.CreateTemp(dir, storeProbeName)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write([]byte{0})
-	cerr := f.Close()
-	rerr := os.Remove(f.Name())
-	for _, e := range []error{werr, cerr, rerr} {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // storeLoop probes the store every storeLoopEvery, so that a failing store

@@ -5,15 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestStoreHealth: a store directory that goes away is an error (with its
-// path and since when); a badger error is one too; both clear once the
-// directory works again and badger has been quiet.
-func TestStoreHealth(t *testing.T) {
+func testStoreHealth(t *testing.T) *storeHealth {
 	dir := filepath.Join(t.TempDir(), "db")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -23,37 +21,73 @@ func TestStoreHealth(t *testing.T) {
 	if msg, _ := h.state(); msg != "" {
 		t.Fatalf("working store reported %q", msg)
 	}
-	if err := os.Remove(dir); err != nil {
+	return h
+}
+
+// reprobe runs a check that probes (not skipped by the once-a-second bound)
+// and returns the error it leaves.
+func reprobe(h *storeHealth) (string, time.Time) {
+	h.lastProbe = time.Time{}
+	h.check()
+	return h.state()
+}
+
+// TestStoreHealthDirGone: a store directory that goes away is an error with
+// its path and since when.
+func TestStoreHealthDirGone(t *testing.T) {
+	h := testStoreHealth(t)
+	if err := os.RemoveAll(h.dir); err != nil {
 		t.Fatal(err)
 	}
-	h.lastProbe = time.Time{} // the next check probes
-	h.check()
-	msg, since := h.state()
-	if !strings.Contains(msg, dir) || !strings.Contains(msg, "no such file") || since.IsZero() {
+	msg, since := reprobe(h)
+	if !strings.Contains(msg, h.dir) || !strings.Contains(msg, "no such file") || since.IsZero() {
 		t.Fatalf("removed store dir: got %q since %v", msg, since)
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+}
+
+// TestStoreHealthDirReplaced: a directory made again at the store's path is
+// an error (badger's files are gone); the original coming back clears it.
+func TestStoreHealthDirReplaced(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the inode check is linux only")
+	}
+	h := testStoreHealth(t)
+	aside := h.dir + ".aside"
+	if err := os.Rename(h.dir, aside); err != nil {
 		t.Fatal(err)
 	}
-	h.lastProbe = time.Time{}
-	h.check()
-	if msg, _ := h.state(); msg != "" {
+	if err := os.Mkdir(h.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := reprobe(h); !strings.Contains(msg, "made again") {
+		t.Fatalf("replaced store dir: got %q", msg)
+	}
+	if err := os.Remove(h.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, h.dir); err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := reprobe(h); msg != "" {
 		t.Fatalf("store dir back, error stays: %q", msg)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("probe left files: %v", ents)
-	}
+}
 
+// TestStoreHealthBadgerError: an error badger logs is a store error until
+// badger has been quiet for storeQuietFor and a probe is good.
+func TestStoreHealthBadgerError(t *testing.T) {
+	h := testStoreHealth(t)
 	h.badgerError("error flushing memtable to disk: open x.sst: no such file or directory, retrying")
-	h.lastProbe = time.Time{}
-	h.check() // badger failed just now: the error stays
-	if msg, _ := h.state(); !strings.Contains(msg, "flushing memtable") {
+	if msg, _ := reprobe(h); !strings.Contains(msg, "flushing memtable") || !strings.Contains(msg, h.dir) {
 		t.Fatalf("badger error not kept: %q", msg)
 	}
+	h.mu.Lock()
 	h.lastBadger = time.Now().Add(-2 * storeQuietFor)
-	h.lastProbe = time.Time{}
-	h.check()
-	if msg, _ := h.state(); msg != "" {
+	h.mu.Unlock()
+	if msg, _ := reprobe(h); msg != "" {
 		t.Fatalf("badger quiet and probe good, error stays: %q", msg)
+	}
+	if ents, _ := os.ReadDir(h.dir); len(ents) != 0 {
+		t.Fatalf("probe left files: %v", ents)
 	}
 }
