@@ -53,25 +53,26 @@ import (
 
 // Status is GET /v1/status.
 type Status struct {
-	DeviceID    string       `json:"device_id"`
-	Name        *string      `json:"name"`
-	MeshID      *string      `json:"mesh_id"`
-	Role        *string      `json:"role"`
-	ListenAddrs []string     `json:"listen_addrs"`
-	Members     int          `json:"members"`
-	HolePunch   bool         `json:"hole_punching"` // the DCUtR service is up (the host has seen a public address)
-	Online      int          `json:"online"`
-	Version     string       `json:"version"`
-	Folders     []FolderInfo `json:"folders"`
-	FolderErrs  int          `json:"folder_errors"` // folders whose changes fail to be written here (FolderInfo.Error)
-	// StoreError says why the device's database fails at run time (its
-	// directory is gone, read-only or full; see storehealth.go), null
-	// while it works; StoreErrorSince is when it began.
-	StoreError      *string       `json:"store_error"`
-	StoreErrorSince *time.Time    `json:"store_error_since"`
-	Transfer        TransferStats `json:"transfer"`
-	Sync            SyncStats     `json:"sync"`
-	HTTP            *string       `json:"http"` // the HTTP API's address, null when off
+	DeviceID    string        `json:"device_id"`
+	Name        *string       `json:"name"`
+	MeshID      *string       `json:"mesh_id"`
+	Role        *string       `json:"role"`
+	ListenAddrs []string      `json:"listen_addrs"`
+	Members     int           `json:"members"`
+	HolePunch   bool          `json:"hole_punching"` // the DCUtR service is up (the host has seen a public address)
+	Online      int           `json:"online"`
+	Version     string        `json:"version"`
+	Folders     []FolderInfo  `json:"folders"`
+	FolderErrs  int           `json:"folder_errors"` // folders whose changes fail to be written here (FolderInfo.Error)
+	Transfer    TransferStats `json:"transfer"`
+	Sync        SyncStats     `json:"sync"`
+	HTTP        *string       `json:"http"` // the HTTP API's address, null when off
+
+	// StoreErr says why the device's database fails at run time (its
+	// directory is gone, read-only or full, or badger failed to flush; see
+	// storehealth.go), null while it works; StoreSince is when it began.
+	StoreErr   *string    `json:"store_error"`
+	StoreSince *time.Time `json:"store_error_since"`
 }
 
 // TransferStats are this daemon's blob transfer counters since it started.
@@ -249,7 +250,7 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 	}
 	n.health.check()
 	if msg, since := n.health.state(); msg != "" {
-		st.StoreError, st.StoreErrorSince = &msg, &since
+		st.StoreErr, st.StoreSince = &msg, &since
 	}
 	st.Folders = n.folderInfos()
 	for _, fi := range st.Folders {

@@ -194,12 +194,12 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			if st.HTTP != nil {
 				fmt.Fprintf(stdout, "web:     http://%s/ (log in with the URL 'mesh web' prints)\n", *st.HTTP)
 			}
-			if st.StoreError != nil {
+			if st.StoreErr != nil {
 				since := ""
-				if st.StoreErrorSince != nil {
-					since = " (since " + st.StoreErrorSince.Local().Format(time.DateTime) + ")"
+				if st.StoreSince != nil {
+					since = " (since " + st.StoreSince.Local().Format(time.DateTime) + ")"
 				}
-				fmt.Fprintf(stdout, "store error: %s%s\n", *st.StoreError, since)
+				fmt.Fprintf(stdout, "store error: %s%s\n", *st.StoreErr, since)
 			}
 			if st.FolderErrs > 0 {
 				fmt.Fprintf(stdout, "errors:  %d folder(s) cannot write changes here (see below)\n", st.FolderErrs)

@@ -48,10 +48,10 @@ func TestShutdownFailingStore(t *testing.T) {
 			return false
 		}
 		st = node.Status{}
-		return json.Unmarshal([]byte(out), &st) == nil && st.StoreError != nil
+		return json.Unmarshal([]byte(out), &st) == nil && st.StoreErr != nil
 	})
-	if !strings.Contains(*st.StoreError, "db") || st.StoreErrorSince == nil {
-		t.Fatalf("store error should name the store and say since when: %q since %v", *st.StoreError, st.StoreErrorSince)
+	if !strings.Contains(*st.StoreErr, "db") || st.StoreSince == nil {
+		t.Fatalf("store error should name the store and say since when: %q since %v", *st.StoreErr, st.StoreSince)
 	}
 	if human := b.mesh("status"); !strings.Contains(human, "store error:") {
 		t.Fatalf("human status lacks the store error:\n%s", human)
