@@ -67,6 +67,12 @@ type Status struct {
 	Transfer    TransferStats `json:"transfer"`
 	Sync        SyncStats     `json:"sync"`
 	HTTP        *string       `json:"http"` // the HTTP API's address, null when off
+
+	// StoreErr says why the device's database fails at run time (its
+	// directory is gone, read-only or full, or badger failed to flush; see
+	// storehealth.go), null while it works; StoreSince is when it began.
+	StoreErr   *string    `json:"store_error"`
+	StoreSince *time.Time `json:"store_error_since"`
 }
 
 // TransferStats are this daemon's blob transfer counters since it started.
@@ -241,6 +247,10 @@ func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 				st.Online++
 			}
 		}
+	}
+	n.health.check()
+	if msg, since := n.health.state(); msg != "" {
+		st.StoreErr, st.StoreSince = &msg, &since
 	}
 	st.Folders = n.folderInfos()
 	for _, fi := range st.Folders {

@@ -33,6 +33,7 @@ type Node struct {
 	key    crypto.PrivKey
 	id     peer.ID
 	db     *badger.DB
+	health *storeHealth // the db's run-time health (storehealth.go)
 	host   host.Host
 	gater  *gater
 	relays *relaySet
@@ -63,6 +64,7 @@ type Node struct {
 	pushAll   chan struct{} // membership changed: push to every member
 	closeOnce sync.Once
 	closeErr  error
+	stop      stopState // what shutdown is waiting for (shutdown.go)
 
 	// Live events and presence (live.go, events.go).
 	events   *eventHub
@@ -100,7 +102,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if created {
 		logger.Info("created device identity", "id", id.String(), "key", KeyPath(cfg.Home))
 	}
-	db, err := openDB(filepath.Join(cfg.Home, "db"), logger)
+	health := newStoreHealth(filepath.Join(cfg.Home, "db"), logger)
+	db, err := openDB(health.dir, logger, health)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +113,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		key:       key,
 		id:        id,
 		db:        db,
+		health:    health,
 		dials:     map[peer.ID]*dialState{},
 		records:   map[peer.ID][]byte{},
 		kick:      make(chan struct{}, 1),
@@ -182,10 +186,9 @@ func (n *Node) ID() peer.ID { return n.id }
 // Host is the node's libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 
-// Run serves the control API, the mesh protocols and discovery until ctx is
-// cancelled, then closes the node. It returns after all its goroutines exit.
-func (n *Node) Run(ctx context.Context) error {
-	defer n.Close()
+// serve is Run without its shutdown bound: it serves until ctx is
+// cancelled and returns after its goroutines exit (Run closes the node).
+func (n *Node) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -222,9 +225,11 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	run := func(name string, f func(context.Context)) {
 		wg.Add(1)
+		n.stop.started(name)
 		go func() {
 			defer wg.Done()
 			f(ctx)
+			n.stop.ended(name)
 			n.log.Debug("stopped", "task", name)
 		}()
 	}
@@ -245,15 +250,17 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	run("roles", n.rolesLoop)
 	run("storage", n.storageLoop)
+	run("store", n.storeLoop)
 	n.kickRoles()
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
 	}
 	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
 	<-ctx.Done()
+	n.stop.set("folders")
 	n.stopFolders()
+	n.stop.set(partTasks)
 	wg.Wait()
-	n.log.Info("meshd stopped")
 	return nil
 }
 
@@ -262,22 +269,30 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
 		if n.dht != nil {
+			n.stop.set("DHT")
 			errs = append(errs, n.dht.Close())
 		}
+		n.stop.set("tunnels")
 		errs = append(errs, n.closeTunnels())
 		if n.sync != nil {
+			n.stop.set("sync engine")
 			errs = append(errs, n.sync.Close())
 		}
 		if n.blobSvc != nil {
+			n.stop.set("blob service")
 			errs = append(errs, n.blobSvc.Close())
 		}
 		if n.blobStore != nil {
+			n.stop.set("blob store")
 			errs = append(errs, n.blobStore.Close())
 		}
 		if n.host != nil {
+			n.stop.set("libp2p host")
 			errs = append(errs, n.host.Close())
 		}
+		n.stop.set("badger store " + n.health.dir)
 		errs = append(errs, n.db.Close())
+		n.stop.set("")
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr

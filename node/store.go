@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -15,16 +16,26 @@ var (
 	prefixAddrs   = []byte("node/addrs/")     // + peer ID bytes: encoded address list
 )
 
-type badgerLogger struct{ l *slog.Logger }
+// badgerLogger routes badger's log to slog. Its errors go to the store's
+// health (logged once at ERROR there, and shown in the status); the
+// repeats of a retry loop are debug lines.
+type badgerLogger struct {
+	l *slog.Logger
+	h *storeHealth
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	b.l.Debug(msg)
+	b.h.badgerError(msg)
+}
 func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Infof(string, ...any)        {}
 func (b badgerLogger) Debugf(string, ...any)       {}
 
-func openDB(dir string, log *slog.Logger) (*badger.DB, error) {
+func openDB(dir string, log *slog.Logger, h *storeHealth) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{log.With("component", "badger")}).
+		WithLogger(badgerLogger{log.With("component", "badger"), h}).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(64 << 20).
 		WithValueLogFileSize(64 << 20).

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -100,6 +101,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&maxSend, "max-send-rate", "", "cap on the blob data this device serves, per second, all peers together (e.g. 20MB); default no cap")
 	if err := cmd.Execute(); err != nil {
+		if errors.Is(err, node.ErrShutdownTimeout) {
+			return 1 // logged by Run: one line naming what did not stop
+		}
 		fmt.Fprintf(stderr, "meshd: error: %v\n", err)
 		return 1
 	}

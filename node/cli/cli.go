@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
@@ -192,6 +193,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			}
 			if st.HTTP != nil {
 				fmt.Fprintf(stdout, "web:     http://%s/ (log in with the URL 'mesh web' prints)\n", *st.HTTP)
+			}
+			if st.StoreErr != nil {
+				since := ""
+				if st.StoreSince != nil {
+					since = " (since " + st.StoreSince.Local().Format(time.DateTime) + ")"
+				}
+				fmt.Fprintf(stdout, "store error: %s%s\n", *st.StoreErr, since)
 			}
 			if st.FolderErrs > 0 {
 				fmt.Fprintf(stdout, "errors:  %d folder(s) cannot write changes here (see below)\n", st.FolderErrs)
