@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,40 +32,6 @@ func cuSoak() (size int64, reps int) {
 	return cuFileSize, cuReps
 }
 
-// cuWriteLarge writes size pseudo-random bytes (seeded) to path and returns
-// their sha256.
-func cuWriteLarge(t *testing.T, path string, size int64) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	rng := rand.NewChaCha8([32]byte{20})
-	if _, err := io.CopyN(io.MultiWriter(f, h), rng, size); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func cuSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // cuLists reports whether d's `mesh folder list --json` names the folder.
 func cuLists(d *daemon, name string) bool {
 	out, _, err := d.run("folder", "list", "--json")
@@ -97,7 +59,10 @@ func TestFreshMemberLearnsFolders(t *testing.T) {
 	a := startDaemon(t, "a")
 	a.mesh("init", "--name", "alpha")
 	dirA := filepath.Join(base, "a")
-	want := cuWriteLarge(t, filepath.Join(dirA, "big.bin"), size)
+	if err := os.MkdirAll(dirA, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := writeRandomFile(t, filepath.Join(dirA, "big.bin"), size, 20)
 	a.mesh("folder", "add", dirA, "--name", "docs")
 	a.mesh("wait", "docs", "--timeout", "120s") // A has indexed the file: from here on nothing changes on A
 	for i := range reps {
@@ -109,8 +74,8 @@ func TestFreshMemberLearnsFolders(t *testing.T) {
 		dirB := filepath.Join(base, "b", strconv.Itoa(i))
 		b.mesh("folder", "join", "docs", dirB)
 		b.mesh("wait", "docs", "--timeout", "120s")
-		if got := cuSHA256(t, filepath.Join(dirB, "big.bin")); got != want {
-			t.Fatalf("rep %d: b's big.bin has sha256 %s, want %s", i, got, want)
+		if got := fileSHA256(t, filepath.Join(dirB, "big.bin")); got != want {
+			t.Fatalf("rep %d: b's big.bin has sha256 %x, want %x", i, got, want)
 		}
 		b.stop()
 		if t.Failed() {
