@@ -533,9 +533,34 @@ func (s *session) apply(c syncproto.Changes) error {
 		return nil
 	}
 	s.e.c.changesReceived.Add(int64(len(c.Changes)))
+	changed, echo, err := s.merge(r, a, c)
+	if err != nil {
+		return err
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	s.e.c.itemsChanged.Add(int64(len(changed)))
+	skip := s.peer
+	if echo {
+		skip = ""
+	}
+	s.e.markDirty(c.Object, skip, false)
+	if f := s.e.cfg.OnChange; f != nil {
+		f(c.Object, changed)
+	}
+	return nil
+}
+
+// merge applies c's changes to r under r's lock, advances the peer's
+// cursor and persists. The lock is released by a defer, so that a panic
+// in a merge (recovered by the session's backstop) cannot leave the
+// replica locked for every later session. It returns the items that
+// changed and whether one of them differs from what the peer sent (the
+// peer must then get it back).
+func (s *session) merge(r *replica, a *asked, c syncproto.Changes) (changed []syncproto.Item, echo bool, err error) {
 	r.mu.Lock()
-	var changed []syncproto.Item
-	echo := false
+	defer r.mu.Unlock()
 	seq := c.Head
 	for _, ch := range c.Changes {
 		ok, res, err := r.obj.ApplyFrom(s.dev, ch.Item)
@@ -565,25 +590,8 @@ func (s *session) apply(c syncproto.Changes) error {
 	if moved {
 		r.obj.SetCursor(s.dev, next)
 	}
-	var err error
 	if moved || len(changed) > 0 {
 		err = s.e.save(r)
 	}
-	r.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if len(changed) == 0 {
-		return nil
-	}
-	s.e.c.itemsChanged.Add(int64(len(changed)))
-	skip := s.peer
-	if echo {
-		skip = ""
-	}
-	s.e.markDirty(c.Object, skip, false)
-	if f := s.e.cfg.OnChange; f != nil {
-		f(c.Object, changed)
-	}
-	return nil
+	return changed, echo, err
 }
