@@ -67,16 +67,19 @@ func TestFreshMemberLearnsFolders(t *testing.T) {
 	a.mesh("wait", "docs", "--timeout", "120s") // A has indexed the file: from here on nothing changes on A
 	for i := range reps {
 		b := startDaemon(t, "b")
+		start := time.Now()
 		b.mesh("join", a.invite(), "--name", "bravo")
 		waitFor(t, 60*time.Second, fmt.Sprintf("fresh member b lists folder docs (rep %d of %d)", i+1, reps), func() bool {
 			return cuLists(b, "docs")
 		})
 		dirB := filepath.Join(base, "b", strconv.Itoa(i))
 		b.mesh("folder", "join", "docs", dirB)
+		listed := time.Since(start)
 		b.mesh("wait", "docs", "--timeout", "120s")
 		if got := fileSHA256(t, filepath.Join(dirB, "big.bin")); got != want {
 			t.Fatalf("rep %d: b's big.bin has sha256 %x, want %x", i, got, want)
 		}
+		t.Logf("rep %d of %d: folder listed %v after the join, %d MiB synced %v after it", i+1, reps, listed.Round(time.Millisecond), size>>20, time.Since(start).Round(time.Millisecond))
 		b.stop()
 		if t.Failed() {
 			return
