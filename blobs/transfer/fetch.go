@@ -74,6 +74,8 @@ type peerState struct {
 	stream   network.Stream
 	nextReq  uint32
 	received int64
+	read     *lastRead // when bytes last arrived from p (nil until its stream is open)
+	started  time.Time // when p's stream was taken for this fetch
 }
 
 type fetch struct {
@@ -228,10 +230,7 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	for _, p := range f.peers {
 		wg.Go(func() { f.runPeer(p) })
 	}
-	select {
-	case <-f.finished:
-	case <-ctx.Done():
-	}
+	f.watch(ctx)
 	// A failed or cancelled fetch resets its streams (through ctx); a
 	// complete one lets each peer's runner end its stream itself, keeping
 	// the clean ones for the next fetch (streampool.go).
@@ -258,6 +257,66 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 		}
 		return fmt.Errorf("fetch %v: %d chunks left: %w", ref, f.remaining, ErrClosed)
 	}
+}
+
+// watch waits for the fetch to finish or ctx to end, dropping every
+// stalled peer on the way (stalled).
+func (f *fetch) watch(ctx context.Context) {
+	every := max(f.s.stallTimeout/4, time.Millisecond)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.finished:
+			return
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			f.mu.Lock()
+			for _, p := range f.peers {
+				if !p.dead && !f.ended {
+					if idle := f.stalled(p, now); idle > 0 {
+						f.s.c.peersStalled.Add(1)
+						f.kill(p, fmt.Errorf("no answer for %v with %d requests in flight: %w", idle.Round(time.Millisecond), len(p.inflight)+p.haveLeft, ErrStalled))
+					}
+				}
+			}
+			f.mu.Unlock()
+		}
+	}
+}
+
+// stalled returns how long p has owed an answer without sending a byte,
+// when that exceeds the service's stall timeout (else 0). A peer owes an
+// answer while it has requests in flight or HAVE batches unanswered; the
+// wait counts from the last byte read from it, or from the oldest
+// pending request if that is later. A peer that keeps its connection up
+// and accepts requests but never answers (frozen, or hostile) would
+// otherwise hold the fetch, and the caller's transfer slot, for good; its
+// chunks go back to the other peers. Called with mu held.
+func (f *fetch) stalled(p *peerState, now time.Time) time.Duration {
+	if p.read == nil || (len(p.inflight) == 0 && p.haveLeft == 0) {
+		return 0
+	}
+	since := p.read.at()
+	if p.haveLeft > 0 && p.started.After(since) {
+		since = p.started
+	}
+	if p.haveLeft == 0 {
+		oldest := now
+		for _, r := range p.inflight {
+			if r.sentAt.Before(oldest) {
+				oldest = r.sentAt
+			}
+		}
+		if oldest.After(since) {
+			since = oldest
+		}
+	}
+	if idle := now.Sub(since); idle > f.s.stallTimeout {
+		return idle
+	}
+	return 0
 }
 
 // finish ends the fetch (with err, or nil on success). Called with mu held.
@@ -385,12 +444,13 @@ func (f *fetch) runPeer(p *peerState) {
 			f.mu.Unlock()
 			return
 		}
-		is = &idleStream{st: st, r: poolIO.reader(st), w: pool64K.writer(st)}
+		is = newIdleStream(st)
 	}
 	st := is.st
 	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
 	f.mu.Lock()
 	p.stream = st
+	p.read, p.started = is.read, time.Now()
 	ids := make([]blobs.ChunkID, len(f.chunks))
 	for i, c := range f.chunks {
 		ids[i] = c.ref.ID

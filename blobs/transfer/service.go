@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -26,6 +27,9 @@ var (
 	ErrRefused     = errors.New("peer refused")
 	ErrUnavailable = errors.New("chunks unavailable from every peer")
 	ErrClosed      = errors.New("transfer service closed")
+	// ErrStalled: a peer owed answers and sent nothing for StallTimeout;
+	// it is dropped from that fetch (its chunks go to the other peers).
+	ErrStalled = errors.New("peer stalled")
 )
 
 // Authorizer decides who may read what; the daemon implements it with the
@@ -62,11 +66,12 @@ type Stats struct {
 	ChunksServed    int64
 	BytesServed     int64
 	Refused         int64 // streams or requests refused by Authorizer
+	PeersStalled    int64 // peers dropped from a fetch for owing answers StallTimeout long
 }
 
 type counters struct {
 	chunksRequested, chunksReceived, bytesReceived, badChunks, duplicates atomic.Int64
-	chunksServed, bytesServed, refused                                    atomic.Int64
+	chunksServed, bytesServed, refused, peersStalled                      atomic.Int64
 }
 
 // Service serves and fetches chunks over ProtocolID.
@@ -98,7 +103,18 @@ type Service struct {
 	// over all streams together (SetSendRate): every chunk answer waits
 	// for its whole frame's bytes in tokens before it is written.
 	sendLimit atomic.Pointer[sendLimiterRef]
+
+	// stallTimeout: a peer of a fetch that owes answers and sends no byte
+	// for this long is dropped from it (StallTimeout; tests shorten it).
+	stallTimeout time.Duration
 }
+
+// StallTimeout is how long a fetch waits for a byte from a peer that owes
+// it answers before dropping that peer. It is long enough for a 4 MiB
+// chunk behind a send cap of 40 KB/s (a served chunk waits for its
+// whole frame's tokens) and short enough that a frozen or hostile member
+// cannot hold a transfer slot for good.
+const StallTimeout = 2 * time.Minute
 
 // sendLimiter is what the writer of served answers waits on: a
 // *rate.Limiter made by newSendLimiter, or in tests one driven by a
@@ -153,6 +169,8 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 		streams: make(map[network.Stream]struct{}),
 		serving: make(chan struct{}, maxServing),
 		mem:     newMemNotify(),
+
+		stallTimeout: StallTimeout,
 	}
 	s.bufs.New = func() any { b := make([]byte, maxFrame+pageSize); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -190,6 +208,7 @@ func (s *Service) Stats() Stats {
 		ChunksServed:    s.c.chunksServed.Load(),
 		BytesServed:     s.c.bytesServed.Load(),
 		Refused:         s.c.refused.Load(),
+		PeersStalled:    s.c.peersStalled.Load(),
 	}
 }
 

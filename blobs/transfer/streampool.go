@@ -3,7 +3,10 @@ package transfer
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,11 +24,41 @@ import (
 // maxIdlePerPeer bounds the idle streams kept per peer.
 const maxIdlePerPeer = 16
 
-// idleStream is a stream with its buffered reader and writer.
+// idleStream is a stream with its buffered reader and writer. read counts
+// when bytes last arrived on it (the stall check in fetch.go).
 type idleStream struct {
-	st network.Stream
-	r  *bufio.Reader
-	w  *bufio.Writer
+	st   network.Stream
+	r    *bufio.Reader
+	w    *bufio.Writer
+	read *lastRead
+}
+
+// newIdleStream wraps a new stream with pooled buffers and a read clock.
+func newIdleStream(st network.Stream) *idleStream {
+	lr := &lastRead{r: st}
+	return &idleStream{st: st, r: poolIO.reader(lr), w: pool64K.writer(st), read: lr}
+}
+
+// lastRead is an io.Reader that notes when it last returned bytes.
+type lastRead struct {
+	r    io.Reader
+	nano atomic.Int64 // time.Now().UnixNano() of the last read with n > 0
+}
+
+func (l *lastRead) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if n > 0 {
+		l.nano.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// at is when bytes last arrived (the zero time if never).
+func (l *lastRead) at() time.Time {
+	if n := l.nano.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // takeStream returns an idle stream to p, or nil.
