@@ -113,7 +113,12 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: withClient(cl, func(c *client, args []string) error {
 			q := url.Values{"timeout": {timeout.String()}}
-			return c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, nil)
+			var res node.WaitResult
+			if err := c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, &res); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, printable(res.String()))
+			return nil
 		}),
 	}
 	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
@@ -218,6 +223,11 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.0f%%\t%d\t%d\t%s\n", f.Name, path, f.Role, f.Items, f.Bytes, 100*f.InSync, len(f.Transferring), f.Conflicts, errKind)
 	}
 	_ = tw.Flush()
+	for _, f := range infos {
+		if len(f.Behind) > 0 {
+			fmt.Fprintf(w, "%s: not in sync: %s\n", printable(f.Name), printable(strings.Join(f.Behind, "; ")))
+		}
+	}
 	for _, f := range infos {
 		if e := f.Error; e != nil {
 			files := "1 file"

@@ -85,6 +85,8 @@ func (f *Folder) Run(ctx context.Context) error {
 				first = time.Now()
 			}
 			dirty[rel] = true
+			f.unscanned.Store(true) // before queued drops: Indexing stays true
+			f.queued.Add(-1)
 			// Wait for a quiet Debounce, but never more than 4 of them
 			// after the first event.
 			wait := f.cfg.Debounce
@@ -105,6 +107,7 @@ func (f *Folder) Run(ctx context.Context) error {
 				}
 			}
 			dirs, err := f.scan(ctx, rels)
+			f.unscanned.Store(false) // events that came meanwhile are counted in queued
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				f.log.Warn("incremental scan", "err", err)
 			}
@@ -122,9 +125,11 @@ func (f *Folder) Run(ctx context.Context) error {
 // done or the watcher is closed. "" asks for a full scan (events lost).
 func (f *Folder) watch(ctx context.Context, w *fsnotify.Watcher, events chan<- string) {
 	send := func(rel string) {
+		f.queued.Add(1) // Indexing: from the event until a scan looked at it
 		select {
 		case events <- rel:
 		case <-ctx.Done():
+			f.queued.Add(-1)
 		}
 	}
 	for {
