@@ -23,8 +23,10 @@ import (
 //
 // A folder is in sync here when nothing is left to do locally (no local
 // change unindexed, nothing received unapplied, every item's content
-// present) and this device has caught up with every online member of the
-// folder since that member connected (a completed two-way sync round).
+// present), this device has caught up with every online member of the
+// folder since that member connected (a completed two-way sync round), and,
+// when members are offline, it has reached at least one member since the
+// daemon started (the offline ones may hold changes it has not heard of).
 // 'wait' adds a barrier: it first asks each online member to index what it
 // has on disk (ProtoFolderWait, a full scan there) and then syncs with it,
 // so that after wait returns this device holds every change written on an
@@ -57,10 +59,6 @@ const (
 	// waitPeerTimeout bounds how long wait waits for one member's
 	// answer and sync round; past it the member is named as not answering.
 	waitPeerTimeout = 90 * time.Second
-	// startGrace: right after the daemon started, before it reached any
-	// member of a folder, the folder is not called in sync (its members
-	// may hold changes it has not heard of).
-	startGrace = 15 * time.Second
 )
 
 // Reply codes of ProtoFolderWait.
@@ -354,7 +352,6 @@ type syncView struct {
 	Pending      bool // received changes not applied yet
 	Indexing     bool // local changes not indexed yet (folder.Indexing)
 	Peers        []peerView
-	Young        bool // the daemon started less than startGrace ago
 }
 
 // peerView is one member with a role in the folder.
@@ -362,6 +359,7 @@ type peerView struct {
 	Name     string
 	Online   bool
 	CaughtUp bool // a round since it connected
+	Reached  bool // a round since this daemon started
 }
 
 // verdict applies the rule: inSync is 1 only when nothing is behind; when
@@ -382,17 +380,18 @@ func (v syncView) verdict() (inSync float64, behind, offline []string) {
 	}
 	reached := false
 	for _, p := range v.Peers {
+		reached = reached || p.Reached
 		switch {
 		case p.Online && p.CaughtUp:
-			reached = true
 		case p.Online:
 			behind = append(behind, "catching up with "+p.Name)
 		default:
 			offline = append(offline, p.Name)
 		}
 	}
-	if v.Young && !reached && len(offline) > 0 {
-		behind = append(behind, "no member of the folder reached since start")
+	if !reached && len(offline) > 0 {
+		// Its members may hold changes it has not heard of.
+		behind = append(behind, "no member of the folder reached since this daemon started")
 	}
 	inSync = v.Fraction
 	if len(behind) > 0 && inSync > 0.99 {
@@ -434,14 +433,15 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 
 // viewOf builds the rule's input for lf from st (its folder.Status fields).
 func (n *Node) viewOf(lf *localFolder, fraction float64, transferring int) syncView {
-	v := syncView{Fraction: fraction, Transferring: transferring, Pending: !lf.idle(),
-		Indexing: lf.f.Indexing(), Young: time.Since(n.started) < startGrace}
+	v := syncView{Fraction: fraction, Transferring: transferring, Pending: !lf.idle(), Indexing: lf.f.Indexing()}
 	online, offline := n.folderPeers(lf.conf.ID)
 	for _, m := range online {
-		v.Peers = append(v.Peers, peerView{Name: m.Name, Online: true, CaughtUp: n.caughtUp(m.ID)})
+		_, reached := n.rounds.last(m.ID)
+		v.Peers = append(v.Peers, peerView{Name: m.Name, Online: true, CaughtUp: n.caughtUp(m.ID), Reached: reached})
 	}
 	for _, m := range offline {
-		v.Peers = append(v.Peers, peerView{Name: m.Name})
+		_, reached := n.rounds.last(m.ID)
+		v.Peers = append(v.Peers, peerView{Name: m.Name, Reached: reached})
 	}
 	return v
 }
