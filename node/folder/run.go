@@ -31,9 +31,9 @@ func (f *Folder) Run(ctx context.Context) error {
 		wg.Go(func() { f.watch(ctx, w, events) })
 	}
 	watched := make(map[string]bool)
-	addWatches := func(dirs []string) {
+	addWatches := func(dirs []string) (added []string) {
 		if w == nil {
-			return
+			return nil
 		}
 		for _, d := range dirs {
 			if watched[d] {
@@ -44,14 +44,29 @@ func (f *Folder) Run(ctx context.Context) error {
 				continue
 			}
 			watched[d] = true
+			added = append(added, d)
 		}
+		return added
+	}
+	// scanWatch scans scopes, watches the directories it saw, and scans
+	// the newly watched ones again: what was written in them after the
+	// first scan looked and before their watch existed has no event.
+	// Indexing holds throughout.
+	scanWatch := func(scopes []string) error {
+		f.scans.Add(1)
+		defer f.scans.Add(-1)
+		dirs, err := f.scan(ctx, scopes)
+		if added := addWatches(dirs); len(added) > 0 && err == nil {
+			more, err2 := f.scan(ctx, added)
+			addWatches(more)
+			err = err2
+		}
+		return err
 	}
 	full := func() {
-		dirs, err := f.scan(ctx, []string{""})
-		if err != nil && ctx.Err() == nil {
+		if err := scanWatch([]string{""}); err != nil && ctx.Err() == nil {
 			f.log.Warn("scan", "err", err)
 		}
-		addWatches(dirs)
 		if ctx.Err() == nil {
 			if err := f.Apply(ctx, f.feed.Items()); err != nil && ctx.Err() == nil {
 				f.log.Info("apply pending items", "err", err)
@@ -106,12 +121,11 @@ func (f *Folder) Run(ctx context.Context) error {
 					watched = make(map[string]bool) // overflow: re-add all
 				}
 			}
-			dirs, err := f.scan(ctx, rels)
+			err := scanWatch(rels)
 			f.unscanned.Store(false) // events that came meanwhile are counted in queued
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				f.log.Warn("incremental scan", "err", err)
 			}
-			addWatches(dirs)
 			if f.pendingApply() {
 				if err := f.ApplyPending(ctx); err != nil && ctx.Err() == nil {
 					f.log.Info("apply concurrent changes", "err", err)
