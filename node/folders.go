@@ -51,6 +51,9 @@ type localFolder struct {
 	all     bool                      // apply every item (a member came online)
 	kick    chan struct{}
 	busy    bool // an Apply is running
+
+	flushMu sync.Mutex // folder-wait scans, one at a time (insync.go)
+	flushed time.Time  // start of the last completed one
 }
 
 // queueAll asks for every item to be applied again (idempotent): content

@@ -160,10 +160,28 @@ func (n *Node) flushFor(ctx context.Context, from peer.ID, id syncproto.ObjectID
 	if lf == nil {
 		return flushNotSynced, ""
 	}
-	if err := lf.f.Scan(ctx); err != nil {
+	if err := lf.flush(ctx); err != nil {
 		return flushFailed, err.Error()
 	}
 	return flushIndexed, ""
+}
+
+// flush runs a full scan of lf for a folder-wait request that arrived now,
+// unless a scan that started after it has completed meanwhile: requests
+// that come together share their scans (at most two run for any number).
+func (lf *localFolder) flush(ctx context.Context) error {
+	arrived := time.Now()
+	lf.flushMu.Lock()
+	defer lf.flushMu.Unlock()
+	if lf.flushed.After(arrived) {
+		return nil
+	}
+	start := time.Now()
+	if err := lf.f.Scan(ctx); err != nil {
+		return err
+	}
+	lf.flushed = start
+	return nil
 }
 
 // folderRole is p's role in the replica of object id (none if unknown).
