@@ -486,7 +486,7 @@ type NotWaited struct {
 // each online member of the folder asked to index its copy and then synced
 // with both ways, and everything received applied with its content present
 // and indexed. Members offline or not answering within waitPeerTimeout
-// are listed in the result, not waited for.
+// (or half the time ctx leaves) are listed in the result, not waited for.
 func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) {
 	start := time.Now()
 	res := WaitResult{Name: name, Peers: []string{}, NotWaited: []NotWaited{}}
@@ -501,10 +501,17 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 	for _, m := range offline {
 		res.NotWaited = append(res.NotWaited, NotWaited{Device: m.Name, ID: m.ID.String(), Why: "offline"})
 	}
+	// A member gets waitPeerTimeout, or half of what is left of the
+	// caller's time: then a member that does not answer is named, not the
+	// cause of a timeout.
+	bound := waitPeerTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		bound = min(bound, time.Until(dl)/2)
+	}
 	whys := make([]string, len(online))
 	var wg sync.WaitGroup
 	for i, m := range online {
-		wg.Go(func() { whys[i] = n.waitRound(ctx, lf.conf.ID, m.ID) })
+		wg.Go(func() { whys[i] = n.waitRound(ctx, lf.conf.ID, m.ID, bound) })
 	}
 	wg.Wait()
 	for i, m := range online {
@@ -545,14 +552,14 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 // waitRound asks p to index folder id and then syncs with it. It returns
 // "" when done, "-" when p does not sync the folder, else why p is not
 // waited for.
-func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID) string {
-	ctx, cancel := context.WithTimeout(ctx, waitPeerTimeout)
+func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID, bound time.Duration) string {
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	start := time.Now()
 	code, msg, err := n.askFlush(ctx, p, id)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return fmt.Sprintf("no answer within %s", waitPeerTimeout)
+		return fmt.Sprintf("no answer within %s", bound.Round(time.Millisecond))
 	case err != nil:
 		return "no answer: " + err.Error()
 	case code == flushNotSynced:
@@ -564,7 +571,10 @@ func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID) 
 		n.log.Warn("wait: member could not index", "peer", p.String(), "err", msg)
 	}
 	if err := n.sync.Sync(ctx, p); err != nil {
-		return "no answer: " + err.Error()
+		if ctx.Err() != nil {
+			return fmt.Sprintf("no sync round within %s", bound.Round(time.Millisecond))
+		}
+		return "no sync round: " + err.Error()
 	}
 	n.rounds.record(p, start)
 	if code == flushFailed {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,4 +256,24 @@ func TestInSyncFalseWhileBehind(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // sampling interval (a poll), not synchronisation
 	}
 	t.Logf("b was behind in %d samples after a came back", behind)
+}
+
+// TestWaitNamesSilentMember: a member that is connected but does not
+// answer (its daemon stopped with SIGSTOP) is named by wait, which still
+// returns with the answering members' changes, within its --timeout.
+func TestWaitNamesSilentMember(t *testing.T) {
+	devs, dirs := mesh3(t)
+	b, c := devs[1], devs[2]
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.cmd.Process.Signal(syscall.SIGCONT) }()
+	write(t, filepath.Join(dirs[0], "while-c-sleeps.txt"), "a wrote this\n")
+	out := b.mesh("wait", "docs", "--timeout", "30s")
+	if !strings.Contains(out, "with alpha") || !strings.Contains(out, "not waited for: charlie (") {
+		t.Fatalf("wait should be in sync with alpha and name charlie as not waited for: %q", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dirs[1], "while-c-sleeps.txt")); err != nil || string(got) != "a wrote this\n" {
+		t.Fatalf("b lacks a's file after wait: %q %v", got, err)
+	}
 }
