@@ -269,7 +269,7 @@ func TestWaitNamesSilentMember(t *testing.T) {
 	}
 	defer func() { _ = c.cmd.Process.Signal(syscall.SIGCONT) }()
 	write(t, filepath.Join(dirs[0], "while-c-sleeps.txt"), "a wrote this\n")
-	out := b.mesh("wait", "docs", "--timeout", "30s")
+	out := b.mesh("wait", "docs", "--timeout", "20s")
 	if !strings.Contains(out, "with alpha") || !strings.Contains(out, "not waited for: charlie (") {
 		t.Fatalf("wait should be in sync with alpha and name charlie as not waited for: %q", out)
 	}
