@@ -11,8 +11,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Run keeps the folder in sync until ctx is done: an initial full scan,
-// then the items of the Feed applied (to finish anything pending from
+// Run keeps the folder in sync until ctx is done: an initial full scan
+// (its directories then watched and scanned once more, for what changed
+// before their watch existed), then the items of the Feed applied (to finish anything pending from
 // before a restart), then incremental scans triggered by a filesystem
 // watcher (debounced), a full rescan and re-apply every RescanInterval,
 // and expiry of old versions. It returns after every goroutine it started
