@@ -449,7 +449,8 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 	return online, offline
 }
 
-// viewOf builds the rule's input for lf from st (its folder.Status fields).
+// viewOf builds the rule's input for lf, with fraction and transferring
+// from its folder.Status.
 func (n *Node) viewOf(lf *localFolder, fraction float64, transferring int) syncView {
 	v := syncView{Fraction: fraction, Transferring: transferring, Pending: !lf.idle(), Indexing: lf.f.Indexing()}
 	online, offline := n.folderPeers(lf.conf.ID)
@@ -561,8 +562,16 @@ func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID, 
 	case err != nil && ctx.Err() != nil:
 		return fmt.Sprintf("no answer within %s", bound.Round(time.Millisecond))
 	case err != nil:
+		// An older meshd has no folder-wait: its replica still counts.
+		if serr := n.sync.Sync(ctx, p); serr == nil {
+			n.rounds.record(p, start)
+		}
 		return "no answer: " + err.Error()
 	case code == flushNotSynced:
+		// No copy there, but its replica may hold others' changes.
+		if serr := n.sync.Sync(ctx, p); serr == nil {
+			n.rounds.record(p, start)
+		}
 		return "-"
 	case code == flushRefused:
 		return "refused: " + msg
