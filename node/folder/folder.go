@@ -139,12 +139,12 @@ type Folder struct {
 	reapply map[string]bool
 	scanned bool // an initial scan has run
 	// Indexing state (indexing.go), read without mu: scans running or
-	// waiting for mu, watcher events sent to Run's loop and not yet taken
-	// (queued), taken and not yet scanned (unscanned), and whether a full
-	// scan has completed.
+	// waiting for mu, watcher events numbered as sent (evSent) and the
+	// number up to which scans have covered them (evCovered), and whether
+	// a full scan has completed.
 	scans      atomic.Int32
-	queued     atomic.Int32
-	unscanned  atomic.Bool
+	evSent     atomic.Uint64
+	evCovered  atomic.Uint64
 	firstReady atomic.Bool
 	closed     bool
 	hashHook   func(rel string) // tests: called before a file is hashed

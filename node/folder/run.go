@@ -3,6 +3,8 @@ package folder
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,6 +86,7 @@ func (f *Folder) Run(ctx context.Context) error {
 	expire := time.NewTicker(min(time.Hour, max(time.Minute, f.cfg.Retention/10)))
 	defer expire.Stop()
 	var debounce <-chan time.Time
+	var taken uint64 // events received from watch
 	var first time.Time
 	dirty := make(map[string]bool)
 	for {
@@ -97,12 +100,16 @@ func (f *Folder) Run(ctx context.Context) error {
 				f.log.Warn("expire versions", "err", err)
 			}
 		case rel := <-events:
+			taken++ // events arrive in the order watch numbered them
+			if len(dirty) == 0 && f.settled(rel) {
+				// Nothing to index, and every earlier event was scanned.
+				f.cover(taken)
+				continue
+			}
 			if len(dirty) == 0 {
 				first = time.Now()
 			}
 			dirty[rel] = true
-			f.unscanned.Store(true) // before queued drops: Indexing stays true
-			f.queued.Add(-1)
 			// Wait for a quiet Debounce, but never more than 4 of them
 			// after the first event.
 			wait := f.cfg.Debounce
@@ -122,8 +129,9 @@ func (f *Folder) Run(ctx context.Context) error {
 					watched = make(map[string]bool) // overflow: re-add all
 				}
 			}
+			upto := taken
 			err := scanWatch(rels)
-			f.unscanned.Store(false) // events that came meanwhile are counted in queued
+			f.cover(upto) // (a failed scan too: the next event or rescan retries)
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				f.log.Warn("incremental scan", "err", err)
 			}
@@ -136,15 +144,41 @@ func (f *Folder) Run(ctx context.Context) error {
 	}
 }
 
+// settled reports whether the event for rel needs no scan: a file on disk
+// exactly as recorded, or nothing where nothing is recorded — typically
+// Apply's own write or delete, which would otherwise keep Indexing true
+// for a debounce. A directory always needs one (a new one must be
+// watched), and so does anything while mu is busy (it does not wait).
+func (f *Folder) settled(rel string) bool {
+	if rel == "" {
+		return false
+	}
+	fi, err := os.Lstat(f.abs(rel))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if !f.mu.TryLock() {
+		return false
+	}
+	defer f.mu.Unlock()
+	st := f.states[rel]
+	switch {
+	case fi == nil:
+		return st == nil
+	case fi.IsDir():
+		return false
+	}
+	return statMatches(st, fi)
+}
+
 // watch turns watcher events into relative paths on events until ctx is
 // done or the watcher is closed. "" asks for a full scan (events lost).
 func (f *Folder) watch(ctx context.Context, w *fsnotify.Watcher, events chan<- string) {
 	send := func(rel string) {
-		f.queued.Add(1) // Indexing: from the event until a scan looked at it
+		f.evSent.Add(1) // Indexing: from the event until a scan covers it
 		select {
 		case events <- rel:
 		case <-ctx.Done():
-			f.queued.Add(-1)
 		}
 	}
 	for {

@@ -47,6 +47,7 @@ func perm(fi fs.FileInfo) fs.FileMode { return fi.Mode().Perm() }
 func (f *Folder) scan(ctx context.Context, scopes []string) ([]string, error) {
 	f.scans.Add(1) // counted while waiting for mu too: Indexing
 	defer f.scans.Add(-1)
+	sent := f.evSent.Load() // events for changes this scan will see
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -54,6 +55,7 @@ func (f *Folder) scan(ctx context.Context, scopes []string) ([]string, error) {
 	}
 	res, err := f.scanLocked(ctx, scopes)
 	if err == nil && len(scopes) == 1 && scopes[0] == "" {
+		f.cover(sent)
 		f.firstReady.Store(true)
 	}
 	return res.dirs, err
