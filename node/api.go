@@ -20,7 +20,8 @@ package node
 //	POST   /v1/folders/share {"name","device","role"}  owner sets a device's role
 //	GET    /v1/folders                          → [FolderInfo]
 //	DELETE /v1/folders/{name}                   stop syncing it here (files stay)
-//	GET    /v1/folders/{name}/wait?timeout=D    returns when in sync with online members
+//	GET    /v1/folders/{name}/wait?timeout=D    → WaitResult when this copy holds every change made on
+//	                                            an online member before the call (insync.go)
 //	GET    /v1/history?path=P → [HistoryEntry]; POST /v1/restore {"path","version"}
 //	GET    /v1/storage → StorageStatus (storage_api.go); POST /v1/fetch, POST /v1/evict,
 //	GET    /v1/folders/{name}/files (metadata mode and files, modes.go)

@@ -48,6 +48,7 @@ func (n *Node) onConnected(_ context.Context, c network.Conn) {
 		delete(n.dials, c.RemotePeer())
 		n.mu.Unlock()
 		n.schedulePush() // the push loop also re-drives folders (memberOnline)
+		n.kickRound(c.RemotePeer())
 	}
 }
 

@@ -20,6 +20,13 @@
 //     address records of members (membership.go)
 //   - /meshwork/vault/1.0.0      a storage peer's sealed records and chunks
 //     (package vault; served only with --role storage, see storage.go)
+//   - /meshwork/folder-wait/1.0.0 ask a member to index its copy of a folder
+//     now, before 'mesh folder wait' syncs with it (insync.go). Request:
+//     frame type 1, uvarint length + folder object ID (frame at most 256
+//     bytes). Reply: frame type 2, one code byte (0 indexed, 1 not synced
+//     there, 2 refused: no role in the folder, 3 scan failed) + uvarint
+//     length + message (at most 512 bytes). The server answers after a full
+//     scan of its copy, within 2 minutes. Frames as in node/internal/wire.
 //
 // # What it must never do
 //

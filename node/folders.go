@@ -51,6 +51,9 @@ type localFolder struct {
 	all     bool                      // apply every item (a member came online)
 	kick    chan struct{}
 	busy    bool // an Apply is running
+
+	flushMu sync.Mutex // folder-wait scans, one at a time (insync.go)
+	flushed time.Time  // start of the last completed one
 }
 
 // queueAll asks for every item to be applied again (idempotent): content
@@ -553,7 +556,9 @@ type FolderInfo struct {
 	Items        int               `json:"items"`
 	Bytes        int64             `json:"bytes"`
 	LocalBytes   int64             `json:"local_bytes"`
-	InSync       float64           `json:"in_sync"` // 0..1
+	InSync       float64           `json:"in_sync"`           // 0..1; 1 only when in sync (insync.go)
+	Behind       []string          `json:"behind,omitempty"`  // why in_sync is below 1
+	Offline      []string          `json:"offline,omitempty"` // members of the folder not online: not waited for
 	Transferring []folder.Transfer `json:"transferring"`
 	Conflicts    int               `json:"conflicts"`
 	Skipped      map[string]string `json:"skipped,omitempty"`
@@ -581,6 +586,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			st := lf.f.Status()
 			fi.Items, fi.Bytes, fi.LocalBytes, fi.InSync, fi.Conflicts, fi.Skipped = st.Items, st.Bytes, st.LocalBytes, st.InSync, st.Conflicts, st.Skipped
 			fi.Error = folderError(st.Error)
+			fi.InSync, fi.Behind, fi.Offline = n.viewOf(lf, st.InSync, len(st.Transferring)).verdict()
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}
@@ -594,42 +600,6 @@ func (n *Node) folderInfos() []FolderInfo {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-// WaitFolder returns when the folder is in sync with every online member:
-// local changes scanned and pushed, a two-way catch-up with each online
-// member done, and everything received applied with its content present.
-func (n *Node) WaitFolder(ctx context.Context, name string) error {
-	lf := n.folderByName(name)
-	if lf == nil {
-		return fmt.Errorf("wait %q: this device does not sync that folder", name)
-	}
-	if err := lf.f.Scan(ctx); err != nil {
-		return fmt.Errorf("wait %q: scan: %w", name, err)
-	}
-	for _, p := range n.onlineMembers() {
-		if err := n.sync.Sync(ctx, p); err != nil && ctx.Err() == nil {
-			n.log.Debug("wait: catch up", "peer", p.String(), "err", err)
-		}
-	}
-	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		// The idle check is cheap; a full status copies every item, so it
-		// is computed only once nothing is pending.
-		if lf.idle() {
-			if st := lf.f.Status(); len(st.Transferring) == 0 && st.InSync >= 1 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			st := lf.f.Status()
-			return fmt.Errorf("wait %q: %w (in sync %.0f%%, %d transferring)", name, ctx.Err(), 100*st.InSync, len(st.Transferring))
-		case <-t.C:
-		}
-	}
 }
 
 // --- API handlers ---------------------------------------------------------
@@ -720,26 +690,6 @@ func (a *apiServer) folderShare(w http.ResponseWriter, r *http.Request) {
 	}
 	a.n.kickRoles()
 	writeJSON(w, http.StatusOK, map[string]string{"name": req.Name, "device": m.ID.String(), "role": role.String()})
-}
-
-func (a *apiServer) folderWait(w http.ResponseWriter, r *http.Request) {
-	timeout := 10 * time.Minute
-	if s := r.URL.Query().Get("timeout"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", s))
-			return
-		}
-		timeout = d
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	start := time.Now()
-	if err := a.n.WaitFolder(ctx, r.PathValue("name")); err != nil {
-		writeErr(w, http.StatusGatewayTimeout, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "waited_ms": time.Since(start).Milliseconds()})
 }
 
 // HistoryEntry is one element of GET /v1/history.

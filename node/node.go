@@ -76,6 +76,7 @@ type Node struct {
 	chMu     sync.Mutex
 	chQueue  []objChange // object changes for changeLoop
 	chKick   chan struct{}
+	rounds   roundBook // sync rounds with members, for in_sync (insync.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -241,6 +242,7 @@ func (n *Node) serve(ctx context.Context) error {
 	run("changes", n.changeLoop)
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
+	run("rounds", n.roundLoop)
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
 	run("sync", func(ctx context.Context) {
@@ -315,6 +317,7 @@ func (n *Node) handle(pid protocol.ID, h network.StreamHandler) {
 func (n *Node) registerProtocols() {
 	n.host.SetStreamHandler(ProtoInvite, n.handleInvite) // open to non-members by design
 	n.handle(ProtoMembership, n.handleMembership)
+	n.handle(ProtoFolderWait, n.handleFolderWait)
 	n.registerStorage()
 }
 

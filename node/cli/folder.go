@@ -106,17 +106,8 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 	share.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
 	folder.AddCommand(add, join, list, remove, share, filesCmd(cl, stdout))
 
-	var timeout time.Duration
-	wait := &cobra.Command{
-		Use:   "wait NAME [--timeout D]",
-		Short: "Return when a folder is in sync with every online device (for scripts)",
-		Args:  cobra.ExactArgs(1),
-		RunE: withClient(cl, func(c *client, args []string) error {
-			q := url.Values{"timeout": {timeout.String()}}
-			return c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, nil)
-		}),
-	}
-	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	wait, folderWait := waitCmd(cl, stdout), waitCmd(cl, stdout)
+	folder.AddCommand(folderWait) // 'mesh folder wait' is 'mesh wait'
 
 	var histJSON bool
 	history := &cobra.Command{
@@ -219,6 +210,11 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 	}
 	_ = tw.Flush()
 	for _, f := range infos {
+		if len(f.Behind) > 0 {
+			fmt.Fprintf(w, "%s: not in sync: %s\n", printable(f.Name), printable(strings.Join(f.Behind, "; ")))
+		}
+	}
+	for _, f := range infos {
 		if e := f.Error; e != nil {
 			files := "1 file"
 			if e.Files != 1 {
@@ -244,4 +240,29 @@ func printable(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// waitCmd is 'mesh wait NAME' (also 'mesh folder wait NAME').
+func waitCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	var timeout time.Duration
+	wait := &cobra.Command{
+		Use:   "wait NAME [--timeout D]",
+		Short: "Return when a folder holds every change made on the online devices (for scripts)",
+		Long: `Return when this device's copy of folder NAME holds every change written on
+an online member of the folder before wait was called: each online member is
+asked to index its copy first, then synced with. Members that are offline, or
+do not answer within 90 s, are named and not waited for.`,
+		Args: cobra.ExactArgs(1),
+		RunE: withClient(cl, func(c *client, args []string) error {
+			q := url.Values{"timeout": {timeout.String()}}
+			var res node.WaitResult
+			if err := c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, &res); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, printable(res.String()))
+			return nil
+		}),
+	}
+	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	return wait
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -135,10 +136,18 @@ type Folder struct {
 	// reapply holds paths whose item Apply must write again: local changes
 	// a scan found concurrent with remote ones (conflicts now), and local
 	// touches and deletes the remote change wins over (under mu).
-	reapply  map[string]bool
-	scanned  bool // an initial scan has run
-	closed   bool
-	hashHook func(rel string) // tests: called before a file is hashed
+	reapply map[string]bool
+	scanned bool // an initial scan has run
+	// Indexing state (indexing.go), read without mu: scans running or
+	// waiting for mu, watcher events numbered as sent (evSent) and the
+	// number up to which scans have covered them (evCovered), and whether
+	// a full scan has completed.
+	scans      atomic.Int32
+	evSent     atomic.Uint64
+	evCovered  atomic.Uint64
+	firstReady atomic.Bool
+	closed     bool
+	hashHook   func(rel string) // tests: called before a file is hashed
 
 	tmu       sync.Mutex
 	transfers map[string]blobs.Progress

@@ -45,12 +45,19 @@ func perm(fi fs.FileInfo) fs.FileMode { return fi.Mode().Perm() }
 // scan walks the scopes ("" is the whole tree), hashes what changed and
 // reports to the Feed. It returns the directories it saw (for the watcher).
 func (f *Folder) scan(ctx context.Context, scopes []string) ([]string, error) {
+	f.scans.Add(1) // counted while waiting for mu too: Indexing
+	defer f.scans.Add(-1)
+	sent := f.evSent.Load() // events for changes this scan will see
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, ErrClosed
 	}
 	res, err := f.scanLocked(ctx, scopes)
+	if err == nil && len(scopes) == 1 && scopes[0] == "" {
+		f.cover(sent)
+		f.firstReady.Store(true)
+	}
 	return res.dirs, err
 }
 
