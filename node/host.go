@@ -14,6 +14,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -104,8 +105,10 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 // the resource manager with explicit limits, identify and ping (on by
 // default), hole punching and the relay client, dialling a peer's private
 // TCP addresses before its QUIC ones (ranker.go). addrs adds circuit
-// addresses of live relay reservations to what the host advertises.
-func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, error) {
+// addresses of live relay reservations to what the host advertises. hps
+// receives go-libp2p's hole-punch service, which the punch retries use
+// (punch.go).
+func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr, hps **holepunch.Service) (host.Host, error) {
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -126,7 +129,10 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		libp2p.Muxer(yamux.ID, Muxer()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(g),
-		libp2p.EnableHolePunching(),
+		// The option hands over the service that basichost builds (with its
+		// own hole-punch address source), so that punch.go can ask it for
+		// another attempt.
+		libp2p.EnableHolePunching(func(s *holepunch.Service) error { *hps = s; return nil }),
 		libp2p.EnableRelay(),
 		libp2p.Ping(true),
 		libp2p.AddrsFactory(addrs),
@@ -144,7 +150,7 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 // 4001 (TCP and UDP, IPv4 and IPv6) — unless that port is taken, then on an
 // OS-chosen port. go-libp2p starts as long as one listener works, so the
 // port is probed here first rather than judged from libp2p's error.
-func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, bool, error) {
+func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr, hps **holepunch.Service) (host.Host, bool, error) {
 	fellBack := false
 	if len(listen) == 0 {
 		port := DefaultPort
@@ -153,7 +159,7 @@ func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs fun
 		}
 		listen = DefaultListenAddrs(port)
 	}
-	h, err := newHost(key, listen, g, addrs)
+	h, err := newHost(key, listen, g, addrs, hps)
 	if err != nil {
 		return nil, false, fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
 	}
