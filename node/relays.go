@@ -125,6 +125,7 @@ func (n *Node) keepReservation(ctx context.Context, ai peer.AddrInfo) {
 		}
 		backoff = time.Second
 		n.relays.setCircuits(ai.ID, circuitAddrs(ai))
+		n.kickDial() // members we could not reach may be reachable through it now
 		log.Info("relay reservation active", "expires", res.Expiration.Format(time.RFC3339), "limit_bytes", res.LimitData, "limit_duration", res.LimitDuration)
 		renew := time.NewTimer(max(time.Until(res.Expiration)-renewBefore, 10*time.Second))
 	wait:
@@ -150,6 +151,25 @@ func (n *Node) keepReservation(ctx context.Context, ai peer.AddrInfo) {
 		}
 	}
 }
+
+// addRelayCircuits gives member p a circuit address through each
+// configured relay: members of one mesh usually reserve slots on the same
+// relays, so a member known by no other working address (both devices
+// started while the relay was down, say) is tried there. The relay
+// connects the circuit only when p holds a reservation; the address
+// expires unless renewed by the next dial.
+func (n *Node) addRelayCircuits(p peer.ID) {
+	for _, ai := range n.relays.infos {
+		if ai.ID == p || ai.ID == n.id {
+			continue
+		}
+		n.host.Peerstore().AddAddrs(p, circuitAddrs(ai), relayGuessTTL)
+	}
+}
+
+// relayGuessTTL is how long a guessed circuit address of a member stays
+// in the peerstore.
+const relayGuessTTL = 10 * time.Minute
 
 // reserve connects, proves membership when this device is in a mesh, and
 // reserves a slot.

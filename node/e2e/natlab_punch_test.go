@@ -132,8 +132,9 @@ func hpEvents(t *testing.T, d *labDaemon) <-chan sseEvent {
 
 // hpWaitPathEvents reads ev until it has seen both a "path" event saying
 // that peer is now reached directly and a "devices" event listing it as
-// direct.
-func hpWaitPathEvents(t *testing.T, d *labDaemon, ev <-chan sseEvent, peerID string) {
+// direct; it returns the path event's "from" ("relayed", or "offline"
+// when the first connection was direct).
+func hpWaitPathEvents(t *testing.T, d *labDaemon, ev <-chan sseEvent, peerID string) (from string) {
 	t.Helper()
 	sawPath, sawDevices := false, false
 	waitEvent(t, ev, 20*time.Second, d.name+"'s path and devices events for the direct connection", func(e sseEvent) bool {
@@ -143,8 +144,11 @@ func hpWaitPathEvents(t *testing.T, d *labDaemon, ev <-chan sseEvent, peerID str
 			if err := json.Unmarshal([]byte(e.Data), &pe); err != nil {
 				t.Fatalf("path event %q: %v", e.Data, err)
 			}
-			if pe.ID == peerID && deref(pe.To) == "direct" {
-				sawPath = true
+			if pe.ID == peerID && deref(pe.To) == "direct" && !sawPath {
+				sawPath, from = true, "offline"
+				if pe.From != nil {
+					from = *pe.From
+				}
 			}
 		case "devices":
 			var devs []node.Device
@@ -159,6 +163,7 @@ func hpWaitPathEvents(t *testing.T, d *labDaemon, ev <-chan sseEvent, peerID str
 		}
 		return sawPath && sawDevices
 	})
+	return from
 }
 
 // hpWaitNews waits until d's news has a "path" entry about peer written
@@ -195,6 +200,16 @@ func hpWaitDirect(t *testing.T, p *meshPair, start time.Time, within time.Durati
 	return took
 }
 
+// hpMeetRelayed waits until alpha and bravo are connected through the
+// relay (both see the other online and relayed).
+func hpMeetRelayed(t *testing.T, p *meshPair) {
+	t.Helper()
+	waitFor(t, hpWithin, "alpha and bravo to meet through the relay", func() bool {
+		onA, onB := p.a.device(p.idB), p.b.device(p.idA)
+		return onA.Online && onB.Online && deref(onA.Connection) == "relayed" && deref(onB.Connection) == "relayed"
+	})
+}
+
 // hpPunchFailed reports whether one of the devices logged a failed punch
 // to the other: go-libp2p's own attempt, or a retry of meshd's.
 func hpPunchFailed(p *meshPair) bool {
@@ -211,9 +226,13 @@ func hpPunchFailed(p *meshPair) bool {
 
 // TestNATLabPunchRelayLate: two cone-NATed members start while their relay
 // is down (each has tried to reserve a slot and failed) and the relay
-// starts after them: they meet through it and are direct within 30 s.
-// The change shows in the events stream (path and devices events) and in
-// the news.
+// starts after them: they meet through it and are direct within 30 s of
+// the relay's start. The routers cannot reach each other until the pair
+// has met through the relay (otherwise the devices, which know each
+// other's public addresses from before, may dial each other directly at
+// the same moment, which a cone NAT lets through: a path that needs no
+// punch). The change shows in the events stream (path and devices events)
+// and in the news.
 func TestNATLabPunchRelayLate(t *testing.T) {
 	var took []time.Duration
 	for round := 1; round <= hpRounds(); round++ {
@@ -222,7 +241,6 @@ func TestNATLabPunchRelayLate(t *testing.T) {
 			p.a.stopLab()
 			p.b.stopLab()
 			p.relay.proc.stop()
-			unblock()
 
 			p.a.restart()
 			p.b.restart()
@@ -234,9 +252,22 @@ func TestNATLabPunchRelayLate(t *testing.T) {
 			}
 			p.relay.restart()
 			start := time.Now()
+			hpMeetRelayed(t, p)
+			unblock()
 			took = append(took, hpWaitDirect(t, p, start, hpWithin))
-			hpWaitPathEvents(t, p.a, evA, p.idB)
+			if from := hpWaitPathEvents(t, p.a, evA, p.idB); from != "relayed" {
+				t.Errorf("alpha's path event to bravo says direct from %s, want from relayed", from)
+			}
 			hpWaitNews(t, p.a, p.idB, start)
+			if os.Getenv("HP_DEBUG") != "" {
+				for _, d := range []*labDaemon{p.a, p.b} {
+					for _, l := range strings.Split(d.currentLog(), "\n") {
+						if strings.Contains(l, "reservation") || strings.Contains(l, "member connected") || strings.Contains(l, "punch") || strings.Contains(l, "path") || strings.Contains(l, "dial member") || strings.Contains(l, "DHT") {
+							t.Logf("%s: %.900s", d.name, l)
+						}
+					}
+				}
+			}
 			stA, stB := p.a.status(), p.b.status()
 			t.Logf("meshd's retries: alpha %d attempts, %d direct; bravo %d attempts, %d direct",
 				stA.HolePunchAttempts, stA.HolePunchDirect, stB.HolePunchAttempts, stB.HolePunchDirect)
@@ -247,9 +278,10 @@ func TestNATLabPunchRelayLate(t *testing.T) {
 
 // TestNATLabPunchAfterRelayRestart: a cone-NATed pair whose punch failed
 // (the routers could not reach each other) is relayed; the relay is
-// restarted while the pair is relayed (and the routers can reach each
-// other again): the pair is direct within 30 s of the relay's restart,
-// and the change shows in the events stream and the news.
+// restarted while the pair is relayed: the pair meets through it again
+// and (the routers can reach each other again) is direct within 30 s of
+// the relay's restart, and the change shows in the events stream and the
+// news.
 func TestNATLabPunchAfterRelayRestart(t *testing.T) {
 	var took []time.Duration
 	for round := 1; round <= hpRounds(); round++ {
@@ -260,12 +292,16 @@ func TestNATLabPunchAfterRelayRestart(t *testing.T) {
 				t.Fatalf("after the failed punch alpha sees %s, want relayed", describe(dev))
 			}
 			evA := hpEvents(t, p.a)
-			// Stopped first, then unblocked: the pair cannot go direct
-			// before the restart (no relayed connection, no punch).
 			p.relay.proc.stop()
-			unblock()
+			waitFor(t, 30*time.Second, "alpha and bravo to lose each other with the relay", func() bool {
+				return !p.a.device(p.idB).Online && !p.b.device(p.idA).Online
+			})
 			p.relay.restart()
 			start := time.Now()
+			// As in TestNATLabPunchRelayLate: unblocked once they met
+			// through the relay again.
+			hpMeetRelayed(t, p)
+			unblock()
 			took = append(took, hpWaitDirect(t, p, start, hpWithin))
 			hpWaitPathEvents(t, p.a, evA, p.idB)
 			hpWaitNews(t, p.a, p.idB, start)
