@@ -205,7 +205,8 @@ func (n *Node) holePunchReady() bool {
 
 // awaitHolePunch waits (briefly) for the hole-punching service when relays
 // are configured, so that a first relayed connection can be upgraded: the
-// other side's single punch attempt fails if our service is not up yet.
+// other side's first punch attempt fails if our service is not up yet (it
+// is retried, punch.go, but seconds later).
 func (n *Node) awaitHolePunch(ctx context.Context) {
 	if len(n.relays.infos) == 0 {
 		return

@@ -177,7 +177,8 @@ const holePunchReadyLine = `msg="Host now has a public address" logger=p2p-holep
 // waitHolePunchReady waits until d's hole-punch service has registered
 // /libp2p/dcutr. meshd does not report this, and a relayed connection that
 // arrives earlier is never punched: the other side tries DCUtR once, gets
-// "protocols not supported: [/libp2p/dcutr]", and nothing retries.
+// "protocols not supported: [/libp2p/dcutr]" (meshd retries it since
+// node/punch.go, seconds later).
 func (d *labDaemon) waitHolePunchReady(within time.Duration) {
 	d.t.Helper()
 	waitFor(d.t, within, d.name+"'s hole-punch service (/libp2p/dcutr registered)", func() bool {

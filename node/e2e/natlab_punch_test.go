@@ -316,7 +316,12 @@ func TestNATLabPunchAfterRelayRestart(t *testing.T) {
 // the connection direct, with nothing else changing.
 func TestNATLabPunchRetry(t *testing.T) {
 	p, unblock := hpSetup(t)
-	waitFor(t, 60*time.Second, "a failed hole punch between alpha and bravo", func() bool { return hpPunchFailed(p) })
+	// go-libp2p's own attempt (on the relayed connection of the join) is
+	// over once it logged its failure: what punches after the unblock is
+	// a retry.
+	waitFor(t, 90*time.Second, "go-libp2p's hole punch between alpha and bravo to fail", func() bool {
+		return p.a.holePunchFailed(p.idB) || p.b.holePunchFailed(p.idA)
+	})
 	unblock()
 	start := time.Now()
 	// A retry may be in its backoff (at most 25 s) or in an attempt that
