@@ -97,7 +97,10 @@ func newPunchSched() *punchSched { return &punchSched{peers: map[peer.ID]*punchP
 // observe records p's current path and whether we coordinate its punch;
 // it returns the previous path and whether the path changed. A member that
 // becomes relayed, or relayed with a connection we received, gets its
-// first retry punchFirstRetry later (go-libp2p's own attempt goes first).
+// first retry punchFirstRetry later, leaving the first attempt to
+// go-libp2p (which starts it once the connection is identified; the
+// identification also triggers a retry, and the later of the two finds
+// the other running: holepunch.ErrHolePunchActive).
 func (s *punchSched) observe(p peer.ID, path string, initiator bool, now time.Time) (old string, changed bool) {
 	st := s.peers[p]
 	if st == nil {

@@ -83,6 +83,7 @@ func hpSetup(t *testing.T) (p *meshPair, unblock func()) {
 	r1, r2 := lab.Router("home1", natlab.Cone), lab.Router("home2", natlab.Cone)
 	unblock = hpBlock(t, r1, r2)
 	p = newMeshPair(t, relayHost, r1.Host("a"), r2.Host("b"))
+	t.Cleanup(func() { hpDump(t, p) })
 	p.waitOnline(30 * time.Second)
 	for _, c := range []struct {
 		d  *labDaemon
@@ -93,6 +94,26 @@ func hpSetup(t *testing.T) (p *meshPair, unblock func()) {
 		}
 	}
 	return p, unblock
+}
+
+// hpDump logs the lines of both daemons' logs that tell how they reached
+// each other (reservations, dials, punches, path changes) when the test
+// failed, or always with HP_DEBUG=1.
+func hpDump(t *testing.T, p *meshPair) {
+	if !t.Failed() && os.Getenv("HP_DEBUG") == "" {
+		return
+	}
+	keys := []string{"reservation", "member connected", "dial member", "DHT", "punch", "path changed", "DirectConnect", "proxy conn"}
+	for _, d := range []*labDaemon{p.a, p.b} {
+		for _, l := range strings.Split(d.currentLog(), "\n") {
+			for _, k := range keys {
+				if strings.Contains(l, k) {
+					t.Logf("%s: %.600s", d.name, l)
+					break
+				}
+			}
+		}
+	}
 }
 
 // hpEvents opens d's live event stream (GET /api/v1/events on its HTTP
@@ -259,15 +280,6 @@ func TestNATLabPunchRelayLate(t *testing.T) {
 				t.Errorf("alpha's path event to bravo says direct from %s, want from relayed", from)
 			}
 			hpWaitNews(t, p.a, p.idB, start)
-			if os.Getenv("HP_DEBUG") != "" {
-				for _, d := range []*labDaemon{p.a, p.b} {
-					for _, l := range strings.Split(d.currentLog(), "\n") {
-						if strings.Contains(l, "reservation") || strings.Contains(l, "member connected") || strings.Contains(l, "punch") || strings.Contains(l, "path") || strings.Contains(l, "dial member") || strings.Contains(l, "DHT") {
-							t.Logf("%s: %.900s", d.name, l)
-						}
-					}
-				}
-			}
 			stA, stB := p.a.status(), p.b.status()
 			t.Logf("meshd's retries: alpha %d attempts, %d direct; bravo %d attempts, %d direct",
 				stA.HolePunchAttempts, stA.HolePunchDirect, stB.HolePunchAttempts, stB.HolePunchDirect)
