@@ -141,7 +141,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.relays = newRelaySet(relays)
-	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, n.relays.addrs, &n.hps)
+	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, n.relays.addrs, &n.hps, relays)
 	if err != nil {
 		db.Close()
 		return nil, err

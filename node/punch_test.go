@@ -1,10 +1,12 @@
 package node
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func TestPunchBackoff(t *testing.T) {
@@ -134,5 +136,33 @@ func TestPunchSchedule(t *testing.T) {
 	}
 	if _, changed := s.observe(c, pathDirect, false, now); changed {
 		t.Fatal("unchanged path reported as a change")
+	}
+}
+
+// TestConnRateLimiterRelays: every relayed connection counts against the
+// relay's IP address, so a configured relay gets a far larger budget of
+// new connections than any other address (go-libp2p's default: a burst
+// of 16 per IPv4 address).
+func TestConnRateLimiterRelays(t *testing.T) {
+	relayAddr := ma.StringCast("/ip4/1.2.0.1/udp/4001/quic-v1")
+	relays := []peer.AddrInfo{{ID: peer.ID("relay"), Addrs: []ma.Multiaddr{relayAddr, ma.StringCast("/ip4/1.2.0.1/tcp/4001")}}}
+	l := connRateLimiter(relays)
+	count := func(ip string) int {
+		n := 0
+		for range 300 {
+			if l.Allow(netip.MustParseAddr(ip)) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("1.2.0.1"); n < 200 {
+		t.Errorf("relay address: %d of 300 new connections allowed at once, want ≥ 200", n)
+	}
+	if n := count("1.2.0.9"); n > 20 {
+		t.Errorf("other address: %d of 300 new connections allowed at once, want go-libp2p's default burst (16)", n)
+	}
+	if n := count("127.0.0.1"); n != 300 {
+		t.Errorf("loopback: %d of 300 allowed, want all", n)
 	}
 }
