@@ -214,10 +214,10 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 	n.mu.Lock()
 	failures := st.failures
 	n.mu.Unlock()
-	// Known addresses first, and circuits through our relays (relays.go);
-	// after a few failures (or with no address at all), ask the DHT and
-	// dial what it found.
-	n.addRelayCircuits(p)
+	// Known addresses first; after a few failures (or with no address at
+	// all), ask the DHT and dial what it found; when that fails too, try
+	// circuits through our own relays (relays.go), which stay in the
+	// peerstore for the next dials.
 	// The swarm's own dial backoff would refuse an address that failed a
 	// moment ago (a circuit through a relay that had just restarted, say);
 	// this loop backs off by itself, and is kicked when something changed.
@@ -233,8 +233,13 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 		return n.host.Connect(dctx, peer.AddrInfo{ID: p})
 	}
 	err := connect()
-	if err != nil && (failures >= dhtLookupAfter || errors.Is(err, errNoAddrs)) && n.lookupMember(ctx, p) {
-		err = connect()
+	if err != nil && (failures >= dhtLookupAfter || errors.Is(err, errNoAddrs)) {
+		if n.lookupMember(ctx, p) {
+			err = connect()
+		}
+		if err != nil && n.addRelayCircuits(p) {
+			err = connect()
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -157,14 +157,18 @@ func (n *Node) keepReservation(ctx context.Context, ai peer.AddrInfo) {
 // relays, so a member known by no other working address (both devices
 // started while the relay was down, say) is tried there. The relay
 // connects the circuit only when p holds a reservation; the address
-// expires unless renewed by the next dial.
-func (n *Node) addRelayCircuits(p peer.ID) {
+// expires unless renewed by the next dial. It reports whether there was a
+// relay to add.
+func (n *Node) addRelayCircuits(p peer.ID) bool {
+	added := false
 	for _, ai := range n.relays.infos {
 		if ai.ID == p || ai.ID == n.id {
 			continue
 		}
 		n.host.Peerstore().AddAddrs(p, circuitAddrs(ai), relayGuessTTL)
+		added = true
 	}
+	return added
 }
 
 // relayGuessTTL is how long a guessed circuit address of a member stays
