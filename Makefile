@@ -54,9 +54,9 @@ bench:
 	mkdir -p $(TESTOUT)
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee $(TESTOUT)/bench.txt
 
-## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB)
+## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB, 20 NAT-lab rounds of each hole-punch retry scenario)
 soak:
-	MESHWORK_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestFreshMemberLearnsFolders|TestReconnectedMemberLearnsFolders' ./node/e2e/
+	MESHWORK_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestFreshMemberLearnsFolders|TestReconnectedMemberLearnsFolders|TestNATLabPunchRelayLate|TestNATLabPunchAfterRelayRestart' ./node/e2e/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -74,6 +74,13 @@ type Status struct {
 	// storehealth.go), null while it works; StoreSince is when it began.
 	StoreErr   *string    `json:"store_error"`
 	StoreSince *time.Time `json:"store_error_since"`
+
+	// HolePunchAttempts counts the hole punches meshd retried for members
+	// connected only through a relay (punch.go; go-libp2p's own first
+	// attempt on a new relayed connection is not counted), HolePunchDirect
+	// those that ended with a direct connection.
+	HolePunchAttempts int64 `json:"hole_punch_attempts"`
+	HolePunchDirect   int64 `json:"hole_punch_direct"`
 }
 
 // TransferStats are this daemon's blob transfer counters since it started.
@@ -234,6 +241,7 @@ func strp(s string) *string { return &s }
 func (a *apiServer) status(w http.ResponseWriter, _ *http.Request) {
 	n := a.n
 	st := Status{DeviceID: n.id.String(), Version: Version, ListenAddrs: []string{}, HolePunch: n.holePunchReady()}
+	st.HolePunchAttempts, st.HolePunchDirect = n.punch.stats()
 	for _, addr := range n.host.Addrs() {
 		st.ListenAddrs = append(st.ListenAddrs, addr.String())
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshwork/meshwork/node/internal/kv"
@@ -38,6 +39,7 @@ type dialState struct {
 	next     time.Time
 	backoff  time.Duration
 	busy     bool
+	kicked   bool // kicked while busy: dial again as soon as this dial ends
 	failures int
 }
 
@@ -202,6 +204,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 			n.mu.Lock()
 			for _, st := range n.dials {
 				st.next = time.Time{}
+				st.kicked = st.busy
 			}
 			n.mu.Unlock()
 		}
@@ -212,15 +215,32 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 	n.mu.Lock()
 	failures := st.failures
 	n.mu.Unlock()
-	// Known addresses first; after a few failures (or with none), ask the DHT.
-	if failures >= dhtLookupAfter || len(n.host.Peerstore().Addrs(p)) == 0 {
-		n.lookupMember(ctx, p)
+	// Known addresses first; after a few failures (or with no address at
+	// all), ask the DHT and dial what it found; when that fails too, try
+	// circuits through our own relays (relays.go), which stay in the
+	// peerstore for the next dials.
+	// The swarm's own dial backoff would refuse an address that failed a
+	// moment ago (a circuit through a relay that had just restarted, say);
+	// this loop backs off by itself, and is kicked when something changed.
+	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
 	}
-	err := errNoAddrs
-	if len(n.host.Peerstore().Addrs(p)) > 0 {
+	connect := func() error {
+		if len(n.host.Peerstore().Addrs(p)) == 0 {
+			return errNoAddrs
+		}
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		err = n.host.Connect(dctx, peer.AddrInfo{ID: p})
-		cancel()
+		defer cancel()
+		return n.host.Connect(dctx, peer.AddrInfo{ID: p})
+	}
+	err := connect()
+	if err != nil && (failures >= dhtLookupAfter || errors.Is(err, errNoAddrs)) {
+		if n.lookupMember(ctx, p) {
+			err = connect()
+		}
+		if err != nil && n.addRelayCircuits(p) {
+			err = connect()
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -232,8 +252,11 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 		return
 	}
 	st.failures++
-	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "err", err)
+	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
 	st.next = time.Now().Add(st.backoff)
+	if st.kicked { // something changed during the dial (a relay reservation, a new address)
+		st.next, st.kicked = time.Time{}, false
+	}
 	st.backoff = min(2*st.backoff, maxDialBackoff)
 }
 

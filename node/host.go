@@ -4,19 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -104,9 +109,11 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 // the resource manager with explicit limits, identify and ping (on by
 // default), hole punching and the relay client, dialling a peer's private
 // TCP addresses before its QUIC ones (ranker.go). addrs adds circuit
-// addresses of live relay reservations to what the host advertises.
-func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, error) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
+// addresses of live relay reservations to what the host advertises. hps
+// receives go-libp2p's hole-punch service, which the punch retries use
+// (punch.go).
+func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr, hps **holepunch.Service, relays []peer.AddrInfo) (host.Host, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()), rcmgr.WithConnRateLimiters(connRateLimiter(relays)))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
@@ -126,7 +133,10 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 		libp2p.Muxer(yamux.ID, Muxer()),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(g),
-		libp2p.EnableHolePunching(),
+		// The option hands over the service that basichost builds (with its
+		// own hole-punch address source), so that punch.go can ask it for
+		// another attempt.
+		libp2p.EnableHolePunching(func(s *holepunch.Service) error { *hps = s; return nil }),
 		libp2p.EnableRelay(),
 		libp2p.Ping(true),
 		libp2p.AddrsFactory(addrs),
@@ -140,11 +150,57 @@ func newHost(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Mult
 	return h, nil
 }
 
+// connRateLimiter is the resource manager's limit on new connections per
+// IP address: go-libp2p's default (per IPv4 address a burst of 16, then one
+// every 5 s; loopback unlimited), except for the configured relays. Every
+// relayed connection, in either direction, counts against the relay's IP
+// address, so the default let a device that dialled a few offline members
+// through its relay refuse the next circuit a member opened to it (the
+// relay answered CONNECTION_FAILED) and its own next reservation ("rate
+// limit exceeded"). A relay is named by the user; its addresses get a
+// burst of 256 and 20 a second.
+func connRateLimiter(relays []peer.AddrInfo) *rate.Limiter {
+	prefixes := []rate.PrefixLimit{
+		{Prefix: netip.MustParsePrefix("127.0.0.0/8"), Limit: rate.Limit{}},
+		{Prefix: netip.MustParsePrefix("::1/128"), Limit: rate.Limit{}},
+	}
+	seen := map[netip.Addr]bool{}
+	for _, ai := range relays {
+		for _, a := range ai.Addrs {
+			ip, err := manet.ToIP(a)
+			if err != nil {
+				continue
+			}
+			addr, ok := netip.AddrFromSlice(ip)
+			if !ok || seen[addr.Unmap()] {
+				continue
+			}
+			addr = addr.Unmap()
+			seen[addr] = true
+			prefixes = append(prefixes, rate.PrefixLimit{Prefix: netip.PrefixFrom(addr, addr.BitLen()), Limit: relayConnRate})
+		}
+	}
+	return &rate.Limiter{
+		NetworkPrefixLimits: prefixes,
+		SubnetRateLimiter: rate.SubnetLimiter{
+			IPv4SubnetLimits: []rate.SubnetLimit{{PrefixLength: 32, Limit: rate.Limit{RPS: 0.2, Burst: 16}}},
+			IPv6SubnetLimits: []rate.SubnetLimit{
+				{PrefixLength: 56, Limit: rate.Limit{RPS: 0.2, Burst: 16}},
+				{PrefixLength: 48, Limit: rate.Limit{RPS: 0.5, Burst: 80}},
+			},
+			GracePeriod: time.Minute,
+		},
+	}
+}
+
+// relayConnRate is the connection rate allowed per configured relay address.
+var relayConnRate = rate.Limit{RPS: 20, Burst: 256}
+
 // listenWithFallback listens where configured, or by default on port
 // 4001 (TCP and UDP, IPv4 and IPv6) — unless that port is taken, then on an
 // OS-chosen port. go-libp2p starts as long as one listener works, so the
 // port is probed here first rather than judged from libp2p's error.
-func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr) (host.Host, bool, error) {
+func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs func([]ma.Multiaddr) []ma.Multiaddr, hps **holepunch.Service, relays []peer.AddrInfo) (host.Host, bool, error) {
 	fellBack := false
 	if len(listen) == 0 {
 		port := DefaultPort
@@ -153,7 +209,7 @@ func listenWithFallback(key crypto.PrivKey, listen []string, g *gater, addrs fun
 		}
 		listen = DefaultListenAddrs(port)
 	}
-	h, err := newHost(key, listen, g, addrs)
+	h, err := newHost(key, listen, g, addrs, hps, relays)
 	if err != nil {
 		return nil, false, fmt.Errorf("listen on %s: %w", strings.Join(listen, ", "), err)
 	}

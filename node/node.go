@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/meshwork/meshwork/blobs/store"
@@ -37,7 +38,9 @@ type Node struct {
 	host   host.Host
 	gater  *gater
 	relays *relaySet
-	dht    *dht.IpfsDHT // nil without relays
+	dht    *dht.IpfsDHT       // nil without relays
+	hps    *holepunch.Service // go-libp2p's hole-punch service (host.go)
+	punch  *puncher           // hole-punch retries and path changes (punch.go)
 
 	blobStore *store.Store
 	blobSvc   *transfer.Service
@@ -139,7 +142,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.relays = newRelaySet(relays)
-	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, n.relays.addrs)
+	h, fellBack, err := listenWithFallback(key, cfg.ListenAddrs, n.gater, n.relays.addrs, &n.hps, relays)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -148,6 +151,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("port in use, listening on an OS-chosen port instead", "port", DefaultPort, "addrs", h.Addrs())
 	}
 	n.host = h
+	n.punch = newPuncher(n, n.hps)
 	if err := n.openBlobs(); err != nil {
 		h.Close()
 		db.Close()
@@ -245,6 +249,7 @@ func (n *Node) serve(ctx context.Context) error {
 	run("rounds", n.roundLoop)
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
+	run("punch", n.punch.run)
 	run("sync", func(ctx context.Context) {
 		if err := n.sync.Run(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("sync engine stopped", "err", err)

@@ -125,6 +125,7 @@ func (n *Node) keepReservation(ctx context.Context, ai peer.AddrInfo) {
 		}
 		backoff = time.Second
 		n.relays.setCircuits(ai.ID, circuitAddrs(ai))
+		n.kickDial() // members we could not reach may be reachable through it now
 		log.Info("relay reservation active", "expires", res.Expiration.Format(time.RFC3339), "limit_bytes", res.LimitData, "limit_duration", res.LimitDuration)
 		renew := time.NewTimer(max(time.Until(res.Expiration)-renewBefore, 10*time.Second))
 	wait:
@@ -150,6 +151,29 @@ func (n *Node) keepReservation(ctx context.Context, ai peer.AddrInfo) {
 		}
 	}
 }
+
+// addRelayCircuits gives member p a circuit address through each
+// configured relay: members of one mesh usually reserve slots on the same
+// relays, so a member known by no other working address (both devices
+// started while the relay was down, say) is tried there. The relay
+// connects the circuit only when p holds a reservation; the address
+// expires unless renewed by the next dial. It reports whether there was a
+// relay to add.
+func (n *Node) addRelayCircuits(p peer.ID) bool {
+	added := false
+	for _, ai := range n.relays.infos {
+		if ai.ID == p || ai.ID == n.id {
+			continue
+		}
+		n.host.Peerstore().AddAddrs(p, circuitAddrs(ai), relayGuessTTL)
+		added = true
+	}
+	return added
+}
+
+// relayGuessTTL is how long a guessed circuit address of a member stays
+// in the peerstore.
+const relayGuessTTL = 10 * time.Minute
 
 // reserve connects, proves membership when this device is in a mesh, and
 // reserves a slot.
@@ -185,7 +209,8 @@ func (n *Node) holePunchReady() bool {
 
 // awaitHolePunch waits (briefly) for the hole-punching service when relays
 // are configured, so that a first relayed connection can be upgraded: the
-// other side's single punch attempt fails if our service is not up yet.
+// other side's first punch attempt fails if our service is not up yet (it
+// is retried, punch.go, but seconds later).
 func (n *Node) awaitHolePunch(ctx context.Context) {
 	if len(n.relays.infos) == 0 {
 		return

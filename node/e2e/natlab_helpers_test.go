@@ -175,9 +175,10 @@ func (d *labDaemon) currentLog() string {
 const holePunchReadyLine = `msg="Host now has a public address" logger=p2p-holepunch`
 
 // waitHolePunchReady waits until d's hole-punch service has registered
-// /libp2p/dcutr. meshd does not report this, and a relayed connection that
-// arrives earlier is never punched: the other side tries DCUtR once, gets
-// "protocols not supported: [/libp2p/dcutr]", and nothing retries.
+// /libp2p/dcutr. A relayed connection that arrives earlier is not punched
+// at once: the other side's first DCUtR attempt gets "protocols not
+// supported: [/libp2p/dcutr]" (meshd retries it, node/punch.go, seconds
+// later).
 func (d *labDaemon) waitHolePunchReady(within time.Duration) {
 	d.t.Helper()
 	waitFor(d.t, within, d.name+"'s hole-punch service (/libp2p/dcutr registered)", func() bool {
