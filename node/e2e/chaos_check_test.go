@@ -55,8 +55,9 @@ func chSnap(root string) (chSnapshot, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		internal := rel == ".meshwork" || strings.HasPrefix(rel, ".meshwork/")
-		if !internal && strings.HasPrefix(e.Name(), ".meshwork-") {
-			s.temps = append(s.temps, rel)
+		temp := !internal && strings.HasPrefix(e.Name(), ".meshwork-")
+		if temp {
+			s.temps = append(s.temps, rel) // invariant (c), not (a)
 		}
 		if e.IsDir() {
 			if !internal {
@@ -76,7 +77,7 @@ func chSnap(root string) (chSnapshot, error) {
 		}
 		h := chHash(b)
 		s.contents[h] = true
-		if !internal {
+		if !internal && !temp {
 			info, err := e.Info()
 			if err != nil {
 				return nil
@@ -214,7 +215,7 @@ func (r *chRun) settle(why string) map[int]chSnapshot {
 		diff := r.converged(snaps)
 		if diff == "" && len(waitErrs) == 0 {
 			r.checkTemps(snaps)
-			r.promote()
+			r.holdTrees(snaps)
 			r.logf("%s: converged in %s", why, time.Since(start).Round(10*time.Millisecond))
 			return snaps
 		}
@@ -264,6 +265,28 @@ func (r *chRun) checkTemps(snaps map[int]chSnapshot) {
 	}
 }
 
+// holdTrees: after a settle, every member holds every content of the
+// converged tree (a reader's own edits aside).
+func (r *chRun) holdTrees(snaps map[int]chSnapshot) {
+	for _, i := range r.members() {
+		skip := r.skipFor(i, snaps)
+		for p, e := range snaps[i].tree {
+			if !e.Dir && !skip(p) {
+				r.hold(e.Hash, i, fmt.Sprintf("%q in the tree at op %d", p, r.cur))
+			}
+		}
+	}
+}
+
+func chSortedHolders(m map[int]bool) []int {
+	var k []int
+	for i := range m {
+		k = append(k, i)
+	}
+	sort.Ints(k)
+	return k
+}
+
 func chSortedInts(m map[int]chSnapshot) []int {
 	var k []int
 	for i := range m {
@@ -276,16 +299,6 @@ func chSortedInts(m map[int]chSnapshot) []int {
 // final checks, after the last settle, invariants (b), (d) and (e).
 func (r *chRun) final(snaps map[int]chSnapshot) {
 	t := r.t
-	for i, m := range r.alive {
-		if r.devs[i].revoked || r.devs[i].reader {
-			continue
-		}
-		for p, h := range m {
-			if _, ok := r.required[h]; !ok {
-				r.required[h] = fmt.Sprintf("%s on %s", p, chaosName(i))
-			}
-		}
-	}
 	somewhere := func(h string, except int) []string {
 		var on []string
 		for _, i := range chSortedInts(snaps) {
@@ -296,14 +309,18 @@ func (r *chRun) final(snaps map[int]chSnapshot) {
 		return on
 	}
 	var lost []string
-	for h, what := range r.required {
-		if len(somewhere(h, -1)) == 0 {
-			lost = append(lost, fmt.Sprintf("%.12s (%s)", h, what))
+	for h, hs := range r.holders {
+		if len(hs) > 0 && len(somewhere(h, -1)) == 0 {
+			var on []string
+			for _, i := range chSortedHolders(hs) {
+				on = append(on, chaosName(i))
+			}
+			lost = append(lost, fmt.Sprintf("%.12s (%s; last held by %v)", h, r.what[h], on))
 		}
 	}
 	sort.Strings(lost)
 	if len(lost) > 0 {
-		t.Errorf("invariant (b): %d contents written by editors are nowhere (not current, not a conflict copy, not in any version history): %v", len(lost), lost)
+		t.Errorf("invariant (b): %d contents written by editors are nowhere (not current, not a conflict copy, not in any version history), though a device held each and did not itself destroy it: %v", len(lost), lost)
 	}
 	for i, x := range r.devs {
 		if !x.revoked && !x.reader {

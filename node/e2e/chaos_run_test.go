@@ -47,12 +47,15 @@ type chRun struct {
 	cur    int      // the op being run
 	log    []string // what each op did
 	writes []chWrite
-	// alive[dev][path] is the content the harness last wrote at path on
-	// dev as an editor and has not itself replaced, moved away or removed
-	// there since; required holds contents that must survive somewhere
-	// (alive ones promoted at each settle, and all alive ones at the end).
-	alive    []map[string]string
-	required map[string]string // hash → what wrote it
+	// holders[hash] are the devices that hold a content written by an
+	// editor, as far as the harness knows: the writer from its write, every
+	// member from a settle that saw the content in the converged tree. A
+	// device stops being a holder when the harness itself destroys its copy
+	// (overwrites, truncates, appends to or removes it there: a local change
+	// keeps no version) or when it is revoked. Invariant (b): a content
+	// with a holder left is found somewhere at the end.
+	holders map[string]map[int]bool
+	what    map[string]string // hash → who wrote it, for messages
 	fReports int
 }
 
@@ -70,7 +73,6 @@ func chSetup(t *testing.T, r *chRun, n int) {
 	r.base = t.TempDir() // before the daemons: its cleanup runs after theirs
 	for i := range n {
 		r.devs = append(r.devs, &chDev{})
-		r.alive = append(r.alive, map[string]string{})
 		r.startDevice(i, i == 0)
 	}
 }
@@ -137,50 +139,37 @@ func (r *chRun) record(dev int, rel string, fresh bool) {
 	if x.reader {
 		x.fenced[rel] = true
 	}
-	if x.revoked || x.reader || len(b) == 0 {
-		delete(r.alive[dev], rel)
+	if !x.revoked && !x.reader {
+		r.hold(h, dev, fmt.Sprintf("%q written on %s at op %d", rel, chaosName(dev), r.cur))
+	}
+}
+
+func (r *chRun) hold(h string, dev int, what string) {
+	if h == chEmpty {
 		return
 	}
-	r.alive[dev][rel] = h
+	if r.holders[h] == nil {
+		r.holders[h] = map[int]bool{}
+		r.what[h] = what
+	}
+	r.holders[h][dev] = true
 }
 
-// forget drops what the harness itself destroyed on dev: rel and, for a
-// directory, everything under it.
-func (r *chRun) forget(dev int, rel string) {
-	for p := range r.alive[dev] {
-		if chUnder(p, rel) {
-			delete(r.alive[dev], p)
-		}
-	}
-}
+// chEmpty is the sha256 of no bytes.
+var chEmpty = chHash(nil)
 
-// moved moves alive entries from under from to under to on dev.
-func (r *chRun) moved(dev int, from, to string) {
-	m := r.alive[dev]
-	if _, ok := m[to]; ok {
-		delete(m, to) // replaced by the rename
-	}
-	for p, h := range m {
-		if chUnder(p, from) {
-			delete(m, p)
-			m[to+strings.TrimPrefix(p, from)] = h
+// release: the harness is about to destroy rel on dev (a file, or a
+// directory and everything in it); dev no longer holds those contents.
+func (r *chRun) release(dev int, rel string) {
+	_ = filepath.WalkDir(r.abs(dev, rel), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
 		}
-	}
-}
-
-// promote makes every alive content of every editor required: a settle
-// point has just synced it to every device.
-func (r *chRun) promote() {
-	for i, m := range r.alive {
-		if r.devs[i].revoked || r.devs[i].reader {
-			continue
+		if b, err := os.ReadFile(p); err == nil {
+			delete(r.holders[chHash(b)], dev)
 		}
-		for p, h := range m {
-			if _, ok := r.required[h]; !ok {
-				r.required[h] = fmt.Sprintf("%s on %s", p, chaosName(i))
-			}
-		}
-	}
+		return nil
+	})
 }
 
 func (r *chRun) abs(dev int, rel string) string {
@@ -205,6 +194,7 @@ func (r *chRun) exec(i int, o chaosOp) {
 		r.writeFile(o.Dev2, o.Path, chData(r.seed, i, o.Dev2, o.Size, o.Data^1))
 	case chOpAppend:
 		p := r.abs(o.Dev, o.Path)
+		r.release(o.Dev, o.Path)
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			r.logf("append on %s: %q absent here", chaosName(o.Dev), o.Path)
@@ -220,6 +210,7 @@ func (r *chRun) exec(i int, o chaosOp) {
 		r.record(o.Dev, o.Path, false)
 		r.logf("appended %d bytes on %s to %q", o.Size, chaosName(o.Dev), o.Path)
 	case chOpTruncate:
+		r.release(o.Dev, o.Path)
 		if err := os.Truncate(r.abs(o.Dev, o.Path), o.Size); err != nil {
 			r.logf("truncate on %s: %q absent here", chaosName(o.Dev), o.Path)
 			return
@@ -235,11 +226,11 @@ func (r *chRun) exec(i int, o chaosOp) {
 	case chOpRename, chOpMvdir:
 		r.rename(o)
 	case chOpDelete:
+		r.release(o.Dev, o.Path)
 		if err := os.Remove(r.abs(o.Dev, o.Path)); err != nil {
 			r.logf("delete on %s: %v", chaosName(o.Dev), err)
 			return
 		}
-		r.forget(o.Dev, o.Path)
 		r.logf("deleted %q on %s", o.Path, chaosName(o.Dev))
 	case chOpMkdir:
 		if err := os.MkdirAll(r.abs(o.Dev, o.Path), 0o755); err != nil {
@@ -253,10 +244,10 @@ func (r *chRun) exec(i int, o chaosOp) {
 			r.logf("rmdir on %s: %q absent here", chaosName(o.Dev), o.Path)
 			return
 		}
+		r.release(o.Dev, o.Path)
 		if err := os.RemoveAll(p); err != nil {
 			t.Fatalf("op %d: remove %s: %v", i, p, err)
 		}
-		r.forget(o.Dev, o.Path)
 		r.logf("removed directory %q on %s", o.Path, chaosName(o.Dev))
 	case chOpStop:
 		r.devs[o.Dev].d.stop()
@@ -272,7 +263,6 @@ func (r *chRun) exec(i int, o chaosOp) {
 		r.settle("settle")
 	case chOpJoin:
 		r.devs = append(r.devs, &chDev{})
-		r.alive = append(r.alive, map[string]string{})
 		r.startDevice(o.Dev, false)
 		r.logf("%s joined the mesh and the folder", chaosName(o.Dev))
 	case chOpRevoke:
@@ -291,6 +281,7 @@ func (r *chRun) writeFile(dev int, rel string, data []byte) {
 		r.logf("write on %s: %v", chaosName(dev), err)
 		return
 	}
+	r.release(dev, rel)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		r.logf("write on %s: %v", chaosName(dev), err)
 		return
@@ -309,11 +300,13 @@ func (r *chRun) rename(o chaosOp) {
 		r.logf("%s on %s: %v", o.Kind, chaosName(o.Dev), err)
 		return
 	}
+	if st, err := os.Lstat(to); err == nil && !st.IsDir() {
+		r.release(o.Dev, o.To) // replaced by the rename
+	}
 	if err := os.Rename(from, to); err != nil {
 		r.logf("%s on %s: %v", o.Kind, chaosName(o.Dev), err)
 		return
 	}
-	r.moved(o.Dev, o.Path, o.To)
 	r.logf("renamed %q to %q on %s", o.Path, o.To, chaosName(o.Dev))
 }
 
@@ -385,6 +378,9 @@ func (r *chRun) revoke(dev int) {
 	x, a := r.devs[dev], r.devs[0].d
 	a.mesh("revoke", chaosMeshName(dev))
 	x.revoked = true
+	for _, hs := range r.holders {
+		delete(hs, dev)
+	}
 	for _, i := range r.members() {
 		d := r.devs[i].d
 		waitFor(r.t, 30*time.Second, chaosName(i)+" no longer lists revoked "+chaosName(dev), func() bool {

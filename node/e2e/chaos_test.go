@@ -88,7 +88,7 @@ func TestChaos(t *testing.T) {
 
 func chaosRun(t *testing.T, seed int64, c chaosConf) {
 	n, ops := chaosSchedule(seed, c)
-	r := &chRun{t: t, seed: seed, conf: c, ops: ops, required: map[string]string{}}
+	r := &chRun{t: t, seed: seed, conf: c, ops: ops, holders: map[string]map[int]bool{}, what: map[string]string{}}
 	began := time.Now()
 	defer func() {
 		if !t.Failed() {

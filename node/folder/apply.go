@@ -219,6 +219,7 @@ feed:
 	if err := f.dropResolvedConflicts(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	f.dropStalePartials(ctx)
 	return errors.Join(errs...)
 }
 
