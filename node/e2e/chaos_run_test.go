@@ -54,8 +54,8 @@ type chRun struct {
 	// (overwrites, truncates, appends to or removes it there: a local change
 	// keeps no version) or when it is revoked. Invariant (b): a content
 	// with a holder left is found somewhere at the end.
-	holders map[string]map[int]bool
-	what    map[string]string // hash → who wrote it, for messages
+	holders  map[string]map[int]bool
+	what     map[string]string // hash → who wrote it, for messages
 	fReports int
 }
 
