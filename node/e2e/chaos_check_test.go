@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/meshwork/meshwork/node"
@@ -223,10 +224,36 @@ func (r *chRun) settle(why string) map[int]chSnapshot {
 			r.checkInSync(diff, len(waitErrs) == 0)
 		}
 		if time.Now().After(deadline) {
+			r.dumpDaemons()
 			t.Fatalf("op %d (%s): invariant (a): no convergence within %s\nwait errors: %v\ntrees:\n%s", r.cur, why, chaosQuiesce, waitErrs, diff)
 		}
 		time.Sleep(200 * time.Millisecond) // a poll interval, not a synchronisation
 	}
+}
+
+// dumpDaemons makes every running daemon print its goroutines (SIGQUIT)
+// and keeps the logs out of the test's temporary directories, for a seed
+// that does not converge: a hang shows where it waits.
+func (r *chRun) dumpDaemons() {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("meshwork-chaos-seed-%d", r.seed))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.t.Logf("keep logs: %v", err)
+		return
+	}
+	for i, x := range r.devs {
+		if !x.running() {
+			continue
+		}
+		_ = x.d.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-x.d.done:
+		case <-time.After(10 * time.Second):
+		}
+		if b, err := os.ReadFile(filepath.Join(x.d.home, "meshd.log")); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, chaosName(i)+".log"), b, 0o644)
+		}
+	}
+	r.t.Logf("daemon logs with goroutine dumps (SIGQUIT) kept in %s", dir)
 }
 
 // checkInSync reports invariant (f) once per run: the trees differ, yet
