@@ -55,7 +55,10 @@
 // (endgame), and the first verified copy wins. A peer that sends a chunk with
 // the wrong hash, or an unexpected message, is dropped for the transfer; its
 // outstanding chunks go back to the queue for the others, as do those of a
-// peer whose stream fails.
+// peer whose stream fails, and of a peer that leaves its requests (HAVE or
+// GET) unanswered for the stall timeout (DefaultStallTimeout, 60 s, since
+// its last answer or the oldest outstanding request; Service.SetStallTimeout):
+// a fetch never waits for good on a peer that stopped answering.
 //
 // # Wire format (version 1.0.0)
 //

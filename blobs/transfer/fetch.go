@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -74,6 +75,36 @@ type peerState struct {
 	stream   network.Stream
 	nextReq  uint32
 	received int64
+	// heard is when p last answered anything, or when it was first asked
+	// (unix nanoseconds); see stalled.
+	heard atomic.Int64
+}
+
+// stalled reports whether p has left requests unanswered for longer than
+// timeout: it has HAVE batches or GETs outstanding and has sent nothing
+// since the later of its last answer and the oldest outstanding request.
+// Such a peer (a stream whose answers never come: a half-dead connection,
+// or a member that reads requests and never answers) is dropped, so that
+// the fetch goes on with the other peers or ends ErrUnavailable and is
+// retried, instead of waiting for good (chaos harness, seed 61). Called
+// with f.mu held.
+func (p *peerState) stalled(now time.Time, timeout time.Duration) bool {
+	if p.dead || (len(p.inflight) == 0 && p.haveLeft == 0) {
+		return false
+	}
+	since := time.Unix(0, p.heard.Load())
+	if p.haveLeft == 0 {
+		oldest := now
+		for _, r := range p.inflight {
+			if r.sentAt.Before(oldest) {
+				oldest = r.sentAt
+			}
+		}
+		if oldest.After(since) {
+			since = oldest
+		}
+	}
+	return now.Sub(since) > timeout
 }
 
 type fetch struct {
@@ -416,6 +447,7 @@ func (f *fetch) runPeer(p *peerState) {
 		}
 	}
 	f.mu.Lock()
+	p.heard.Store(time.Now().UnixNano())
 	p.haveLeft = nBatches
 	p.nextReq = uint32(nBatches) + 1
 	if len(f.peers) == 1 && p.has == nil {
@@ -487,6 +519,9 @@ func (f *fetch) runPeer(p *peerState) {
 // p dies.
 func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
 	var frame []byte
+	timeout := f.s.stallTimeout()
+	stall := time.NewTicker(timeout / 4)
+	defer stall.Stop()
 	for {
 		f.mu.Lock()
 		if p.dead || f.ended {
@@ -530,9 +565,18 @@ func (f *fetch) writeLoop(p *peerState, w *bufio.Writer) {
 			return
 		case <-f.ctx.Done():
 			return
+		case now := <-stall.C:
+			f.mu.Lock()
+			if !f.ended && p.stalled(now, timeout) {
+				f.kill(p, fmt.Errorf("no answer for %s: %w", timeout, errStalled)) // resets the stream: the reader ends
+			}
+			f.mu.Unlock()
 		}
 	}
 }
+
+// errStalled: a peer left requests unanswered for the stall timeout.
+var errStalled = errors.New("peer stalled")
 
 // readLoop handles p's responses until the stream fails or the fetch ends.
 // It returns the error that ended it (nil when it stopped by itself).
@@ -559,6 +603,7 @@ func (f *fetch) readLoop(p *peerState, r *bufio.Reader, nBatches int) (readErr e
 			fail(fmt.Errorf("read: %w", err))
 			return err
 		}
+		p.heard.Store(time.Now().UnixNano())
 		msg, err := decode(typ, payload)
 		if err != nil || typ&0x80 == 0 {
 			fail(fmt.Errorf("bad response: %w", err))

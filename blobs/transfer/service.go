@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -98,6 +99,27 @@ type Service struct {
 	// over all streams together (SetSendRate): every chunk answer waits
 	// for its whole frame's bytes in tokens before it is written.
 	sendLimit atomic.Pointer[sendLimiterRef]
+
+	// stall is how long a peer of a fetch may leave its requests
+	// unanswered before it is dropped (0: DefaultStallTimeout).
+	stall atomic.Int64
+}
+
+// DefaultStallTimeout is how long a fetch waits for any answer of a peer
+// that has requests outstanding before it drops that peer. A peer that
+// serves at all answers every chunk (at most blobs.MaxChunkSize) well
+// within it, even behind a send-rate cap of 100 KB/s.
+const DefaultStallTimeout = 60 * time.Second
+
+// SetStallTimeout sets how long a peer may leave a fetch's requests
+// unanswered before the fetch drops it (d <= 0: DefaultStallTimeout).
+func (s *Service) SetStallTimeout(d time.Duration) { s.stall.Store(int64(d)) }
+
+func (s *Service) stallTimeout() time.Duration {
+	if d := time.Duration(s.stall.Load()); d > 0 {
+		return d
+	}
+	return DefaultStallTimeout
 }
 
 // sendLimiter is what the writer of served answers waits on: a
