@@ -892,6 +892,7 @@ func (f *Folder) dropResolvedConflicts(ctx context.Context) error {
 		if err := f.setState(rel, nil); err != nil {
 			errs = append(errs, err)
 		}
+		f.pruneDeletedParentsLocked(rel)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -70,5 +71,30 @@ func (f *Folder) dropStalePartials(ctx context.Context) {
 			f.log.Warn("forget stale partial record", "path", r.path, "err", err)
 		}
 		f.log.Debug("removed stale partial", "path", r.rel, "partial", r.path)
+		f.mu.Lock()
+		f.pruneDeletedParentsLocked(r.rel)
+		f.mu.Unlock()
+	}
+}
+
+// pruneDeletedParentsLocked removes the directories above rel that are
+// deleted items and now empty: a directory deleted remotely is kept while
+// it holds files that are not items (applyDelete), and a conflict copy or
+// a partial file that goes afterwards (resolved, or no longer wanted) left
+// it behind on this device alone for good (chaos harness, seed 9). Callers
+// hold f.mu.
+func (f *Folder) pruneDeletedParentsLocked(rel string) {
+	for d := path.Dir(rel); d != "." && d != "/" && d != ""; d = path.Dir(d) {
+		it, ok := f.feed.Item(syncproto.ItemID(d))
+		if !ok || !it.Sync.Deleted {
+			return
+		}
+		if err := f.rootFS.Remove(filepath.FromSlash(d)); err != nil {
+			return // not empty, or already gone
+		}
+		if err := f.setState(d, nil); err != nil {
+			f.log.Warn("forget removed directory", "path", d, "err", err)
+		}
+		f.log.Debug("removed directory deleted remotely, now empty", "path", d)
 	}
 }

@@ -145,3 +145,32 @@ func TestMovedPartialRemoved(t *testing.T) {
 	sameTree(t, a, b)
 	noTemps(t, b.root)
 }
+
+// TestDeletedDirWithConflictCopyRemoved: a directory deleted on A holds,
+// on B, the conflict copy of a file in it; B keeps the directory while the
+// copy is there, and removes it once the copy goes into the version
+// history (chaos harness, seed 9: B kept the empty directory for good).
+func TestDeletedDirWithConflictCopyRemoved(t *testing.T) {
+	a, b := pair(t)
+	a.write("d/notes.txt", []byte("v1"), 0o644)
+	a.scan()
+	b.mustPull(a)
+	a.write("d/notes.txt", []byte("edited on A"), 0o644)
+	b.write("d/notes.txt", []byte("edited on B, longer"), 0o644)
+	a.scan()
+	b.scan()
+	a.mustPull(b)
+	b.mustPull(a)
+	if it, _ := a.obj.Item("d/notes.txt"); len(it.Sync.Conflicts) != 1 {
+		t.Fatalf("want a conflict, got %d", len(it.Sync.Conflicts))
+	}
+	if err := os.RemoveAll(a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	a.scan()
+	b.mustPull(a)
+	if _, err := os.Lstat(b.path("d")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("B kept directory d, deleted on A, after its conflict copy went: %v", err)
+	}
+	sameTree(t, a, b)
+}
