@@ -29,23 +29,24 @@ const chaosTestSeeds = 20
 // The bugs are timing-dependent: these seeds hit them in some runs.
 var chaosKnownBugs = map[int64]string{
 	// known bug: a conflict copy whose content is gone everywhere (its
-	// author replaced it before any device fetched it) is retried by every
-	// device every 2 s for good; `mesh wait` never returns although in_sync
-	// is 1 (node/folders.go applyLoop re-queues it, WaitFolder waits for
-	// idle). Area of the `wait` helper.
+	// author replaced or removed it before any device fetched it) is
+	// retried by every device every 2 s for good, and `mesh wait` never
+	// returns although in_sync is 1 (node/folders.go applyLoop re-queues
+	// the batch; WaitFolder waits for idle). Seeds 4 and 5.
+	4: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
 	5: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
+	// known bug: after a conflict on f4.bin between b and c, c renamed its
+	// copy away (a local delete) while b wrote again; a and b keep c's
+	// losing version as a conflict copy, c's replica does not list that
+	// conflict, and sync never reconciles them (a replica divergence in
+	// conflict/delete merging, syncproto). Seen once in 3 runs.
+	18: "known bug: replicas disagree on a conflict after a delete concurrent with an update",
 	// known bug (invariant f): `mesh wait` returns although its catch-up
 	// with a member failed: members that had not yet learned of a device
 	// that just joined refused its streams ("not a member of this mesh")
 	// and the waits on every device returned before its last change
 	// reached them (WaitFolder ignores catch-up errors).
 	21: "known bug: mesh wait returns though a catch-up failed (a just-joined device refused as a non-member)",
-	// known bug: a blob request to a device that is at that moment
-	// writing a conflict copy from its own version history ("content found
-	// in version history") is never answered; the requester waits until the
-	// stream is reset (the end of the test), with 1 transfer shown.
-	28: "known bug: a blob request is never answered (server copying the blob from its version history)",
-	33: "known bug: a blob request is never answered (server copying the blob from its version history)",
 }
 
 func chEnvInt(name string, v int64) int64 {
