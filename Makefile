@@ -6,7 +6,7 @@ TESTOUT   := testout
 PKGS      := ./...
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: all build demo test test-loaded fuzz bench soak lint release clean
+.PHONY: all build demo test test-loaded fuzz bench soak chaos lint release clean
 
 all: build
 
@@ -54,9 +54,24 @@ bench:
 	mkdir -p $(TESTOUT)
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee $(TESTOUT)/bench.txt
 
-## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB, 20 NAT-lab rounds of each hole-punch retry scenario)
+## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB,
+## 20 NAT-lab rounds of each hole-punch retry scenario, 1,000 chaos seeds with 4-5 devices, more operations and bigger files)
+CHAOS_SOAK_SEEDS ?= 1000
 soak:
 	MESHWORK_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestFreshMemberLearnsFolders|TestReconnectedMemberLearnsFolders|TestNATLabPunchRelayLate|TestNATLabPunchAfterRelayRestart' ./node/e2e/
+	mkdir -p $(TESTOUT)
+	MESHWORK_SOAK=1 MESHWORK_CHAOS_SEEDS=$(CHAOS_SOAK_SEEDS) $(GO) test -count=1 -timeout 1200m -run 'TestChaos$$' ./node/e2e/ -v 2>&1 | tee $(TESTOUT)/chaos-soak.log | grep -E '^\s*--- (FAIL|PASS)|passed in|replay:'; exit $${PIPESTATUS[0]}
+
+## chaos: SEEDS random schedules (default 20, from seed FROM, default 1) against real daemons, in MODE big (bigger files,
+## more operations); SEED=S replays one seed (add MODE=test for a seed of make test). A failure prints the schedule.
+SEEDS ?= 20
+FROM  ?= 1
+MODE  ?= big
+chaos:
+	mkdir -p $(TESTOUT)
+	MESHWORK_CHAOS_MODE=$(MODE) $(GO) test -count=1 -timeout 600m -run 'TestChaos$$' ./node/e2e/ \
+	  $(if $(SEED),-chaos.seed=$(SEED),-chaos.seeds=$(SEEDS) -chaos.from=$(FROM)) -v 2>&1 \
+	  | tee $(TESTOUT)/chaos.log | grep -E '^\s*--- (FAIL|PASS)|passed in|replay:|invariant'; exit $${PIPESTATUS[0]}
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -56,7 +56,7 @@
 // the wrong hash, or an unexpected message, is dropped for the transfer; its
 // outstanding chunks go back to the queue for the others, as do those of a
 // peer whose stream fails, and of a peer that owes answers (requests in
-// flight or a HAVE unanswered) and sends no byte for StallTimeout (2 min):
+// flight or a HAVE unanswered) and sends no byte for StallTimeout (60 s):
 // a frozen or hostile member that keeps its connection up but never answers
 // cannot hold a fetch, and the caller's transfer slot, for good. Alone, such
 // a peer makes the fetch fail with ErrStalled and ErrUnavailable, and the

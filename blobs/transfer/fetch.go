@@ -518,6 +518,15 @@ func (f *fetch) runPeer(p *peerState) {
 			}
 		}()
 		readErr = f.readLoop(p, is.r, nBatches)
+		// A reader that stopped while the fetch goes on (an answer it
+		// would not take) leaves p unable to progress: drop it, so its
+		// writer ends and its chunks go to the others, instead of the
+		// writer waiting for good (chaos harness, seed 8 of make test).
+		f.mu.Lock()
+		if !f.ended && !p.dead && f.ctx.Err() == nil {
+			f.kill(p, fmt.Errorf("stopped reading answers: %v", readErr))
+		}
+		f.mu.Unlock()
 	}()
 	f.writeLoop(p, w)
 	// A fetch that ended with every request to p answered leaves the

@@ -110,11 +110,13 @@ type Service struct {
 }
 
 // StallTimeout is how long a fetch waits for a byte from a peer that owes
-// it answers before dropping that peer. It is long enough for a 4 MiB
-// chunk behind a send cap of 40 KB/s (a served chunk waits for its
-// whole frame's tokens) and short enough that a frozen or hostile member
-// cannot hold a transfer slot for good.
-const StallTimeout = 2 * time.Minute
+// it answers before dropping that peer. Progress is counted in bytes, so
+// a slow link is never taken for a stalled one; only a send cap below
+// 70 KB/s, where a 4 MiB chunk waits longer than this for its whole
+// frame's tokens before its first byte, can be. Short enough that a
+// frozen or hostile member cannot hold a transfer slot for long (chaos
+// seeds 28, 33 and 61 waited for good on a peer after its restart).
+const StallTimeout = 60 * time.Second
 
 // sendLimiter is what the writer of served answers waits on: a
 // *rate.Limiter made by newSendLimiter, or in tests one driven by a

@@ -219,6 +219,7 @@ feed:
 	if err := f.dropResolvedConflicts(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	f.dropStalePartials(ctx)
 	return errors.Join(errs...)
 }
 
@@ -541,12 +542,14 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	// a crash between the rename and the state record below: the restart
 	// scan finds rel holding the intent's blob and completes it.
 	intent := fileState{Kind: kindFile, Perm: wantPerm, MTime: mtime.UnixNano(), Blob: ref, By: by.By, Seq: by.Sequence, Conflict: conflict}
+	f.partialMu.RLock()
 	p, err := f.st.OpenPartialWith(ctx, m, abs, func(txn *badger.Txn, path string) error {
 		if err := txn.Set(f.key(kPartial, []byte(rel), []byte{0}, []byte(path)), nil); err != nil {
 			return err
 		}
 		return txn.Set(f.key(kIntent, []byte(rel)), intent.encode())
 	})
+	f.partialMu.RUnlock()
 	if err != nil {
 		return fail(err)
 	}
@@ -889,6 +892,7 @@ func (f *Folder) dropResolvedConflicts(ctx context.Context) error {
 		if err := f.setState(rel, nil); err != nil {
 			errs = append(errs, err)
 		}
+		f.pruneDeletedParentsLocked(rel)
 	}
 	return errors.Join(errs...)
 }

@@ -129,6 +129,11 @@ type Folder struct {
 	ign      *ignorer
 
 	applyMu sync.Mutex // one Apply or Restore at a time
+	// partialMu is held for reading while Apply creates and records a
+	// partial file (the store creates the file before the record), and
+	// for writing while a scan removes the partial files no record names
+	// (dropMovedPartials): so it never removes one being opened.
+	partialMu sync.RWMutex
 
 	mu       sync.Mutex // the tree and the states: scans and Apply's writes
 	states   map[string]*fileState

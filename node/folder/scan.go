@@ -44,19 +44,42 @@ func perm(fi fs.FileInfo) fs.FileMode { return fi.Mode().Perm() }
 
 // scan walks the scopes ("" is the whole tree), hashes what changed and
 // reports to the Feed. It returns the directories it saw (for the watcher).
+//
+// A local change can resolve a conflict (a delete or rename of the winner):
+// the unedited conflict copies then go into the version history here too,
+// as Apply does on the other devices when the change reaches them (else
+// the device that made the change kept its copies alone: chaos seed 26).
 func (f *Folder) scan(ctx context.Context, scopes []string) ([]string, error) {
 	f.scans.Add(1) // counted while waiting for mu too: Indexing
 	defer f.scans.Add(-1)
 	sent := f.evSent.Load() // events for changes this scan will see
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return nil, ErrClosed
 	}
 	res, err := f.scanLocked(ctx, scopes)
 	if err == nil && len(scopes) == 1 && scopes[0] == "" {
 		f.cover(sent)
 		f.firstReady.Store(true)
+	}
+	copies := false
+	if len(res.updated) > 0 {
+		for _, st := range f.states {
+			if st.Conflict {
+				copies = true
+				break
+			}
+		}
+	}
+	f.mu.Unlock()
+	if copies {
+		f.applyMu.Lock() // dropResolvedConflicts runs with Apply's lock, as in Apply
+		derr := f.dropResolvedConflicts(ctx)
+		f.applyMu.Unlock()
+		if derr != nil {
+			err = errors.Join(err, fmt.Errorf("scan: drop resolved conflict copies: %w", derr))
+		}
 	}
 	return res.dirs, err
 }
@@ -84,6 +107,7 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 		partials = f.recordedPartials()
 	}
 	seen := make(map[string]bool)
+	var unrecorded []string // partial files seen by a later scan: checked after the walk
 	var changed []*scanEntry
 	var hash []*scanEntry
 
@@ -157,6 +181,8 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 			if strings.HasPrefix(name, tmpPrefix) {
 				if initial {
 					f.cleanTemp(ctx, child, partials)
+				} else if strings.HasSuffix(name, ".partial") {
+					unrecorded = append(unrecorded, child)
 				}
 				continue
 			}
@@ -196,6 +222,8 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 			}
 		}
 	}
+
+	f.dropMovedPartials(ctx, unrecorded)
 
 	// Hash changed files in parallel.
 	if err := f.hashAll(ctx, hash); err != nil {
@@ -554,6 +582,24 @@ func (f *Folder) reportGone(ctx context.Context, feed Feed, rel string, states m
 		updated[rel] = true
 	}
 	return nil
+}
+
+// dropMovedPartials removes those of the partial files found (rels) that
+// no transfer records: a partial moved by the user with its directory
+// (renamed while a transfer into it was under way) is no longer where its
+// record says, and no restart would come to remove it (chaos harness, seed
+// 20: it stayed visible for good). With partialMu held for writing no
+// Apply is between creating a partial file and recording it.
+func (f *Folder) dropMovedPartials(ctx context.Context, rels []string) {
+	if len(rels) == 0 {
+		return
+	}
+	f.partialMu.Lock()
+	defer f.partialMu.Unlock()
+	recorded := f.recordedPartials()
+	for _, rel := range rels {
+		f.cleanTemp(ctx, rel, recorded)
+	}
 }
 
 // cleanTemp removes a leftover temporary file found by the initial scan:
