@@ -51,6 +51,12 @@ type localFolder struct {
 	all     bool                      // apply every item (a member came online)
 	kick    chan struct{}
 	busy    bool // an Apply is running
+	// parked are items whose content no online member had (the fetch ended
+	// ErrUnavailable): retried with backoff (parkWait), when a member comes
+	// online (memberOnline) and when a new version arrives (queue), but
+	// not pending: they do not keep the folder busy.
+	parked   map[syncproto.ItemID]bool
+	parkWait time.Duration
 
 	flushMu sync.Mutex // folder-wait scans, one at a time (insync.go)
 	flushed time.Time  // start of the last completed one
@@ -94,6 +100,8 @@ func (n *Node) memberOnline() {
 	for _, lf := range n.localFolders() {
 		if lf.f.Status().InSync < 1 {
 			lf.queueAll()
+		} else if lf.hasParked() {
+			lf.unpark(true) // it may have the content
 		}
 	}
 }
@@ -276,18 +284,36 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 	return nil
 }
 
+// Backoff of the retries of parked items (content no online member had).
+const (
+	parkFirst = 2 * time.Second
+	parkMax   = time.Minute
+)
+
 // applyLoop applies items received from peers, coalescing bursts.
 func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-lf.kick:
+		case <-retry.C:
+			lf.unpark(false)
+			continue
 		}
 		lf.mu.Lock()
 		ids, all := lf.pending, lf.all
 		lf.pending, lf.all = map[syncproto.ItemID]bool{}, false
 		lf.busy = true
+		for id := range ids {
+			delete(lf.parked, id) // a new version, or its retry
+		}
+		if all {
+			clear(lf.parked)
+		}
 		lf.mu.Unlock()
 		var items []syncproto.Item
 		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
@@ -302,21 +328,24 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 			}
 			return nil
 		})
-		if err := lf.f.Apply(ctx, items); err != nil && ctx.Err() == nil {
-			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
-			// Retry what failed for a passing reason (no member online, a
-			// transfer cut); items refused for good (unsafe or colliding
-			// paths, listed in Skipped) are not retried.
-			refused := lf.f.Status().Skipped
+		err := lf.f.Apply(ctx, items)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && folder.OnlyUnavailable(err):
+			if wait := lf.park(items); wait > 0 {
+				n.log.Info("content unavailable from every online member: parked", "folder", lf.conf.Name,
+					"items", len(items), "retry_in", wait, "err", err)
+				retry.Reset(wait)
+			}
+		case err == nil:
 			lf.mu.Lock()
-			for _, it := range items {
-				fe, _ := it.Body.(*syncproto.FileEntry)
-				if refused[string(it.Sync.ID)] != "" || (fe != nil && refused[fe.Path] != "") {
-					continue
-				}
-				lf.pending[it.Sync.ID] = true
+			if len(lf.parked) == 0 {
+				lf.parkWait = 0
 			}
 			lf.mu.Unlock()
+		case err != nil:
+			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
+			lf.requeue(items)
 			select { // retry once things may have changed (a peer came online)
 			case <-ctx.Done():
 			case <-time.After(2 * time.Second):
@@ -327,6 +356,79 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 		lf.busy = false
 		lf.mu.Unlock()
 	}
+}
+
+// requeue marks items pending again after an Apply failed for a passing
+// reason; items refused for good (unsafe or colliding paths, listed in
+// Skipped) are not retried.
+func (lf *localFolder) requeue(items []syncproto.Item) {
+	refused := lf.f.Status().Skipped
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	for _, it := range items {
+		fe, _ := it.Body.(*syncproto.FileEntry)
+		if refused[string(it.Sync.ID)] != "" || (fe != nil && refused[fe.Path] != "") {
+			continue
+		}
+		lf.pending[it.Sync.ID] = true
+	}
+}
+
+// park sets aside the items of an Apply whose content no peer could
+// provide (every other item of it was written) and returns when to retry
+// them, doubling at each retry that finds them still unavailable (0: none
+// parked).
+func (lf *localFolder) park(items []syncproto.Item) time.Duration {
+	unav := lf.f.UnavailableItems()
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	if lf.parked == nil {
+		lf.parked = map[syncproto.ItemID]bool{}
+	}
+	for _, it := range items {
+		if unav[it.Sync.ID] {
+			lf.parked[it.Sync.ID] = true
+		}
+	}
+	if len(lf.parked) == 0 {
+		for _, it := range items { // not told which failed: retry them all
+			lf.parked[it.Sync.ID] = true
+		}
+	}
+	if len(lf.parked) == 0 {
+		return 0
+	}
+	lf.parkWait = min(max(2*lf.parkWait, parkFirst), parkMax)
+	return lf.parkWait
+}
+
+// unpark queues the parked items again; now (a member came online) also
+// restarts their backoff.
+func (lf *localFolder) unpark(now bool) {
+	lf.mu.Lock()
+	if now {
+		lf.parkWait = 0
+	}
+	for id := range lf.parked {
+		lf.pending[id] = true
+	}
+	none := len(lf.parked) == 0
+	lf.mu.Unlock()
+	if none {
+		return
+	}
+	select {
+	case lf.kick <- struct{}{}:
+	default:
+	}
+}
+
+// hasParked reports whether some item waits for content no online member
+// had.
+func (lf *localFolder) hasParked() bool {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return len(lf.parked) > 0
 }
 
 // startJoinedFolders starts the folders of the local config not running yet.

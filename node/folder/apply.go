@@ -211,7 +211,11 @@ feed:
 		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
-				f.noteFailure(j.fe.Path, err)
+				if ErrorKind(err) == KindUnavailable {
+					f.noteUnavailCopy(j.fe.Path, conflictName(j.fe.Path, c))
+				} else {
+					f.noteFailure(j.fe.Path, err)
+				}
 				errs = append(errs, err)
 			}
 		}
