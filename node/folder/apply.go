@@ -568,7 +568,11 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 		defer f.endTransfer(rel)
 		if err := f.cfg.Fetcher.FetchInto(ctx, m, p, func(pr blobs.Progress) { f.progress(rel, pr) }); err != nil {
-			return fail(unavailable(err))
+			err = unavailable(err)
+			if conflict && ErrorKind(err) == KindUnavailable {
+				f.abortPartial(ctx, rel, p) // superseded content no peer has: none stays visible
+			}
+			return fail(err)
 		}
 	}
 

@@ -1,7 +1,10 @@
 package folder
 
 import (
+	"context"
 	"sort"
+
+	"github.com/meshwork/meshwork/blobs/store"
 
 	"github.com/meshwork/meshwork/syncproto"
 )
@@ -134,4 +137,25 @@ func OnlyUnavailable(err error) bool {
 	}
 	k := ErrorKind(err)
 	return k == "" || k == KindUnavailable
+}
+
+// abortPartial removes the partial file p of rel and its records: a
+// conflict copy whose content no peer could provide would otherwise leave
+// it in the user's tree (its transfer is not worth resuming: it is a
+// losing version, most likely gone everywhere).
+func (f *Folder) abortPartial(ctx context.Context, rel string, p *store.Partial) {
+	path := p.Path()
+	if err := p.Abort(ctx); err != nil {
+		f.log.Warn("remove partial of unavailable content", "path", rel, "err", err)
+		return
+	}
+	if err := f.deleteRecord(f.key(kPartial, []byte(rel), []byte{0}, []byte(path))); err != nil {
+		f.log.Warn("forget partial record", "path", rel, "err", err)
+	}
+	if err := f.deleteRecord(f.key(kIntent, []byte(rel))); err != nil {
+		f.log.Warn("forget intent", "path", rel, "err", err)
+	}
+	f.mu.Lock()
+	f.pruneDeletedParentsLocked(rel)
+	f.mu.Unlock()
 }
