@@ -78,8 +78,9 @@ func (f *Folder) settleUnavailLocked(items []syncproto.Item) {
 }
 
 // Unavailable lists the content Apply could not get from any peer (none
-// online had it) and that is still to be written here, sorted. An item
-// deleted since is left out.
+// online had it) and that is still to be written here, sorted: an item
+// deleted since, a file whose current version is here (a local edit
+// superseded it) and a conflict resolved since are left out.
 func (f *Folder) Unavailable() Unavailable {
 	type entry struct {
 		rel    string
@@ -94,13 +95,28 @@ func (f *Folder) Unavailable() Unavailable {
 	f.tmu.Unlock()
 	var u Unavailable
 	for _, e := range es { // the feed's lock is not taken under f.tmu
-		if it, ok := f.feed.Item(syncproto.ItemID(e.rel)); !ok || it.Sync.Deleted {
+		it, ok := f.feed.Item(syncproto.ItemID(e.rel))
+		fe, _ := it.Body.(*syncproto.FileEntry)
+		if !ok || it.Sync.Deleted || fe == nil {
 			continue
 		}
 		if e.file {
-			u.Files = append(u.Files, e.rel)
+			f.mu.Lock()
+			st := f.states[e.rel]
+			here := st != nil && f.matches(st, fe) // superseded since by content here
+			f.mu.Unlock()
+			if !here {
+				u.Files = append(u.Files, e.rel)
+			}
 		}
-		u.Copies = append(u.Copies, e.copies...)
+		for _, name := range e.copies {
+			for _, c := range it.Sync.Conflicts {
+				if conflictName(e.rel, c) == name { // still a conflict of the item
+					u.Copies = append(u.Copies, name)
+					break
+				}
+			}
+		}
 	}
 	sort.Strings(u.Files)
 	sort.Strings(u.Copies)
