@@ -56,9 +56,13 @@ func (lf *localFolder) park(items []syncproto.Item) time.Duration {
 	return lf.parkWait
 }
 
-// unpark queues the parked items again; now (a member came online) also
-// restarts their backoff.
+// unpark queues the parked items again, and those the folder found
+// unavailable; now (a member came online, a wait) also restarts their
+// backoff.
 func (lf *localFolder) unpark(now bool) {
+	// Also what an Apply of the folder's own (its start, its rescans)
+	// found unavailable: it is not parked here.
+	unav := lf.f.UnavailableItems()
 	lf.mu.Lock()
 	if now {
 		lf.parkWait = 0
@@ -66,7 +70,10 @@ func (lf *localFolder) unpark(now bool) {
 	for id := range lf.parked {
 		lf.pending[id] = true
 	}
-	none := len(lf.parked) == 0
+	for id := range unav {
+		lf.pending[id] = true
+	}
+	none := len(lf.parked) == 0 && len(unav) == 0
 	lf.mu.Unlock()
 	if none {
 		return
@@ -78,8 +85,11 @@ func (lf *localFolder) unpark(now bool) {
 }
 
 // hasParked reports whether some item waits for content no online member
-// had.
+// had (parked here, or found unavailable by an Apply of the folder's own).
 func (lf *localFolder) hasParked() bool {
+	if len(lf.f.UnavailableItems()) > 0 {
+		return true
+	}
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	return len(lf.parked) > 0
