@@ -51,6 +51,12 @@ type localFolder struct {
 	all     bool                      // apply every item (a member came online)
 	kick    chan struct{}
 	busy    bool // an Apply is running
+	// parked are items whose content no online member had (the fetch ended
+	// ErrUnavailable): retried with backoff (parkWait), when a member comes
+	// online (memberOnline) and when a new version arrives (queue), but
+	// not pending: they do not keep the folder busy.
+	parked   map[syncproto.ItemID]bool
+	parkWait time.Duration
 
 	flushMu sync.Mutex // folder-wait scans, one at a time (insync.go)
 	flushed time.Time  // start of the last completed one
@@ -94,6 +100,8 @@ func (n *Node) memberOnline() {
 	for _, lf := range n.localFolders() {
 		if lf.f.Status().InSync < 1 {
 			lf.queueAll()
+		} else if lf.hasParked() {
+			lf.unpark(true) // it may have the content
 		}
 	}
 }
@@ -278,16 +286,28 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 
 // applyLoop applies items received from peers, coalescing bursts.
 func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-lf.kick:
+		case <-retry.C:
+			lf.unpark(false)
+			continue
 		}
 		lf.mu.Lock()
 		ids, all := lf.pending, lf.all
 		lf.pending, lf.all = map[syncproto.ItemID]bool{}, false
 		lf.busy = true
+		for id := range ids {
+			delete(lf.parked, id) // a new version, or its retry
+		}
+		if all {
+			clear(lf.parked)
+		}
 		lf.mu.Unlock()
 		var items []syncproto.Item
 		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
@@ -302,21 +322,24 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 			}
 			return nil
 		})
-		if err := lf.f.Apply(ctx, items); err != nil && ctx.Err() == nil {
-			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
-			// Retry what failed for a passing reason (no member online, a
-			// transfer cut); items refused for good (unsafe or colliding
-			// paths, listed in Skipped) are not retried.
-			refused := lf.f.Status().Skipped
+		err := lf.f.Apply(ctx, items)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && folder.OnlyUnavailable(err):
+			if wait := lf.park(items); wait > 0 {
+				n.log.Info("content unavailable from every online member: parked", "folder", lf.conf.Name,
+					"items", len(items), "retry_in", wait, "err", err)
+				retry.Reset(wait)
+			}
+		case err == nil:
 			lf.mu.Lock()
-			for _, it := range items {
-				fe, _ := it.Body.(*syncproto.FileEntry)
-				if refused[string(it.Sync.ID)] != "" || (fe != nil && refused[fe.Path] != "") {
-					continue
-				}
-				lf.pending[it.Sync.ID] = true
+			if len(lf.parked) == 0 {
+				lf.parkWait = 0
 			}
 			lf.mu.Unlock()
+		case err != nil:
+			n.log.Warn("apply remote changes", "folder", lf.conf.Name, "items", len(items), "err", err)
+			lf.requeue(items)
 			select { // retry once things may have changed (a peer came online)
 			case <-ctx.Done():
 			case <-time.After(2 * time.Second):

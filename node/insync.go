@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/identity"
+	"github.com/meshwork/meshwork/node/folder"
 	"github.com/meshwork/meshwork/node/internal/wire"
 	"github.com/meshwork/meshwork/syncproto"
 )
@@ -369,6 +370,7 @@ type syncView struct {
 	Transferring int
 	Pending      bool // received changes not applied yet
 	Indexing     bool // local changes not indexed yet (folder.Indexing)
+	Unavailable  int  // current versions whose content no online member had (folder.Unavailable)
 	Peers        []peerView
 }
 
@@ -393,7 +395,10 @@ func (v syncView) verdict() (inSync float64, behind, offline []string) {
 	if v.Transferring > 0 {
 		behind = append(behind, fmt.Sprintf("receiving %d files", v.Transferring))
 	}
-	if v.Fraction < 1 && v.Transferring == 0 && !v.Pending {
+	switch {
+	case v.Unavailable > 0:
+		behind = append(behind, fmt.Sprintf("content of %d files unavailable from every online member", v.Unavailable))
+	case v.Fraction < 1 && v.Transferring == 0 && !v.Pending:
 		behind = append(behind, "content missing here")
 	}
 	reached := false
@@ -452,7 +457,8 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 // viewOf builds the rule's input for lf, with fraction and transferring
 // from its folder.Status.
 func (n *Node) viewOf(lf *localFolder, fraction float64, transferring int) syncView {
-	v := syncView{Fraction: fraction, Transferring: transferring, Pending: !lf.idle(), Indexing: lf.f.Indexing()}
+	v := syncView{Fraction: fraction, Transferring: transferring, Pending: !lf.idle(), Indexing: lf.f.Indexing(),
+		Unavailable: len(lf.f.Unavailable().Files)}
 	online, offline := n.folderPeers(lf.conf.ID)
 	for _, m := range online {
 		_, reached := n.rounds.last(m.ID)
@@ -528,6 +534,7 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 		return res, fmt.Errorf("wait %q: %w", name, err)
 	}
 	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
+	lf.unpark(true)           // content no member had: try once more, with who is online now
 	sort.Strings(res.Peers)
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
@@ -535,9 +542,13 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 		// The idle check is cheap; a full status copies every item, so it
 		// is computed only once nothing is pending.
 		if lf.idle() && !lf.f.Indexing() {
-			if st := lf.f.Status(); len(st.Transferring) == 0 && st.InSync >= 1 {
+			st := lf.f.Status()
+			if len(st.Transferring) == 0 && st.InSync >= 1 {
 				res.WaitedMS = time.Since(start).Milliseconds()
-				return res, nil
+				return res, nil // parked conflict copies (superseded content) do not count
+			}
+			if err := unavailableErr(name, lf, st); err != nil {
+				return res, err
 			}
 		}
 		select {
@@ -627,4 +638,23 @@ func (r WaitResult) String() string {
 		fmt.Fprintf(&b, "; not waited for: %s", strings.Join(parts, ", "))
 	}
 	return b.String()
+}
+
+// unavailableErr is WaitFolder's answer when the folder is idle but
+// current versions' content is missing because no online member had it
+// (the items are parked, retried later): nil if none is.
+func unavailableErr(name string, lf *localFolder, st folder.Status) error {
+	if len(st.Transferring) > 0 || st.InSync >= 1 {
+		return nil
+	}
+	files := lf.f.Unavailable().Files
+	if len(files) == 0 {
+		return nil
+	}
+	list := files
+	if len(list) > 10 {
+		list = list[:10]
+	}
+	return fmt.Errorf("wait %q: content of %d files unavailable from every online member (in sync %.0f%%): %s",
+		name, len(files), 100*st.InSync, strings.Join(list, ", "))
 }

@@ -33,6 +33,8 @@ func TestInSyncRule(t *testing.T) {
 		{"pending", syncView{Fraction: 1, Pending: true}, 0.99, []string{"applying received changes"}, nil},
 		{"transferring", syncView{Fraction: 0.5, Transferring: 2}, 0.5, []string{"receiving 2 files"}, nil},
 		{"content missing", syncView{Fraction: 0.25}, 0.25, []string{"content missing here"}, nil},
+		{"content unavailable", syncView{Fraction: 0.5, Unavailable: 3, Peers: []peerView{up}}, 0.5,
+			[]string{"content of 3 files unavailable from every online member"}, nil},
 		{"not caught up", syncView{Fraction: 1, Peers: []peerView{up, {Name: "new", Online: true, Reached: true}}}, 0.99,
 			[]string{"catching up with new"}, nil},
 		{"offline, another reached", syncView{Fraction: 1, Peers: []peerView{up, {Name: "off"}}}, 1, nil, []string{"off"}},

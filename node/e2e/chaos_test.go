@@ -28,13 +28,6 @@ const chaosTestSeeds = 20
 // -chaos.seed=N, or -chaos.seeds=N, which runs every seed of its range).
 // The bugs are timing-dependent: these seeds hit them in some runs.
 var chaosKnownBugs = map[int64]string{
-	// known bug: a conflict copy whose content is gone everywhere (its
-	// author replaced or removed it before any device fetched it) is
-	// retried by every device every 2 s for good, and `mesh wait` never
-	// returns although in_sync is 1 (node/folders.go applyLoop re-queues
-	// the batch; WaitFolder waits for idle). Seeds 4 and 5.
-	4: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
-	5: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
 	// known bug: after a conflict on f4.bin between b and c, c renamed its
 	// copy away (a local delete) while b wrote again; a and b keep c's
 	// losing version as a conflict copy, c's replica does not list that

@@ -211,7 +211,11 @@ feed:
 		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
-				f.noteFailure(j.fe.Path, err)
+				if ErrorKind(err) == KindUnavailable {
+					f.noteUnavailCopy(j.fe.Path, conflictName(j.fe.Path, c))
+				} else {
+					f.noteFailure(j.fe.Path, err)
+				}
 				errs = append(errs, err)
 			}
 		}
@@ -564,7 +568,11 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 		defer f.endTransfer(rel)
 		if err := f.cfg.Fetcher.FetchInto(ctx, m, p, func(pr blobs.Progress) { f.progress(rel, pr) }); err != nil {
-			return fail(unavailable(err))
+			err = unavailable(err)
+			if conflict && ErrorKind(err) == KindUnavailable {
+				f.abortPartial(ctx, rel, p) // superseded content no peer has: none stays visible
+			}
+			return fail(err)
 		}
 	}
 

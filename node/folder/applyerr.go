@@ -114,6 +114,7 @@ func (f *Folder) noteFailure(rel string, err error) {
 	defer f.tmu.Unlock()
 	fl := f.failing[rel]
 	if kind == KindUnavailable {
+		f.noteUnavailLocked(rel, "")
 		if fl != nil {
 			fl.gen = f.applyGen
 		}
@@ -137,6 +138,7 @@ func (f *Folder) noteFailure(rel string, err error) {
 // error appears or clears. Called without the folder's locks but f.applyMu.
 func (f *Folder) settleFailures(items []syncproto.Item) {
 	f.tmu.Lock()
+	f.settleUnavailLocked(items)
 	if len(f.failing) > 0 {
 		for _, it := range items {
 			if fe, ok := it.Body.(*syncproto.FileEntry); ok && fe != nil {

@@ -158,6 +158,7 @@ type Folder struct {
 	transfers map[string]blobs.Progress
 	skipped   map[string]string   // paths not synced, and why
 	failing   map[string]*failure // paths Apply failed to write, and why (applyerr.go)
+	unavail   map[string]*unavail // items whose content no peer had (unavail.go)
 	applyGen  uint64              // counts apply runs
 	hadErr    bool                // failing was not empty after the last run
 
@@ -215,6 +216,7 @@ func Open(cfg Config) (*Folder, error) {
 		transfers: make(map[string]blobs.Progress),
 		skipped:   make(map[string]string),
 		failing:   make(map[string]*failure),
+		unavail:   make(map[string]*unavail),
 		fetching:  make(map[string]bool),
 		applying:  make(map[string]bool),
 		reapply:   make(map[string]bool),
