@@ -41,12 +41,6 @@ var chaosKnownBugs = map[int64]string{
 	// conflict, and sync never reconciles them (a replica divergence in
 	// conflict/delete merging, syncproto). Seen once in 3 runs.
 	18: "known bug: replicas disagree on a conflict after a delete concurrent with an update",
-	// known bug (invariant f): `mesh wait` returns although its catch-up
-	// with a member failed: members that had not yet learned of a device
-	// that just joined refused its streams ("not a member of this mesh")
-	// and the waits on every device returned before its last change
-	// reached them (WaitFolder ignores catch-up errors).
-	21: "known bug: mesh wait returns though a catch-up failed (a just-joined device refused as a non-member)",
 }
 
 func chEnvInt(name string, v int64) int64 {
