@@ -35,6 +35,17 @@ var chaosKnownBugs = map[int64]string{
 	// the batch; WaitFolder waits for idle). Seeds 4 and 5.
 	4: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
 	5: "known bug: mesh wait never returns while an unfetchable conflict copy is retried (in_sync 1)",
+	// known bug: after a conflict on f4.bin between b and c, c renamed its
+	// copy away (a local delete) while b wrote again; a and b keep c's
+	// losing version as a conflict copy, c's replica does not list that
+	// conflict, and sync never reconciles them (a replica divergence in
+	// conflict/delete merging, syncproto). Seen once in 3 runs. A related
+	// divergence (an UpdateFrom from an old base subsumes the device's own
+	// newer version without its history, so subsumption is not
+	// transitive) reproduces in syncproto's TestConvergence with UpdateFrom
+	// ops at seed 1544; its fix (commit on branch i20-merge, reverted)
+	// made chaos seed 8 hang under -race, so it is not in.
+	18: "known bug: replicas disagree on a conflict after a delete concurrent with an update",
 }
 
 func chEnvInt(name string, v int64) int64 {
