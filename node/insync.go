@@ -518,9 +518,10 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 	whys := make([]string, len(online))
 	var wg sync.WaitGroup
 	for i, m := range online {
-		wg.Go(func() { whys[i] = n.waitRound(ctx, lf.conf.ID, m.ID, bound) })
+		wg.Go(func() { whys[i] = n.waitMember(ctx, lf.conf.ID, m.ID, bound) })
 	}
 	wg.Wait()
+	var failed []string
 	for i, m := range online {
 		switch whys[i] {
 		case "":
@@ -528,10 +529,14 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 		case "-": // does not sync the folder
 		default:
 			res.NotWaited = append(res.NotWaited, NotWaited{Device: m.Name, ID: m.ID.String(), Why: whys[i]})
+			failed = append(failed, m.Name+" ("+whys[i]+")")
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("wait %q: %w", name, err)
+	}
+	if len(failed) > 0 && len(res.Peers) == 0 {
+		return res, fmt.Errorf("wait %q: no sync round with any online member: %s", name, strings.Join(failed, ", "))
 	}
 	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
 	lf.unpark(true)           // content no member had: try once more, with who is online now
@@ -561,12 +566,48 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 	}
 }
 
-// waitRound asks p to index folder id and then syncs with it. It returns
-// "" when done, "-" when p does not sync the folder, else why p is not
-// waited for.
-func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID, bound time.Duration) string {
+// waitTries is how many rounds wait tries with a member before it names
+// the member as not waited for; waitRetryDelay is the pause after the
+// first failed round, doubled after each. A round fails for a while, for
+// example, with a member that has not learnt yet of a device that just
+// joined: the membership entry reaches it within moments (pullMembership).
+const (
+	waitTries      = 4
+	waitRetryDelay = 250 * time.Millisecond
+)
+
+// waitMember runs wait's rounds with member p within bound: it returns
+// "" when a round succeeded, "-" when p does not sync the folder, else why
+// p is not waited for (the last round's failure).
+func (n *Node) waitMember(ctx context.Context, id syncproto.ObjectID, p peer.ID, bound time.Duration) string {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
+	delay := waitRetryDelay
+	for try := 1; ; try++ {
+		why := n.waitRound(ctx, id, p, bound)
+		if why == "" || why == "-" || ctx.Err() != nil {
+			return why
+		}
+		if try == waitTries {
+			return fmt.Sprintf("%s (%d tries)", why, try)
+		}
+		n.log.Info("wait: round with member failed, trying again", "peer", p.String(), "try", try, "why", why)
+		n.schedulePush() // exchange membership: either side may lack an entry
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return why
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+// waitRound asks p to index folder id and then syncs with it, once. It
+// returns "" when done, "-" when p does not sync the folder, else why the
+// round failed. ctx bounds it (bound is that limit, for the message).
+func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID, bound time.Duration) string {
 	start := time.Now()
 	code, msg, err := n.askFlush(ctx, p, id)
 	switch {

@@ -302,3 +302,22 @@ func (n *Node) pushLoop(ctx context.Context) {
 		wg.Wait()
 	}
 }
+
+// pullInterval bounds how often streams refused to non-members make this
+// device exchange membership state with its members.
+const pullInterval = time.Second
+
+// pullMembership exchanges membership state with every connected member
+// (each push is answered with the member's own state) after this device
+// refused a stream from a peer it does not know as a member: the peer may
+// have just joined, and the entry that admits it not have reached this
+// device yet; once it has, the peer's next stream is served. At most once
+// per pullInterval, so that a non-member's streams cost little.
+func (n *Node) pullMembership() {
+	now := time.Now().UnixNano()
+	last := n.lastPull.Load()
+	if now-last < int64(pullInterval) || !n.lastPull.CompareAndSwap(last, now) {
+		return
+	}
+	n.schedulePush()
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,6 +66,7 @@ type Node struct {
 
 	kick      chan struct{} // wakes the redial loop
 	pushAll   chan struct{} // membership changed: push to every member
+	lastPull  atomic.Int64  // unix ns of the last pullMembership (membership.go)
 	closeOnce sync.Once
 	closeErr  error
 	stop      stopState // what shutdown is waiting for (shutdown.go)
@@ -313,6 +315,7 @@ func (n *Node) handle(pid protocol.ID, h network.StreamHandler) {
 		if !n.IsMember(remote) {
 			n.log.Info("refused stream from non-member", "peer", remote.String(), "protocol", string(pid))
 			s.Reset()
+			n.pullMembership()
 			return
 		}
 		h(s)

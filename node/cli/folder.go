@@ -251,7 +251,9 @@ func waitCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 		Long: `Return when this device's copy of folder NAME holds every change written on
 an online member of the folder before wait was called: each online member is
 asked to index its copy first, then synced with. Members that are offline, or
-do not answer within 90 s, are named and not waited for.`,
+do not answer within 90 s, are named and not waited for; so is a member whose
+sync round failed 4 times. A wait that could sync with none of the online
+members fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withClient(cl, func(c *client, args []string) error {
 			q := url.Values{"timeout": {timeout.String()}}

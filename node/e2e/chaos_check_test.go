@@ -207,8 +207,14 @@ func (r *chRun) settle(why string) map[int]chSnapshot {
 				if left < time.Second {
 					left = time.Second
 				}
-				if _, e, err := r.devs[i].d.run("wait", "docs", "--timeout", left.String()); err != nil {
+				out, e, err := r.devs[i].d.run("wait", "docs", "--timeout", left.String())
+				switch {
+				case err != nil:
 					waitErrs = append(waitErrs, fmt.Sprintf("%s: %v %s", chaosName(i), err, strings.TrimSpace(e)))
+				case strings.Contains(out, "not waited for"):
+					// Every member runs: a wait that names one it did not
+					// wait for does not say it is in sync with it.
+					waitErrs = append(waitErrs, fmt.Sprintf("%s: %s", chaosName(i), strings.TrimSpace(out)))
 				}
 			}
 		}

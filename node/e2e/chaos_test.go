@@ -32,14 +32,13 @@ var chaosKnownBugs = map[int64]string{
 	// copy away (a local delete) while b wrote again; a and b keep c's
 	// losing version as a conflict copy, c's replica does not list that
 	// conflict, and sync never reconciles them (a replica divergence in
-	// conflict/delete merging, syncproto). Seen once in 3 runs.
+	// conflict/delete merging, syncproto). Seen once in 3 runs. A related
+	// divergence (an UpdateFrom from an old base subsumes the device's own
+	// newer version without its history, so subsumption is not
+	// transitive) reproduces in syncproto's TestConvergence with UpdateFrom
+	// ops at seed 1544; its fix (commit on branch i20-merge, reverted)
+	// made chaos seed 8 hang under -race, so it is not in.
 	18: "known bug: replicas disagree on a conflict after a delete concurrent with an update",
-	// known bug (invariant f): `mesh wait` returns although its catch-up
-	// with a member failed: members that had not yet learned of a device
-	// that just joined refused its streams ("not a member of this mesh")
-	// and the waits on every device returned before its last change
-	// reached them (WaitFolder ignores catch-up errors).
-	21: "known bug: mesh wait returns though a catch-up failed (a just-joined device refused as a non-member)",
 }
 
 func chEnvInt(name string, v int64) int64 {
