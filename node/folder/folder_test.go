@@ -340,14 +340,7 @@ func TestCaseCollision(t *testing.T) {
 // TestConflict: concurrent edits on A and B: both keep the winner under the
 // name and the loser as the same conflict copy; resolving removes it.
 func TestConflict(t *testing.T) {
-	a, b := pair(t)
-	a.write("notes.txt", []byte("v1"), 0o644)
-	a.scan()
-	b.mustPull(a)
-	a.write("notes.txt", []byte("edited on A"), 0o644)
-	b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-	a.scan()
-	b.scan()
+	a, b := editedOnBoth(t)
 	a.mustPull(b)
 	b.mustPull(a)
 	sameTree(t, a, b)

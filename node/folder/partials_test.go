@@ -87,14 +87,7 @@ func TestStaleConflictPartialRemoved(t *testing.T) {
 // (chaos harness, seed 26: the device that renamed the file kept its copy
 // alone for good).
 func TestLocalDeleteDropsConflictCopy(t *testing.T) {
-	a, b := pair(t)
-	a.write("notes.txt", []byte("v1"), 0o644)
-	a.scan()
-	b.mustPull(a)
-	a.write("notes.txt", []byte("edited on A"), 0o644)
-	b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-	a.scan()
-	b.scan()
+	a, b := editedOnBoth(t)
 	a.mustPull(b)
 	b.mustPull(a)
 	it, _ := a.obj.Item("notes.txt")

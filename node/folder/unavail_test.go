@@ -18,14 +18,7 @@ import (
 // 5), the Apply error is OnlyUnavailable, and once a peer has the content
 // again the list empties.
 func TestUnavailableReported(t *testing.T) {
-	a, b := pair(t)
-	a.write("notes.txt", []byte("v1"), 0o644)
-	a.scan()
-	b.mustPull(a)
-	a.write("notes.txt", []byte("edited on A"), 0o644)
-	b.write("notes.txt", []byte("edited on B, longer"), 0o644)
-	a.scan()
-	b.scan()
+	a, b := editedOnBoth(t)
 	b.fetch.mu.Lock()
 	b.fetch.peers = nil // A's content is gone from every peer B can reach
 	b.fetch.mu.Unlock()
