@@ -14,8 +14,12 @@ import (
 	"github.com/meshwork/meshwork/node"
 )
 
-// chaosQuiesce bounds how long a settle may take to converge.
-const chaosQuiesce = 90 * time.Second
+// chaosQuiesce bounds how long a settle may take to converge. It is a hang
+// guard, not a speed bound: a fetch from a peer that stopped answering
+// (for example over a connection to a killed daemon that is not yet seen
+// as dead: QUIC's 30 s idle timeout) recovers only through the transfer
+// stall check (60 s), and a loaded machine adds to that.
+const chaosQuiesce = 3 * time.Minute
 
 // chEntry is one path of a device's tree: kind, size, sha256 and mode.
 type chEntry struct {

@@ -33,7 +33,7 @@ func TestRelayAndDHT(t *testing.T) {
 	}
 	// (A DHT lookup dials the peer it finds, so the connection may come a
 	// moment before the lookup returns and logs.)
-	waitFor(t, 30*time.Second, "a and b to find each other through the DHT", func() bool {
+	waitFor(t, 90*time.Second, "a and b to find each other through the DHT", func() bool {
 		return a.online(idB) && b.online(idA) &&
 			(a.logContains("found member through the DHT") || b.logContains("found member through the DHT"))
 	})
