@@ -96,6 +96,8 @@ type fetch struct {
 	peerErrs  []error // why peers were dropped
 	finished  chan struct{}
 	ended     bool
+	// progressAt is when the fetch started or last stored a chunk (idle).
+	progressAt time.Time
 
 	jobs chan putJob // verified-write work for the put workers
 
@@ -174,6 +176,7 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 		sink = s.store
 	}
 	f := &fetch{s: s, sink: sink, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
+	f.progressAt = f.start
 	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
 	var off int64
 	for _, c := range m.Chunks {
@@ -273,6 +276,13 @@ func (f *fetch) watch(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			f.mu.Lock()
+			if idle := f.idle(now); idle > f.s.stallTimeout && !f.ended {
+				// A backstop for a fetch whose state owes nothing and
+				// waits for nothing (no peer counts as stalled, yet no
+				// chunk comes): end it, so the caller tries again.
+				f.s.c.peersStalled.Add(1)
+				f.finish(fmt.Errorf("no progress for %v with %d chunks left: %w (%w)", idle.Round(time.Millisecond), f.remaining, ErrStalled, ErrUnavailable))
+			}
 			for _, p := range f.peers {
 				if !p.dead && !f.ended {
 					if idle := f.stalled(p, now); idle > 0 {
@@ -284,6 +294,20 @@ func (f *fetch) watch(ctx context.Context) {
 			f.mu.Unlock()
 		}
 	}
+}
+
+// idle is how long the whole fetch has gone without progress: no chunk
+// stored, no answer read, no byte from any peer. Called with mu held.
+func (f *fetch) idle(now time.Time) time.Duration {
+	last := f.progressAt
+	for _, p := range f.peers {
+		if p.read != nil {
+			if at := p.read.at(); at.After(last) {
+				last = at
+			}
+		}
+	}
+	return now.Sub(last)
 }
 
 // stalled returns how long p has owed an answer without sending a byte,
@@ -820,6 +844,7 @@ func (f *fetch) put(j putJob) {
 	} else {
 		// Stored and verified: done, even if p died meanwhile.
 		st.done = true
+		f.progressAt = time.Now()
 		f.remaining--
 		f.doneBytes += int64(c.Size)
 		f.fetched += int64(c.Size)

@@ -82,3 +82,19 @@ func TestStallRule(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchIdle: the whole-fetch backstop counts from the later of the
+// last stored chunk and the last byte read from any peer.
+func TestFetchIdle(t *testing.T) {
+	t0 := time.Unix(2_000_000, 0)
+	lr := &lastRead{}
+	lr.nano.Store(t0.Add(5 * time.Second).UnixNano())
+	f := &fetch{progressAt: t0, peers: []*peerState{{}, {read: &lastRead{}}, {read: lr}}}
+	if got := f.idle(t0.Add(70 * time.Second)); got != 65*time.Second {
+		t.Errorf("idle %v, want 65s (from the last byte)", got)
+	}
+	f.progressAt = t0.Add(20 * time.Second)
+	if got := f.idle(t0.Add(70 * time.Second)); got != 50*time.Second {
+		t.Errorf("idle %v, want 50s (from the last chunk)", got)
+	}
+}
