@@ -60,7 +60,8 @@
 // a frozen or hostile member that keeps its connection up but never answers
 // cannot hold a fetch, and the caller's transfer slot, for good. Alone, such
 // a peer makes the fetch fail with ErrStalled and ErrUnavailable, and the
-// caller tries again later.
+// caller tries again later. As a backstop, a whole fetch that stores no
+// chunk and reads no byte from any peer for StallTimeout ends the same way.
 //
 // # Wire format (version 1.0.0)
 //
