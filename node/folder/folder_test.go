@@ -340,7 +340,7 @@ func TestCaseCollision(t *testing.T) {
 // TestConflict: concurrent edits on A and B: both keep the winner under the
 // name and the loser as the same conflict copy; resolving removes it.
 func TestConflict(t *testing.T) {
-	a, b := editedOnBoth(t)
+	a, b := editedOnBoth(t, "notes.txt")
 	a.mustPull(b)
 	b.mustPull(a)
 	sameTree(t, a, b)

@@ -281,17 +281,17 @@ func readFile(t testing.TB, p string) []byte {
 	return b
 }
 
-// editedOnBoth returns a pair whose notes.txt, synced at v1, was then
+// editedOnBoth returns a pair whose file at path, synced at v1, was then
 // edited on both sides and scanned there, not yet exchanged: a conflict
 // once either pulls from the other.
-func editedOnBoth(t testing.TB) (a, b *testNode) {
+func editedOnBoth(t testing.TB, path string) (a, b *testNode) {
 	t.Helper()
 	a, b = pair(t)
-	a.write("notes.txt", []byte("v1"), 0o644)
+	a.write(path, []byte("v1"), 0o644)
 	a.scan()
 	b.mustPull(a)
-	a.write("notes.txt", []byte("edited on A"), 0o644)
-	b.write("notes.txt", []byte("edited on B, longer"), 0o644)
+	a.write(path, []byte("edited on A"), 0o644)
+	b.write(path, []byte("edited on B, longer"), 0o644)
 	a.scan()
 	b.scan()
 	return a, b

@@ -87,7 +87,7 @@ func TestStaleConflictPartialRemoved(t *testing.T) {
 // (chaos harness, seed 26: the device that renamed the file kept its copy
 // alone for good).
 func TestLocalDeleteDropsConflictCopy(t *testing.T) {
-	a, b := editedOnBoth(t)
+	a, b := editedOnBoth(t, "notes.txt")
 	a.mustPull(b)
 	b.mustPull(a)
 	it, _ := a.obj.Item("notes.txt")
@@ -146,14 +146,7 @@ func TestMovedPartialRemoved(t *testing.T) {
 // copy is there, and removes it once the copy goes into the version
 // history (chaos harness, seed 9: B kept the empty directory for good).
 func TestDeletedDirWithConflictCopyRemoved(t *testing.T) {
-	a, b := pair(t)
-	a.write("d/notes.txt", []byte("v1"), 0o644)
-	a.scan()
-	b.mustPull(a)
-	a.write("d/notes.txt", []byte("edited on A"), 0o644)
-	b.write("d/notes.txt", []byte("edited on B, longer"), 0o644)
-	a.scan()
-	b.scan()
+	a, b := editedOnBoth(t, "d/notes.txt")
 	a.mustPull(b)
 	b.mustPull(a)
 	if it, _ := a.obj.Item("d/notes.txt"); len(it.Sync.Conflicts) != 1 {

@@ -18,7 +18,7 @@ import (
 // 5), the Apply error is OnlyUnavailable, and once a peer has the content
 // again the list empties.
 func TestUnavailableReported(t *testing.T) {
-	a, b := editedOnBoth(t)
+	a, b := editedOnBoth(t, "notes.txt")
 	b.fetch.mu.Lock()
 	b.fetch.peers = nil // A's content is gone from every peer B can reach
 	b.fetch.mu.Unlock()
