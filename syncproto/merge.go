@@ -207,6 +207,36 @@ func FoldConflicts(it Item, resolve func(Item) bool) Item {
 	return out
 }
 
+// foldOwn returns edit, a new version of cur's item by self made from an
+// earlier version (BaseVersion), with the history records of each version
+// of cur whose topmost record is self's inserted after edit's topmost
+// record (or as its history when it has none), as FoldConflicts does.
+// The edit's update by self will subsume those versions (its sequence is
+// above every record of self's): without their records, a version they
+// subsume would not be subsumed by the edit, and replicas that received
+// them in different orders would keep different conflicts (subsumption
+// would not be transitive).
+func foldOwn(edit, cur Item, self DeviceID) Item {
+	out := edit.Clone()
+	var add []History
+	for _, v := range cur.Versions() {
+		if v.Sync.Top().By != self {
+			continue
+		}
+		for _, h := range v.Sync.History {
+			if !subsumedByAny(h, out.Sync.History) && !subsumedByAny(h, add) {
+				add = append(add, h)
+			}
+		}
+	}
+	if len(out.Sync.History) == 0 {
+		out.Sync.History = add
+	} else {
+		out.Sync.History = slices.Insert(out.Sync.History, 1, add...)
+	}
+	return out
+}
+
 func subsumedByAny(h History, hs []History) bool {
 	for _, y := range hs {
 		if h.SubsumedBy(y) {

@@ -630,6 +630,9 @@ func (o *Object) change(id ItemID, op string, base *History, edit func(cur *Item
 		// The new record's sequence must be above every record of this
 		// device's in the item, or the item would subsume the edit.
 		it.Sync.Updates = max(it.Sync.Updates, maxSequenceBy(*cur, self))
+		// Then the edit subsumes this device's own versions: it takes in
+		// their history, so that it also subsumes what they subsume.
+		it = foldOwn(it, *cur, self)
 	}
 	it, err = UpdateItem(it, self, o.clock.Now(), deleted)
 	if err != nil {
