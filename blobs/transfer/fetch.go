@@ -855,6 +855,12 @@ func (f *fetch) put(j putJob) {
 			f.finish(nil)
 		}
 	}
+	// The last answer in flight may leave nothing any peer can be asked
+	// for: a chunk a peer said "not found" to while other requests were in
+	// flight (its file changed under it) is then not to be had, and the
+	// fetch must end now rather than wait for the idle backstop (chaos
+	// harness, seeds 8 and 10 under load).
+	f.checkStuck()
 	select {
 	case p.poke <- struct{}{}:
 	default:
