@@ -57,19 +57,21 @@ bench:
 ## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB,
 ## 20 NAT-lab rounds of each hole-punch retry scenario, 1,000 chaos seeds with 4-5 devices, more operations and bigger files)
 CHAOS_SOAK_SEEDS ?= 1000
+CHAOS_PAR ?= 3
 soak:
 	MESHWORK_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestFreshMemberLearnsFolders|TestReconnectedMemberLearnsFolders|TestNATLabPunchRelayLate|TestNATLabPunchAfterRelayRestart' ./node/e2e/
 	mkdir -p $(TESTOUT)
-	MESHWORK_SOAK=1 MESHWORK_CHAOS_SEEDS=$(CHAOS_SOAK_SEEDS) $(GO) test -count=1 -timeout 1200m -run 'TestChaos$$' ./node/e2e/ -v 2>&1 | tee $(TESTOUT)/chaos-soak.log | grep -E '^\s*--- (FAIL|PASS)|passed in|replay:'; exit $${PIPESTATUS[0]}
+	MESHWORK_SOAK=1 MESHWORK_CHAOS_SEEDS=$(CHAOS_SOAK_SEEDS) MESHWORK_CHAOS_PAR=1 $(GO) test -count=1 -timeout 1200m -parallel $(CHAOS_PAR) \
+	  -run 'TestChaos$$' ./node/e2e/ -v 2>&1 | tee $(TESTOUT)/chaos-soak.log | grep -E '^\s*--- (FAIL|PASS)|passed in|replay:'; exit $${PIPESTATUS[0]}
 
 ## chaos: SEEDS random schedules (default 20, from seed FROM, default 1) against real daemons, in MODE big (bigger files,
-## more operations); SEED=S replays one seed (add MODE=test for a seed of make test). A failure prints the schedule.
+## more operations); SEED=S replays one seed (add MODE=test for a seed of make test); PAR=N runs N seeds at once. A failure prints the schedule.
 SEEDS ?= 20
 FROM  ?= 1
 MODE  ?= big
 chaos:
 	mkdir -p $(TESTOUT)
-	MESHWORK_CHAOS_MODE=$(MODE) $(GO) test -count=1 -timeout 600m -run 'TestChaos$$' ./node/e2e/ \
+	MESHWORK_CHAOS_MODE=$(MODE) $(if $(PAR),MESHWORK_CHAOS_PAR=1) $(GO) test -count=1 -timeout 600m $(if $(PAR),-parallel $(PAR)) -run 'TestChaos$$' ./node/e2e/ \
 	  $(if $(SEED),-chaos.seed=$(SEED),-chaos.seeds=$(SEEDS) -chaos.from=$(FROM)) -v 2>&1 \
 	  | tee $(TESTOUT)/chaos.log | grep -E '^\s*--- (FAIL|PASS)|passed in|replay:|invariant'; exit $${PIPESTATUS[0]}
 

@@ -17,6 +17,7 @@ var (
 	chaosFromFlag  = flag.Int64("chaos.from", 1, "first seed of -chaos.seeds (env MESHWORK_CHAOS_FROM)")
 	chaosVerbose   = flag.Bool("chaos.v", false, "log the schedule and what each op did also when a seed passes")
 	chaosModeFlag  = flag.String("chaos.mode", "", "test (default), big or soak (env MESHWORK_CHAOS_MODE; MESHWORK_SOAK=1 means soak)")
+	chaosParFlag   = flag.Bool("chaos.par", false, "run seeds in parallel, as many at once as go test's -parallel allows (env MESHWORK_CHAOS_PAR=1)")
 )
 
 // chaosTestSeeds is how many seeds make test runs (mode test, the first
@@ -114,8 +115,16 @@ func chaosPlan(t *testing.T) (chaosConf, []int64) {
 // schedule, what each operation did and the command that replays it.
 func TestChaos(t *testing.T) {
 	c, seeds := chaosPlan(t)
+	par := *chaosParFlag || os.Getenv("MESHWORK_CHAOS_PAR") == "1"
 	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { chaosRun(t, seed, c) })
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			if par {
+				// Each seed has its own daemons, homes, ports and log
+				// directory; only the machine is shared.
+				t.Parallel()
+			}
+			chaosRun(t, seed, c)
+		})
 	}
 }
 
