@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +46,53 @@ type chSnapshot struct {
 	temps    []string // temporary or partial files outside .meshwork/
 }
 
-func chSnap(root string) (chSnapshot, error) {
+// chHashes remembers the sha256 of files by path, inode, size, mtime and
+// ctime, so that a settle does not read again every file of every
+// device's tree and version history (most of a soak-mode seed's CPU went
+// there, the history growing with each overwritten 40 MiB file). Any
+// write, truncate, chmod or rename into the path changes the key.
+type chHashes struct {
+	mu sync.Mutex
+	m  map[chFileKey]string
+}
+
+type chFileKey struct {
+	path                string
+	ino                 uint64
+	size, mtime, change int64
+}
+
+func (c *chHashes) hash(p string, info fs.FileInfo) (h string, size int64, err error) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	var k chFileKey
+	if ok {
+		k = chFileKey{path: p, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), change: st.Ctim.Nano()}
+		c.mu.Lock()
+		h, hit := c.m[k]
+		c.mu.Unlock()
+		if hit {
+			return h, k.size, nil
+		}
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", 0, err
+	}
+	h = chHash(b)
+	if ok && int64(len(b)) == k.size {
+		// Only a read that saw the size the key names is remembered (a
+		// file written while it was read gets a new ctime anyway).
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[chFileKey]string{}
+		}
+		c.m[k] = h
+		c.mu.Unlock()
+	}
+	return h, int64(len(b)), nil
+}
+
+func chSnap(root string, hashes *chHashes) (chSnapshot, error) {
 	s := chSnapshot{tree: map[string]chEntry{}, contents: map[string]bool{}}
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -73,21 +120,20 @@ func chSnap(root string) (chSnapshot, error) {
 		if !e.Type().IsRegular() {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		info, err := e.Info()
+		if err != nil {
+			return nil // removed under us
+		}
+		h, size, err := hashes.hash(p, info)
 		if err != nil {
 			if os.IsNotExist(err) {
 				return nil
 			}
 			return err
 		}
-		h := chHash(b)
 		s.contents[h] = true
 		if !internal && !temp {
-			info, err := e.Info()
-			if err != nil {
-				return nil
-			}
-			s.tree[rel] = chEntry{Size: int64(len(b)), Hash: h, Mode: info.Mode().Perm()}
+			s.tree[rel] = chEntry{Size: size, Hash: h, Mode: info.Mode().Perm()}
 		}
 		return nil
 	})
@@ -179,7 +225,7 @@ func (r *chRun) snapAll() map[int]chSnapshot {
 		if !x.present {
 			continue
 		}
-		s, err := chSnap(x.dir)
+		s, err := chSnap(x.dir, &r.hashes)
 		if err != nil {
 			r.t.Fatalf("op %d: snapshot of %s: %v", r.cur, chaosName(i), err)
 		}

@@ -57,6 +57,7 @@ type chRun struct {
 	holders  map[string]map[int]bool
 	what     map[string]string // hash → who wrote it, for messages
 	fReports int
+	hashes   chHashes
 }
 
 func chaosMeshName(i int) string {
@@ -165,8 +166,10 @@ func (r *chRun) release(dev int, rel string) {
 		if err != nil || !e.Type().IsRegular() {
 			return nil
 		}
-		if b, err := os.ReadFile(p); err == nil {
-			delete(r.holders[chHash(b)], dev)
+		if info, err := e.Info(); err == nil {
+			if h, _, err := r.hashes.hash(p, info); err == nil {
+				delete(r.holders[h], dev)
+			}
 		}
 		return nil
 	})
