@@ -64,6 +64,10 @@ type Member struct {
 	Revoked bool
 	AddedBy peer.ID
 	AddedAt time.Time
+	// RevokedAt is the claimed time of the entry that revoked the device
+	// (zero while it is not revoked): what it wrote before then stays
+	// valid (see node's formerWriters).
+	RevokedAt time.Time
 }
 
 // LoadOrCreateKey reads the Ed25519 device key at path, or creates it (mode

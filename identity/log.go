@@ -297,6 +297,21 @@ func (l *Log) Members() []Member {
 	return ms
 }
 
+// Revoked returns the revoked members, sorted by ID.
+func (l *Log) Revoked() []Member {
+	if l.st == nil {
+		return nil
+	}
+	var ms []Member
+	for _, m := range l.st.members {
+		if m.Revoked {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortFunc(ms, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return ms
+}
+
 // Lookup returns the device's membership, including a revoked one
 // (Revoked is then true).
 func (l *Log) Lookup(id peer.ID) (Member, bool) {

@@ -126,6 +126,12 @@ func TestRefusals(t *testing.T) {
 func TestRevokedDevice(t *testing.T) {
 	f := newFixture(t)
 	must(t, f.log.Revoke(f.owner.key, f.admin.id, t0.Add(time.Minute)))
+	if m, ok := f.log.Lookup(f.admin.id); !ok || !m.Revoked || !m.RevokedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("revoked member %+v, want Revoked and RevokedAt %v", m, t0.Add(time.Minute))
+	}
+	if r := f.log.Revoked(); len(r) != 1 || r[0].ID != f.admin.id {
+		t.Errorf("Revoked() = %+v, want the admin only", r)
+	}
 	before := f.log.Encode()
 	if err := f.log.Add(f.owner.key, f.admin.id, "back", RoleMember, t0.Add(2*time.Minute)); !errors.Is(err, ErrRevoked) {
 		t.Errorf("re-add revoked: %v", err)

@@ -128,6 +128,9 @@ func (s *state) apply(e *entry) {
 		s.members[e.subject] = m
 	case kindRevoke:
 		m := s.members[e.subject]
+		if !m.Revoked {
+			m.RevokedAt = e.when()
+		}
 		m.Revoked = true
 		s.members[e.subject] = m
 	}

@@ -36,6 +36,7 @@ type Node struct {
 	id     peer.ID
 	db     *badger.DB
 	health *storeHealth // the db's run-time health (storehealth.go)
+	former formerHolder // until when revoked devices could write (former.go)
 	host   host.Host
 	gater  *gater
 	relays *relaySet
@@ -224,6 +225,7 @@ func (n *Node) serve(ctx context.Context) error {
 		closeAPIs()
 		return err
 	}
+	n.updateFormerWriters() // before any peer's item is applied
 	n.notifyConns()
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { n.onConnected(ctx, c) },

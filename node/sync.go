@@ -75,6 +75,7 @@ func (n *Node) openSync() {
 		},
 		OnLocalChange: n.onObjectChange,
 		Validate:      n.validateVersion, // the catalog's rules (catalogrules.go)
+		FormerWriter:  n.former.until,    // a revoked device's earlier work (former.go)
 	}, n.log.With("component", "sync"))
 }
 
@@ -207,9 +208,11 @@ func (n *Node) syncRoles() {
 	for _, d := range n.objectDefs() {
 		want[d.ID] = sharedRoles(l)
 	}
-	for _, def := range n.catalog() {
+	defs := n.catalog()
+	for _, def := range defs {
 		want[def.ID] = folderRoles(l, def)
 	}
+	n.former.p.Store(computeFormerWriters(l, defs))
 	for id, roles := range want {
 		obj := n.sync.Object(id)
 		if obj == nil {

@@ -130,8 +130,10 @@
 // # Limits
 //
 // Tombstones are never purged. Roles are checked when an item is applied,
-// against the replica's current members: a device demoted to reader has its
-// not-yet-received earlier changes refused too. How member lists travel
+// against the replica's current members, except that Config.FormerWriter
+// can vouch for a device's versions up to the time it lost the right to
+// write (the daemon does so for revoked devices): a device demoted to
+// reader has its not-yet-received earlier changes refused too. How member lists travel
 // between devices is not part of this package (SetRole is local).
 //
 // # What it must never do

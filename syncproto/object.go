@@ -35,6 +35,14 @@ type Config struct {
 	// MaxItemSize, when positive, bounds the encoding (EncodeItem) of an
 	// item Apply accepts; a larger one is refused with ErrTooLarge.
 	MaxItemSize int
+	// FormerWriter, when set, reports for a device that may not write
+	// object obj (now) until when it could: a version it authored whose
+	// topmost `when` is not after until is judged as a writer's. Work a
+	// device did before it was revoked stays valid, for the devices that
+	// had it and for one that joins later alike (else their replicas would
+	// differ for good). It is called with the replica locked and must not
+	// call the Object's methods.
+	FormerWriter func(obj ObjectID, d DeviceID) (until hlc.Timestamp, ok bool)
 }
 
 // MaxUpdateStep bounds how far a version received by Apply may advance an
@@ -93,6 +101,7 @@ type Object struct {
 	verifier Verifier
 	valid    Validator
 	max      int // Config.MaxItemSize
+	former   func(ObjectID, DeviceID) (hlc.Timestamp, bool)
 
 	mu      sync.Mutex
 	members map[DeviceID]Role
@@ -138,6 +147,7 @@ func newObject(id ObjectID, typ ObjectType, cfg Config) *Object {
 		verifier: cfg.Verifier,
 		valid:    cfg.Validate,
 		max:      cfg.MaxItemSize,
+		former:   cfg.FormerWriter,
 		members:  make(map[DeviceID]Role),
 		log:      changeLog{items: make(map[ItemID]*entry)},
 		cursors:  make(map[DeviceID]Cursor),
@@ -206,6 +216,21 @@ func (o *Object) roleLocked(d DeviceID) Role {
 		return r
 	}
 	return RoleNone
+}
+
+// wroteBefore reports whether h, by a device that may not write now, was
+// written while it could (Config.FormerWriter). An endpoint DEVICE/NAME
+// counts as its device. Called with mu held.
+func (o *Object) wroteBefore(h History) bool {
+	if o.former == nil || h.When.IsZero() {
+		return false
+	}
+	d := h.By
+	if dev, _, ok := strings.Cut(string(d), "/"); ok {
+		d = DeviceID(dev)
+	}
+	until, ok := o.former(o.id, d)
+	return ok && !h.When.After(until)
 }
 
 // CanWrite reports whether d may change items: whether it is an owner or
@@ -353,7 +378,7 @@ func (o *Object) ApplyFrom(from DeviceID, incoming Item) (changed bool, result I
 	var latest hlc.Timestamp
 	for _, v := range fresh {
 		top := v.Sync.Top()
-		if r := o.roleLocked(top.By); !r.CanWrite() {
+		if r := o.roleLocked(top.By); !r.CanWrite() && !o.wroteBefore(top) {
 			return false, Item{}, fmt.Errorf("apply item %q to %q: update %d by %q (%v): %w",
 				id, o.id, top.Sequence, top.By, r, ErrReadOnly)
 		}

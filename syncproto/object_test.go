@@ -450,3 +450,65 @@ func TestEndpointRole(t *testing.T) {
 		}
 	}
 }
+
+// TestFormerWriterKept: a device that may no longer write (revoked: not a
+// member at all) still has the versions it wrote before then accepted,
+// when Config.FormerWriter vouches for that time, and nothing after it. A
+// replica created after the revocation then holds the same as one that had
+// the versions before (chaos harness, soak seed 994).
+func TestFormerWriterKept(t *testing.T) {
+	sim := &simTime{t: simStart}
+	_, b := twoEditors(t, sim)
+	before, err := b.Update("before", Content{Title: "written while an editor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.advance(time.Minute)
+	revokedAt := hlc.FromTime(sim.t)
+	sim.advance(time.Minute)
+	after, err := b.Update("after", Content{Title: "written after the revocation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	members := map[DeviceID]Role{devA: RoleOwner} // b is gone
+	asked := 0
+	former := func(obj ObjectID, d DeviceID) (hlc.Timestamp, bool) {
+		asked++
+		if obj == "obj" && d == devB {
+			return revokedAt, true
+		}
+		return hlc.Timestamp{}, false
+	}
+	o, err := NewObject("obj", TypeList, members, Config{Self: devC, Clock: sim.clockAt(0), Epoch: Epoch{7}, FormerWriter: former})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := mustApply(t, o, before); !changed {
+		t.Fatal("a version the revoked device wrote before its revocation was not taken")
+	}
+	if _, _, err := o.Apply(after); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a version written after the revocation: %v, want ErrReadOnly", err)
+	}
+	// An endpoint of the revoked device counts as the device.
+	ep, err := UpdateItem(before, devB+"/feed", hlc.FromTime(simStart.Add(30*time.Second)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := o.Apply(ep); err != nil {
+		t.Fatalf("an endpoint's version from before the revocation: %v", err)
+	}
+	if asked == 0 {
+		t.Fatal("FormerWriter was never asked")
+	}
+
+	// Without FormerWriter the same version is refused: the replicas of a
+	// device that had it and of one that did not would differ for good.
+	plain, err := NewObject("obj", TypeList, members, Config{Self: devC, Clock: sim.clockAt(0), Epoch: Epoch{8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := plain.Apply(before); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("without FormerWriter: %v, want ErrReadOnly", err)
+	}
+}

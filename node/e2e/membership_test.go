@@ -320,3 +320,58 @@ func TestLoopbackPeersUseTCP(t *testing.T) {
 		}
 	}
 }
+
+// mbRead returns the file's content, or the error in its place.
+func mbRead(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// TestRevokedWorkKeptForNewMember: what a device wrote while it was a
+// member stays in the folder after it is revoked, also for a device that
+// joins afterwards (which used to refuse the revoked author's versions and
+// so lacked the file every older member had: chaos soak seed 994). What
+// the revoked device writes afterwards reaches no one.
+func TestRevokedWorkKeptForNewMember(t *testing.T) {
+	base := t.TempDir()
+	a, b := startDaemon(t, "a"), startDaemon(t, "b")
+	joinPair(t, a, b)
+	dirA, dirB, dirC := filepath.Join(base, "a"), filepath.Join(base, "b"), filepath.Join(base, "c")
+	write(t, filepath.Join(dirA, "from-a.txt"), "alpha\n")
+	a.mesh("folder", "add", dirA, "--name", "docs")
+	waitFor(t, 30*time.Second, "b lists folder docs", func() bool { return cuLists(b, "docs") })
+	b.mesh("folder", "join", "docs", dirB)
+	b.mesh("wait", "docs", "--timeout", "60s")
+	write(t, filepath.Join(dirB, "from-b.txt"), "written by bravo before its revocation\n")
+	write(t, filepath.Join(dirB, "from-a.txt"), "alpha, edited by bravo\n")
+	b.mesh("wait", "docs", "--timeout", "60s")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	if got := mbRead(filepath.Join(dirA, "from-b.txt")); got != "written by bravo before its revocation\n" {
+		t.Fatalf("a did not get b's file before the revocation: %q", got)
+	}
+
+	a.mesh("revoke", "bravo")
+	write(t, filepath.Join(dirB, "late.txt"), "written after the revocation\n")
+
+	c := startDaemon(t, "c")
+	c.mesh("join", a.invite(), "--name", "charlie")
+	waitFor(t, 30*time.Second, "c lists folder docs", func() bool { return cuLists(c, "docs") })
+	c.mesh("folder", "join", "docs", dirC)
+	c.mesh("wait", "docs", "--timeout", "60s")
+	for name, want := range map[string]string{
+		"from-b.txt": "written by bravo before its revocation\n",
+		"from-a.txt": "alpha, edited by bravo\n",
+	} {
+		if got := mbRead(filepath.Join(dirC, name)); got != want {
+			t.Errorf("c's %s = %q, want %q (what b wrote as a member)", name, got, want)
+		}
+	}
+	for _, d := range []string{dirA, dirC} {
+		if _, err := os.Stat(filepath.Join(d, "late.txt")); !os.IsNotExist(err) {
+			t.Errorf("%s has the revoked device's later file (stat: %v)", d, err)
+		}
+	}
+}

@@ -83,6 +83,10 @@ type Config struct {
 	// new version by its meaning. Nil: only roles, update steps and sizes
 	// are checked.
 	Validate syncproto.Validator
+	// FormerWriter is given to the objects created with ObjectConfig and
+	// loaded from the Store (syncproto.Config.FormerWriter): until when a
+	// device that may no longer write could.
+	FormerWriter func(obj syncproto.ObjectID, d syncproto.DeviceID) (hlc.Timestamp, bool)
 }
 
 // MaxReceivedItemSize bounds the encoding of an item a replica accepts
@@ -238,11 +242,12 @@ func (e *Engine) load(ctx context.Context) error {
 // ObjectConfig returns the syncproto configuration of this device's
 // replicas, for syncproto.NewObject: the host's peer ID as DeviceID, the
 // clock, the epoch, the signer of its versions and the verifier of its
-// peers', Config.Validate and MaxReceivedItemSize.
+// peers', Config.Validate, MaxReceivedItemSize and Config.FormerWriter.
 func (e *Engine) ObjectConfig() syncproto.Config {
 	return syncproto.Config{Self: e.self, Clock: e.cfg.Clock, Epoch: e.cfg.Epoch,
 		Signer: e.cfg.Signer, Verifier: e.cfg.Verifier,
-		Validate: e.cfg.Validate, MaxItemSize: MaxReceivedItemSize}
+		Validate: e.cfg.Validate, MaxItemSize: MaxReceivedItemSize,
+		FormerWriter: e.cfg.FormerWriter}
 }
 
 // Self returns this device's ID: the host's peer ID in text form.
