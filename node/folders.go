@@ -584,10 +584,12 @@ type FolderInfo struct {
 	Offline      []string          `json:"offline,omitempty"` // members of the folder not online: not waited for
 	Transferring []folder.Transfer `json:"transferring"`
 	Conflicts    int               `json:"conflicts"`
-	Skipped      map[string]string `json:"skipped,omitempty"`
-	Storage      *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
-	Mode         string            `json:"mode,omitempty"`    // full, metadata, send-only, receive-only (if synced here)
-	Error        *FolderError      `json:"error"`             // the last apply error while changes fail to be written here; null when none
+	// Conflict copies no online member had the content of (kept only where a device holds it: see API.md).
+	UnavailableCopies []string          `json:"unavailable_copies,omitempty"`
+	Skipped           map[string]string `json:"skipped,omitempty"`
+	Storage           *StorageInfo      `json:"storage,omitempty"` // what a storage peer holds (storage.go)
+	Mode              string            `json:"mode,omitempty"`    // full, metadata, send-only, receive-only (if synced here)
+	Error             *FolderError      `json:"error"`             // the last apply error while changes fail to be written here; null when none
 }
 
 func (n *Node) folderInfos() []FolderInfo {
@@ -609,6 +611,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			st := lf.f.Status()
 			fi.Items, fi.Bytes, fi.LocalBytes, fi.InSync, fi.Conflicts, fi.Skipped = st.Items, st.Bytes, st.LocalBytes, st.InSync, st.Conflicts, st.Skipped
 			fi.Error = folderError(st.Error)
+			fi.UnavailableCopies = lf.f.Unavailable().Copies
 			fi.InSync, fi.Behind, fi.Offline = n.viewOf(lf, st.InSync, len(st.Transferring)).verdict()
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
