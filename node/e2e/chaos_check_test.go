@@ -322,6 +322,20 @@ func (r *chRun) dumpDaemons() {
 		r.t.Logf("keep logs: %v", err)
 		return
 	}
+	// What each replica says, and a wait under way in each daemon when it
+	// dumps its goroutines: a wait that never ends shows where it waits.
+	var waits sync.WaitGroup
+	for i, x := range r.devs {
+		if !x.running() {
+			continue
+		}
+		for _, args := range [][]string{{"folder", "files", "docs", "--json"}, {"folder", "list", "--json"}} {
+			out, e, err := x.d.run(args...)
+			_ = os.WriteFile(filepath.Join(dir, chaosName(i)+"-"+args[1]+".json"), []byte(out+e+fmt.Sprint(err)), 0o644)
+		}
+		waits.Go(func() { _, _, _ = x.d.run("wait", "docs", "--timeout", "20s") })
+	}
+	time.Sleep(2 * time.Second) // lets the waits start; a diagnostic pause, not a synchronisation
 	for i, x := range r.devs {
 		if !x.running() {
 			continue
@@ -335,7 +349,8 @@ func (r *chRun) dumpDaemons() {
 			_ = os.WriteFile(filepath.Join(dir, chaosName(i)+".log"), b, 0o644)
 		}
 	}
-	r.t.Logf("daemon logs with goroutine dumps (SIGQUIT) kept in %s", dir)
+	waits.Wait()
+	r.t.Logf("daemon logs with goroutine dumps (SIGQUIT) and replicas (folder files) kept in %s", dir)
 }
 
 // checkInSync reports invariant (f) once per run: the trees differ, yet
