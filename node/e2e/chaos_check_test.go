@@ -329,9 +329,13 @@ func (r *chRun) dumpDaemons() {
 		if !x.running() {
 			continue
 		}
-		for _, args := range [][]string{{"folder", "files", "docs", "--json"}, {"folder", "list", "--json"}} {
+		for name, args := range map[string][]string{
+			"files": {"folder", "files", "docs", "--json"},
+			"list":  {"folder", "list", "--json"},
+			"feed":  {"feed", "docs", "--format", "json"}, // the replica: versions, history, conflicts
+		} {
 			out, e, err := x.d.run(args...)
-			_ = os.WriteFile(filepath.Join(dir, chaosName(i)+"-"+args[1]+".json"), []byte(out+e+fmt.Sprint(err)), 0o644)
+			_ = os.WriteFile(filepath.Join(dir, chaosName(i)+"-"+name+".json"), []byte(out+e+fmt.Sprint(err)), 0o644)
 		}
 		waits.Go(func() { _, _, _ = x.d.run("wait", "docs", "--timeout", "20s") })
 	}
