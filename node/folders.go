@@ -702,10 +702,7 @@ func (a *apiServer) folderShare(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("role %q: want reader, editor, owner or none", req.Role))
 		return
 	}
-	if def.Roles == nil {
-		def.Roles = map[string]string{}
-	}
-	def.Roles[m.ID.String()] = role.String()
+	def.setRole(m.ID.String(), role, time.Now())
 	if err := a.n.putFolderDef(def); err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, syncproto.ErrRefused) {

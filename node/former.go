@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/syncproto"
@@ -9,15 +10,24 @@ import (
 )
 
 // formerWriters says, for devices that may no longer write an object
-// because they were revoked, until when they could: the revocation entry's
-// time, plus the clock skew two honest devices may have (the versions'
-// `when` come from the author's clock, the revocation's from the admin's).
-// A replica accepts a version such a device wrote before then
+// because they were revoked or made readers of a folder, until when they
+// could: the revocation entry's time, or the folder definition's
+// WriteUntil. A replica accepts a version such a device wrote before then
 // (syncproto.Config.FormerWriter), so a device that joins after a
-// revocation takes in the revoked device's earlier work as every older
+// revocation or a role change takes in the earlier work as every older
 // member did, instead of refusing it and disagreeing with them for good
-// (chaos harness, soak seed 994: a file truncated by a device revoked
-// later was missing on the device that joined after).
+// (chaos harness, soak seeds 994 and 970: a file last written by a device
+// revoked, or made a reader, later was missing on the device that joined
+// after).
+//
+// Every device applies the same rule to the same data (the version's
+// `when`, the signed log, the catalog), whenever the version reaches it,
+// so they agree; a version the device wrote after the change, or in
+// flight across it with a later `when`, is refused by all. No clock-skew
+// margin is added: a device that learns of its change has observed the
+// change's time in its clock, so what it writes after is later. What stays
+// open is a device that took such a version before it learned of the
+// change: it keeps it, while one that learned first refuses it.
 //
 // It is recomputed with the roles (syncRoles) from the membership log and
 // the catalog, and read without locks while replicas apply items.
@@ -29,7 +39,13 @@ type formerWriters struct {
 func computeFormerWriters(l *identity.Log, defs map[string]folderDef) *formerWriters {
 	fw := &formerWriters{shared: map[syncproto.DeviceID]hlc.Timestamp{}, folders: map[syncproto.ObjectID]map[syncproto.DeviceID]hlc.Timestamp{}}
 	for _, def := range defs {
-		fw.folders[def.ID] = map[syncproto.DeviceID]hlc.Timestamp{}
+		m := map[syncproto.DeviceID]hlc.Timestamp{}
+		for id, t := range def.WriteUntil {
+			if !folderRoleOf(def, id).CanWrite() && !t.IsZero() {
+				m[syncproto.DeviceID(id)] = hlc.FromTime(t)
+			}
+		}
+		fw.folders[def.ID] = m
 	}
 	if l == nil {
 		return fw
@@ -39,12 +55,12 @@ func computeFormerWriters(l *identity.Log, defs map[string]folderDef) *formerWri
 			continue
 		}
 		d := syncproto.DeviceID(m.ID.String())
-		until := hlc.FromTime(m.RevokedAt.Add(hlc.DefaultMaxSkew))
+		until := hlc.FromTime(m.RevokedAt)
 		fw.shared[d] = until // every member edits the shared objects
 		for _, def := range defs {
 			if folderRoleOf(def, m.ID.String()).CanWrite() {
 				fw.folders[def.ID][d] = until
-			}
+			} // else it lost the right earlier (WriteUntil), or never had it
 		}
 	}
 	return fw
@@ -62,6 +78,21 @@ func folderRoleOf(def folderDef, id string) syncproto.Role {
 		}
 	}
 	return syncproto.RoleEditor
+}
+
+// setRole gives device id role in the folder, noting when it loses the
+// right to write (WriteUntil).
+func (def *folderDef) setRole(id string, role syncproto.Role, now time.Time) {
+	if folderRoleOf(*def, id).CanWrite() && !role.CanWrite() {
+		if def.WriteUntil == nil {
+			def.WriteUntil = map[string]time.Time{}
+		}
+		def.WriteUntil[id] = now.UTC()
+	}
+	if def.Roles == nil {
+		def.Roles = map[string]string{}
+	}
+	def.Roles[id] = role.String()
 }
 
 func (fw *formerWriters) until(obj syncproto.ObjectID, d syncproto.DeviceID) (hlc.Timestamp, bool) {

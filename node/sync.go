@@ -56,6 +56,10 @@ type folderDef struct {
 	Owner   string             `json:"owner"`
 	Roles   map[string]string  `json:"roles,omitempty"` // device ID → reader|editor|owner|none
 	Created time.Time          `json:"created"`
+	// WriteUntil: device ID → when an owner took its right to write away
+	// (made it a reader or none); what it wrote before stays valid
+	// (former.go).
+	WriteUntil map[string]time.Time `json:"write_until,omitempty"`
 }
 
 type memberGate struct{ n *Node }

@@ -330,12 +330,18 @@ func mbRead(p string) string {
 	return string(b)
 }
 
-// TestRevokedWorkKeptForNewMember: what a device wrote while it was a
-// member stays in the folder after it is revoked, also for a device that
-// joins afterwards (which used to refuse the revoked author's versions and
-// so lacked the file every older member had: chaos soak seed 994). What
-// the revoked device writes afterwards reaches no one.
+// TestRevokedWorkKeptForNewMember: what a device wrote while it could
+// stays in the folder after it is revoked, or made a reader, also for a
+// device that joins afterwards (which used to refuse those versions and so
+// lacked files every older member had: chaos soak seeds 994 and 970).
+// What the device writes afterwards reaches no one.
 func TestRevokedWorkKeptForNewMember(t *testing.T) {
+	for _, how := range []string{"revoke", "reader"} {
+		t.Run(how, func(t *testing.T) { mbFormerWriter(t, how) })
+	}
+}
+
+func mbFormerWriter(t *testing.T, how string) {
 	base := t.TempDir()
 	a, b := startDaemon(t, "a"), startDaemon(t, "b")
 	joinPair(t, a, b)
@@ -345,16 +351,27 @@ func TestRevokedWorkKeptForNewMember(t *testing.T) {
 	waitFor(t, 30*time.Second, "b lists folder docs", func() bool { return cuLists(b, "docs") })
 	b.mesh("folder", "join", "docs", dirB)
 	b.mesh("wait", "docs", "--timeout", "60s")
-	write(t, filepath.Join(dirB, "from-b.txt"), "written by bravo before its revocation\n")
+	write(t, filepath.Join(dirB, "from-b.txt"), "written by bravo as an editor\n")
 	write(t, filepath.Join(dirB, "from-a.txt"), "alpha, edited by bravo\n")
 	b.mesh("wait", "docs", "--timeout", "60s")
 	a.mesh("wait", "docs", "--timeout", "60s")
-	if got := mbRead(filepath.Join(dirA, "from-b.txt")); got != "written by bravo before its revocation\n" {
-		t.Fatalf("a did not get b's file before the revocation: %q", got)
+	if got := mbRead(filepath.Join(dirA, "from-b.txt")); got != "written by bravo as an editor\n" {
+		t.Fatalf("a did not get b's file: %q", got)
 	}
 
-	a.mesh("revoke", "bravo")
-	write(t, filepath.Join(dirB, "late.txt"), "written after the revocation\n")
+	if how == "revoke" {
+		a.mesh("revoke", "bravo")
+	} else {
+		a.mesh("folder", "share", "docs", "bravo", "--role", "reader")
+		waitFor(t, 30*time.Second, "b knows it is a reader", func() bool {
+			fi, err := chFolderInfo(b)
+			return err == nil && fi.Role == "reader"
+		})
+	}
+	write(t, filepath.Join(dirB, "late.txt"), "written after the change\n")
+	if how == "reader" {
+		b.mesh("wait", "docs", "--timeout", "60s") // b offers it; every device refuses it
+	}
 
 	c := startDaemon(t, "c")
 	c.mesh("join", a.invite(), "--name", "charlie")
@@ -362,16 +379,16 @@ func TestRevokedWorkKeptForNewMember(t *testing.T) {
 	c.mesh("folder", "join", "docs", dirC)
 	c.mesh("wait", "docs", "--timeout", "60s")
 	for name, want := range map[string]string{
-		"from-b.txt": "written by bravo before its revocation\n",
+		"from-b.txt": "written by bravo as an editor\n",
 		"from-a.txt": "alpha, edited by bravo\n",
 	} {
 		if got := mbRead(filepath.Join(dirC, name)); got != want {
-			t.Errorf("c's %s = %q, want %q (what b wrote as a member)", name, got, want)
+			t.Errorf("c's %s = %q, want %q (what b wrote as an editor)", name, got, want)
 		}
 	}
 	for _, d := range []string{dirA, dirC} {
 		if _, err := os.Stat(filepath.Join(d, "late.txt")); !os.IsNotExist(err) {
-			t.Errorf("%s has the revoked device's later file (stat: %v)", d, err)
+			t.Errorf("%s has b's later file (stat: %v)", d, err)
 		}
 	}
 }
