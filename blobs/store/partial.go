@@ -44,6 +44,50 @@ type Partial struct {
 	mu      sync.Mutex
 	closed  bool
 	written map[blobs.ChunkID]bool // verified and written through this Partial
+	expect  *targetState           // ExpectTarget's: what the target must still be
+}
+
+// targetState is what a commit's target must still be: absent, or the file
+// fi described (same inode, size and modification time).
+type targetState struct{ fi fs.FileInfo }
+
+// ExpectTarget makes the commit rename the file over its target only if
+// the target is still as fi describes (the same file, size and
+// modification time), or still absent when fi is nil; else the commit
+// fails with ErrTargetChanged and the target is left as it is. A caller
+// that checked the target (a folder comparing it with its index) thus
+// never replaces an edit made after its check, short of the instant
+// between the last look and the rename.
+func (p *Partial) ExpectTarget(fi fs.FileInfo) {
+	p.mu.Lock()
+	p.expect = &targetState{fi: fi}
+	p.mu.Unlock()
+}
+
+// checkTarget reports ErrTargetChanged when the target is not what
+// ExpectTarget said (nil when it was not called).
+func (p *Partial) checkTarget() error {
+	p.mu.Lock()
+	e := p.expect
+	p.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	cur, err := os.Lstat(p.target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if e.fi == nil {
+			return nil
+		}
+		return fmt.Errorf("%s was removed: %w", p.target, ErrTargetChanged)
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", p.target, err)
+	case e.fi == nil:
+		return fmt.Errorf("%s appeared (%d bytes): %w", p.target, cur.Size(), ErrTargetChanged)
+	case !os.SameFile(cur, e.fi) || cur.Size() != e.fi.Size() || !cur.ModTime().Equal(e.fi.ModTime()):
+		return fmt.Errorf("%s changed (%d bytes, was %d): %w", p.target, cur.Size(), e.fi.Size(), ErrTargetChanged)
+	}
+	return nil
 }
 
 // OpenPartial opens (or resumes) the partial file for materialising m at
@@ -332,6 +376,9 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 	// file (that was a second fsync per small file): after a power cut a
 	// rename may be lost, leaving the old file and a partial one, which the
 	// folder's restart scan removes and the sync fetches again.
+	if err := p.checkTarget(); err != nil {
+		return fail(err) // the partial file stays, for a later commit
+	}
 	if err := os.Rename(p.path, p.target); err != nil {
 		return fail(fmt.Errorf("rename %s: %w", p.path, err))
 	}

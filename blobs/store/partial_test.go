@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -285,5 +286,77 @@ func TestCommitDropsStoreCopies(t *testing.T) {
 		if _, err := s.Get(ctx, c.ID, nil); err != nil {
 			t.Fatalf("chunk %v after commit: %v", c.ID, err)
 		}
+	}
+}
+
+// TestCommitExpectTarget: a commit renames over its target only if the
+// target is still what ExpectTarget saw; an edit made after the check is
+// left as it is (ErrTargetChanged), and the partial file can be committed
+// once the caller has looked again.
+func TestCommitExpectTarget(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	data := randBytes(32, 70<<10)
+	m, _, err := blobs.Split(bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	open := func() *Partial {
+		t.Helper()
+		p, err := s.OpenPartial(ctx, m, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		if err := p.Put(ctx, m.Chunks[0].ID, data); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	edit := func(content string) fs.FileInfo {
+		t.Helper()
+		if err := os.WriteFile(target, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+
+	// Checked absent; a file appears before the commit.
+	p := open()
+	p.ExpectTarget(nil)
+	edit("a local edit\n")
+	if _, err := p.CommitAs(ctx, 0, time.Time{}); !errors.Is(err, ErrTargetChanged) {
+		t.Fatalf("commit over a file that appeared: %v, want ErrTargetChanged", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "a local edit\n" {
+		t.Fatalf("the edit was replaced: %q", b)
+	}
+
+	// Checked as it was; edited again (another size) before the commit.
+	fi := edit("a local edit\n")
+	p = open()
+	p.ExpectTarget(fi)
+	edit("edited once more, longer\n")
+	if _, err := p.CommitAs(ctx, 0, time.Time{}); !errors.Is(err, ErrTargetChanged) {
+		t.Fatalf("commit over a file edited after the check: %v, want ErrTargetChanged", err)
+	}
+
+	// Checked as it is now: the commit goes through.
+	fi, err = os.Lstat(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = open()
+	p.ExpectTarget(fi)
+	if _, err := p.CommitAs(ctx, 0, time.Time{}); err != nil {
+		t.Fatalf("commit over the file as checked: %v", err)
+	}
+	if b, _ := os.ReadFile(target); !bytes.Equal(b, data) {
+		t.Fatal("the committed file does not hold the blob")
 	}
 }

@@ -23,6 +23,9 @@ var (
 	ErrChanged  = errors.New("file changed while hashing")
 	ErrNoBlob   = errors.New("blob not known")
 	ErrClosed   = errors.New("store closed")
+	// ErrTargetChanged: a commit found its target changed since
+	// Partial.ExpectTarget (a local edit) and renamed nothing over it.
+	ErrTargetChanged = errors.New("target changed since it was checked")
 )
 
 // Key spaces; see the package documentation.

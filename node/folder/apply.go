@@ -595,7 +595,13 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 			if err := f.clearLocked(ctx, rel, fi); err != nil {
 				return err
 			}
+			fi = nil
 		}
+		// What rel is now (as indexed, or absent) is what the rename may
+		// replace: an edit made from here on is not renamed over (soak
+		// seed 951: a file written on a device that had just joined, while
+		// the initial sync wrote the same path, was lost).
+		p.ExpectTarget(fi)
 		// From here until the state is recorded, scans leave rel to this
 		// Apply, so the database writes below run without the folder lock
 		// (they were most of its hold time when many small files were
@@ -619,6 +625,9 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	// each other's fsync; scans leave rel alone meanwhile (applying). Its
 	// index transaction also records rel's state and drops the intent and
 	// rel's partial records: one transaction after the rename.
+	if f.commitHook != nil {
+		f.commitHook(rel)
+	}
 	var st fileState
 	var partials []string
 	pfx := f.key(kPartial, []byte(rel), []byte{0})
@@ -644,6 +653,9 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 		return nil
 	})
+	if errors.Is(err, store.ErrTargetChanged) {
+		return fail(f.editedDuringApply(ctx, rel, err))
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -665,6 +677,23 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	f.mu.Unlock()
 	f.unskip(rel)
 	return nil
+}
+
+// editedDuringApply handles a commit that found rel edited after Apply
+// checked it (store.ErrTargetChanged): nothing replaced the edit, and the
+// scan indexes it now (the watcher's scan may have skipped rel while this
+// Apply held it), so the next Apply writes the remote version beside it as
+// a conflict, or after it. The intent of this Apply goes.
+func (f *Folder) editedDuringApply(ctx context.Context, rel string, cause error) error {
+	f.mu.Lock()
+	delete(f.applying, rel)
+	_, serr := f.scanLocked(ctx, []string{rel})
+	f.mu.Unlock()
+	if derr := f.deleteRecord(f.key(kIntent, []byte(rel))); derr != nil {
+		f.log.Warn("forget intent", "path", rel, "err", derr)
+	}
+	f.log.Info("local edit during apply kept", "path", rel, "err", cause)
+	return errors.Join(fmt.Errorf("path %q: %w", rel, ErrLocalChange), cause, serr)
 }
 
 // noteDirCreated records a parent directory Apply created, so the scanner

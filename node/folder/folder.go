@@ -153,6 +153,7 @@ type Folder struct {
 	firstReady atomic.Bool
 	closed     bool
 	hashHook   func(rel string) // tests: called before a file is hashed
+	commitHook func(rel string) // tests: called after Apply's last check of rel, before its commit
 
 	tmu       sync.Mutex
 	transfers map[string]blobs.Progress

@@ -813,3 +813,46 @@ func TestScansDuringApply(t *testing.T) {
 		t.Errorf("B's scan after the apply moved its head %d -> %d: its own writes were taken for changes", head, b.obj.Head())
 	}
 }
+
+// TestEditDuringCommitKept: a file written here after Apply last checked
+// the path, and before its commit, is not replaced: the commit fails with
+// the edit untouched, the edit is indexed, and the remote version lands
+// beside it as a conflict (soak seed 951: a file written on a device that
+// had just joined, while its initial sync wrote the same path, was lost).
+func TestEditDuringCommitKept(t *testing.T) {
+	a, b := pair(t)
+	a.write("new.txt", []byte("from A"), 0o644)
+	a.scan()
+	edited := false
+	b.f.commitHook = func(rel string) {
+		if rel == "new.txt" && !edited {
+			edited = true
+			b.write("new.txt", []byte("written on B meanwhile"), 0o644)
+		}
+	}
+	if err := b.pull(a); err != nil {
+		t.Fatalf("apply with an edit during its commit: %v", err)
+	}
+	if !edited {
+		t.Fatal("the commit hook never ran")
+	}
+	if err := b.f.ApplyPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.mustPull(b)
+	b.mustPull(a)
+	sameTree(t, a, b)
+	got := map[string]string{}
+	for p := range tree(t, b.root) {
+		got[p] = string(readFile(t, b.path(p)))
+	}
+	var copies []string
+	for p := range got {
+		if strings.Contains(p, ".conflict-") {
+			copies = append(copies, p)
+		}
+	}
+	if got["new.txt"] != "written on B meanwhile" || len(copies) != 1 || got[copies[0]] != "from A" {
+		t.Fatalf("B's tree %q: want B's edit as new.txt and A's version as its one conflict copy", got)
+	}
+}
