@@ -76,8 +76,10 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			// non-members too: a device redeeming an invite is identified
 			// before it becomes a member.
 			if ev.SignedPeerRecord != nil {
-				if b, err := ev.SignedPeerRecord.Marshal(); err == nil {
-					n.keepRecord(ev.Peer, b)
+				b, err := ev.SignedPeerRecord.Marshal()
+				rec, rerr := ev.SignedPeerRecord.Record()
+				if pr, ok := rec.(*peer.PeerRecord); err == nil && rerr == nil && ok {
+					n.keepRecord(ev.Peer, b, pr.Seq)
 				}
 			}
 			if !n.IsMember(ev.Peer) {
@@ -92,11 +94,25 @@ func (n *Node) watchIdentify(ctx context.Context) {
 	}
 }
 
-// keepRecord remembers a signed address record, dropping non-members'
-// records when there are too many.
-func (n *Node) keepRecord(p peer.ID, b []byte) {
+// keptRecord is a member's signed address record and its sequence number
+// (the time the device made it: a restarted device's is higher).
+type keptRecord struct {
+	raw []byte
+	seq uint64
+}
+
+// keepRecord remembers a signed address record unless a newer one of p is
+// kept, dropping non-members' records when there are too many. It reports
+// whether it kept b. Without the check a member that still held a record
+// from before p restarted (on new ports) forwarded it over the fresh one,
+// and two devices restarted together never learned each other's current
+// addresses (chaos soak seed 744: neither saw the other for 3 minutes).
+func (n *Node) keepRecord(p peer.ID, b []byte, seq uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if old, ok := n.records[p]; ok && old.seq > seq {
+		return false
+	}
 	if len(n.records) >= maxRecords {
 		for id := range n.records {
 			if n.mlog == nil || !n.mlog.IsMember(id) {
@@ -104,7 +120,8 @@ func (n *Node) keepRecord(p peer.ID, b []byte) {
 			}
 		}
 	}
-	n.records[p] = b
+	n.records[p] = keptRecord{raw: b, seq: seq}
+	return true
 }
 
 // saveAddrs persists the peerstore's addresses of p.

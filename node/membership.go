@@ -100,7 +100,7 @@ func (n *Node) stateFor(to peer.ID) ([]byte, bool) {
 	n.mu.Lock()
 	for _, m := range l.Members() {
 		if r, ok := n.records[m.ID]; ok && m.ID != to && len(msg.records) < maxPeerRecords {
-			msg.records = append(msg.records, r)
+			msg.records = append(msg.records, r.raw)
 		}
 	}
 	n.mu.Unlock()
@@ -244,7 +244,9 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 		if pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
 			continue
 		}
-		n.keepRecord(pr.PeerID, b)
+		if !n.keepRecord(pr.PeerID, b, pr.Seq) {
+			continue // an older record than the one kept: its addresses are stale
+		}
 		n.host.Peerstore().AddAddrs(pr.PeerID, pr.Addrs, peerRecordTTL)
 		n.log.Debug("learned member addresses", "peer", pr.PeerID.String(), "addrs", pr.Addrs)
 		n.saveAddrs(pr.PeerID)

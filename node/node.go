@@ -62,8 +62,8 @@ type Node struct {
 	mlog  *identity.Log // nil until the device inits or joins a mesh
 	dials map[peer.ID]*dialState
 	// records holds members' signed address records (marshalled
-	// envelopes) to forward to other members.
-	records map[peer.ID][]byte
+	// envelopes) to forward to other members: the newest of each.
+	records map[peer.ID]keptRecord
 
 	kick      chan struct{} // wakes the redial loop
 	pushAll   chan struct{} // membership changed: push to every member
@@ -122,7 +122,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		db:        db,
 		health:    health,
 		dials:     map[peer.ID]*dialState{},
-		records:   map[peer.ID][]byte{},
+		records:   map[peer.ID]keptRecord{},
 		kick:      make(chan struct{}, 1),
 		rolesKick: make(chan struct{}, 1),
 		folders:   map[syncproto.ObjectID]*localFolder{},
