@@ -516,6 +516,10 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		f.mu.Unlock()
 		return fail(err)
 	}
+	if !conflict && !f.currentLocked(rel, by) {
+		f.mu.Unlock()
+		return nil // superseded since this run began: the newer version is applied (or is the one here)
+	}
 	if st := f.states[rel]; fi != nil && st != nil && st.Kind == kindFile && st.Blob == ref {
 		if !conflict && st.Conflict {
 			// The name was a conflict copy; it is an item's file now.
@@ -586,6 +590,9 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		fi, err := f.settleLocked(ctx, rel)
 		if err != nil {
 			return err
+		}
+		if !conflict && !f.currentLocked(rel, by) {
+			return fmt.Errorf("path %q: superseded while its content was fetched: %w", rel, ErrLocalChange)
 		}
 		if fi != nil && fi.Mode().IsRegular() && !conflict {
 			if err := f.keepVersionLocked(ctx, rel, false); err != nil {
@@ -677,6 +684,18 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	f.mu.Unlock()
 	f.unskip(rel)
 	return nil
+}
+
+// currentLocked reports whether by (the topmost history record of the
+// version being applied) is still the current version of item rel. An
+// apply run works from the items as they were when it began; a version
+// merged or indexed since (a local chmod found by a scan while the run
+// fetched other files) must not be undone by writing the older one (soak
+// seed 991: a device's own chmod was reverted on it, while every replica
+// had it). Callers hold f.mu.
+func (f *Folder) currentLocked(rel string, by syncproto.History) bool {
+	cur, ok := f.feed.Item(syncproto.ItemID(rel))
+	return ok && !cur.Sync.Deleted && cur.Sync.Top() == by
 }
 
 // editedDuringApply handles a commit that found rel edited after Apply

@@ -856,3 +856,36 @@ func TestEditDuringCommitKept(t *testing.T) {
 		t.Fatalf("B's tree %q: want B's edit as new.txt and A's version as its one conflict copy", got)
 	}
 }
+
+// TestStaleApplyKeepsNewerLocal: an apply run that began before a local
+// change was indexed does not write the older version over it (soak seed
+// 991: a device's own chmod was reverted on it, while every replica had
+// the chmod): the run's item is no longer the current version.
+func TestStaleApplyKeepsNewerLocal(t *testing.T) {
+	a, b := pair(t)
+	a.write("f.bin", []byte("content"), 0o644)
+	a.scan()
+	old, _ := a.obj.Item("f.bin")
+	b.mustPull(a)
+	if err := os.Chmod(b.path("f.bin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.scan() // b's chmod is the current version now
+	if cur, _ := b.obj.Item("f.bin"); cur.Sync.Top().By != devB {
+		t.Fatalf("b's chmod is not the current version: by %s", cur.Sync.Top().By)
+	}
+	if err := b.f.Apply(context.Background(), []syncproto.Item{old}); err != nil {
+		t.Fatalf("a stale apply: %v", err)
+	}
+	fi, err := os.Stat(b.path("f.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("b's file is %v after a stale apply, want its own chmod 0600 kept", fi.Mode().Perm())
+	}
+	a.mustPull(b)
+	if fi, _ := os.Stat(a.path("f.bin")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a's file is %v, want b's chmod", fi.Mode().Perm())
+	}
+}
