@@ -36,7 +36,8 @@ import (
 // Roles: in the catalog and news, mesh owners and admins are owners and
 // every other member an editor. In a folder, its creator is owner, devices
 // listed in its definition have the role given there, and every other
-// current member is an editor. Revoked devices get no role. Roles are
+// current member is an editor. Revoked devices get no role (what they, or
+// devices made readers, wrote before that stays valid: former.go). Roles are
 // recomputed on every membership or catalog change and enforced by every
 // device when it applies items (a reader's changes are refused by all).
 // A version of a folder definition counts only from the folder's owners or
