@@ -191,20 +191,29 @@ func FoldConflicts(it Item, resolve func(Item) bool) Item {
 			remaining = append(remaining, c)
 			continue
 		}
-		var add []History
-		for _, h := range c.Sync.History {
+		foldHistory(&out, c)
+	}
+	out.Sync.Conflicts = remaining
+	return out
+}
+
+// foldHistory inserts the history records of vs that out's history does
+// not subsume after out's topmost record (or makes them its history when
+// it has none).
+func foldHistory(out *Item, vs ...Item) {
+	var add []History
+	for _, v := range vs {
+		for _, h := range v.Sync.History {
 			if !subsumedByAny(h, out.Sync.History) && !subsumedByAny(h, add) {
 				add = append(add, h)
 			}
 		}
-		if len(out.Sync.History) == 0 {
-			out.Sync.History = add
-		} else {
-			out.Sync.History = slices.Insert(out.Sync.History, 1, add...)
-		}
 	}
-	out.Sync.Conflicts = remaining
-	return out
+	if len(out.Sync.History) == 0 {
+		out.Sync.History = add
+	} else {
+		out.Sync.History = slices.Insert(out.Sync.History, 1, add...)
+	}
 }
 
 // foldOwn returns edit, a new version of cur's item by self made from an
@@ -218,22 +227,13 @@ func FoldConflicts(it Item, resolve func(Item) bool) Item {
 // would not be transitive).
 func foldOwn(edit, cur Item, self DeviceID) Item {
 	out := edit.Clone()
-	var add []History
+	var own []Item
 	for _, v := range cur.Versions() {
-		if v.Sync.Top().By != self {
-			continue
-		}
-		for _, h := range v.Sync.History {
-			if !subsumedByAny(h, out.Sync.History) && !subsumedByAny(h, add) {
-				add = append(add, h)
-			}
+		if v.Sync.Top().By == self {
+			own = append(own, v)
 		}
 	}
-	if len(out.Sync.History) == 0 {
-		out.Sync.History = add
-	} else {
-		out.Sync.History = slices.Insert(out.Sync.History, 1, add...)
-	}
+	foldHistory(&out, own...)
 	return out
 }
 
