@@ -724,10 +724,22 @@ func (f *Folder) noteDirCreated(rel string, fi fs.FileInfo) {
 }
 
 // setMetaLocked gives the file at rel the mode and mtime of its item and
-// records its state. Callers hold f.mu.
+// records its state. The file must still be as its state records (the
+// caller checked it, but the user does not take the folder's lock): a
+// file edited since, or while its metadata is set, is left to the scan
+// (ErrLocalChange) instead of being recorded with its new size and the
+// old content's blob, which hid the edit from every later scan (chaos soak
+// seed 217: an append on a device never left it). Callers hold f.mu.
 func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by syncproto.History, conflict bool) error {
 	st := *f.states[rel]
 	name := filepath.FromSlash(rel)
+	pre, err := f.rootFS.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !statMatches(&st, pre) {
+		return fmt.Errorf("path %q: %w", rel, ErrLocalChange)
+	}
 	if st.Perm != perm {
 		if err := f.rootFS.Chmod(name, perm); err != nil {
 			return err
@@ -741,6 +753,13 @@ func (f *Folder) setMetaLocked(rel string, perm fs.FileMode, mtime time.Time, by
 	fi, err := f.rootFS.Lstat(name)
 	if err != nil {
 		return err
+	}
+	wantMTime := pre.ModTime()
+	if st.MTime != mtime.UnixNano() {
+		wantMTime = mtime
+	}
+	if fi.Size() != pre.Size() || inode(fi) != inode(pre) || !fi.ModTime().Equal(wantMTime) {
+		return fmt.Errorf("path %q: changed while its metadata was set: %w", rel, ErrLocalChange)
 	}
 	st.Perm, st.Size, st.MTime, st.Inode = fi.Mode().Perm(), fi.Size(), fi.ModTime().UnixNano(), inode(fi)
 	st.setVersion(by)

@@ -889,3 +889,38 @@ func TestStaleApplyKeepsNewerLocal(t *testing.T) {
 		t.Fatalf("a's file is %v, want b's chmod", fi.Mode().Perm())
 	}
 }
+
+// TestSetMetaKeepsEdit: fixing a file's mode and mtime never records a file
+// edited since Apply checked it as the old content (soak seed 217: an
+// append on a device was recorded with the old blob, and no later scan
+// saw it): the edit is left to the scan, which indexes it.
+func TestSetMetaKeepsEdit(t *testing.T) {
+	a, b := pair(t)
+	a.write("f.txt", []byte("v1"), 0o644)
+	a.scan()
+	b.mustPull(a)
+	it, _ := b.obj.Item("f.txt")
+	f, err := os.OpenFile(b.path("f.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(", appended on B"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b.f.mu.Lock()
+	err = b.f.setMetaLocked("f.txt", 0o640, time.Unix(1_700_000_000, 0), it.Sync.Top(), false)
+	b.f.mu.Unlock()
+	if !errors.Is(err, ErrLocalChange) {
+		t.Fatalf("metadata set on a file edited since the check: %v, want ErrLocalChange", err)
+	}
+	b.scan()
+	cur, _ := b.obj.Item("f.txt")
+	if cur.Sync.Top().By != devB {
+		t.Fatalf("B's append was not indexed: current version by %s", cur.Sync.Top().By)
+	}
+	a.mustPull(b)
+	if got := string(readFile(t, a.path("f.txt"))); got != "v1, appended on B" {
+		t.Fatalf("A has %q, want B's append", got)
+	}
+}
