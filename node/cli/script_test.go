@@ -114,7 +114,9 @@ func cmdWaitsock(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	home := ts.MkAbs(args[0])
 	var last error
-	what := func() string { return fmt.Sprintf("meshd control socket %s (last try: %v)", node.SocketPath(home), last) }
+	what := func() string {
+		return fmt.Sprintf("meshd control socket %s (last try: %v)", node.SocketPath(home), last)
+	}
 	poll(ts, what, func() bool {
 		c := newClient(home)
 		defer c.http.CloseIdleConnections()
