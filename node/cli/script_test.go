@@ -24,9 +24,21 @@ import (
 // package, so it cannot be registered in-process from here).
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(removeMeshd{m}, map[string]func(){
 		"mesh": func() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
+}
+
+// removeMeshd runs the tests, then removes the meshd they built (once for
+// every -count).
+type removeMeshd struct{ m *testing.M }
+
+func (r removeMeshd) Run() int {
+	code := r.m.Run()
+	if meshdBuild.dir != "" {
+		os.RemoveAll(meshdBuild.dir)
+	}
+	return code
 }
 
 // scriptBound is how long a transcript's polling command waits for its
@@ -73,7 +85,6 @@ func meshdDir(t *testing.T) string {
 // command's output, its --json form and its error lines with their hints.
 func TestScripts(t *testing.T) {
 	bin := meshdDir(t)
-	t.Cleanup(func() { os.RemoveAll(bin) })
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
