@@ -83,6 +83,9 @@ func meshdDir(t *testing.T) string {
 
 // TestScripts runs the CLI transcripts in testdata/script: every mesh
 // command's output, its --json form and its error lines with their hints.
+// Besides testscript's own commands a script has waitsock, waitmesh,
+// waitfile (bounded polls, no sleeps), grab (a value from stdout into a
+// variable), echoserver, freeport and dial (for tunnels); see below.
 func TestScripts(t *testing.T) {
 	bin := meshdDir(t)
 	testscript.Run(t, testscript.Params{
