@@ -20,15 +20,36 @@ import (
 func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
+	ran := false
+	markRun(root, &ran)
+	cmd, err := root.ExecuteC()
+	if err != nil {
 		fmt.Fprintf(stderr, "mesh: error: %v\n", err)
 		var h *hintError
 		if errors.As(err, &h) {
 			fmt.Fprintf(stderr, "mesh: hint: %s\n", h.hint)
+		} else if !ran && cmd != nil {
+			// Refused before it ran: a command, argument or flag that
+			// does not fit; its help says what does.
+			fmt.Fprintf(stderr, "mesh: hint: see '%s --help'\n", cmd.CommandPath())
 		}
 		return 1
 	}
 	return 0
+}
+
+// markRun makes every command of the tree under c set *ran when its body
+// starts, so that Main tells a usage error from a failed command.
+func markRun(c *cobra.Command, ran *bool) {
+	if f := c.RunE; f != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			*ran = true
+			return f(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		markRun(sub, ran)
+	}
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

@@ -7,5 +7,9 @@
 // Output: human-readable tables by default; with --json, the API's JSON
 // unchanged, so scripts get the stable field names documented in node/api.go.
 // Errors are printed as "mesh: error: ..." (and "mesh: hint: ..." where a
-// next step helps) with exit status 1.
+// next step helps; a command, argument or flag that does not fit hints at
+// the command's --help) with exit status 1.
+//
+// The transcripts in testdata/script (script_test.go) run every command
+// against real daemons: its output, its --json form and its error lines.
 package cli
