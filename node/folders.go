@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/transfer"
@@ -628,94 +628,50 @@ func (n *Node) folderInfos() []FolderInfo {
 	return out
 }
 
-// --- API handlers ---------------------------------------------------------
+// FolderConf is a folder synced on this device (the answer of POST
+// /v1/folders and /v1/folders/join).
+type FolderConf = folderConf
 
-func (a *apiServer) folderAdd(w http.ResponseWriter, r *http.Request) {
-	var req struct{ Path, Name string }
-	if !readJSON(w, r, &req) {
-		return
-	}
-	c, err := a.n.AddFolder(r.Context(), req.Path, req.Name)
+// Folders lists the mesh's folders, synced here or not (GET /v1/folders).
+func (n *Node) Folders() []FolderInfo { return n.folderInfos() }
+
+// ShareFolder sets device's role (reader, editor, owner or none) in the
+// folder name; only the folder's owner may (POST /v1/folders/share). Its
+// failures: ErrNoMesh; ErrNotFound (folder or device); ErrForbidden (not
+// the owner, or the change was refused); ErrInvalid (role).
+func (n *Node) ShareFolder(name, device, roleName string) (peer.ID, syncproto.Role, error) {
+	l, err := n.meshLog()
 	if err != nil {
-		writeErr(w, http.StatusConflict, err)
-		return
+		return "", 0, err
 	}
-	writeJSON(w, http.StatusOK, c)
-}
-
-func (a *apiServer) folderJoin(w http.ResponseWriter, r *http.Request) {
-	var req struct{ Name, Path, Mode string }
-	if !readJSON(w, r, &req) {
-		return
-	}
-	mode, err := folder.ParseMode(req.Mode)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	c, err := a.n.JoinFolderMode(r.Context(), req.Name, req.Path, mode)
-	if err != nil {
-		writeErr(w, http.StatusConflict, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
-}
-
-func (a *apiServer) folderRemove(w http.ResponseWriter, r *http.Request) {
-	if err := a.n.RemoveFolder(r.PathValue("name")); err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"name": r.PathValue("name")})
-}
-
-func (a *apiServer) folderList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.n.folderInfos())
-}
-
-func (a *apiServer) folderShare(w http.ResponseWriter, r *http.Request) {
-	var req struct{ Name, Device, Role string }
-	if !readJSON(w, r, &req) {
-		return
-	}
-	l := a.n.membership()
-	if l == nil {
-		writeErr(w, http.StatusConflict, errNoMesh)
-		return
-	}
-	def, ok := a.n.catalog()[req.Name]
+	def, ok := n.catalog()[name]
 	if !ok {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("share %q: no such folder", req.Name))
-		return
+		return "", 0, withKind(ErrNotFound, fmt.Errorf("share %q: no such folder", name))
 	}
-	if def.Owner != a.n.id.String() {
-		writeErr(w, http.StatusForbidden, fmt.Errorf("share %q: only the folder's owner (%s) can change roles", req.Name, a.n.deviceNameS(def.Owner)))
-		return
+	if def.Owner != n.id.String() {
+		return "", 0, withKind(ErrForbidden, fmt.Errorf("share %q: only the folder's owner (%s) can change roles", name, n.deviceNameS(def.Owner)))
 	}
-	m, err := findMember(l, req.Device)
+	m, err := findMember(l, device)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("share %q with %q: %w", req.Name, req.Device, err))
-		return
+		return "", 0, withKind(ErrNotFound, fmt.Errorf("share %q with %q: %w", name, device, err))
 	}
-	role, err := syncproto.ParseRole(req.Role)
+	role, err := syncproto.ParseRole(roleName)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("role %q: want reader, editor, owner or none", req.Role))
-		return
+		return "", 0, withKind(ErrInvalid, fmt.Errorf("role %q: want reader, editor, owner or none", roleName))
 	}
 	if def.Roles == nil {
 		def.Roles = map[string]string{}
 	}
 	def.Roles[m.ID.String()] = role.String()
-	if err := a.n.putFolderDef(def); err != nil {
-		code := http.StatusInternalServerError
+	if err := n.putFolderDef(def); err != nil {
+		err = fmt.Errorf("share %q: %w", name, err)
 		if errors.Is(err, syncproto.ErrRefused) {
-			code = http.StatusForbidden
+			return "", 0, withKind(ErrForbidden, err)
 		}
-		writeErr(w, code, fmt.Errorf("share %q: %w", req.Name, err))
-		return
+		return "", 0, err
 	}
-	a.n.kickRoles()
-	writeJSON(w, http.StatusOK, map[string]string{"name": req.Name, "device": m.ID.String(), "role": role.String()})
+	n.kickRoles()
+	return m.ID, role, nil
 }
 
 // HistoryEntry is one element of GET /v1/history.
@@ -728,67 +684,61 @@ type HistoryEntry struct {
 	Size    int64     `json:"size"`
 }
 
-func (a *apiServer) history(w http.ResponseWriter, r *http.Request) {
-	lf, rel, err := a.n.folderForPath(r.URL.Query().Get("path"))
+// History lists the kept versions of the file at path, a path on this
+// device inside a synced folder (GET /v1/history). Its failures:
+// ErrNotFound (not inside a synced folder), else the folder's.
+func (n *Node) History(path string) ([]HistoryEntry, error) {
+	lf, rel, err := n.folderForPath(path)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
+		return nil, withKind(ErrNotFound, err)
 	}
-	a.writeHistory(w, lf, rel)
+	return n.historyOf(lf, rel)
 }
 
-func (a *apiServer) restore(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Path    string `json:"path"`
-		Version int    `json:"version"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	lf, rel, err := a.n.folderForPath(req.Path)
+// historyOf lists the kept versions of rel in lf.
+func (n *Node) historyOf(lf *localFolder, rel string) ([]HistoryEntry, error) {
+	versions, err := lf.f.History(rel)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
+		return nil, err
 	}
-	a.doRestore(w, r, lf, rel, req.Version)
+	out := []HistoryEntry{}
+	for _, v := range versions {
+		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
+	}
+	return out, nil
 }
 
-func (a *apiServer) listNews(w http.ResponseWriter, r *http.Request) {
-	follow := r.URL.Query().Get("follow") != ""
-	entries := a.n.newsEntries()
-	if !follow {
-		if entries == nil {
-			entries = []NewsEntry{}
-		}
-		writeJSON(w, http.StatusOK, entries)
-		return
+// Restore restores version of the file at path, a path on this device
+// inside a synced folder (POST /v1/restore). Its failures: ErrNotFound
+// (not inside a synced folder), ErrConflict (the restore failed).
+func (n *Node) Restore(ctx context.Context, path string, version int) (string, error) {
+	lf, rel, err := n.folderForPath(path)
+	if err != nil {
+		return "", withKind(ErrNotFound, err)
 	}
-	// follow: NDJSON, every entry once, new ones as they arrive (pushed by
-	// the news object's changes, never polled).
-	w = streaming(w, r)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	fl, _ := w.(http.Flusher)
-	seen := map[string]bool{}
-	for {
-		wake := a.n.newsWake.wait()
-		for _, e := range a.n.newsEntries() {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				_ = enc.Encode(e)
-			}
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-wake:
-		}
-	}
+	return rel, n.restoreIn(ctx, lf, rel, version)
 }
+
+// restoreIn restores version of rel in lf and says so in the news.
+func (n *Node) restoreIn(ctx context.Context, lf *localFolder, rel string, version int) error {
+	if err := lf.f.Restore(ctx, rel, version); err != nil {
+		return withKind(ErrConflict, fmt.Errorf("restore %s: %w", rel, err))
+	}
+	n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", n.deviceName(n.id), rel, lf.conf.Name))
+	return nil
+}
+
+// News lists the news stream's entries (GET /v1/news), oldest first.
+func (n *Node) News() []NewsEntry {
+	if e := n.newsEntries(); e != nil {
+		return e
+	}
+	return []NewsEntry{}
+}
+
+// NewsChanged returns a channel closed at the next change of the news;
+// take it before reading News to miss nothing.
+func (n *Node) NewsChanged() <-chan struct{} { return n.newsWake.wait() }
 
 // FetchManifests implements folder.ManifestBatcher.
 func (f fetcher) FetchManifests(ctx context.Context, refs []blobs.BlobRef) (map[blobs.BlobRef]blobs.Manifest, error) {
