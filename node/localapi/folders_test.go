@@ -92,7 +92,7 @@ func (f *fakeFolders) EvictPaths(ctx context.Context, paths []string) []node.Pat
 	return f.FetchPaths(ctx, paths)
 }
 
-func (f *fakeFolders) News() []node.NewsEntry          { return []node.NewsEntry{} }
+func (f *fakeFolders) News() []node.NewsEntry       { return []node.NewsEntry{} }
 func (f *fakeFolders) NewsChanged() <-chan struct{} { return make(chan struct{}) }
 
 // TestFolderHandlers drives the folder routes of the control socket over
