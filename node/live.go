@@ -333,7 +333,7 @@ func (s *EventStream) Start() string {
 }
 
 // Next returns the events published since the last call (or Start), and a
-// channel closed at the next publish or when the node stops.
+// channel closed at the next publish (Stopped says when the node stops).
 func (s *EventStream) Next() ([]Event, <-chan struct{}) {
 	evs, wake := s.n.events.since(s.after)
 	if len(evs) > 0 {
