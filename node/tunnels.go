@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/node/internal/kv"
@@ -146,8 +145,7 @@ func (n *Node) Unexpose(name string) error {
 	if err := n.tun.server.Unexpose(name); err != nil {
 		return withKind(ErrNotFound, err)
 	}
-	key := append(append([]byte{}, prefixExposed...), name...)
-	return n.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) })
+	return dbDelete(n.db, append(append([]byte{}, prefixExposed...), name...))
 }
 
 // Exposed lists the services this device exposes.

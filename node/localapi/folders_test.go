@@ -97,7 +97,7 @@ func (f *fakeFolders) NewsChanged() <-chan struct{} { return make(chan struct{})
 
 // TestFolderHandlers drives the folder routes of the control socket over
 // a fake core: the JSON they answer with, and the status code each kind
-// of failure gets (404, 403, 400, 409 for no mesh, 504 for a wait).
+// of failure gets (404, 403, 400, 409 for no mesh, 500).
 func TestFolderHandlers(t *testing.T) {
 	path := "/home/a/docs"
 	f := &fakeFolders{folders: []node.FolderInfo{{Name: "docs", ID: "f-1", Path: &path, Role: "owner", InSync: 1, Transferring: []folder.Transfer{}}}}
@@ -160,7 +160,15 @@ func TestFolderHandlers(t *testing.T) {
 		lapiWant(t, "share: "+tc.err.Error(), code, body, tc.code, tc.err.Error())
 	}
 
-	code, body = lapiDo(t, mux, "GET", "/v1/folders/docs/wait?timeout=soon", "")
+}
+
+// TestFolderWaitAndPaths drives wait (its timeout, and 504 when the core's
+// wait fails), the metadata-mode files, history, restore, fetch and news
+// routes over a fake core.
+func TestFolderWaitAndPaths(t *testing.T) {
+	f := &fakeFolders{}
+	mux := lapiMux(&handlers{folders: &folderAPI{c: f}})
+	code, body := lapiDo(t, mux, "GET", "/v1/folders/docs/wait?timeout=soon", "")
 	lapiWant(t, "wait, bad timeout", code, body, http.StatusBadRequest, `timeout "soon"`)
 	code, body = lapiDo(t, mux, "GET", "/v1/folders/docs/wait?timeout=30s", "")
 	lapiWant(t, "wait", code, body, http.StatusOK, "")
