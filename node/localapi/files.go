@@ -32,12 +32,7 @@ type fileAPI struct{ c fileCore }
 
 // list is GET /api/v1/folders/{name}/files.
 func (a *fileAPI) list(w http.ResponseWriter, r *http.Request) {
-	out, err := a.c.FolderFileList(r.PathValue("name"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.FolderFileList(r.PathValue("name")))
 }
 
 // get is GET /api/v1/folders/{name}/files/{path...}[?download=1], with
@@ -87,12 +82,7 @@ func (a *fileAPI) delete(w http.ResponseWriter, r *http.Request) {
 
 // history is GET /api/v1/folders/{name}/history?path=P.
 func (a *fileAPI) history(w http.ResponseWriter, r *http.Request) {
-	out, err := a.c.FolderFileHistory(r.PathValue("name"), r.URL.Query().Get("path"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.FolderFileHistory(r.PathValue("name"), r.URL.Query().Get("path")))
 }
 
 // restore is POST /api/v1/folders/{name}/restore {"path","version"}.

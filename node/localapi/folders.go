@@ -122,22 +122,12 @@ func (a *folderAPI) wait(w http.ResponseWriter, r *http.Request) {
 
 // files is GET /v1/folders/{name}/files.
 func (a *folderAPI) files(w http.ResponseWriter, r *http.Request) {
-	out, err := a.c.FolderFiles(r.PathValue("name"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.FolderFiles(r.PathValue("name")))
 }
 
 // history is GET /v1/history?path=P.
 func (a *folderAPI) history(w http.ResponseWriter, r *http.Request) {
-	out, err := a.c.History(r.URL.Query().Get("path"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.History(r.URL.Query().Get("path")))
 }
 
 // restore is POST /v1/restore {"path","version"}.

@@ -134,12 +134,7 @@ func (a *meshAPI) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *meshAPI) devices(w http.ResponseWriter, r *http.Request) {
-	list, err := a.c.Devices(r.Context())
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	answer(w)(a.c.Devices(r.Context()))
 }
 
 // ping is GET /v1/ping?device=NAME|ID&count=N (N ≤ 100, default 3).
@@ -155,12 +150,7 @@ func (a *meshAPI) ping(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := a.c.Ping(r.Context(), who, count)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.Ping(r.Context(), who, count))
 }
 
 // pingTargetOK answers the failures the core finds in who, which come

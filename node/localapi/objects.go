@@ -37,12 +37,7 @@ type objectAPI struct {
 
 // list is GET /api/v1/objects.
 func (a *objectAPI) list(w http.ResponseWriter, _ *http.Request) {
-	out, err := a.c.Objects()
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.Objects())
 }
 
 // create is POST /api/v1/objects {"name","type"}.
@@ -122,22 +117,12 @@ func (a *objectAPI) feedPost(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	res, err := a.c.MergeFeed(name, format, http.MaxBytesReader(w, r.Body, feeds.MaxFeedBytes))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	answer(w)(a.c.MergeFeed(name, format, http.MaxBytesReader(w, r.Body, feeds.MaxFeedBytes)))
 }
 
 // items is GET /api/v1/objects/{name}/items.
 func (a *objectAPI) items(w http.ResponseWriter, r *http.Request) {
-	out, err := a.c.ObjectItems(r.PathValue("name"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	answer(w)(a.c.ObjectItems(r.PathValue("name")))
 }
 
 type itemReq struct {

@@ -61,3 +61,16 @@ func fail(w http.ResponseWriter, err error) {
 }
 
 func strp(s string) *string { return &s }
+
+// answer returns the answer to a call of the core returning (v, err):
+// v as JSON with 200, or the failure (fail). Use it as
+// answer(w)(a.c.Method(...)).
+func answer(w http.ResponseWriter) func(v any, err error) {
+	return func(v any, err error) {
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}

@@ -50,12 +50,7 @@ type apiService struct {
 }
 
 func (a *tunnelAPI) doExpose(w http.ResponseWriter, req node.ExposedService) {
-	rec, err := a.c.Expose(req.Name, req.Addr, req.Allow)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
+	answer(w)(a.c.Expose(req.Name, req.Addr, req.Allow))
 }
 
 func (a *tunnelAPI) doUnexpose(w http.ResponseWriter, name string) {
