@@ -39,3 +39,26 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestCoreKnowsNoHTTP checks that package node itself (not its
+// dependencies: libp2p speaks HTTP) imports no net/http: HTTP decoding,
+// encoding and status codes belong here.
+func TestCoreKnowsNoHTTP(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the fence runs go list: %v", err)
+	}
+	out, err := exec.Command(goCmd, "list", "-f", `{{join .Imports "\n"}}`, "github.com/meshwork/meshwork/node").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list node: %v\n%s", err, out)
+	}
+	imports := strings.Fields(string(out))
+	if !contains(imports, "github.com/meshwork/meshwork/identity") {
+		t.Fatalf("go list node: imports %q, not identity", out)
+	}
+	for _, imp := range imports {
+		if imp == "net/http" || strings.HasPrefix(imp, "net/http/") {
+			t.Fatalf("package node imports %s: the core knows nothing of HTTP (put handlers in node/localapi)", imp)
+		}
+	}
+}
