@@ -137,10 +137,6 @@ func (n *Node) Status() Status {
 	return st
 }
 
-// InMesh reports whether the device belongs to a mesh (has inited or
-// joined one).
-func (n *Node) InMesh() bool { return n.membership() != nil }
-
 // Log is the node's logger (with the device's attribute).
 func (n *Node) Log() *slog.Logger { return n.log }
 
