@@ -2,14 +2,9 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -152,125 +147,4 @@ type BlobEvent struct {
 	Rate       float64 `json:"rate"`
 	Done       bool    `json:"done,omitempty"`
 	Error      string  `json:"error,omitempty"`
-}
-
-func (a *apiServer) blobAdd(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Paths []string `json:"paths"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	type res struct {
-		Path  string `json:"path"`
-		Ref   string `json:"ref,omitempty"`
-		Error string `json:"error,omitempty"`
-	}
-	var out []res
-	for _, p := range req.Paths {
-		results, err := a.n.BlobAdd(r.Context(), p)
-		if err != nil {
-			out = append(out, res{Path: p, Error: err.Error()})
-			continue
-		}
-		for _, x := range results {
-			e := res{Path: x.Path, Ref: x.Ref.String()}
-			if x.Err != nil {
-				e.Ref, e.Error = "", x.Err.Error()
-			}
-			out = append(out, e)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-const blobGetParallel = 4
-
-func (a *apiServer) blobGet(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Refs []string `json:"refs"`
-		Out  string   `json:"out"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	refs := make([]blobs.BlobRef, len(req.Refs))
-	var total int64
-	for i, s := range req.Refs {
-		ref, err := blobs.ParseBlobRef(s)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("blob %q: %w", s, err))
-			return
-		}
-		refs[i] = ref
-		total += ref.Size
-	}
-	if fi, err := os.Stat(req.Out); err != nil || !fi.IsDir() {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("output directory %q does not exist", req.Out))
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	var (
-		mu       sync.Mutex
-		done     = map[string]int64{}
-		start    = time.Now()
-		lastSent time.Time
-		firstErr error
-	)
-	enc := json.NewEncoder(w)
-	emit := func(ev BlobEvent) { // mu held
-		_ = enc.Encode(ev)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	sum := func() int64 {
-		var s int64
-		for _, v := range done {
-			s += v
-		}
-		return s
-	}
-	sem := make(chan struct{}, blobGetParallel)
-	var wg sync.WaitGroup
-	for _, ref := range refs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(ref blobs.BlobRef) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			target := filepath.Join(req.Out, ref.String())
-			err := a.n.BlobGet(r.Context(), ref, target, func(p blobs.Progress) {
-				mu.Lock()
-				defer mu.Unlock()
-				done[ref.String()] = p.DoneBytes
-				if time.Since(lastSent) > 200*time.Millisecond {
-					lastSent = time.Now()
-					d := sum()
-					emit(BlobEvent{DoneBytes: d, TotalBytes: total, Rate: float64(d) / time.Since(start).Seconds()})
-				}
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				emit(BlobEvent{Ref: ref.String(), Error: err.Error()})
-				return
-			}
-			done[ref.String()] = ref.Size
-		}(ref)
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	d := sum()
-	final := BlobEvent{Done: true, DoneBytes: d, TotalBytes: total, Rate: float64(d) / time.Since(start).Seconds()}
-	if firstErr != nil {
-		final.Error = errors.Join(firstErr).Error()
-	}
-	emit(final)
 }

@@ -1,9 +1,11 @@
-// Package node is the Meshwork daemon: one device's libp2p host, its view of
-// the mesh's membership, discovery of the other members, and the local
-// control API that the mesh CLI talks to.
+// Package node is the Meshwork daemon's core: one device's libp2p host, its
+// view of the mesh's membership, discovery of the other members, folders,
+// objects, tunnels and the storage client. Its local API (the control
+// socket the mesh CLI talks to, and the HTTP API) is package node/localapi.
 //
-// A Node is built with New(cfg, logger) and runs with Run(ctx); Run returns
-// after every goroutine it started has exited and the host is closed.
+// A Node is built with New(cfg, logger) and runs with Run(ctx, services...);
+// Run returns after every goroutine it started has exited and the host is
+// closed.
 //
 // # Protocols
 //
@@ -37,8 +39,29 @@
 // plaintext (no mesh object, plaintext chunk or plaintext blob reference),
 // and a storage peer must never hold the mesh content key.
 //
-// # Local API
+// # Local API, and who calls whom
 //
 // The CLI talks to the daemon over HTTP+JSON on a Unix socket inside the
-// home directory (mode 0600); see api.go for the reference.
+// home directory (mode 0600); node/localapi serves it and the HTTP API,
+// and documents the routes (node/API.md is the HTTP API's reference).
+//
+// The calls go one way: cmd/meshd → node/localapi → node → node/folder,
+// node/tunnel, node/vault, syncproto, blobs, identity. node/localapi calls
+// exported methods of Node (Status, Devices, Folders, ShareFolder,
+// PutFolderFile, MergeFeed, OpenTunnel, Events, ...) through small
+// interfaces it declares beside its handlers; package node never imports
+// node/localapi, knows nothing of HTTP, and never starts an API itself:
+// cmd/meshd opens it (localapi.Listen) and hands its Serve to Run, which
+// runs it as one of its tasks, so it stops with the others within
+// ShutdownBudget. Those methods report what failed as kinds the API maps
+// to status codes (ErrNoMesh, ErrNotFound, ErrInvalid, ErrForbidden, ...,
+// errkinds.go); the JSON types of the answers (Status, FolderInfo,
+// WaitResult, ...) are declared here, as the CLI and the tests decode them.
+//
+// Where things go: a new HTTP route in node/localapi/routes.go, its
+// handler in the localapi file of its concept and its logic in an exported
+// Node method here; a new wire protocol in a file of its own here (its
+// protocol ID and frames in this comment, registered in registerProtocols,
+// node.go); a new folder mode in node/folder/mode.go (folder.Mode), and
+// what the daemon does with it in modes.go here.
 package node

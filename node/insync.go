@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -642,26 +641,6 @@ func (n *Node) waitRound(ctx context.Context, id syncproto.ObjectID, p peer.ID, 
 		return "could not index: " + msg
 	}
 	return ""
-}
-
-func (a *apiServer) folderWait(w http.ResponseWriter, r *http.Request) {
-	timeout := 10 * time.Minute
-	if s := r.URL.Query().Get("timeout"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a duration such as 30s", s))
-			return
-		}
-		timeout = d
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	res, err := a.n.WaitFolder(ctx, r.PathValue("name"))
-	if err != nil {
-		writeErr(w, http.StatusGatewayTimeout, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // String is the line 'mesh folder wait' prints (node/cli).

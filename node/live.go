@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -296,69 +295,61 @@ func (n *Node) notifyConns() {
 	})
 }
 
-// events is GET /api/v1/events: Server-Sent Events (node/API.md).
-func (a *apiServer) events(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	w = streaming(w, r) // no whole-request timeout; each write within streamStall (pings every 15 s)
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("events: streaming not supported"))
-		return
-	}
-	want := map[string]bool{}
-	if s := r.URL.Query().Get("objects"); s != "" {
-		for _, o := range strings.Split(s, ",") {
-			want[strings.TrimSpace(o)] = true
-		}
-	}
-	viewing := r.URL.Query().Get("viewing")
+// EventStream is one open live event stream (GET /api/v1/events, served
+// by node/localapi): the events after a point, with the stream counted as
+// an open viewer until Close.
+type EventStream struct {
+	n        *Node
+	after    uint64
+	complete bool
+	unview   func()
+}
+
+// Events opens a live event stream continuing after lastEventID (an SSE
+// Last-Event-ID; "" for from now), counting its client as viewing the
+// folder viewing ("" none) until Close. ErrNotFound when viewing is not a
+// folder of the mesh.
+func (n *Node) Events(lastEventID, viewing string) (*EventStream, error) {
 	if viewing != "" {
 		if _, ok := n.catalog()[viewing]; !ok {
-			writeErr(w, http.StatusNotFound, fmt.Errorf("viewing %q: no such folder", viewing))
-			return
+			return nil, withKind(ErrNotFound, fmt.Errorf("viewing %q: no such folder", viewing))
 		}
 	}
-	after, complete := n.events.resume(r.Header.Get("Last-Event-ID"))
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if !complete {
-		fmt.Fprintf(w, "id: %s\nevent: reset\ndata: {}\n\n", n.events.id(after))
-	} else {
-		fmt.Fprintf(w, ": meshwork events from %s\n\n", n.events.id(after))
-	}
-	fl.Flush()
+	s := &EventStream{n: n}
+	s.after, s.complete = n.events.resume(lastEventID)
 	n.events.subs.Add(1)
-	defer n.events.subs.Add(-1)
 	n.kickLive() // the current devices, presence and folders, for this stream too
-	defer n.view(viewing)()
-	ping := time.NewTicker(15 * time.Second)
-	defer ping.Stop()
-	for {
-		evs, wake := n.events.since(after)
-		for _, e := range evs {
-			after = e.Seq
-			if len(want) > 0 && e.Type == "change" && !want[e.Object] {
-				continue
-			}
-			if len(want) > 0 && e.Type == "folder" && !want[e.Object] {
-				continue
-			}
-			_, _ = w.Write([]byte(n.events.format(e)))
-		}
-		if len(evs) > 0 {
-			fl.Flush()
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-n.runCtx.Done():
-			return
-		case <-wake:
-		case <-ping.C:
-			_, _ = w.Write([]byte(": ping\n\n"))
-			fl.Flush()
-		}
+	s.unview = n.view(viewing)
+	return s, nil
+}
+
+// Start is the stream's first SSE frame: a reset event when the client
+// missed events (it reloads), else a comment naming the point it resumes at.
+func (s *EventStream) Start() string {
+	if !s.complete {
+		return fmt.Sprintf("id: %s\nevent: reset\ndata: {}\n\n", s.n.events.id(s.after))
 	}
+	return fmt.Sprintf(": meshwork events from %s\n\n", s.n.events.id(s.after))
+}
+
+// Next returns the events published since the last call (or Start), and a
+// channel closed at the next publish (Stopped says when the node stops).
+func (s *EventStream) Next() ([]Event, <-chan struct{}) {
+	evs, wake := s.n.events.since(s.after)
+	if len(evs) > 0 {
+		s.after = evs[len(evs)-1].Seq
+	}
+	return evs, wake
+}
+
+// Format is e as an SSE frame.
+func (s *EventStream) Format(e Event) string { return s.n.events.format(e) }
+
+// Stopped is closed when the node stops serving.
+func (s *EventStream) Stopped() <-chan struct{} { return s.n.runCtx.Done() }
+
+// Close ends the stream's viewing and its count.
+func (s *EventStream) Close() {
+	s.unview()
+	s.n.events.subs.Add(-1)
 }

@@ -1,7 +1,7 @@
 package node
 
 import (
-	"net/http"
+	"context"
 	"sort"
 
 	"github.com/meshwork/meshwork/syncproto"
@@ -28,23 +28,12 @@ type PathResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-func (a *apiServer) registerModes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/fetch", a.fetchPaths)
-	mux.HandleFunc("POST /v1/evict", a.evictPaths)
-	mux.HandleFunc("GET /v1/folders/{name}/files", a.folderFiles)
-}
-
-func (a *apiServer) onPaths(w http.ResponseWriter, r *http.Request, op func(lf *localFolder, rel string) error) {
-	var req struct {
-		Paths []string `json:"paths"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	out := []PathResult{} // 200 with an error per path that failed
-	for _, p := range req.Paths {
+// onPaths runs op on each path's folder, a result per path.
+func (n *Node) onPaths(paths []string, op func(lf *localFolder, rel string) error) []PathResult {
+	out := []PathResult{} // an error per path that failed
+	for _, p := range paths {
 		res := PathResult{Path: p}
-		lf, rel, err := a.n.folderForPath(p)
+		lf, rel, err := n.folderForPath(p)
 		if err == nil {
 			err = op(lf, rel)
 		}
@@ -53,26 +42,33 @@ func (a *apiServer) onPaths(w http.ResponseWriter, r *http.Request, op func(lf *
 		}
 		out = append(out, res)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
-func (a *apiServer) fetchPaths(w http.ResponseWriter, r *http.Request) {
-	a.n.storageRound(r.Context(), false) // the newest items, also from a storage peer
-	a.onPaths(w, r, func(lf *localFolder, rel string) error { return lf.f.Fetch(r.Context(), rel) })
+// FetchPaths brings the content of files (paths on this device inside
+// synced folders) here, first asking a storage peer for the newest items
+// (POST /v1/fetch).
+func (n *Node) FetchPaths(ctx context.Context, paths []string) []PathResult {
+	n.storageRound(ctx, false) // the newest items, also from a storage peer
+	return n.onPaths(paths, func(lf *localFolder, rel string) error { return lf.f.Fetch(ctx, rel) })
 }
 
-func (a *apiServer) evictPaths(w http.ResponseWriter, r *http.Request) {
-	a.onPaths(w, r, func(lf *localFolder, rel string) error { return lf.f.Evict(r.Context(), rel) })
+// EvictPaths drops the content of files here; their items stay (POST
+// /v1/evict).
+func (n *Node) EvictPaths(ctx context.Context, paths []string) []PathResult {
+	return n.onPaths(paths, func(lf *localFolder, rel string) error { return lf.f.Evict(ctx, rel) })
 }
 
-func (a *apiServer) folderFiles(w http.ResponseWriter, r *http.Request) {
-	lf := a.n.folderByName(r.PathValue("name"))
+// FolderFiles lists the regular files of the folder synced here as name
+// and whether each one's content is here (GET /v1/folders/{name}/files);
+// ErrNotFound when this device does not sync it.
+func (n *Node) FolderFiles(name string) ([]FileInfo, error) {
+	lf := n.folderByName(name)
 	if lf == nil {
-		writeErr(w, http.StatusNotFound, errNoSuchLocalFolder(r.PathValue("name")))
-		return
+		return nil, withKind(ErrNotFound, errNoSuchLocalFolder(name))
 	}
 	out := []FileInfo{}
-	_ = a.n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			fe, ok := it.Body.(*syncproto.FileEntry)
 			if it.Sync.Deleted || !ok || fe == nil || !fe.Mode.IsRegular() {
@@ -86,7 +82,7 @@ func (a *apiServer) folderFiles(w http.ResponseWriter, r *http.Request) {
 		out[i].Local = lf.f.Present(out[i].Path)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 type errNoSuchLocalFolder string

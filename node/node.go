@@ -196,33 +196,18 @@ func (n *Node) Host() host.Host { return n.host }
 
 // serve is Run without its shutdown bound: it serves until ctx is
 // cancelled and returns after its goroutines exit (Run closes the node).
-func (n *Node) serve(ctx context.Context) error {
+// Each of services runs as a task beside the node's own (the local API:
+// cmd/meshd passes node/localapi's Serve) and must return once ctx is done.
+func (n *Node) serve(ctx context.Context, services []func(context.Context)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	api, err := n.listenAPI()
-	if err != nil {
-		return err
-	}
-	web, err := api.listenHTTP()
-	if err != nil {
-		api.close()
-		return err
-	}
 	n.runCtx = ctx
 	n.registerProtocols()
-	closeAPIs := func() {
-		api.close()
-		if web != nil {
-			web.ln.Close()
-		}
-	}
 	if err := n.startDHT(ctx); err != nil {
-		closeAPIs()
 		return err
 	}
 	if err := n.loadReplicas(ctx); err != nil {
-		closeAPIs()
 		return err
 	}
 	n.updateFormerWriters() // before any peer's item is applied
@@ -242,9 +227,8 @@ func (n *Node) serve(ctx context.Context) error {
 			n.log.Debug("stopped", "task", name)
 		}()
 	}
-	run("api", func(ctx context.Context) { api.serve(ctx) })
-	if web != nil {
-		run("http", web.serve)
+	for _, svc := range services {
+		run("api", svc)
 	}
 	run("live", n.liveLoop)
 	run("changes", n.changeLoop)
@@ -337,6 +321,15 @@ func (n *Node) IsMember(p peer.ID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.mlog != nil && n.mlog.IsMember(p)
+}
+
+// meshLog returns a copy of the current log, or errNoMesh before the
+// device is in a mesh: the one "no mesh" check of the API's methods.
+func (n *Node) meshLog() (*identity.Log, error) {
+	if l := n.membership(); l != nil {
+		return l, nil
+	}
+	return nil, errNoMesh
 }
 
 // membership returns a copy of the current log, or nil.

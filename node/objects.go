@@ -17,9 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"net"
-	"net/http"
+	"io"
 	"net/url"
 	"regexp"
 	"sort"
@@ -108,8 +106,8 @@ type meshObject struct {
 var viewNames = []string{"devices", "presence", "membership"}
 
 func (n *Node) resolveObject(name string) (meshObject, error) {
-	if n.membership() == nil {
-		return meshObject{}, errNoMesh
+	if _, err := n.meshLog(); err != nil {
+		return meshObject{}, err
 	}
 	switch name {
 	case "news":
@@ -204,11 +202,11 @@ func (n *Node) membershipItems() []syncproto.Item {
 	return out
 }
 
-func (a *apiServer) objectList(w http.ResponseWriter, _ *http.Request) {
-	n := a.n
-	if n.membership() == nil {
-		writeErr(w, http.StatusConflict, errNoMesh)
-		return
+// Objects lists the mesh's objects: folders, lists, notes, the news and
+// the views (GET /api/v1/objects); ErrNoMesh before a mesh.
+func (n *Node) Objects() ([]ObjectInfo, error) {
+	if _, err := n.meshLog(); err != nil {
+		return nil, err
 	}
 	out := []ObjectInfo{}
 	count := func(id syncproto.ObjectID) int {
@@ -235,48 +233,38 @@ func (a *apiServer) objectList(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, ObjectInfo{Name: v, Kind: "view", Items: len(items)})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (a *apiServer) objectCreate(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
+// CreateObject creates a list, todo or notes object (typ; "" is list)
+// named name (POST /api/v1/objects). Its failures: ErrNoMesh; ErrInvalid
+// (type or name); ErrConflict (the name is taken).
+func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
+	if _, err := n.meshLog(); err != nil {
+		return ObjectInfo{}, err
 	}
-	if !readJSON(w, r, &req) {
-		return
+	if typ == "" {
+		typ = "list"
 	}
-	n := a.n
-	if n.membership() == nil {
-		writeErr(w, http.StatusConflict, errNoMesh)
-		return
+	if typ != "list" && typ != "todo" && typ != "notes" {
+		return ObjectInfo{}, withKind(ErrInvalid, fmt.Errorf("object type %q: want list, todo or notes", typ))
 	}
-	if req.Type == "" {
-		req.Type = "list"
+	if err := checkFolderName(name); err != nil || name == "news" || name == "catalog" || contains(viewNames, name) {
+		return ObjectInfo{}, withKind(ErrInvalid, fmt.Errorf("object name %q: want a short name of letters, digits, '-', '_' or '.', not a reserved one", name))
 	}
-	if req.Type != "list" && req.Type != "todo" && req.Type != "notes" {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("object type %q: want list, todo or notes", req.Type))
-		return
-	}
-	if err := checkFolderName(req.Name); err != nil || req.Name == "news" || req.Name == "catalog" || contains(viewNames, req.Name) {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("object name %q: want a short name of letters, digits, '-', '_' or '.', not a reserved one", req.Name))
-		return
-	}
-	if _, err := n.resolveObject(req.Name); err == nil {
-		writeErr(w, http.StatusConflict, fmt.Errorf("object %q exists already", req.Name))
-		return
+	if _, err := n.resolveObject(name); err == nil {
+		return ObjectInfo{}, withKind(ErrConflict, fmt.Errorf("object %q exists already", name))
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: req.Name, Kind: req.Type, Owner: n.id.String(), Created: time.Now().UTC()}
+	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: typ, Owner: n.id.String(), Created: time.Now().UTC()}
 	b, _ := json.Marshal(d)
 	if _, err := n.sync.Update(catalogID, syncproto.ItemID("object/"+d.Name), syncproto.Content{Title: d.Name, Body: syncproto.Text(b)}); err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("create object %q: %w", req.Name, err))
-		return
+		return ObjectInfo{}, fmt.Errorf("create object %q: %w", name, err)
 	}
 	n.ensureCatalogObjects()
 	n.kickRoles()
-	writeJSON(w, http.StatusCreated, ObjectInfo{Name: d.Name, ID: string(d.ID), Kind: d.Kind})
+	return ObjectInfo{Name: d.Name, ID: string(d.ID), Kind: d.Kind}, nil
 }
 
 func contains(list []string, s string) bool {
@@ -288,47 +276,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// feedFormat picks atom, rss or json from ?format=, then a media type.
-func feedFormat(r *http.Request, mediaType string) (string, error) {
-	if f := r.URL.Query().Get("format"); f != "" {
-		switch f {
-		case "atom", "rss", "json":
-			return f, nil
-		}
-		return "", fmt.Errorf("format %q: want atom, rss or json", f)
-	}
-	for _, part := range strings.Split(mediaType, ",") {
-		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
-		switch mt {
-		case "application/atom+xml":
-			return "atom", nil
-		case "application/rss+xml":
-			return "rss", nil
-		case "application/feed+json", "application/json":
-			return "json", nil
-		}
-	}
-	return "atom", nil
-}
-
-func (a *apiServer) feedGet(w http.ResponseWriter, r *http.Request) {
-	format, err := feedFormat(r, r.Header.Get("Accept"))
+// Feed renders the object name as a feed in format (atom, rss or json)
+// whose links start with base (GET /api/v1/objects/{name}/feed), with its
+// content type. Its failures: ErrNotFound (no such object here), else
+// the rendering's.
+func (n *Node) Feed(name, format, base string) (ctype string, body []byte, _ error) {
+	o, items, err := n.objectAndItems(name)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	o, items, ok := a.objectReq(w, r)
-	if !ok {
-		return
-	}
-	// Links point at the HTTP API: the Host asked for there, its own
-	// address when the request came over the Unix socket.
-	base := "http://" + r.Host
-	if _, unix := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr); unix {
-		base = ""
-		if a.httpAddr != "" {
-			base = "http://" + a.httpAddr
-		}
+		return "", nil, err
 	}
 	id := o.id
 	if id == "" {
@@ -338,7 +293,6 @@ func (a *apiServer) feedGet(w http.ResponseWriter, r *http.Request) {
 		SelfURL: base + "/api/v1/objects/" + url.PathEscape(o.name) + "/feed?format=" + format, HomeURL: base + "/"}
 	enc := func(ref syncproto.BlobRef) string { return base + "/api/v1/blobs/" + url.PathEscape(ref.String()) }
 	var buf bytes.Buffer
-	var ctype string
 	switch format {
 	case "atom":
 		ctype, err = "application/atom+xml; charset=utf-8", feeds.WriteAtom(&buf, info, items, enc)
@@ -348,11 +302,9 @@ func (a *apiServer) feedGet(w http.ResponseWriter, r *http.Request) {
 		ctype, err = "application/feed+json; charset=utf-8", feeds.WriteJSON(&buf, info, items, enc)
 	}
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("render %q as %s: %w", o.name, format, err))
-		return
+		return "", nil, fmt.Errorf("render %q as %s: %w", o.name, format, err)
 	}
-	w.Header().Set("Content-Type", ctype)
-	_, _ = w.Write(buf.Bytes())
+	return ctype, buf.Bytes(), nil
 }
 
 // FeedPostResult is POST /api/v1/objects/{name}/feed.
@@ -361,24 +313,32 @@ type FeedPostResult struct {
 	Changed int `json:"changed"`
 }
 
-func (a *apiServer) feedPost(w http.ResponseWriter, r *http.Request) {
-	n := a.n
-	o, err := n.resolveObject(r.PathValue("name"))
+// FeedWritable checks that a feed may be merged into the object name:
+// ErrNotFound (no such object), ErrReadOnly (a view).
+func (n *Node) FeedWritable(name string) error {
+	o, err := n.resolveObject(name)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
+		return withKind(ErrNotFound, err)
 	}
 	if o.id == "" {
-		writeErr(w, http.StatusMethodNotAllowed, fmt.Errorf("%q is a read-only view", o.name))
-		return
+		return withKind(ErrReadOnly, fmt.Errorf("%q is a read-only view", o.name))
 	}
-	format, err := feedFormat(r, r.Header.Get("Content-Type"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
+	return nil
+}
+
+// MergeFeed merges the feed body in format (atom, rss or json) into the
+// object name (POST /api/v1/objects/{name}/feed). Versions this device
+// does not hold yet must be by this device or one of its endpoints. Its
+// failures: those of FeedWritable; ErrInvalid (parse, or not a folder's
+// item); ErrTooLarge (an item); ErrForbidden (another device's version, or
+// refused by roles).
+func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, error) {
+	if err := n.FeedWritable(name); err != nil {
+		return FeedPostResult{}, err
 	}
-	body := http.MaxBytesReader(w, r.Body, feeds.MaxFeedBytes)
+	o, _ := n.resolveObject(name)
 	var items []syncproto.Item
+	var err error
 	switch format {
 	case "atom":
 		items, err = feeds.ParseAtom(body)
@@ -388,75 +348,73 @@ func (a *apiServer) feedPost(w http.ResponseWriter, r *http.Request) {
 		items, err = feeds.ParseJSON(body)
 	}
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("parse %s feed for %q: %w", format, o.name, err))
-		return
+		return FeedPostResult{}, withKind(ErrInvalid, fmt.Errorf("parse %s feed for %q: %w", format, o.name, err))
 	}
 	for _, it := range items {
 		if n := len(syncproto.EncodeItem(it)); n > exchange.MaxItemSize {
-			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("item %q of %q: %d bytes encoded exceed the limit of %d bytes per item", it.Sync.ID, o.name, n, exchange.MaxItemSize))
-			return
+			return FeedPostResult{}, withKind(ErrTooLarge, fmt.Errorf("item %q of %q: %d bytes encoded exceed the limit of %d bytes per item", it.Sync.ID, o.name, n, exchange.MaxItemSize))
 		}
 	}
 	if o.kind == "folder" {
 		for _, it := range items {
 			if _, ok := it.Body.(*syncproto.FileEntry); !ok && !it.Sync.Deleted {
-				writeErr(w, http.StatusBadRequest, fmt.Errorf("item %q: a folder's items are files (meshwork:file)", it.Sync.ID))
-				return
+				return FeedPostResult{}, withKind(ErrInvalid, fmt.Errorf("item %q: a folder's items are files (meshwork:file)", it.Sync.ID))
 			}
 		}
 	}
-	self := n.id.String()
 	res := FeedPostResult{Items: len(items)}
-	err = n.sync.Change(o.id, func(obj *syncproto.Object) error {
-		// Versions this device does not hold yet must be by this device or
-		// one of its endpoints: an API client speaks for this device only.
-		for _, it := range items {
-			local, _ := obj.Item(it.Sync.ID)
-			for _, v := range append([]syncproto.Item{it}, it.Sync.Conflicts...) {
-				by := string(v.Sync.Top().By)
-				if by == self || strings.HasPrefix(by, self+"/") {
-					continue
-				}
-				if !heldVersion(local, v) {
-					return fmt.Errorf("item %q: version %d by %q is not this device's or one of its endpoints' (%s/NAME): %w",
-						it.Sync.ID, v.Sync.Top().Sequence, by, self, syncproto.ErrReadOnly)
-				}
-			}
-		}
-		for _, it := range items {
-			// The endpoint has no key: this device signs its versions
-			// (and its own), having checked above that they are.
-			it, err := obj.SignOwn(it)
-			if err != nil {
-				return err
-			}
-			changed, _, err := obj.Apply(it)
-			if err != nil {
-				return err
-			}
-			if changed {
-				res.Changed++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		code := http.StatusBadRequest
+	if err := n.sync.Change(o.id, func(obj *syncproto.Object) error { return n.mergeItems(obj, items, &res) }); err != nil {
+		kind := ErrInvalid
 		switch {
 		case errors.Is(err, syncproto.ErrReadOnly), errors.Is(err, syncproto.ErrRefused):
-			code = http.StatusForbidden
+			kind = ErrForbidden
 		case errors.Is(err, syncproto.ErrTooLarge):
-			code = http.StatusRequestEntityTooLarge
+			kind = ErrTooLarge
 		}
-		writeErr(w, code, fmt.Errorf("merge feed into %q: %w", o.name, err))
-		return
+		return FeedPostResult{}, withKind(kind, fmt.Errorf("merge feed into %q: %w", o.name, err))
 	}
 	if o.kind == "folder" && res.Changed > 0 {
 		if lf := n.folderByName(o.name); lf != nil {
 			lf.queueAll()
 		}
 	}
-	writeJSON(w, http.StatusOK, res)
+	return res, nil
+}
+
+// mergeItems applies a feed's items to obj, counting the changed ones.
+func (n *Node) mergeItems(obj *syncproto.Object, items []syncproto.Item, res *FeedPostResult) error {
+	self := n.id.String()
+	// Versions this device does not hold yet must be by this device or
+	// one of its endpoints: an API client speaks for this device only.
+	for _, it := range items {
+		local, _ := obj.Item(it.Sync.ID)
+		for _, v := range append([]syncproto.Item{it}, it.Sync.Conflicts...) {
+			by := string(v.Sync.Top().By)
+			if by == self || strings.HasPrefix(by, self+"/") {
+				continue
+			}
+			if !heldVersion(local, v) {
+				return fmt.Errorf("item %q: version %d by %q is not this device's or one of its endpoints' (%s/NAME): %w",
+					it.Sync.ID, v.Sync.Top().Sequence, by, self, syncproto.ErrReadOnly)
+			}
+		}
+	}
+	for _, it := range items {
+		// The endpoint has no key: this device signs its versions
+		// (and its own), having checked above that they are.
+		it, err := obj.SignOwn(it)
+		if err != nil {
+			return err
+		}
+		changed, _, err := obj.Apply(it)
+		if err != nil {
+			return err
+		}
+		if changed {
+			res.Changed++
+		}
+	}
+	return nil
 }
 
 // heldVersion reports whether the replica's item (or one of its
@@ -531,141 +489,118 @@ func (n *Node) apiItem(it syncproto.Item) APIItem {
 	return out
 }
 
-// objectReq resolves the object named in the request and lists its items.
-func (a *apiServer) objectReq(w http.ResponseWriter, r *http.Request) (meshObject, []syncproto.Item, bool) {
-	o, err := a.n.resolveObject(r.PathValue("name"))
+// objectAndItems resolves the object name and lists its items
+// (ErrNotFound when either fails).
+func (n *Node) objectAndItems(name string) (meshObject, []syncproto.Item, error) {
+	o, err := n.resolveObject(name)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return o, nil, false
+		return o, nil, withKind(ErrNotFound, err)
 	}
-	items, err := a.n.objectItems(o)
+	items, err := n.objectItems(o)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return o, nil, false
+		return o, nil, withKind(ErrNotFound, err)
 	}
-	return o, items, true
+	return o, items, nil
 }
 
-func (a *apiServer) itemList(w http.ResponseWriter, r *http.Request) {
-	_, items, ok := a.objectReq(w, r)
-	if !ok {
-		return
+// ObjectItems lists the items of the object name (GET
+// /api/v1/objects/{name}/items); ErrNotFound when it is not here.
+func (n *Node) ObjectItems(name string) ([]APIItem, error) {
+	_, items, err := n.objectAndItems(name)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]APIItem, 0, len(items))
 	for _, it := range items {
-		out = append(out, a.n.apiItem(it))
+		out = append(out, n.apiItem(it))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // editable resolves a list or notes object that items may be written to.
-func (a *apiServer) editable(w http.ResponseWriter, r *http.Request) (meshObject, bool) {
-	o, err := a.n.resolveObject(r.PathValue("name"))
+func (n *Node) editable(name string) (meshObject, error) {
+	o, err := n.resolveObject(name)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return o, false
+		return o, withKind(ErrNotFound, err)
 	}
 	switch o.kind {
 	case "list", "todo", "notes":
-		return o, true
+		return o, nil
 	case "folder":
-		writeErr(w, http.StatusConflict, fmt.Errorf("%q is a folder: its items are its files; use /api/v1/folders/%s/files", o.name, o.name))
+		return o, withKind(ErrConflict, fmt.Errorf("%q is a folder: its items are its files; use /api/v1/folders/%s/files", o.name, o.name))
 	default:
-		writeErr(w, http.StatusConflict, fmt.Errorf("%q is not writable through items", o.name))
+		return o, withKind(ErrConflict, fmt.Errorf("%q is not writable through items", o.name))
 	}
-	return o, false
 }
 
-type itemReq struct {
-	ID    string `json:"id"`
-	Title string `json:"title"`
-	Text  string `json:"text"`
+// ItemsWritable checks that items of the object name may be written: a
+// list, todo or notes object. Its failures: ErrNotFound, ErrConflict.
+func (n *Node) ItemsWritable(name string) error {
+	_, err := n.editable(name)
+	return err
 }
 
-func (a *apiServer) writeItem(w http.ResponseWriter, o meshObject, id string, req itemReq, code int) {
-	iid, err := syncproto.ParseItemID(id)
+// PutItem writes item id (a new one when id is "") of the list or notes
+// object name. Its failures: those of ItemsWritable; ErrInvalid.
+func (n *Node) PutItem(name, id, title, text string) (APIItem, error) {
+	o, err := n.editable(name)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
+		return APIItem{}, err
 	}
-	it, err := a.n.sync.Update(o.id, iid, syncproto.Content{Title: req.Title, Body: syncproto.Text(req.Text)})
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("write item %q of %q: %w", id, o.name, err))
-		return
-	}
-	writeJSON(w, code, a.n.apiItem(it))
-}
-
-func (a *apiServer) itemCreate(w http.ResponseWriter, r *http.Request) {
-	o, ok := a.editable(w, r)
-	if !ok {
-		return
-	}
-	var req itemReq
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if req.ID == "" {
+	if id == "" {
 		var rnd [6]byte
 		_, _ = rand.Read(rnd[:])
-		req.ID = fmt.Sprintf("%d-%s", time.Now().UnixMilli(), hex.EncodeToString(rnd[:]))
+		id = fmt.Sprintf("%d-%s", time.Now().UnixMilli(), hex.EncodeToString(rnd[:]))
 	}
-	a.writeItem(w, o, req.ID, req, http.StatusCreated)
-}
-
-func (a *apiServer) itemPut(w http.ResponseWriter, r *http.Request) {
-	o, ok := a.editable(w, r)
-	if !ok {
-		return
-	}
-	var req itemReq
-	if !readJSON(w, r, &req) {
-		return
-	}
-	a.writeItem(w, o, r.PathValue("id"), req, http.StatusOK)
-}
-
-func (a *apiServer) itemDelete(w http.ResponseWriter, r *http.Request) {
-	o, ok := a.editable(w, r)
-	if !ok {
-		return
-	}
-	it, err := a.n.sync.Delete(o.id, syncproto.ItemID(r.PathValue("id")))
+	iid, err := syncproto.ParseItemID(id)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("delete item %q of %q: %w", r.PathValue("id"), o.name, err))
-		return
+		return APIItem{}, withKind(ErrInvalid, err)
 	}
-	writeJSON(w, http.StatusOK, a.n.apiItem(it))
+	it, err := n.sync.Update(o.id, iid, syncproto.Content{Title: title, Body: syncproto.Text(text)})
+	if err != nil {
+		return APIItem{}, withKind(ErrInvalid, fmt.Errorf("write item %q of %q: %w", id, o.name, err))
+	}
+	return n.apiItem(it), nil
 }
 
-func (a *apiServer) itemResolve(w http.ResponseWriter, r *http.Request) {
-	o, ok := a.editable(w, r)
-	if !ok {
-		return
+// DeleteItem deletes item id of the list or notes object name. Its
+// failures: those of ItemsWritable; ErrNotFound.
+func (n *Node) DeleteItem(name, id string) (APIItem, error) {
+	o, err := n.editable(name)
+	if err != nil {
+		return APIItem{}, err
 	}
-	var req struct {
-		Keep int `json:"keep"`
+	it, err := n.sync.Delete(o.id, syncproto.ItemID(id))
+	if err != nil {
+		return APIItem{}, withKind(ErrNotFound, fmt.Errorf("delete item %q of %q: %w", id, o.name, err))
 	}
-	if !readJSON(w, r, &req) {
-		return
+	return n.apiItem(it), nil
+}
+
+// ResolveItem resolves the conflicts of item id of the list or notes
+// object name, keeping conflict number keep (negative: the current
+// version). Its failures: those of ItemsWritable; ErrInvalid (keep);
+// ErrConflict.
+func (n *Node) ResolveItem(name, id string, keep int) (APIItem, error) {
+	o, err := n.editable(name)
+	if err != nil {
+		return APIItem{}, err
 	}
-	id := syncproto.ItemID(r.PathValue("id"))
-	var keep []syncproto.Content
-	if req.Keep >= 0 {
+	iid := syncproto.ItemID(id)
+	var kept []syncproto.Content
+	if keep >= 0 {
 		var cur syncproto.Item
-		_ = a.n.sync.Change(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(id); return nil })
-		if req.Keep >= len(cur.Sync.Conflicts) {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("item %q has %d conflicts; keep %d is not one", id, len(cur.Sync.Conflicts), req.Keep))
-			return
+		_ = n.sync.Change(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(iid); return nil })
+		if keep >= len(cur.Sync.Conflicts) {
+			return APIItem{}, withKind(ErrInvalid, fmt.Errorf("item %q has %d conflicts; keep %d is not one", iid, len(cur.Sync.Conflicts), keep))
 		}
-		keep = []syncproto.Content{cur.Sync.Conflicts[req.Keep].Content.Clone()}
+		kept = []syncproto.Content{cur.Sync.Conflicts[keep].Content.Clone()}
 	}
-	it, err := a.n.sync.Resolve(o.id, id, keep...)
+	it, err := n.sync.Resolve(o.id, iid, kept...)
 	if err != nil {
-		writeErr(w, http.StatusConflict, fmt.Errorf("resolve item %q of %q: %w", id, o.name, err))
-		return
+		return APIItem{}, withKind(ErrConflict, fmt.Errorf("resolve item %q of %q: %w", iid, o.name, err))
 	}
-	writeJSON(w, http.StatusOK, a.n.apiItem(it))
+	return n.apiItem(it), nil
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

@@ -21,15 +21,17 @@ const ShutdownBudget = 10 * time.Second
 // ShutdownBudget. Run has logged it already.
 var ErrShutdownTimeout = errors.New("shutdown did not finish in time")
 
-// Run serves the control API, the mesh protocols and discovery until ctx is
-// cancelled, then closes the node. It returns after all its goroutines exit,
-// or after ShutdownBudget with an ErrShutdownTimeout error, abandoning the
-// part that did not stop (the caller is expected to exit).
-func (n *Node) Run(ctx context.Context) error {
+// Run serves the mesh protocols and discovery, and runs services (each
+// until its context is done: the local API, node/localapi, which cmd/meshd
+// opens before Run), until ctx is cancelled, then closes the node. It
+// returns after all its goroutines exit, or after ShutdownBudget with an
+// ErrShutdownTimeout error, abandoning the part that did not stop (the
+// caller is expected to exit). The core never starts an API itself.
+func (n *Node) Run(ctx context.Context, services ...func(context.Context)) error {
 	served := make(chan struct{})
 	done := make(chan error, 1)
 	go func() { // owned by Run; abandoned only when the shutdown overruns
-		err := n.serve(ctx)
+		err := n.serve(ctx, services)
 		close(served)
 		if cerr := n.Close(); cerr != nil {
 			n.log.Warn("closing the node", "err", cerr)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/meshwork/meshwork/node/vault"
@@ -25,17 +24,16 @@ type StoragePeerStatus struct {
 	Error string       `json:"error,omitempty"`
 }
 
-func (a *apiServer) storage(w http.ResponseWriter, r *http.Request) {
-	n := a.n
+// StorageStatus is GET /v1/storage.
+func (n *Node) StorageStatus(ctx context.Context) StorageStatus {
 	out := StorageStatus{Role: "device", Peers: []StoragePeerStatus{}, Folders: []FolderInfo{}}
 	if n.isStorage() {
 		out.Role = RoleStorage
 		u := n.st.srv.Usage()
 		out.Usage = &u
-		writeJSON(w, http.StatusOK, out)
-		return
+		return out
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, p := range n.storagePeers() {
 		ps := StoragePeerStatus{Name: n.deviceName(p), ID: p.String()}
@@ -47,5 +45,5 @@ func (a *apiServer) storage(w http.ResponseWriter, r *http.Request) {
 		out.Peers = append(out.Peers, ps)
 	}
 	out.Folders = n.folderInfos()
-	writeJSON(w, http.StatusOK, out)
+	return out
 }

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/meshwork/meshwork/node/internal/kv"
@@ -25,16 +22,8 @@ import (
 // forwards are owned by the daemon: "background" ones until closed, the
 // CLI's foreground ones as long as its request stays open.
 //
-// API:
-//
-//	POST   /v1/expose   {"name","addr","allow":[DEVICE...]} (names or IDs)
-//	POST   /v1/unexpose {"name"}
-//	GET    /v1/exposed  → [ExposedService]
-//	POST   /v1/tunnels  {"device","service","local","follow"} → TunnelInfo;
-//	       with follow, the answer is NDJSON: one TunnelInfo line, and the
-//	       tunnel lives until the request ends
-//	GET    /v1/tunnels  → [TunnelInfo]
-//	DELETE /v1/tunnels/{id}
+// The routes (POST /v1/expose, /v1/unexpose, GET /v1/exposed, /v1/tunnels
+// and the HTTP API's /api/v1/services) are in node/localapi.
 
 var prefixExposed = []byte("node/exposed/")
 
@@ -120,136 +109,97 @@ func (n *Node) deviceName(p peer.ID) string {
 	return p.ShortString()
 }
 
-func (a *apiServer) expose(w http.ResponseWriter, r *http.Request) {
-	var req ExposedService
-	if !readJSON(w, r, &req) {
-		return
+// Expose offers the local service addr to the mesh as name, to the
+// devices allow (names or IDs; none: every member), and keeps it across
+// restarts. Its failures: ErrNoMesh; ErrInvalid (a device, the name or the
+// address).
+func (n *Node) Expose(name, addr string, allow []string) (ExposedService, error) {
+	l, err := n.meshLog()
+	if err != nil {
+		return ExposedService{}, err
 	}
-	l := a.n.membership()
-	if l == nil {
-		writeErr(w, http.StatusConflict, errNoMesh)
-		return
-	}
-	var allow []peer.ID
-	var ids []string
-	for _, who := range req.Allow {
+	var ids []peer.ID
+	var idStrs []string
+	for _, who := range allow {
 		m, err := findMember(l, who)
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("expose %q: allow %q: %w", req.Name, who, err))
-			return
+			return ExposedService{}, withKind(ErrInvalid, fmt.Errorf("expose %q: allow %q: %w", name, who, err))
 		}
-		allow = append(allow, m.ID)
-		ids = append(ids, m.ID.String())
+		ids = append(ids, m.ID)
+		idStrs = append(idStrs, m.ID.String())
 	}
-	if err := a.n.tun.server.Expose(req.Name, req.Addr, allow); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
+	if err := n.tun.server.Expose(name, addr, ids); err != nil {
+		return ExposedService{}, withKind(ErrInvalid, err)
 	}
-	rec := ExposedService{Name: req.Name, Addr: req.Addr, Allow: ids}
+	rec := ExposedService{Name: name, Addr: addr, Allow: idStrs}
 	b, _ := json.Marshal(rec)
-	if err := dbPut(a.n.db, append(append([]byte{}, prefixExposed...), req.Name...), b); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
+	if err := dbPut(n.db, append(append([]byte{}, prefixExposed...), name...), b); err != nil {
+		return ExposedService{}, err
 	}
-	writeJSON(w, http.StatusOK, rec)
+	return rec, nil
 }
 
-func (a *apiServer) unexpose(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Name string `json:"name"`
+// Unexpose stops offering the service name; ErrNotFound when it is not
+// exposed.
+func (n *Node) Unexpose(name string) error {
+	if err := n.tun.server.Unexpose(name); err != nil {
+		return withKind(ErrNotFound, err)
 	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if err := a.n.tun.server.Unexpose(req.Name); err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
-	key := append(append([]byte{}, prefixExposed...), req.Name...)
-	if err := a.n.db.Update(func(txn *badger.Txn) error { return txn.Delete(key) }); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"name": req.Name})
+	return dbDelete(n.db, append(append([]byte{}, prefixExposed...), name...))
 }
 
-func (a *apiServer) exposed(w http.ResponseWriter, _ *http.Request) {
+// Exposed lists the services this device exposes.
+func (n *Node) Exposed() []ExposedService {
 	out := []ExposedService{}
-	for _, s := range a.n.tun.server.Services() {
+	for _, s := range n.tun.server.Services() {
 		e := ExposedService{Name: s.Name, Addr: s.Addr, Allow: []string{}}
 		for _, p := range s.Allow {
 			e.Allow = append(e.Allow, p.String())
 		}
 		out = append(out, e)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 func (t *tunnelSet) info(id int, f *tunnel.Forward) TunnelInfo {
 	return TunnelInfo{ID: id, Device: f.Device().String(), Service: f.Service(), LocalAddr: f.Addr().String(), Stats: f.Stats()}
 }
 
-func (a *apiServer) openTunnel(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Device  string `json:"device"`
-		Service string `json:"service"`
-		Local   string `json:"local"`
-		Follow  bool   `json:"follow"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	l := a.n.membership()
-	if l == nil {
-		writeErr(w, http.StatusConflict, errNoMesh)
-		return
-	}
-	m, err := findMember(l, req.Device)
+// OpenTunnel listens on local (default 127.0.0.1:0) and forwards each
+// connection to service on device (name or ID). The tunnel lives until
+// CloseTunnel or the node stops; done is closed when it ends by itself.
+// Its failures: ErrNoMesh; ErrNotFound (device); ErrUnreachable.
+func (n *Node) OpenTunnel(ctx context.Context, device, service, local string) (_ TunnelInfo, done <-chan struct{}, _ error) {
+	l, err := n.meshLog()
 	if err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("tunnel to %q: %w", req.Device, err))
-		return
+		return TunnelInfo{}, nil, err
 	}
-	if req.Local == "" {
-		req.Local = "127.0.0.1:0"
+	m, err := findMember(l, device)
+	if err != nil {
+		return TunnelInfo{}, nil, withKind(ErrNotFound, fmt.Errorf("tunnel to %q: %w", device, err))
 	}
-	// A background tunnel outlives this request: it gets the daemon's
+	if local == "" {
+		local = "127.0.0.1:0"
+	}
+	// A tunnel outlives the request that opened it: it gets the daemon's
 	// lifetime (the client closes every forward when the daemon stops).
-	ctx := context.WithoutCancel(r.Context())
-	f, err := a.n.tun.client.Listen(ctx, m.ID, req.Service, req.Local)
+	f, err := n.tun.client.Listen(context.WithoutCancel(ctx), m.ID, service, local)
 	if err != nil {
-		writeErr(w, http.StatusBadGateway, err)
-		return
+		return TunnelInfo{}, nil, withKind(ErrUnreachable, err)
 	}
-	t := a.n.tun
+	t := n.tun
 	t.mu.Lock()
 	t.nextID++
 	id := t.nextID
 	t.forward[id] = f
 	t.mu.Unlock()
-	a.n.log.Info("tunnel open", "id", id, "device", m.Name, "service", req.Service, "local", f.Addr().String())
-	if !req.Follow {
-		writeJSON(w, http.StatusOK, t.info(id, f))
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(t.info(id, f))
-	if fl, ok := w.(http.Flusher); ok {
-		fl.Flush()
-	}
-	select {
-	case <-r.Context().Done():
-	case <-f.Done():
-	}
-	t.mu.Lock()
-	delete(t.forward, id)
-	t.mu.Unlock()
-	_ = f.Close()
-	a.n.log.Info("tunnel closed", "id", id)
+	n.log.Info("tunnel open", "id", id, "device", m.Name, "service", service, "local", f.Addr().String())
+	return t.info(id, f), f.Done(), nil
 }
 
-func (a *apiServer) listTunnels(w http.ResponseWriter, _ *http.Request) {
-	t := a.n.tun
+// Tunnels lists the open client-side tunnels by ID.
+func (n *Node) Tunnels() []TunnelInfo {
+	t := n.tun
 	t.mu.Lock()
 	out := []TunnelInfo{}
 	for id, f := range t.forward {
@@ -257,24 +207,19 @@ func (a *apiServer) listTunnels(w http.ResponseWriter, _ *http.Request) {
 	}
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
-func (a *apiServer) closeTunnel(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.Atoi(r.PathValue("id"))
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("tunnel id %q: not a number", r.PathValue("id")))
-		return
-	}
-	t := a.n.tun
+// CloseTunnel closes the tunnel id; ErrNotFound when there is none.
+func (n *Node) CloseTunnel(id int) error {
+	t := n.tun
 	t.mu.Lock()
 	f, ok := t.forward[id]
 	delete(t.forward, id)
 	t.mu.Unlock()
 	if !ok {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("no tunnel %d (see 'mesh tunnels')", id))
-		return
+		return withKind(ErrNotFound, fmt.Errorf("no tunnel %d (see 'mesh tunnels')", id))
 	}
 	_ = f.Close()
-	writeJSON(w, http.StatusOK, map[string]int{"id": id})
+	return nil
 }

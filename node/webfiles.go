@@ -1,21 +1,19 @@
 package node
 
-// Folder files and blobs through the API (node/API.md): listing, download
-// with ranges, atomic upload, delete, history, restore and conflict
-// resolution. Every path is opened through os.Root at the folder's root,
-// so no name (.., absolute, or a symlink) reaches outside the folder, and
-// the folder's internal .meshwork/ directory is never served or written.
+// Folder files and blobs for the HTTP API (node/API.md; the routes are in
+// node/localapi): listing, download, atomic upload, delete, history,
+// restore and conflict resolution. Every path is opened through os.Root at
+// the folder's root, so no name (.., absolute, or a symlink) reaches
+// outside the folder, and the folder's internal .meshwork/ directory is
+// never served or written.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path"
 	"sort"
@@ -29,47 +27,18 @@ import (
 
 const internalDirName = ".meshwork"
 
-// webURL is GET /v1/web (Unix socket only): the web desktop's login URL.
-func (a *apiServer) webURL(w http.ResponseWriter, _ *http.Request) {
-	if a.httpAddr == "" {
-		writeErr(w, http.StatusConflict, errors.New("the HTTP API is off: restart meshd without --http off"))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{
-		"url":   "http://" + a.httpAddr + "/login?token=" + a.token,
-		"addr":  a.httpAddr,
-		"token": a.token,
-	})
-}
-
-func (a *apiServer) unexposeName(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if err := a.n.tun.server.Unexpose(name); err != nil {
-		writeErr(w, http.StatusNotFound, err)
-		return
-	}
-	key := append(append([]byte{}, prefixExposed...), name...)
-	if err := dbDelete(a.n.db, key); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"name": name})
-}
-
-// localFolderReq finds the folder named in the path and checks it is
-// synced on this device.
-func (a *apiServer) localFolderReq(w http.ResponseWriter, r *http.Request) (*localFolder, bool) {
-	name := r.PathValue("name")
-	lf := a.n.folderByName(name)
+// localFolderNamed finds the folder name synced on this device:
+// ErrConflict when it is in the mesh but not synced here, ErrNotFound when
+// there is no such folder.
+func (n *Node) localFolderNamed(name string) (*localFolder, error) {
+	lf := n.folderByName(name)
 	if lf == nil {
-		if _, ok := a.n.catalog()[name]; ok {
-			writeErr(w, http.StatusConflict, fmt.Errorf("folder %q is not synced on this device: join it with 'mesh folder join %s PATH'", name, name))
-		} else {
-			writeErr(w, http.StatusNotFound, fmt.Errorf("folder %q: no such folder", name))
+		if _, ok := n.catalog()[name]; ok {
+			return nil, withKind(ErrConflict, fmt.Errorf("folder %q is not synced on this device: join it with 'mesh folder join %s PATH'", name, name))
 		}
-		return nil, false
+		return nil, withKind(ErrNotFound, fmt.Errorf("folder %q: no such folder", name))
 	}
-	return lf, true
+	return lf, nil
 }
 
 // cleanRel checks a folder-relative path from a request.
@@ -102,19 +71,20 @@ type File struct {
 	ConflictOf *string   `json:"conflict_of"`
 }
 
-func (a *apiServer) fileList(w http.ResponseWriter, r *http.Request) {
-	lf, ok := a.localFolderReq(w, r)
-	if !ok {
-		return
+// FolderFileList lists the files of the folder name synced here, with
+// the conflict copies of each (GET /api/v1/folders/{name}/files).
+func (n *Node) FolderFileList(name string) ([]File, error) {
+	lf, err := n.localFolderNamed(name)
+	if err != nil {
+		return nil, err
 	}
 	root, err := os.OpenRoot(lf.conf.Path)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("open folder %q: %w", lf.conf.Name, err))
-		return
+		return nil, fmt.Errorf("open folder %q: %w", lf.conf.Name, err)
 	}
 	defer root.Close()
 	var items []syncproto.Item
-	_ = a.n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { items = o.Items(); return nil })
+	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { items = o.Items(); return nil })
 	out := []File{}
 	for _, it := range items {
 		fe, ok := it.Body.(*syncproto.FileEntry)
@@ -123,7 +93,7 @@ func (a *apiServer) fileList(w http.ResponseWriter, r *http.Request) {
 		}
 		top := it.Sync.Top()
 		f := File{Path: fe.Path, Size: fe.Size, ModTime: fe.ModTime.UTC(), Dir: fe.Mode.IsDir(), Symlink: fe.Symlink,
-			Deleted: it.Sync.Deleted, By: a.n.deviceNameS(string(top.By)), Updates: it.Sync.Updates, Blob: fe.Blob.String()}
+			Deleted: it.Sync.Deleted, By: n.deviceNameS(string(top.By)), Updates: it.Sync.Updates, Blob: fe.Blob.String()}
 		if !f.Deleted {
 			if fi, err := root.Lstat(fe.Path); err == nil && (f.Dir || fi.Size() == fe.Size) {
 				f.Local = true
@@ -140,7 +110,7 @@ func (a *apiServer) fileList(w http.ResponseWriter, r *http.Request) {
 			}
 			name := folder.ConflictName(fe.Path, c)
 			orig := fe.Path
-			cf := File{Path: name, Size: cfe.Size, ModTime: cfe.ModTime.UTC(), By: a.n.deviceNameS(string(c.Sync.Top().By)),
+			cf := File{Path: name, Size: cfe.Size, ModTime: cfe.ModTime.UTC(), By: n.deviceNameS(string(c.Sync.Top().By)),
 				Updates: c.Sync.Updates, Blob: cfe.Blob.String(), ConflictOf: &orig}
 			if fi, err := root.Lstat(name); err == nil && fi.Size() == cfe.Size {
 				cf.Local = true
@@ -149,94 +119,89 @@ func (a *apiServer) fileList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// fileReq resolves a file request: the folder synced here, the clean
+// folderFile resolves a file request: the folder synced here, the clean
 // folder-relative path, and the folder's root opened (close it). With a
 // verb ("upload", "delete") this device must also be allowed to write.
-func (a *apiServer) fileReq(w http.ResponseWriter, r *http.Request, relRaw, verb string) (*localFolder, string, *os.Root, bool) {
-	lf, ok := a.localFolderReq(w, r)
-	if !ok {
-		return nil, "", nil, false
+func (n *Node) folderFile(name, relRaw, verb string) (*localFolder, string, *os.Root, error) {
+	lf, err := n.localFolderNamed(name)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	rel, err := cleanRel(relRaw)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return nil, "", nil, false
+		return nil, "", nil, withKind(ErrInvalid, err)
 	}
 	if verb != "" {
-		if role := a.folderRole(lf); !role.CanWrite() {
-			writeErr(w, http.StatusForbidden, fmt.Errorf("%s %q: this device is a %v of folder %q and may not write to it", verb, rel, role, lf.conf.Name))
-			return nil, "", nil, false
+		if role := n.localRole(lf); !role.CanWrite() {
+			return nil, "", nil, withKind(ErrForbidden, fmt.Errorf("%s %q: this device is a %v of folder %q and may not write to it", verb, rel, role, lf.conf.Name))
 		}
 	}
 	root, err := os.OpenRoot(lf.conf.Path)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("open folder %q: %w", lf.conf.Name, err))
-		return nil, "", nil, false
+		return nil, "", nil, fmt.Errorf("open folder %q: %w", lf.conf.Name, err)
 	}
-	return lf, rel, root, true
+	return lf, rel, root, nil
 }
 
-func (a *apiServer) fileGet(w http.ResponseWriter, r *http.Request) {
-	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "")
-	if !ok {
-		return
+// OpenFolderFile opens the regular file rel of the folder name for
+// reading (close it); etag is its content's blob reference when the
+// replica's item matches the file, else "". Its failures: those of the
+// folder; ErrInvalid (the path, or not a regular file); ErrNotFound.
+func (n *Node) OpenFolderFile(name, rel string) (_ *os.File, etag string, _ error) {
+	lf, rel, root, err := n.folderFile(name, rel, "")
+	if err != nil {
+		return nil, "", err
 	}
-	defer root.Close()
+	defer root.Close() // the file stays open
 	f, err := root.Open(rel)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("file %q in folder %q: %w", rel, lf.conf.Name, err))
-		return
+		return nil, "", withKind(ErrNotFound, fmt.Errorf("file %q in folder %q: %w", rel, lf.conf.Name, err))
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("file %q in folder %q is not a regular file", rel, lf.conf.Name))
-		return
+		f.Close()
+		return nil, "", withKind(ErrInvalid, fmt.Errorf("file %q in folder %q is not a regular file", rel, lf.conf.Name))
 	}
 	var it syncproto.Item
-	_ = a.n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { it, _ = o.Item(syncproto.ItemID(rel)); return nil })
+	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { it, _ = o.Item(syncproto.ItemID(rel)); return nil })
 	if fe, ok := it.Body.(*syncproto.FileEntry); ok && !fe.Blob.IsZero() && fe.Size == fi.Size() {
-		w.Header().Set("ETag", `"`+fe.Blob.String()+`"`)
+		etag = fe.Blob.String()
 	}
-	if r.URL.Query().Get("download") != "" {
-		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(rel)))
-	}
-	http.ServeContent(streaming(w, r), r, path.Base(rel), fi.ModTime(), f)
+	return f, etag, nil
 }
 
-// filePut writes the request body to a temporary file inside the folder's
-// internal directory and renames it into place: readers and peers never
-// see a partial file, and a failed upload leaves the old file as it was.
-func (a *apiServer) filePut(w http.ResponseWriter, r *http.Request) {
-	w = streaming(w, r) // an upload may be large: progress, not a whole-request timeout
-	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "upload")
-	if !ok {
-		return
+// PutFolderFile writes body to a temporary file inside the folder's
+// internal directory and renames it into place as rel: readers and peers
+// never see a partial file, and a failed upload leaves the old file as it
+// was. It returns the clean path and the bytes written. Its failures:
+// those of the folder; ErrInvalid (the path, or reading body failed);
+// ErrForbidden (no write role); ErrConflict (a directory on the path).
+func (n *Node) PutFolderFile(ctx context.Context, name, rel string, body io.Reader) (string, int64, error) {
+	lf, rel, root, err := n.folderFile(name, rel, "upload")
+	if err != nil {
+		return "", 0, err
 	}
 	defer root.Close()
 	if dir := path.Dir(rel); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
-			writeErr(w, http.StatusConflict, fmt.Errorf("upload %q: make directory: %w", rel, err))
-			return
+			return "", 0, withKind(ErrConflict, fmt.Errorf("upload %q: make directory: %w", rel, err))
 		}
 	}
 	tmpDir := internalDirName + "/uploads"
 	if err := root.MkdirAll(tmpDir, 0o700); err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("upload %q: %w", rel, err))
-		return
+		return "", 0, fmt.Errorf("upload %q: %w", rel, err)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := tmpDir + "/" + hex.EncodeToString(rnd[:])
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("upload %q: %w", rel, err))
-		return
+		return "", 0, fmt.Errorf("upload %q: %w", rel, err)
 	}
-	n, err := io.Copy(f, r.Body)
+	size, err := io.Copy(f, body)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -248,118 +213,86 @@ func (a *apiServer) filePut(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		_ = root.Remove(tmp)
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("upload %q to folder %q: %w (nothing was changed)", rel, lf.conf.Name, err))
-		return
+		return "", 0, withKind(ErrInvalid, fmt.Errorf("upload %q to folder %q: %w (nothing was changed)", rel, lf.conf.Name, err))
 	}
-	a.rescan(lf)
-	writeJSON(w, http.StatusCreated, map[string]any{"path": rel, "size": n})
+	n.rescan(lf)
+	return rel, size, nil
 }
 
 // rescan scans the folder now, so an API change is synced at once (the
 // watcher would also see it).
-func (a *apiServer) rescan(lf *localFolder) {
-	ctx, cancel := context.WithTimeout(a.n.runCtx, time.Minute)
+func (n *Node) rescan(lf *localFolder) {
+	ctx, cancel := context.WithTimeout(n.runCtx, time.Minute)
 	defer cancel()
 	if err := lf.f.Scan(ctx); err != nil {
-		a.n.log.Warn("scan after API change", "folder", lf.conf.Name, "err", err)
+		n.log.Warn("scan after API change", "folder", lf.conf.Name, "err", err)
 	}
 }
 
-func (a *apiServer) folderRole(lf *localFolder) syncproto.Role {
+// localRole is this device's role in lf.
+func (n *Node) localRole(lf *localFolder) syncproto.Role {
 	role := syncproto.RoleNone
-	_ = a.n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
-		role = o.Role(syncproto.DeviceID(a.n.id.String()))
+	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+		role = o.Role(syncproto.DeviceID(n.id.String()))
 		return nil
 	})
 	return role
 }
 
-func (a *apiServer) fileDelete(w http.ResponseWriter, r *http.Request) {
-	lf, rel, root, ok := a.fileReq(w, r, r.PathValue("path"), "delete")
-	if !ok {
-		return
+// DeleteFolderFile deletes the file rel of the folder name and returns
+// its clean path. Its failures: those of the folder; ErrInvalid;
+// ErrForbidden; ErrNotFound.
+func (n *Node) DeleteFolderFile(name, rel string) (string, error) {
+	lf, rel, root, err := n.folderFile(name, rel, "delete")
+	if err != nil {
+		return "", err
 	}
 	defer root.Close()
 	if err := root.Remove(rel); err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("delete %q in folder %q: %w", rel, lf.conf.Name, err))
-		return
+		return "", withKind(ErrNotFound, fmt.Errorf("delete %q in folder %q: %w", rel, lf.conf.Name, err))
 	}
-	a.rescan(lf)
-	writeJSON(w, http.StatusOK, map[string]string{"path": rel})
+	n.rescan(lf)
+	return rel, nil
 }
 
-func (a *apiServer) fileHistory(w http.ResponseWriter, r *http.Request) {
-	lf, rel, root, ok := a.fileReq(w, r, r.URL.Query().Get("path"), "")
-	if !ok {
-		return
-	}
-	root.Close()
-	a.writeHistory(w, lf, rel)
-}
-
-func (a *apiServer) fileRestore(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Path    string `json:"path"`
-		Version int    `json:"version"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	lf, rel, root, ok := a.fileReq(w, r, req.Path, "restore")
-	if !ok {
-		return
-	}
-	root.Close()
-	a.doRestore(w, r, lf, rel, req.Version)
-}
-
-// writeHistory answers with the kept versions of rel (GET /v1/history and
-// the HTTP API's history).
-func (a *apiServer) writeHistory(w http.ResponseWriter, lf *localFolder, rel string) {
-	versions, err := lf.f.History(rel)
+// FolderFileHistory lists the kept versions of rel in the folder name.
+func (n *Node) FolderFileHistory(name, rel string) ([]HistoryEntry, error) {
+	lf, rel, root, err := n.folderFile(name, rel, "")
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
-		return
+		return nil, err
 	}
-	out := []HistoryEntry{}
-	for _, v := range versions {
-		out = append(out, HistoryEntry{N: v.N, Path: v.Path, By: a.n.deviceNameS(string(v.By)), Kept: v.Kept, ModTime: v.ModTime, Size: v.Size})
-	}
-	writeJSON(w, http.StatusOK, out)
+	root.Close()
+	return n.historyOf(lf, rel)
 }
 
-// doRestore restores version n of rel and says so in the news.
-func (a *apiServer) doRestore(w http.ResponseWriter, r *http.Request, lf *localFolder, rel string, n int) {
-	if err := lf.f.Restore(r.Context(), rel, n); err != nil {
-		writeErr(w, http.StatusConflict, fmt.Errorf("restore %s: %w", rel, err))
-		return
+// RestoreFolderFile restores version of rel in the folder name and
+// returns its clean path; ErrConflict when the restore fails.
+func (n *Node) RestoreFolderFile(ctx context.Context, name, rel string, version int) (string, error) {
+	lf, rel, root, err := n.folderFile(name, rel, "restore")
+	if err != nil {
+		return "", err
 	}
-	a.n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", a.n.deviceName(a.n.id), rel, lf.conf.Name))
-	writeJSON(w, http.StatusOK, map[string]any{"path": rel, "version": n})
+	root.Close()
+	return rel, n.restoreIn(ctx, lf, rel, version)
 }
 
-// fileResolve resolves a conflict copy: keep "this" (the copy's content
-// becomes the file) or "other" (the file stays); the copy goes either way.
-func (a *apiServer) fileResolve(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Path string `json:"path"`
-		Keep string `json:"keep"`
-	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	lf, rel, root, ok := a.fileReq(w, r, req.Path, "resolve")
-	if !ok {
-		return
+// ResolveFolderFile resolves the conflict copy rel of the folder name:
+// keep "this" (the copy's content becomes the file) or "other" (the file
+// stays); the copy goes either way. It returns the file's path. Its
+// failures: those of the folder; ErrInvalid (keep); ErrNotFound (not a
+// conflict copy); ErrConflict.
+func (n *Node) ResolveFolderFile(ctx context.Context, name, rel, keep string) (string, error) {
+	lf, rel, root, err := n.folderFile(name, rel, "resolve")
+	if err != nil {
+		return "", err
 	}
 	defer root.Close()
-	if req.Keep != "this" && req.Keep != "other" {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("keep %q: want this (the conflict copy) or other (the file)", req.Keep))
-		return
+	if keep != "this" && keep != "other" {
+		return "", withKind(ErrInvalid, fmt.Errorf("keep %q: want this (the conflict copy) or other (the file)", keep))
 	}
 	// Find the item whose conflict copy rel is.
 	var orig string
-	_ = a.n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			fe, ok := it.Body.(*syncproto.FileEntry)
 			if !ok || it.Sync.Deleted {
@@ -374,30 +307,27 @@ func (a *apiServer) fileResolve(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if orig == "" {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("%q in folder %q is not a conflict copy of an unresolved conflict", rel, lf.conf.Name))
-		return
+		return "", withKind(ErrNotFound, fmt.Errorf("%q in folder %q is not a conflict copy of an unresolved conflict", rel, lf.conf.Name))
 	}
-	if req.Keep == "this" {
+	if keep == "this" {
 		if err := root.Rename(rel, orig); err != nil {
-			writeErr(w, http.StatusConflict, fmt.Errorf("keep %q as %q: %w", rel, orig, err))
-			return
+			return "", withKind(ErrConflict, fmt.Errorf("keep %q as %q: %w", rel, orig, err))
 		}
-		a.rescan(lf) // the copy's content is now a local edit of orig
+		n.rescan(lf) // the copy's content is now a local edit of orig
 	}
-	if _, err := a.n.sync.Resolve(lf.conf.ID, syncproto.ItemID(orig)); err != nil {
-		writeErr(w, http.StatusConflict, fmt.Errorf("resolve %q: %w", orig, err))
-		return
+	if _, err := n.sync.Resolve(lf.conf.ID, syncproto.ItemID(orig)); err != nil {
+		return "", withKind(ErrConflict, fmt.Errorf("resolve %q: %w", orig, err))
 	}
-	if req.Keep == "other" {
-		if err := lf.f.DropResolvedConflicts(r.Context()); err != nil {
-			a.n.log.Warn("drop resolved conflict copies", "folder", lf.conf.Name, "err", err)
+	if keep == "other" {
+		if err := lf.f.DropResolvedConflicts(ctx); err != nil {
+			n.log.Warn("drop resolved conflict copies", "folder", lf.conf.Name, "err", err)
 		}
 		if _, err := root.Lstat(rel); err == nil { // edited copies are not dropped: remove it
 			_ = root.Remove(rel)
-			a.rescan(lf)
+			n.rescan(lf)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"path": orig, "kept": req.Keep})
+	return orig, nil
 }
 
 // blobReader reads a blob chunk by chunk from the store (each chunk
@@ -455,9 +385,11 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
-	// Both text forms are accepted: the items' "mwblob1-…" and the CLI's.
-	s := r.PathValue("ref")
+// OpenBlob opens the blob ref (either text form: the items'
+// "mwblob1-..." or the CLI's) held whole on this device, for reading with
+// seeks. Its failures: ErrInvalid (the reference); ErrNotFound (not here,
+// or chunks missing).
+func (n *Node) OpenBlob(ctx context.Context, s string) (io.ReadSeeker, error) {
 	var ref blobs.BlobRef
 	sref, err := syncproto.ParseBlobRef(s)
 	if err == nil && strings.HasPrefix(s, "mwblob1-") {
@@ -466,55 +398,14 @@ func (a *apiServer) blobServe(w http.ResponseWriter, r *http.Request) {
 		ref, err = blobs.ParseBlobRef(s)
 	}
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("blob %q: %w", r.PathValue("ref"), err))
-		return
+		return nil, withKind(ErrInvalid, fmt.Errorf("blob %q: %w", s, err))
 	}
-	m, err := a.n.blobStore.Manifest(r.Context(), ref)
+	m, err := n.blobStore.Manifest(ctx, ref)
 	if err != nil {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("blob %s is not held on this device: %w", ref, err))
-		return
+		return nil, withKind(ErrNotFound, fmt.Errorf("blob %s is not held on this device: %w", ref, err))
 	}
-	if missing, err := a.n.blobStore.Missing(r.Context(), m); err != nil || len(missing) > 0 {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("blob %s: %d chunks are not on this device", ref, len(missing)))
-		return
+	if missing, err := n.blobStore.Missing(ctx, m); err != nil || len(missing) > 0 {
+		return nil, withKind(ErrNotFound, fmt.Errorf("blob %s: %d chunks are not on this device", ref, len(missing)))
 	}
-	w.Header().Set("ETag", `"`+s+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(streaming(w, r), r, "", time.Time{}, newBlobReader(r.Context(), a.n, m))
-}
-
-// apiService is an exposed service in the HTTP API: "target" is the
-// address the tunnel leads to ("addr" in the Unix-socket API; both are
-// accepted and given).
-type apiService struct {
-	Name   string   `json:"name"`
-	Target string   `json:"target"`
-	Addr   string   `json:"addr"`
-	Allow  []string `json:"allow"`
-}
-
-func (a *apiServer) services(w http.ResponseWriter, _ *http.Request) {
-	out := []apiService{}
-	for _, s := range a.n.tun.server.Services() {
-		e := apiService{Name: s.Name, Target: s.Addr, Addr: s.Addr, Allow: []string{}}
-		for _, p := range s.Allow {
-			e.Allow = append(e.Allow, p.String())
-		}
-		out = append(out, e)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *apiServer) serviceExpose(w http.ResponseWriter, r *http.Request) {
-	var req apiService
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if req.Addr == "" {
-		req.Addr = req.Target
-	}
-	b, _ := json.Marshal(ExposedService{Name: req.Name, Addr: req.Addr, Allow: req.Allow})
-	r2 := r.Clone(r.Context())
-	r2.Body = io.NopCloser(bytes.NewReader(b))
-	a.expose(w, r2)
+	return newBlobReader(ctx, n, m), nil
 }

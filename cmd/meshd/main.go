@@ -1,5 +1,6 @@
-// Command meshd runs a Meshwork device: the libp2p node, membership,
-// discovery and the local control API used by the mesh CLI. With --role
+// Command meshd runs a Meshwork device: the libp2p node, membership and
+// discovery (package node), and the local control API used by the mesh CLI
+// (package node/localapi), which it wires to the node. With --role
 // storage it runs a storage peer instead (see node/storage.go).
 package main
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshwork/meshwork/node"
+	"github.com/meshwork/meshwork/node/localapi"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -79,9 +81,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
+			api, err := localapi.Listen(n, localapi.Config{Home: cfg.Home, HTTPAddr: cfg.HTTPAddr, HTTPHosts: cfg.HTTPHosts, Log: n.Log()})
+			if err != nil {
+				n.Close()
+				return err
+			}
+			defer api.Close() // when Run failed before serving it
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return n.Run(ctx)
+			return n.Run(ctx, api.Serve)
 		},
 	}
 	cmd.SetArgs(args)

@@ -1,11 +1,11 @@
 // Package cli is the mesh command-line tool: it parses commands and talks
-// to the running meshd over the control API's Unix socket (see node/api.go).
+// to the running meshd over the control API's Unix socket (see node/localapi).
 //
 // It must never touch the daemon's home directly (key, database): the
 // daemon owns them; the CLI only asks.
 //
 // Output: human-readable tables by default; with --json, the API's JSON
-// unchanged, so scripts get the stable field names documented in node/api.go.
+// unchanged, so scripts get the stable field names documented in node/localapi.
 // Errors are printed as "mesh: error: ..." (and "mesh: hint: ..." where a
 // next step helps; a command, argument or flag that does not fit hints at
 // the command's --help) with exit status 1.

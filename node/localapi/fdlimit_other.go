@@ -1,6 +1,6 @@
 //go:build !unix
 
-package node
+package localapi
 
 // fdLimit is unknown here.
 func fdLimit() uint64 { return 0 }

@@ -1,9 +1,10 @@
-package node
+package localapi
 
 // The HTTP API and web desktop (node/API.md is the reference): the
-// /api/v1/ routes, served on 127.0.0.1 behind a per-device token, a Host
-// check (DNS rebinding) and an Origin check (CSRF). The same /api/v1/
-// routes are mounted on the Unix control socket, which needs no token.
+// /api/v1/ routes (routes.go), served on 127.0.0.1 behind a per-device
+// token, a Host check (DNS rebinding) and an Origin check (CSRF). The same
+// /api/v1/ routes are mounted on the Unix control socket, which needs no
+// token.
 
 import (
 	"context"
@@ -12,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshwork/meshwork/node"
 	"github.com/meshwork/meshwork/node/webui"
 )
 
@@ -28,7 +31,7 @@ const sessionCookie = "meshwork_session"
 // loadOrCreateToken returns the device's API token, making it (0600) on
 // first use.
 func loadOrCreateToken(home string) (string, error) {
-	path := TokenPath(home)
+	path := node.TokenPath(home)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
@@ -54,59 +57,26 @@ func loadOrCreateToken(home string) (string, error) {
 	return t, nil
 }
 
-// registerAPIv1 mounts the /api/v1/ routes on mux.
-func (a *apiServer) registerAPIv1(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/status", a.status)
-	mux.HandleFunc("GET /api/v1/devices", a.devices)
-	mux.HandleFunc("POST /api/v1/invite", a.invite(true))
-	mux.HandleFunc("GET /api/v1/news", a.listNews)
-	mux.HandleFunc("GET /api/v1/objects", a.objectList)
-	mux.HandleFunc("POST /api/v1/objects", a.objectCreate)
-	mux.HandleFunc("GET /api/v1/objects/{name}/feed", a.feedGet)
-	mux.HandleFunc("POST /api/v1/objects/{name}/feed", a.feedPost)
-	mux.HandleFunc("GET /api/v1/objects/{name}/items", a.itemList)
-	mux.HandleFunc("POST /api/v1/objects/{name}/items", a.itemCreate)
-	mux.HandleFunc("PUT /api/v1/objects/{name}/items/{id}", a.itemPut)
-	mux.HandleFunc("DELETE /api/v1/objects/{name}/items/{id}", a.itemDelete)
-	mux.HandleFunc("POST /api/v1/objects/{name}/items/{id}/resolve", a.itemResolve)
-	mux.HandleFunc("GET /api/v1/folders", a.folderList)
-	mux.HandleFunc("GET /api/v1/folders/{name}/files", a.fileList)
-	mux.HandleFunc("GET /api/v1/folders/{name}/files/{path...}", a.fileGet)
-	mux.HandleFunc("PUT /api/v1/folders/{name}/files/{path...}", a.filePut)
-	mux.HandleFunc("DELETE /api/v1/folders/{name}/files/{path...}", a.fileDelete)
-	mux.HandleFunc("GET /api/v1/folders/{name}/history", a.fileHistory)
-	mux.HandleFunc("POST /api/v1/folders/{name}/restore", a.fileRestore)
-	mux.HandleFunc("POST /api/v1/folders/{name}/resolve", a.fileResolve)
-	mux.HandleFunc("GET /api/v1/blobs/{ref}", a.blobServe)
-	mux.HandleFunc("GET /api/v1/services", a.services)
-	mux.HandleFunc("POST /api/v1/services", a.serviceExpose)
-	mux.HandleFunc("DELETE /api/v1/services/{name}", a.unexposeName)
-	mux.HandleFunc("GET /api/v1/events", a.events)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, fmt.Errorf("%s %s: no such API route (see node/API.md)", r.Method, r.URL.Path))
-	})
-}
-
-// httpServer is the HTTP API's listener.
-type httpServer struct {
-	a      *apiServer
+// webServer is the HTTP API's listener.
+type webServer struct {
 	ln     net.Listener
 	srv    *http.Server
 	hosts  map[string]bool
 	cookie string // the session cookie's name: one per port, as cookies ignore ports
+	token  string
 }
 
-// listenHTTP opens the HTTP API's listener (nil when turned off).
-func (a *apiServer) listenHTTP() (*httpServer, error) {
-	n := a.n
-	addr := n.cfg.HTTPAddr
+// listenHTTP opens the HTTP API's listener (nil when turned off) and
+// sets s.ep.
+func (s *Server) listenHTTP() (*webServer, error) {
+	addr := s.cfg.HTTPAddr
 	if addr == "" {
-		addr = DefaultHTTPAddr
+		addr = node.DefaultHTTPAddr
 	}
 	if addr == "off" {
 		return nil, nil
 	}
-	token, err := loadOrCreateToken(n.cfg.Home)
+	token, err := loadOrCreateToken(s.cfg.Home)
 	if err != nil {
 		return nil, err
 	}
@@ -119,16 +89,23 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 		if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
 			return nil, fmt.Errorf("HTTP API on %q: %w (choose another with --http, or --http off)", addr, err)
 		}
-		n.log.Warn("HTTP API port taken, using another", "wanted", addr, "addr", ln.Addr().String())
+		s.log.Warn("HTTP API port taken, using another", "wanted", addr, "addr", ln.Addr().String())
 	}
-	h := &httpServer{a: a, ln: ln, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
+	h := &webServer{ln: ln, token: token, hosts: map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	h.cookie = sessionCookie + "_" + port
-	for _, s := range n.cfg.HTTPHosts {
-		h.hosts[strings.ToLower(s)] = true
+	for _, name := range s.cfg.HTTPHosts {
+		h.hosts[strings.ToLower(name)] = true
 	}
+	s.ep.httpAddr, s.ep.token = ln.Addr().String(), token
+	return h, nil
+}
+
+// routes builds the HTTP API's server: the /api/v1/ routes behind the
+// token, the login and the web desktop, all behind guard.
+func (h *webServer) routes(hs *handlers) {
 	api := http.NewServeMux()
-	a.registerAPIv1(api)
+	hs.apiV1Routes(api)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", h.authed(api))
 	mux.HandleFunc("GET /login", h.login)
@@ -138,25 +115,23 @@ func (a *apiServer) listenHTTP() (*httpServer, error) {
 	h.srv = &http.Server{Handler: h.guard(mux), ReadHeaderTimeout: headerTimeout, IdleTimeout: httpIdle,
 		ReadTimeout: httpRequest, WriteTimeout: httpRequest} // streaming routes lift the last two (connlimit.go)
 	budget, _ := connBudgets(fdLimit())
-	ll := newLimitListener(ln, budget)
+	ll := newLimitListener(h.ln, budget)
 	ll.serve(h.srv)
 	h.ln = ll
-	n.log.Debug("HTTP API connection limit", "conns", budget, "nofile", fdLimit())
-	a.httpAddr, a.token = ln.Addr().String(), token
-	return h, nil
+	hs.log.Debug("HTTP API connection limit", "conns", budget, "nofile", fdLimit())
 }
 
 // serve runs until ctx is done.
-func (h *httpServer) serve(ctx context.Context) {
+func (h *webServer) serve(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.a.n.log.Error("HTTP API stopped", "err", err)
+			log.Error("HTTP API stopped", "err", err)
 		}
 	}()
-	h.a.n.log.Info("HTTP API and web desktop", "url", "http://"+h.ln.Addr().String()+"/")
+	log.Info("HTTP API and web desktop", "url", "http://"+h.ln.Addr().String()+"/")
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -166,7 +141,7 @@ func (h *httpServer) serve(ctx context.Context) {
 }
 
 // guard applies the Host and Origin checks to every request.
-func (h *httpServer) guard(next http.Handler) http.Handler {
+func (h *webServer) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
@@ -192,17 +167,17 @@ func (h *httpServer) guard(next http.Handler) http.Handler {
 }
 
 // tokenOK reports whether the request carries the device's token.
-func (h *httpServer) tokenOK(r *http.Request) bool {
+func (h *webServer) tokenOK(r *http.Request) bool {
 	var got string
 	if a := r.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
 		got = strings.TrimPrefix(a, "Bearer ")
 	} else if c, err := r.Cookie(h.cookie); err == nil {
 		got = c.Value
 	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.a.token)) == 1
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) == 1
 }
 
-func (h *httpServer) authed(next http.Handler) http.Handler {
+func (h *webServer) authed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.tokenOK(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="meshwork"`)
@@ -214,7 +189,7 @@ func (h *httpServer) authed(next http.Handler) http.Handler {
 }
 
 // login checks a token (query or form) and sets the session cookie.
-func (h *httpServer) login(w http.ResponseWriter, r *http.Request) {
+func (h *webServer) login(w http.ResponseWriter, r *http.Request) {
 	var t string
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
@@ -222,15 +197,15 @@ func (h *httpServer) login(w http.ResponseWriter, r *http.Request) {
 	} else {
 		t = r.URL.Query().Get("token")
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(h.a.token)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(h.token)) != 1 {
 		writeErr(w, http.StatusUnauthorized, errors.New("wrong token: use the URL `mesh web` prints"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: h.a.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: h.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (h *httpServer) logout(w http.ResponseWriter, r *http.Request) {
+func (h *webServer) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

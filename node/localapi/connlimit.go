@@ -1,4 +1,4 @@
-package node
+package localapi
 
 // Bounds on the HTTP API and the control socket (issue 14, row 9): 1,005
 // idle keep-alive connections to the HTTP API used to take every file
