@@ -580,6 +580,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		}
 	}
 
+	superseded := false
 	if err := func() error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -592,6 +593,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 			return err
 		}
 		if !conflict && !f.currentLocked(rel, by) {
+			superseded = true
 			return fmt.Errorf("path %q: superseded while its content was fetched: %w", rel, ErrLocalChange)
 		}
 		if fi != nil && fi.Mode().IsRegular() && !conflict {
@@ -616,8 +618,12 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		f.applying[rel] = true
 		return nil
 	}(); err != nil {
-		// Nothing of this Apply reached rel: its intent goes.
-		if derr := f.deleteRecord(f.key(kIntent, []byte(rel))); derr != nil {
+		// Nothing of this Apply reached rel: its intent goes, and the
+		// partial file of a superseded version too (no later run may
+		// come to drop it: a visible temporary file).
+		if superseded {
+			f.abortPartial(ctx, rel, p)
+		} else if derr := f.deleteRecord(f.key(kIntent, []byte(rel))); derr != nil {
 			f.log.Warn("forget intent", "path", rel, "err", derr)
 		}
 		return fail(err)
@@ -661,7 +667,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		return nil
 	})
 	if errors.Is(err, store.ErrTargetChanged) {
-		return fail(f.editedDuringApply(ctx, rel, err))
+		return fail(f.editedDuringApply(ctx, rel, p, err))
 	}
 	if err != nil {
 		return fail(err)
@@ -702,15 +708,13 @@ func (f *Folder) currentLocked(rel string, by syncproto.History) bool {
 // checked it (store.ErrTargetChanged): nothing replaced the edit, and the
 // scan indexes it now (the watcher's scan may have skipped rel while this
 // Apply held it), so the next Apply writes the remote version beside it as
-// a conflict, or after it. The intent of this Apply goes.
-func (f *Folder) editedDuringApply(ctx context.Context, rel string, cause error) error {
+// a conflict, or after it. The intent and the partial file of this Apply go.
+func (f *Folder) editedDuringApply(ctx context.Context, rel string, p *store.Partial, cause error) error {
 	f.mu.Lock()
 	delete(f.applying, rel)
 	_, serr := f.scanLocked(ctx, []string{rel})
 	f.mu.Unlock()
-	if derr := f.deleteRecord(f.key(kIntent, []byte(rel))); derr != nil {
-		f.log.Warn("forget intent", "path", rel, "err", derr)
-	}
+	f.abortPartial(ctx, rel, p) // its intent and its partial file go: no later run may come to drop them
 	f.log.Info("local edit during apply kept", "path", rel, "err", cause)
 	return errors.Join(fmt.Errorf("path %q: %w", rel, ErrLocalChange), cause, serr)
 }

@@ -855,6 +855,7 @@ func TestEditDuringCommitKept(t *testing.T) {
 	if got["new.txt"] != "written on B meanwhile" || len(copies) != 1 || got[copies[0]] != "from A" {
 		t.Fatalf("B's tree %q: want B's edit as new.txt and A's version as its one conflict copy", got)
 	}
+	noTemps(t, b.root) // the refused commit's partial file went with it
 }
 
 // TestStaleApplyKeepsNewerLocal: an apply run that began before a local
