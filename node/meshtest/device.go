@@ -2,7 +2,6 @@ package meshtest
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,8 +31,8 @@ type Device struct {
 	done   chan error // Run's result
 }
 
-// newDevice prepares a device (role "" or node.RoleStorage) and registers
-// its cleanup: stop it, and print its log's tail if the test failed.
+// newDevice prepares a device (role "" or node.RoleStorage); the mesh's
+// cleanup stops it.
 func (m *Mesh) newDevice(name, role string) *Device {
 	t := m.t
 	t.Helper()
@@ -62,15 +61,14 @@ func (m *Mesh) newDevice(name, role string) *Device {
 	if m.relayAt != "" {
 		d.cfg.Relays = []string{m.relayAt}
 	}
-	t.Cleanup(func() {
-		d.Stop()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("---- meshtest: log of %s (%s) ----\n%s", d.Name, d.id, tail(string(b), 150))
-		}
-	})
+	m.all = append(m.all, d)
 	return d
+}
+
+// logTail is the tail of d's log, for a failed test.
+func (d *Device) logTail() string {
+	b, _ := os.ReadFile(d.logf.Name())
+	return tail(string(b), 150)
 }
 
 // Start opens the device's node (node.New) and runs it until Stop or the
@@ -123,19 +121,25 @@ func listenAddrs(n *node.Node) []string {
 // gives up after node.ShutdownBudget, and an overrun fails the test. It
 // does nothing when the device is not running.
 func (d *Device) Stop() {
+	d.m.t.Helper()
+	if d.n != nil {
+		d.cancel()
+		d.wait()
+	}
+}
+
+// wait waits for Run to return after d.cancel.
+func (d *Device) wait() {
 	t := d.m.t
 	t.Helper()
-	if d.n == nil {
-		return
-	}
-	d.cancel()
+	bound := node.ShutdownBudget + 5*time.Second
 	select {
 	case err := <-d.done:
-		if errors.Is(err, node.ErrShutdownTimeout) || err != nil {
+		if err != nil {
 			t.Errorf("meshtest: stop %s: %v", d.Name, err)
 		}
-	case <-time.After(node.ShutdownBudget + 5*time.Second):
-		t.Errorf("meshtest: stop %s: Run did not return within %s of its cancellation", d.Name, node.ShutdownBudget+5*time.Second)
+	case <-time.After(bound):
+		t.Errorf("meshtest: stop %s: Run did not return within %s of its cancellation", d.Name, bound)
 	}
 	d.n, d.cancel, d.done = nil, nil, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +26,17 @@ const DefaultWait = 45 * time.Second
 
 // Mesh is an in-process mesh of devices, built by New.
 type Mesh struct {
-	t       testing.TB
-	opts    options
-	root    string // every home and folder directory lives under it
-	devices []*Device
-	storage *Device
-	relay   *relay.Server
-	relayAt string // the relay's multiaddr with /p2p/ID, "" without one
-	meshID  identity.MeshID
+	t         testing.TB
+	opts      options
+	root      string // every home and folder directory lives under it
+	devices   []*Device
+	storage   *Device
+	all       []*Device // devices and storage peer, in the order made
+	relay     *relay.Server
+	relayAt   string // the relay's multiaddr with /p2p/ID, "" without one
+	relayLog  *os.File
+	stopRelay func()
+	meshID    identity.MeshID
 }
 
 // Option changes what New builds.
@@ -82,8 +86,9 @@ func New(t testing.TB, n int, opts ...Option) *Mesh {
 	if err != nil {
 		t.Fatalf("meshtest.New: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) }) // runs after the devices' cleanups
+	t.Cleanup(func() { os.RemoveAll(root) }) // runs after m.close
 	m.root = root
+	t.Cleanup(m.close)
 	for i := range n {
 		m.devices = append(m.devices, m.newDevice(fmt.Sprintf("d%d", i), ""))
 	}
@@ -134,9 +139,16 @@ func (m *Mesh) initOffline(d *Device) identity.MeshID {
 func (m *Mesh) startRelay() {
 	t := m.t
 	t.Helper()
-	key, _, err := identity.LoadOrCreateKey(m.root + "/relay.key")
+	dir := filepath.Join(m.root, "relay")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatalf("meshtest: relay state: %v", err)
+	}
+	key, _, err := identity.LoadOrCreateKey(filepath.Join(dir, "relay.key"))
 	if err != nil {
 		t.Fatalf("meshtest: relay key: %v", err)
+	}
+	if m.relayLog, err = os.Create(filepath.Join(dir, "relay.log")); err != nil {
+		t.Fatalf("meshtest: relay log: %v", err)
 	}
 	srv, err := relay.New(relay.Config{
 		Key:            key,
@@ -144,14 +156,14 @@ func (m *Mesh) startRelay() {
 		AllowMeshes:    []identity.MeshID{m.meshID},
 		ResourceMemory: 1 << 30,
 		ResourceFDs:    1024,
-	}, m.devices[0].logger.With("component", "relay"))
+	}, slog.New(slog.NewTextHandler(m.relayLog, &slog.HandlerOptions{Level: m.opts.level})))
 	if err != nil {
 		t.Fatalf("meshtest: start relay: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	go func() { done <- srv.Run(ctx) }() // owned by m: close waits for it
+	m.stopRelay = func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -161,11 +173,43 @@ func (m *Mesh) startRelay() {
 		case <-time.After(node.ShutdownBudget):
 			t.Errorf("meshtest: the relay did not stop within %s", node.ShutdownBudget)
 		}
-	})
+	}
 	m.relay = srv
 	m.relayAt = srv.Addrs()[0].String() + "/p2p/" + srv.ID().String()
 	for _, d := range m.devices {
 		d.cfg.Relays = []string{m.relayAt}
+	}
+}
+
+// close stops every node (all at once) and then the relay, and prints the
+// tail of each log if the test failed.
+func (m *Mesh) close() {
+	t := m.t
+	for _, d := range m.all {
+		if d.n != nil {
+			d.cancel()
+		}
+	}
+	for _, d := range m.all {
+		if d.n != nil {
+			d.wait()
+		}
+	}
+	if m.stopRelay != nil {
+		m.stopRelay()
+	}
+	for _, d := range m.all {
+		d.logf.Close()
+		if t.Failed() {
+			t.Logf("---- meshtest: log of %s (%s) ----\n%s", d.Name, d.id, d.logTail())
+		}
+	}
+	if m.relayLog != nil {
+		m.relayLog.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(m.relayLog.Name())
+			t.Logf("---- meshtest: log of the relay ----\n%s", tail(string(b), 60))
+		}
 	}
 }
 
