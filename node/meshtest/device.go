@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -159,9 +158,10 @@ func (d *Device) Node() *node.Node {
 // ID is the device's ID (kept while it is stopped).
 func (d *Device) ID() peer.ID { return d.id }
 
-// ConnectedTo reports whether d holds a connection to o.
+// ConnectedTo reports whether d holds a connection to o, direct or
+// through a relay (what the device list counts as online).
 func (d *Device) ConnectedTo(o *Device) bool {
-	return d.n != nil && d.n.Host().Network().Connectedness(o.id) == network.Connected
+	return d.n != nil && len(d.n.Host().Network().ConnsToPeer(o.id)) > 0
 }
 
 // Devices is d's device list (as 'mesh devices' shows it).
