@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +184,22 @@ func TestStorageHandOff(t *testing.T) {
 		b, err := d1.ReadFile("docs", "kept.bin")
 		return err == nil && bytes.Equal(b, content)
 	})
+	// The storage peer held only ciphertext: no file of its home has a
+	// piece of the plaintext.
+	probe := content[100<<10 : 100<<10+64]
+	err := filepath.WalkDir(s.Home, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err // the control socket is not a file to read
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, probe) {
+			t.Errorf("the storage peer's %s holds plaintext of kept.bin", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestNoShippedImport: no package of the module but meshtest's own tests
