@@ -14,7 +14,16 @@
 // AddFolder, JoinFolder, WaitFolder, Revoke, Devices), the same calls the
 // control API makes for the mesh CLI, so a protocol-level test needs no
 // meshd process and no socket. Tests that need the binaries, the CLI's
-// output or the HTTP API stay in node/e2e.
+// output or the HTTP API stay in node/e2e. A test reads like this:
+//
+//	m := meshtest.New(t, 3)
+//	d0, d1 := m.Device(0), m.Device(1)
+//	d0.WriteFile("docs", "a.txt", []byte("hello"))
+//	d0.AddFolder("docs")
+//	d1.JoinFolder("docs")
+//	d1.WaitFolder("docs") // d1's copy now has a.txt
+//	d1.Stop()             // offline; d1.Start() brings it back on its ports
+//	m.WaitFor("d0 sees d1 go", func() bool { return !d0.ConnectedTo(d1) })
 //
 // What it must never do:
 //   - be imported by non-test code: it imports testing, and meshd, mesh and
