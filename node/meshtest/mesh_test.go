@@ -22,6 +22,7 @@ import (
 // device list (what 'mesh devices' shows) has all three members, itself
 // included, with the two others online.
 func TestThreeDevicesOnline(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 3)
 	ids := m.IDs()
 	if m.Device(0).ID() == m.Device(1).ID() || m.Device(1).ID() == m.Device(2).ID() {
@@ -59,6 +60,7 @@ func TestThreeDevicesOnline(t *testing.T) {
 // file written on d0 arrives byte-identical on both, and an edit on d2
 // (a new file and a changed one) comes back to d0 and d1.
 func TestFolderRoundTrip(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 3)
 	d0, d1, d2 := m.Device(0), m.Device(1), m.Device(2)
 	first := randomBytes(t, 300<<10) // several chunks
@@ -90,6 +92,7 @@ func TestFolderRoundTrip(t *testing.T) {
 // connections to it and no longer count it a member, and a new connection
 // from d2 to d0 is refused (the gater), while d0 and d1 stay connected.
 func TestRevokedDisconnectedAndRefused(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 3)
 	d0, d1, d2 := m.Device(0), m.Device(1), m.Device(2)
 	if _, err := d0.Node().Revoke(d2.Name); err != nil {
@@ -133,6 +136,7 @@ func TestRevokedDisconnectedAndRefused(t *testing.T) {
 // ports it had, with its home), the two reconnect, and d1's wait brings the
 // file.
 func TestRestartCatchesUp(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 2)
 	d0, d1 := m.Device(0), m.Device(1)
 	d0.AddFolder("docs")
@@ -153,6 +157,7 @@ func TestRestartCatchesUp(t *testing.T) {
 // device proves its membership, holds a reservation and advertises a
 // circuit address through it.
 func TestRelayReservations(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 2, meshtest.WithRelay())
 	relayID := m.Relay().ID().String()
 	for _, d := range m.Devices() {
@@ -171,6 +176,7 @@ func TestRelayReservations(t *testing.T) {
 // sealed copy, d0 stops; d1 then joins the folder and gets the file from
 // the storage peer alone.
 func TestStorageHandOff(t *testing.T) {
+	t.Parallel()
 	m := meshtest.New(t, 2, meshtest.WithStorage())
 	d0, d1, s := m.Device(0), m.Device(1), m.Storage()
 	content := randomBytes(t, 200<<10)
