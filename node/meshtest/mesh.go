@@ -80,8 +80,8 @@ func New(t testing.TB, n int, opts ...Option) *Mesh {
 	for _, o := range opts {
 		o(&m.opts)
 	}
-	// A short root: a home holds the control socket, whose path must fit
-	// in a sockaddr_un (108 bytes), which t.TempDir's long names may not.
+	// A short root, not t.TempDir's long names: a home may hold a control
+	// socket, whose path must fit in a sockaddr_un (108 bytes).
 	root, err := os.MkdirTemp("", "meshtest-")
 	if err != nil {
 		t.Fatalf("meshtest.New: %v", err)
