@@ -24,9 +24,12 @@ import (
 func TestThreeDevicesOnline(t *testing.T) {
 	t.Parallel()
 	m := meshtest.New(t, 3)
-	ids := m.IDs()
-	if m.Device(0).ID() == m.Device(1).ID() || m.Device(1).ID() == m.Device(2).ID() {
-		t.Fatalf("devices share an ID: %v", ids)
+	want := map[string]bool{}
+	for _, id := range m.IDs() {
+		want[id.String()] = true
+	}
+	if len(want) != 3 {
+		t.Fatalf("devices share an ID: %v", m.IDs())
 	}
 	for _, d := range m.Devices() {
 		m.WaitFor(d.Name+" lists the two others online", func() bool {
@@ -43,6 +46,9 @@ func TestThreeDevicesOnline(t *testing.T) {
 			t.Fatalf("%s lists %d devices, want 3: %+v", d.Name, len(devs), devs)
 		}
 		for _, dev := range devs {
+			if !want[dev.ID] {
+				t.Errorf("%s lists a device not of the mesh: %+v", d.Name, dev)
+			}
 			if dev.Self != (dev.ID == d.ID().String()) {
 				t.Errorf("%s: device %s (%s) has self %v", d.Name, dev.Name, dev.ID, dev.Self)
 			}
