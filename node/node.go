@@ -70,7 +70,8 @@ type Node struct {
 	lastPull  atomic.Int64  // unix ns of the last pullMembership (membership.go)
 	closeOnce sync.Once
 	closeErr  error
-	stop      stopState // what shutdown is waiting for (shutdown.go)
+	stop      stopState     // what shutdown is waiting for (shutdown.go)
+	ready     chan struct{} // closed once Run serves (shutdown.go)
 
 	// Live events and presence (live.go, events.go).
 	events   *eventHub
@@ -133,6 +134,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		viewers:   map[string]int{},
 		started:   time.Now().UTC(),
 		chKick:    make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}
 	if err := n.loadMembership(); err != nil {
@@ -250,6 +252,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	if !n.cfg.NoMDNS {
 		run("mdns", n.runMDNS)
 	}
+	close(n.ready)
 	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
 	<-ctx.Done()
 	n.stop.set("folders")

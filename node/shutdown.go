@@ -61,6 +61,13 @@ func (n *Node) Run(ctx context.Context, services ...func(context.Context)) error
 	return fmt.Errorf("%w: %s did not stop within %s", ErrShutdownTimeout, part, ShutdownBudget)
 }
 
+// Ready is closed once Run serves: the protocols are registered, the
+// folders and replicas are loaded and every task has started, so that the
+// methods that need a running node (Join, AddFolder, WaitFolder...) may be
+// called from another goroutine. It stays open if Run fails to start. meshd does not need it;
+// an in-process mesh (node/meshtest) waits on it.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
 // partTasks is the stop part while Run waits for its goroutines.
 const partTasks = "tasks"
 
