@@ -121,6 +121,10 @@ func (n *Node) pushState(ctx context.Context, to peer.ID) error {
 		return fmt.Errorf("push membership to %s: %w", to.ShortString(), err)
 	}
 	defer s.Close()
+	// The deadline bounds a slow member; a shutdown ends the push at once
+	// (it held meshd's exit for up to pushTimeout: chaos soak seed 175).
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	defer stop()
 	_ = s.SetDeadline(time.Now().Add(pushTimeout))
 	if err := wire.WriteFrame(s, msgState, payload); err != nil {
 		s.Reset()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -248,7 +249,19 @@ func (r *chRun) exec(i int, o chaosOp) {
 			return
 		}
 		r.release(o.Dev, o.Path)
-		if err := os.RemoveAll(p); err != nil {
+		// The daemon may write into the directory while it is removed
+		// (an apply under way), as it may under a user's rm -r: try
+		// again, as the user would, and go on if it keeps writing.
+		err := os.RemoveAll(p)
+		for try := 0; try < 5 && errors.Is(err, syscall.ENOTEMPTY); try++ {
+			r.release(o.Dev, o.Path)
+			err = os.RemoveAll(p)
+		}
+		switch {
+		case errors.Is(err, syscall.ENOTEMPTY):
+			r.logf("rmdir on %s: %v (the daemon kept writing into it)", chaosName(o.Dev), err)
+			return
+		case err != nil:
 			t.Fatalf("op %d: remove %s: %v", i, p, err)
 		}
 		r.logf("removed directory %q on %s", o.Path, chaosName(o.Dev))
