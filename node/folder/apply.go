@@ -899,9 +899,20 @@ func (f *Folder) applyDelete(ctx context.Context, it syncproto.Item, fe *syncpro
 			f.log.Info("directory deleted remotely kept: not empty", "path", rel)
 			return nil
 		}
-		return f.setState(rel, nil)
+		if err := f.setState(rel, nil); err != nil {
+			return err
+		}
+		f.pruneDeletedParentsLocked(rel)
+		return nil
 	}
-	return f.clearLocked(ctx, rel, fi)
+	if err := f.clearLocked(ctx, rel, fi); err != nil {
+		return err
+	}
+	// A parent directory whose deletion was kept while this file was in
+	// it goes now that it is empty (chaos soak seed 221: an empty
+	// directory stayed on one device, deleted in every replica).
+	f.pruneDeletedParentsLocked(rel)
+	return nil
 }
 
 // applyConflict writes the losing version c of the item at rel beside it.

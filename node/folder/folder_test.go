@@ -925,3 +925,42 @@ func TestSetMetaKeepsEdit(t *testing.T) {
 		t.Fatalf("A has %q, want B's append", got)
 	}
 }
+
+// TestDeletedDirGoesWhenEmptied: a directory whose deletion arrives while
+// a file in it is still an item is kept, and goes once that file's own
+// deletion is applied in a later run (chaos soak seed 221: an empty
+// directory stayed on one device, deleted in every replica).
+func TestDeletedDirGoesWhenEmptied(t *testing.T) {
+	a, b := pair(t)
+	a.write("d/f.txt", []byte("in d"), 0o644)
+	a.scan()
+	b.mustPull(a)
+	if err := os.RemoveAll(a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	a.scan()
+	var dir, file syncproto.Item
+	for _, it := range a.obj.Items() {
+		switch it.Sync.ID {
+		case "d":
+			dir = it
+		case "d/f.txt":
+			file = it
+		}
+	}
+	if !dir.Sync.Deleted || !file.Sync.Deleted {
+		t.Fatalf("a's scan did not delete both: dir %v, file %v", dir.Sync.Deleted, file.Sync.Deleted)
+	}
+	for _, it := range []syncproto.Item{dir, file} { // the directory's deletion first, in a run of its own
+		if _, _, err := b.obj.Apply(it); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.f.Apply(context.Background(), []syncproto.Item{it}); err != nil {
+			t.Fatalf("apply %q: %v", it.Sync.ID, err)
+		}
+	}
+	if _, err := os.Lstat(b.path("d")); !os.IsNotExist(err) {
+		t.Fatalf("b still has the deleted directory d (lstat: %v)", err)
+	}
+	sameTree(t, a, b)
+}
