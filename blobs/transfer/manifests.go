@@ -131,3 +131,62 @@ func (s *Service) fetchManifestBatch(ctx context.Context, refs []blobs.BlobRef, 
 	}
 	return miss, rerr
 }
+
+// FetchManifest asks peers in turn for the manifest of ref and returns the
+// first one that verifies against ref.
+func (s *Service) FetchManifest(ctx context.Context, ref blobs.BlobRef, peers []peer.ID) (blobs.Manifest, error) {
+	var errs []error
+	for _, p := range peers {
+		m, err := s.fetchManifestFrom(ctx, ref, p)
+		if err == nil {
+			return m, nil
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return blobs.Manifest{}, fmt.Errorf("fetch manifest %v: %w", ref, errors.Join(append(errs, ErrUnavailable)...))
+}
+
+func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p peer.ID) (blobs.Manifest, error) {
+	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p, ProtocolID)
+	if err != nil {
+		return blobs.Manifest{}, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if _, err := st.Write(manifestReq{ReqID: 1, Blob: ref}.append(nil)); err != nil {
+		return blobs.Manifest{}, err
+	}
+	bufp := s.getBuf()
+	defer s.putBuf(bufp)
+	typ, payload, err := readFrame(bufio.NewReader(st), *bufp)
+	if err != nil {
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
+	}
+	msg, err := decode(typ, payload)
+	if err != nil {
+		st.Reset()
+		return blobs.Manifest{}, fmt.Errorf("manifest answer from %s: %w", p, err)
+	}
+	switch m := msg.(type) {
+	case manifestResp:
+		var man blobs.Manifest
+		if err := man.UnmarshalBinary(m.Manifest); err != nil {
+			return blobs.Manifest{}, err
+		}
+		if err := man.Verify(ref); err != nil {
+			return blobs.Manifest{}, err
+		}
+		return man, nil
+	case errorResp:
+		if m.Code == codeRefused {
+			return blobs.Manifest{}, fmt.Errorf("%w: %q", ErrRefused, m.Text)
+		}
+		return blobs.Manifest{}, fmt.Errorf("peer error %d: %q", m.Code, m.Text)
+	}
+	return blobs.Manifest{}, fmt.Errorf("unexpected message type %#x", typ)
+}
