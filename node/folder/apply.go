@@ -688,4 +688,3 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	f.unskip(rel)
 	return nil
 }
-
