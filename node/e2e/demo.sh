@@ -83,6 +83,7 @@ if ! cmp -s "$work/desktop-docs/README.txt" "$work/laptop-docs/README.txt"; then
 fi
 echo "laptop has the edit after $(( ($(date +%s%N) - start) / 1000000 )) ms:"
 tail -n 1 "$work/laptop-docs/README.txt"
+mesh laptop wait docs --timeout 30s >/dev/null # the round that brought the edit completes
 echo; echo "== mesh status on laptop"; mesh laptop status
 echo; echo "== mesh news on laptop"; mesh laptop news
 echo; echo "== stopping the daemons"
