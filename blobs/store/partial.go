@@ -306,13 +306,18 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 		}
 		buf = make([]byte, largest)
 	}
+	// Every chunk is tried, so that one fetch of what is missing can
+	// follow: a Get that fails drops the chunk's stale locations, and the
+	// fetch skips the chunks the store still has.
+	var missing []blobs.ChunkID
 	for id := range p.offs {
 		if have[id] {
 			continue
 		}
 		data, err := s.Get(ctx, id, buf)
 		if errors.Is(err, ErrNotFound) {
-			return fail(fmt.Errorf("chunk %v: %w", id, ErrMissing))
+			missing = append(missing, id)
+			continue
 		}
 		if err != nil {
 			return fail(err)
@@ -320,6 +325,9 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 		if err := p.Put(ctx, id, data); err != nil {
 			return fail(err)
 		}
+	}
+	if len(missing) > 0 {
+		return fail(fmt.Errorf("%d chunks (%v first): %w", len(missing), missing[0], ErrMissing))
 	}
 	// Read back and verify what this Partial did not write itself: chunks
 	// from an earlier session were not fsynced and may not have survived a

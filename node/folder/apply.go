@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -641,7 +642,7 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	var st fileState
 	var partials []string
 	pfx := f.key(kPartial, []byte(rel), []byte{0})
-	_, err = p.CommitWith(ctx, wantPerm, mtime, func(txn *badger.Txn, fi fs.FileInfo) error {
+	err = f.commitRefetching(ctx, rel, m, p, wantPerm, mtime, func(txn *badger.Txn, fi fs.FileInfo) error {
 		st = intent
 		st.Size, st.MTime, st.Inode, st.Perm = fi.Size(), fi.ModTime().UnixNano(), inode(fi), perm(fi)
 		if err := txn.Set(f.key(kState, []byte(rel)), st.encode()); err != nil {
@@ -667,6 +668,9 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 		return fail(f.editedDuringApply(ctx, rel, p, err))
 	}
 	if err != nil {
+		if conflict && ErrorKind(err) == KindUnavailable {
+			f.abortPartial(ctx, rel, p)
+		}
 		return fail(err)
 	}
 	// Partial files of earlier attempts at rel (another blob) go; the one
@@ -687,4 +691,32 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	f.mu.Unlock()
 	f.unskip(rel)
 	return nil
+}
+
+// commitRefetches bounds how often commitRefetching fetches again the
+// chunks a commit found missing.
+const commitRefetches = 2
+
+// commitRefetching commits p (CommitWith with extra). Chunks that were
+// available locally when the fetch began may be gone by the commit: the
+// other file that held them was truncated, rewritten or deleted meanwhile,
+// and the store dropped their stale locations. Commit then fails with
+// store.ErrMissing, and those chunks are fetched from peers and the commit
+// tried again, a bounded number of times (soak seed 975: a device that
+// had just joined truncated its copy of a file whose chunks a conflict
+// copy was to reuse; the conflict copy failed for good, while the device
+// said it was in sync). A fetch that fails is KindUnavailable.
+func (f *Folder) commitRefetching(ctx context.Context, rel string, m blobs.Manifest, p *store.Partial,
+	perm fs.FileMode, mtime time.Time, extra func(txn *badger.Txn, fi fs.FileInfo) error) error {
+	_, err := p.CommitWith(ctx, perm, mtime, extra)
+	for try := 0; try < commitRefetches && errors.Is(err, store.ErrMissing) && f.cfg.Fetcher != nil; try++ {
+		f.log.Info("chunks held locally went before the commit: fetching them", "path", rel, "blob", m.Ref(), "err", err)
+		ferr := f.cfg.Fetcher.FetchInto(ctx, m, p, func(pr blobs.Progress) { f.progress(rel, pr) })
+		f.endTransfer(rel)
+		if ferr != nil {
+			return unavailable(fmt.Errorf("%w; fetching them again: %w", err, ferr))
+		}
+		_, err = p.CommitWith(ctx, perm, mtime, extra)
+	}
+	return err
 }

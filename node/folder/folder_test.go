@@ -1,6 +1,7 @@
 package folder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -963,4 +964,41 @@ func TestDeletedDirGoesWhenEmptied(t *testing.T) {
 		t.Fatalf("b still has the deleted directory d (lstat: %v)", err)
 	}
 	sameTree(t, a, b)
+}
+
+// TestLocalChunkGoneBeforeCommit: chunks that another local file held when
+// Apply began, and that are gone by its commit (that file was truncated
+// meanwhile), are fetched from the peer and the file is written (soak
+// seed 975: a just-joined device truncated its copy of a file whose chunks
+// a conflict copy reused; the conflict copy failed for good with "chunks
+// missing locally" while the device said it was in sync).
+func TestLocalChunkGoneBeforeCommit(t *testing.T) {
+	a, b := pair(t)
+	data := randBytes(975, 3<<20)
+	b.write("copy.bin", data, 0o644)
+	b.scan() // b's store locates data's chunks in copy.bin
+	a.write("new.bin", data, 0o644)
+	a.scan()
+	truncated := false
+	b.f.commitHook = func(rel string) {
+		if rel == "new.bin" && !truncated {
+			truncated = true
+			if err := os.Truncate(b.path("copy.bin"), 10); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := b.pull(a); err != nil {
+		t.Fatalf("apply after the local copy of its chunks was truncated: %v", err)
+	}
+	if !truncated {
+		t.Fatal("the commit hook never ran")
+	}
+	if got := readFile(t, b.path("new.bin")); !bytes.Equal(got, data) {
+		t.Fatalf("new.bin on B: %d bytes, want A's %d", len(got), len(data))
+	}
+	if n := b.fetch.chunks.Load(); n == 0 {
+		t.Fatal("no chunk was fetched from A: the commit cannot have found its chunks")
+	}
+	noTemps(t, b.root)
 }

@@ -66,14 +66,22 @@ func (f *Folder) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	var again applyRetry
+	defer again.stop()
+	applyAll := func() {
+		err := f.Apply(ctx, f.feed.Items())
+		if err != nil && ctx.Err() == nil {
+			f.log.Info("apply pending items", "err", err, "retry_in", again.after(err))
+		} else {
+			again.after(nil)
+		}
+	}
 	full := func() {
 		if err := scanWatch([]string{""}); err != nil && ctx.Err() == nil {
 			f.log.Warn("scan", "err", err)
 		}
 		if ctx.Err() == nil {
-			if err := f.Apply(ctx, f.feed.Items()); err != nil && ctx.Err() == nil {
-				f.log.Info("apply pending items", "err", err)
-			}
+			applyAll()
 		}
 	}
 	full()
@@ -95,6 +103,8 @@ func (f *Folder) Run(ctx context.Context) error {
 			return nil
 		case <-rescan.C:
 			full()
+		case <-again.c():
+			applyAll()
 		case <-expire.C:
 			if err := f.ExpireVersions(ctx); err != nil && ctx.Err() == nil {
 				f.log.Warn("expire versions", "err", err)
@@ -137,7 +147,7 @@ func (f *Folder) Run(ctx context.Context) error {
 			}
 			if f.pendingApply() {
 				if err := f.ApplyPending(ctx); err != nil && ctx.Err() == nil {
-					f.log.Info("apply concurrent changes", "err", err)
+					f.log.Info("apply concurrent changes", "err", err, "retry_in", again.after(err))
 				}
 			}
 		}
