@@ -60,8 +60,9 @@ func (n *Node) openBlobs() error {
 	}
 	// Received chunks are written with O_DIRECT where the filesystem
 	// allows it (blobs/store/directio.go); MESHWORK_DIRECT_WRITES=0 keeps
-	// them in the page cache (for comparisons and odd filesystems).
-	if os.Getenv("MESHWORK_DIRECT_WRITES") == "0" {
+	// them in the page cache (for comparisons and odd filesystems): cmd/meshd
+	// sets Config.NoDirectWrites from it.
+	if n.cfg.NoDirectWrites {
 		st.SetDirectWrites(false)
 	}
 	n.blobStore = st

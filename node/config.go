@@ -1,9 +1,7 @@
 package node
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/meshwork/meshwork/blobs/s3store"
@@ -41,8 +39,13 @@ type Config struct {
 	// s3://bucket/prefix.
 	Store string
 	// S3 is the S3 endpoint and credentials for Store (from the config
-	// file); the MESH_S3_* variables override what they set.
+	// file); Config.ApplyEnv lays the MESH_S3_* variables that are set over
+	// it.
 	S3 *s3store.Config
+	// NoDirectWrites keeps received chunks in the page cache instead of
+	// writing them with O_DIRECT (blobs/store/directio.go); meshd sets it
+	// for MESHWORK_DIRECT_WRITES=0 (Config.ApplyEnv).
+	NoDirectWrites bool
 }
 
 // DefaultHTTPAddr is the HTTP API's default address: loopback only.
@@ -62,22 +65,6 @@ func DefaultListenAddrs(port int) []string {
 		fmt.Sprintf("/ip6/::/tcp/%d", port),
 		fmt.Sprintf("/ip6/::/udp/%d/quic-v1", port),
 	}
-}
-
-// DefaultHome is $MESH_HOME, else $XDG_DATA_HOME/meshwork, else
-// ~/.local/share/meshwork.
-func DefaultHome() (string, error) {
-	if h := os.Getenv("MESH_HOME"); h != "" {
-		return h, nil
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "meshwork"), nil
-	}
-	u, err := os.UserHomeDir()
-	if err != nil {
-		return "", errors.New("cannot find a home directory: set --home or MESH_HOME")
-	}
-	return filepath.Join(u, ".local", "share", "meshwork"), nil
 }
 
 // SocketPath is where the control API listens inside home.

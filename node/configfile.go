@@ -118,9 +118,44 @@ func (f ConfigFile) Apply(cfg *Config, set func(flag string) bool) (logLevel str
 	return logLevel, nil
 }
 
-// s3Config is the S3 settings: the config file's, overridden by the
+// ApplyEnv fills cfg from the environment variables meshd honours, read
+// through getenv (os.Getenv in cmd/meshd: the library never reads the
+// environment itself, fenced by TestLibraryReadsNoEnv). Call it after
+// ConfigFile.Apply: MESHWORK_DIRECT_WRITES=0 sets NoDirectWrites, and for a
+// storage peer with an S3 store the MESH_S3_* variables that are set
+// override the config file's "s3" fields (an S3 config without an endpoint
+// is an error when the store opens).
+func (cfg *Config) ApplyEnv(getenv func(string) string) error {
+	if getenv("MESHWORK_DIRECT_WRITES") == "0" {
+		cfg.NoDirectWrites = true
+	}
+	if cfg.Role != RoleStorage || cfg.Store == "" {
+		return nil // S3 is read only by a storage peer's S3 store (openStorage)
+	}
+	c, err := s3Env(cfg.S3, getenv)
+	if err != nil {
+		return err
+	}
+	cfg.S3 = &c
+	return nil
+}
+
+// s3Config is the S3 settings of a storage peer's S3 store: the config
+// file's with the MESH_S3_* variables over them (Config.ApplyEnv).
+func s3Config(c *s3store.Config) (s3store.Config, error) {
+	var out s3store.Config
+	if c != nil {
+		out = *c
+	}
+	if out.Endpoint == "" {
+		return out, fmt.Errorf("s3 config: no endpoint: set %s, or \"s3\": {\"endpoint\": …} in the config file", s3store.EnvEndpoint)
+	}
+	return out, nil
+}
+
+// s3Env is the S3 settings: the config file's, overridden by the
 // MESH_S3_* variables that are set.
-func s3Config(fromFile *s3store.Config, getenv func(string) string) (s3store.Config, error) {
+func s3Env(fromFile *s3store.Config, getenv func(string) string) (s3store.Config, error) {
 	var c s3store.Config
 	if fromFile != nil {
 		c = *fromFile
@@ -139,9 +174,6 @@ func s3Config(fromFile *s3store.Config, getenv func(string) string) (s3store.Con
 			return c, fmt.Errorf("s3 config: %s=%q: want true or false", s3store.EnvInsecure, v)
 		}
 		c.Insecure = b
-	}
-	if c.Endpoint == "" {
-		return c, fmt.Errorf("s3 config: no endpoint: set %s, or \"s3\": {\"endpoint\": …} in the config file", s3store.EnvEndpoint)
 	}
 	return c, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -201,7 +200,7 @@ func (n *Node) openStorage() error {
 		}
 		be, name = d, dir
 	} else {
-		cfg, err := s3Config(n.cfg.S3, os.Getenv)
+		cfg, err := s3Config(n.cfg.S3)
 		if err != nil {
 			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
 		}

@@ -54,6 +54,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
+			if err := cfg.ApplyEnv(os.Getenv); err != nil { // the library reads no environment
+				return err
+			}
 			if fileLevel != "" {
 				logLevel = fileLevel
 			}
@@ -76,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				}
 				cfg.Quota = int64(n)
 			}
-			logger.Debug("go processors", "GOMAXPROCS", node.RaiseProcs())
+			logger.Debug("go processors", "GOMAXPROCS", raiseProcs())
 			n, err := node.New(cfg, logger)
 			if err != nil {
 				return err

@@ -1,11 +1,16 @@
-package node
+package main
+
+// GOMAXPROCS is process-wide state the operator sets through the
+// environment, so meshd's main decides it, not package node: a library
+// embedded in another program (or the in-process test mesh) must not
+// change its host's scheduler.
 
 import (
 	"os"
 	"runtime"
 )
 
-// MinProcs is the fewest Go processors (GOMAXPROCS) meshd runs with.
+// minProcs is the fewest Go processors (GOMAXPROCS) meshd runs with.
 //
 // A device syncing a folder spends much of its time in blocking file system
 // calls: an fsync per received file, O_DIRECT writes of large chunks,
@@ -18,18 +23,18 @@ import (
 // benchmark 13% less (4, 8 and 16 were within noise of each other).
 // CPU-bound work is not slowed: the kernel still schedules the threads over
 // the real cores.
-const MinProcs = 8
+const minProcs = 8
 
-// RaiseProcs sets GOMAXPROCS to at least MinProcs and returns the value in
+// raiseProcs sets GOMAXPROCS to at least minProcs and returns the value in
 // effect. It does nothing when the GOMAXPROCS environment variable is set:
 // the operator's choice wins.
-func RaiseProcs() int {
+func raiseProcs() int {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return runtime.GOMAXPROCS(0)
 	}
-	if n := runtime.GOMAXPROCS(0); n >= MinProcs {
+	if n := runtime.GOMAXPROCS(0); n >= minProcs {
 		return n
 	}
-	runtime.GOMAXPROCS(MinProcs)
-	return MinProcs
+	runtime.GOMAXPROCS(minProcs)
+	return minProcs
 }
