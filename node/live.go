@@ -97,7 +97,7 @@ func (n *Node) writePresence() {
 	}
 	id := syncproto.ItemID(n.id.String())
 	var cur presenceBody
-	_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+	_ = n.sync.View(presenceID, func(o *syncproto.Object) error {
 		if it, ok := o.Item(id); ok && !it.Sync.Deleted {
 			if t, ok := it.Body.(syncproto.Text); ok {
 				_ = json.Unmarshal([]byte(t), &cur)
@@ -121,7 +121,7 @@ func (n *Node) writePresence() {
 func (n *Node) presence(devices []Device) []Presence {
 	bodies := map[string]presenceBody{}
 	if n.sync.Object(presenceID) != nil {
-		_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+		_ = n.sync.View(presenceID, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				var b presenceBody
 				if t, ok := it.Body.(syncproto.Text); ok && !it.Sync.Deleted && json.Unmarshal([]byte(t), &b) == nil {
