@@ -124,7 +124,7 @@ type feedAdapter struct {
 }
 
 func (a feedAdapter) read(fn func(*syncproto.Object)) {
-	_ = a.n.sync.Change(a.id, func(o *syncproto.Object) error { fn(o); return nil })
+	_ = a.n.sync.View(a.id, func(o *syncproto.Object) error { fn(o); return nil })
 }
 
 func (a feedAdapter) Item(id syncproto.ItemID) (it syncproto.Item, ok bool) {
@@ -309,7 +309,7 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 		}
 		lf.mu.Unlock()
 		var items []syncproto.Item
-		_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+		_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error {
 			if all {
 				items = o.Items()
 				return nil
@@ -599,7 +599,7 @@ func (n *Node) folderInfos() []FolderInfo {
 	for name, def := range n.catalog() {
 		fi := FolderInfo{Name: name, ID: string(def.ID), Transferring: []folder.Transfer{}}
 		if obj := n.sync.Object(def.ID); obj != nil {
-			_ = n.sync.Change(def.ID, func(o *syncproto.Object) error {
+			_ = n.sync.View(def.ID, func(o *syncproto.Object) error {
 				fi.Role = o.Role(syncproto.DeviceID(n.id.String())).String()
 				return nil
 			})

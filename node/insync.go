@@ -187,7 +187,7 @@ func (lf *localFolder) flush(ctx context.Context) error {
 // folderRole is p's role in the replica of object id (none if unknown).
 func (n *Node) folderRole(id syncproto.ObjectID, p peer.ID) syncproto.Role {
 	role := syncproto.RoleNone
-	_ = n.sync.Change(id, func(o *syncproto.Object) error {
+	_ = n.sync.View(id, func(o *syncproto.Object) error {
 		role = o.Role(syncproto.DeviceID(p.String()))
 		return nil
 	})
@@ -431,7 +431,7 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 	}
 	ms := l.Members()
 	roles := make([]syncproto.Role, len(ms))
-	_ = n.sync.Change(id, func(o *syncproto.Object) error {
+	_ = n.sync.View(id, func(o *syncproto.Object) error {
 		for i, m := range ms {
 			roles[i] = o.Role(syncproto.DeviceID(m.ID.String()))
 		}

@@ -97,7 +97,7 @@ func (n *Node) writePresence() {
 	}
 	id := syncproto.ItemID(n.id.String())
 	var cur presenceBody
-	_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+	_ = n.sync.View(presenceID, func(o *syncproto.Object) error {
 		if it, ok := o.Item(id); ok && !it.Sync.Deleted {
 			if t, ok := it.Body.(syncproto.Text); ok {
 				_ = json.Unmarshal([]byte(t), &cur)
@@ -121,7 +121,7 @@ func (n *Node) writePresence() {
 func (n *Node) presence(devices []Device) []Presence {
 	bodies := map[string]presenceBody{}
 	if n.sync.Object(presenceID) != nil {
-		_ = n.sync.Change(presenceID, func(o *syncproto.Object) error {
+		_ = n.sync.View(presenceID, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				var b presenceBody
 				if t, ok := it.Body.(syncproto.Text); ok && !it.Sync.Deleted && json.Unmarshal([]byte(t), &b) == nil {
@@ -158,24 +158,12 @@ func (n *Node) presenceItems() []syncproto.Item {
 	return out
 }
 
-// objChange is a change of an object's items, queued for changeLoop.
-type objChange struct {
-	obj   syncproto.ObjectID
-	items []syncproto.Item
-}
-
 // onObjectChange queues a change (local or remote) for changeLoop. It is
 // called by the sync engine, possibly with the node's own locks held by
 // the caller of a local change (Revoke writes news under n.mu), so it
 // only appends and wakes.
 func (n *Node) onObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
-	n.chMu.Lock()
-	n.chQueue = append(n.chQueue, objChange{obj, items})
-	n.chMu.Unlock()
-	select {
-	case n.chKick <- struct{}{}:
-	default:
-	}
+	n.changes.push(objChange{obj, items})
 }
 
 // changeLoop turns queued object changes into live events, in order.
@@ -184,13 +172,9 @@ func (n *Node) changeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.chKick:
+		case <-n.changes.wake():
 		}
-		n.chMu.Lock()
-		q := n.chQueue
-		n.chQueue = nil
-		n.chMu.Unlock()
-		for _, c := range q {
+		for _, c := range n.changes.take() {
 			n.publishObjectChange(c.obj, c.items)
 		}
 	}

@@ -68,7 +68,7 @@ func (n *Node) FolderFiles(name string) ([]FileInfo, error) {
 		return nil, withKind(ErrNotFound, errNoSuchLocalFolder(name))
 	}
 	out := []FileInfo{}
-	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+	_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			fe, ok := it.Body.(*syncproto.FileEntry)
 			if it.Sync.Deleted || !ok || fe == nil || !fe.Mode.IsRegular() {

@@ -80,10 +80,8 @@ type Node struct {
 	lastSeen map[peer.ID]time.Time
 	viewers  map[string]int // folder → open event streams viewing it
 	started  time.Time
-	chMu     sync.Mutex
-	chQueue  []objChange // object changes for changeLoop
-	chKick   chan struct{}
-	rounds   roundBook // sync rounds with members, for in_sync (insync.go)
+	changes  *changeQueue // object changes for changeLoop (changequeue.go)
+	rounds   roundBook    // sync rounds with members, for in_sync (insync.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -133,7 +131,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		lastSeen:  map[peer.ID]time.Time{},
 		viewers:   map[string]int{},
 		started:   time.Now().UTC(),
-		chKick:    make(chan struct{}, 1),
+		changes:   newChangeQueue(),
 		ready:     make(chan struct{}),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}

@@ -49,7 +49,7 @@ func (d objectDef) objType() syncproto.ObjectType {
 // objectDefs returns the lists and notes of the catalog, by name.
 func (n *Node) objectDefs() map[string]objectDef {
 	out := map[string]objectDef{}
-	_ = n.sync.Change(catalogID, func(o *syncproto.Object) error {
+	_ = n.sync.View(catalogID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			if it.Sync.Deleted || !strings.HasPrefix(string(it.Sync.ID), "object/") {
 				continue
@@ -159,7 +159,7 @@ func (n *Node) objectItems(o meshObject) ([]syncproto.Item, error) {
 		return n.membershipItems(), nil
 	}
 	var items []syncproto.Item
-	err := n.sync.Change(o.id, func(obj *syncproto.Object) error { items = obj.Items(); return nil })
+	err := n.sync.View(o.id, func(obj *syncproto.Object) error { items = obj.Items(); return nil })
 	if err != nil {
 		return nil, fmt.Errorf("object %q is not held on this device: %w", o.name, err)
 	}
@@ -211,7 +211,7 @@ func (n *Node) Objects() ([]ObjectInfo, error) {
 	out := []ObjectInfo{}
 	count := func(id syncproto.ObjectID) int {
 		c := 0
-		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+		_ = n.sync.View(id, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				if !it.Sync.Deleted {
 					c++
@@ -590,7 +590,7 @@ func (n *Node) ResolveItem(name, id string, keep int) (APIItem, error) {
 	var kept []syncproto.Content
 	if keep >= 0 {
 		var cur syncproto.Item
-		_ = n.sync.Change(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(iid); return nil })
+		_ = n.sync.View(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(iid); return nil })
 		if keep >= len(cur.Sync.Conflicts) {
 			return APIItem{}, withKind(ErrInvalid, fmt.Errorf("item %q has %d conflicts; keep %d is not one", iid, len(cur.Sync.Conflicts), keep))
 		}

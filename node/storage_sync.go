@@ -95,7 +95,7 @@ func (n *Node) folderHeads() string {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var b strings.Builder
 	for _, id := range ids {
-		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+		_ = n.sync.View(id, func(o *syncproto.Object) error {
 			fmt.Fprintf(&b, "%s:%d ", id, o.Head())
 			return nil
 		})
@@ -184,7 +184,7 @@ func (n *Node) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 	for _, id := range n.sync.Objects() {
 		var items []syncproto.Item
 		var head uint64
-		_ = n.sync.Change(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
+		_ = n.sync.View(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
 		k := p.String() + "/" + string(id)
 		n.st.mu.Lock()
 		done := n.st.pushed[k] == head && head != 0

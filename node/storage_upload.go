@@ -48,7 +48,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 	for _, lf := range lfs {
 		id, fk := lf.conf.ID, objectKey(mk, lf.conf.ID)
 		infos[id] = &StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
-		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+		_ = n.sync.View(id, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				fe, ok := it.Body.(*syncproto.FileEntry)
 				if it.Sync.Deleted || !ok || fe.Blob == (syncproto.BlobRef{}) || !fe.Mode.IsRegular() {

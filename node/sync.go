@@ -170,7 +170,7 @@ func folderRoles(l *identity.Log, def folderDef) map[syncproto.DeviceID]syncprot
 // catalog returns the folder definitions, by name.
 func (n *Node) catalog() map[string]folderDef {
 	out := map[string]folderDef{}
-	_ = n.sync.Change(catalogID, func(o *syncproto.Object) error {
+	_ = n.sync.View(catalogID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			if it.Sync.Deleted || !strings.HasPrefix(string(it.Sync.ID), "folder/") {
 				continue
@@ -224,7 +224,7 @@ func (n *Node) syncRoles() {
 			continue
 		}
 		var have map[syncproto.DeviceID]syncproto.Role
-		_ = n.sync.Change(id, func(o *syncproto.Object) error { have = o.Members(); return nil })
+		_ = n.sync.View(id, func(o *syncproto.Object) error { have = o.Members(); return nil })
 		if maps.Equal(have, roles) {
 			continue
 		}
@@ -313,7 +313,7 @@ func (n *Node) newsEntries() []NewsEntry {
 	if n.sync.Object(newsID) == nil {
 		return out
 	}
-	_ = n.sync.Change(newsID, func(o *syncproto.Object) error {
+	_ = n.sync.View(newsID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			if it.Sync.Deleted {
 				continue

@@ -84,7 +84,7 @@ func (n *Node) FolderFileList(name string) ([]File, error) {
 	}
 	defer root.Close()
 	var items []syncproto.Item
-	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { items = o.Items(); return nil })
+	_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error { items = o.Items(); return nil })
 	out := []File{}
 	for _, it := range items {
 		fe, ok := it.Body.(*syncproto.FileEntry)
@@ -166,7 +166,7 @@ func (n *Node) OpenFolderFile(name, rel string) (_ *os.File, etag string, _ erro
 		return nil, "", withKind(ErrInvalid, fmt.Errorf("file %q in folder %q is not a regular file", rel, lf.conf.Name))
 	}
 	var it syncproto.Item
-	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error { it, _ = o.Item(syncproto.ItemID(rel)); return nil })
+	_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error { it, _ = o.Item(syncproto.ItemID(rel)); return nil })
 	if fe, ok := it.Body.(*syncproto.FileEntry); ok && !fe.Blob.IsZero() && fe.Size == fi.Size() {
 		etag = fe.Blob.String()
 	}
@@ -232,7 +232,7 @@ func (n *Node) rescan(lf *localFolder) {
 // localRole is this device's role in lf.
 func (n *Node) localRole(lf *localFolder) syncproto.Role {
 	role := syncproto.RoleNone
-	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+	_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error {
 		role = o.Role(syncproto.DeviceID(n.id.String()))
 		return nil
 	})
@@ -292,7 +292,7 @@ func (n *Node) ResolveFolderFile(ctx context.Context, name, rel, keep string) (s
 	}
 	// Find the item whose conflict copy rel is.
 	var orig string
-	_ = n.sync.Change(lf.conf.ID, func(o *syncproto.Object) error {
+	_ = n.sync.View(lf.conf.ID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			fe, ok := it.Body.(*syncproto.FileEntry)
 			if !ok || it.Sync.Deleted {

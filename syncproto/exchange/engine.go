@@ -617,6 +617,22 @@ func (e *Engine) Change(obj syncproto.ObjectID, f func(*syncproto.Object) error)
 	return err
 }
 
+// View runs f on the replica of obj under the replica's lock, so f sees a
+// consistent object while sessions and local changes wait. It is the read
+// path: f must never change the object, and View neither persists, pushes
+// nor reports anything (Change compares heads, saves and announces; a
+// reader needs none of that). It fails with ErrUnknownObject when obj is
+// not held, and otherwise returns f's error.
+func (e *Engine) View(obj syncproto.ObjectID, f func(*syncproto.Object) error) error {
+	r := e.replica(obj)
+	if r == nil {
+		return fmt.Errorf("view %q: %w", obj, ErrUnknownObject)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return f(r.obj)
+}
+
 // save persists r; the caller holds r.mu.
 func (e *Engine) save(r *replica) error {
 	b, err := r.obj.MarshalBinary()
