@@ -1,9 +1,6 @@
 package folder
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Backoff of applyRetry: the first retry, and the longest wait.
 const (
@@ -58,21 +55,5 @@ func (r *applyRetry) stop() {
 // later try may not meet again: not only content unavailable from peers,
 // refused items and what is not a failure.
 func retriable(err error) bool {
-	if err == nil {
-		return false
-	}
-	_, fetch := err.(fetchErr)
-	if j, ok := err.(interface{ Unwrap() []error }); ok && !fetch { // a join
-		for _, e := range j.Unwrap() {
-			if retriable(e) {
-				return true
-			}
-		}
-		return false
-	}
-	switch ErrorKind(err) {
-	case "", KindUnavailable, KindBlocked:
-		return false
-	}
-	return !errors.Is(err, ErrClosed)
+	return !everyFailure(err, func(k string) bool { return k == "" || k == KindUnavailable || k == KindBlocked })
 }

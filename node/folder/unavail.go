@@ -139,20 +139,26 @@ func (f *Folder) UnavailableItems() map[syncproto.ItemID]bool {
 // a failure: retrying it helps only once a peer that has the content is
 // online, or a new version arrives.
 func OnlyUnavailable(err error) bool {
+	return everyFailure(err, func(k string) bool { return k == "" || k == KindUnavailable })
+}
+
+// everyFailure reports whether ok holds for the kind (ErrorKind) of every
+// error err joins (errors.Join, Apply's error), nested joins included; a
+// fetchErr is one error. True for nil.
+func everyFailure(err error, ok func(kind string) bool) bool {
 	if err == nil {
 		return true
 	}
 	_, fetch := err.(fetchErr)
-	if j, ok := err.(interface{ Unwrap() []error }); ok && !fetch { // a join
+	if j, isJoin := err.(interface{ Unwrap() []error }); isJoin && !fetch {
 		for _, e := range j.Unwrap() {
-			if !OnlyUnavailable(e) {
+			if !everyFailure(e, ok) {
 				return false
 			}
 		}
 		return true
 	}
-	k := ErrorKind(err)
-	return k == "" || k == KindUnavailable
+	return ok(ErrorKind(err))
 }
 
 // abortPartial removes the partial file p of rel and its records: a
