@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
@@ -63,12 +62,14 @@ func TestViewReadsOnly(t *testing.T) {
 	if err := a.e.View("nope", func(*syncproto.Object) error { t.Error("f ran for an unknown object"); return nil }); !errors.Is(err, ErrUnknownObject) {
 		t.Errorf("view of an unknown object: %v, want ErrUnknownObject", err)
 	}
-	// An observation window: a View must start nothing.
-	time.Sleep(200 * time.Millisecond)
+	// View is synchronous: whatever Change would have persisted is written
+	// before it returns, so the count can be read at once. Sessions are not
+	// compared: the engine may start one of its own at any time (a catch-up
+	// after the connection settles), which says nothing about View.
 	if n := cs.puts.Load() - puts; n != 0 {
 		t.Errorf("view wrote %d snapshots", n)
 	}
-	if after := a.e.Stats(); after.SessionsStarted != before.SessionsStarted || after.ChangesSent != before.ChangesSent {
-		t.Errorf("view pushed: sessions %d→%d, changes %d→%d", before.SessionsStarted, after.SessionsStarted, before.ChangesSent, after.ChangesSent)
+	if after := a.e.Stats(); after.ChangesSent != before.ChangesSent {
+		t.Errorf("view pushed: changes %d→%d", before.ChangesSent, after.ChangesSent)
 	}
 }
