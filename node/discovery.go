@@ -41,6 +41,44 @@ type dialState struct {
 	busy     bool
 	kicked   bool // kicked while busy: dial again as soon as this dial ends
 	failures int
+	// fresh: addresses of the member were learnt since its last dial
+	// ended (a forwarded record, the LAN), so it may be online although
+	// the last dial failed; the next dial's end clears it (reaching).
+	fresh bool
+}
+
+// reaching reports whether member p, not connected, may yet be reached
+// with what this device knows: no dial to it has failed since the daemon
+// started (the first may be under way), or its addresses changed since
+// the last one failed; the retries of a member that keeps failing do not
+// count, or in_sync would flicker with every one. The in-sync rule counts such a member as connecting, not
+// offline: two members restarted together on new ports learn each other's
+// addresses from a third, and until the dial ends neither may say it is
+// in sync (chaos soak seed 577: both said in_sync 1 while each lacked the
+// other's changes). A member with no address and no DHT to look it up is
+// not reaching: nothing will dial it.
+func (n *Node) reaching(p peer.ID) bool {
+	n.mu.Lock()
+	st := n.dials[p]
+	r := st != nil && (st.fresh || st.failures == 0) // a retry after a failure, unkicked, is no news
+	n.mu.Unlock()
+	if st == nil {
+		return len(n.host.Peerstore().Addrs(p)) > 0 || n.dht != nil
+	}
+	return r
+}
+
+// learntAddrs marks member p's addresses as changed and wakes the redial
+// loop. It marks p before it returns, so a status read right after a
+// membership exchange already counts p as connecting (reaching).
+func (n *Node) learntAddrs(p peer.ID) {
+	n.mu.Lock()
+	if st := n.dials[p]; st != nil {
+		st.fresh = true
+		st.kicked = st.kicked || st.busy
+	}
+	n.mu.Unlock()
+	n.kickDial()
 }
 
 // onConnected runs on the swarm's notification path: it must not block.
@@ -122,6 +160,13 @@ func (n *Node) keepRecord(p peer.ID, b []byte, seq uint64) bool {
 	}
 	n.records[p] = keptRecord{raw: b, seq: seq}
 	return true
+}
+
+// recordSeq is the sequence number of p's kept record (0 if none).
+func (n *Node) recordSeq(p peer.ID) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.records[p].seq
 }
 
 // saveAddrs persists the peerstore's addresses of p.
@@ -261,16 +306,24 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err != nil {
+		n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
+	}
+	st.end(err == nil, time.Now())
+}
+
+// end records the end of a dial at now; the caller holds n.mu.
+func (st *dialState) end(ok bool, now time.Time) {
 	st.busy = false
-	if err == nil {
+	if ok {
 		st.backoff = minDialBackoff
 		st.next = time.Time{}
 		st.failures = 0
 		return
 	}
 	st.failures++
-	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
-	st.next = time.Now().Add(st.backoff)
+	st.fresh = st.kicked // addresses learnt during this dial: not tried yet
+	st.next = now.Add(st.backoff)
 	if st.kicked { // something changed during the dial (a relay reservation, a new address)
 		st.next, st.kicked = time.Time{}, false
 	}
@@ -288,7 +341,7 @@ func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	m.n.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, 10*time.Minute)
 	if m.n.IsMember(pi.ID) {
 		m.n.log.Debug("found member on the LAN", "peer", pi.ID.String())
-		m.n.kickDial()
+		m.n.learntAddrs(pi.ID)
 	}
 }
 

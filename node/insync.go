@@ -325,7 +325,14 @@ func (n *Node) connectRound(ctx context.Context, p peer.ID) {
 		}
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, waitPeerTimeout)
-		err := n.sync.Sync(rctx, p)
+		// Membership first: p's answer carries the address records it
+		// forwards, so once the round is recorded this device knows the
+		// addresses of every member p has reached, and counts the ones it
+		// is not connected to as connecting, not offline (reaching).
+		err := n.pushState(rctx, p)
+		if err == nil {
+			err = n.sync.Sync(rctx, p)
+		}
 		cancel()
 		if err == nil {
 			n.rounds.record(p, start)
@@ -379,6 +386,9 @@ type peerView struct {
 	Online   bool
 	CaughtUp bool // a round since it connected
 	Reached  bool // a round since this daemon started
+	// Connecting: not connected, but a dial may yet reach it (reaching):
+	// it is not counted as offline, and the folder not as in sync.
+	Connecting bool
 }
 
 // verdict applies the rule: inSync is 1 only when nothing is behind; when
@@ -407,6 +417,8 @@ func (v syncView) verdict() (inSync float64, behind, offline []string) {
 		case p.Online && p.CaughtUp:
 		case p.Online:
 			behind = append(behind, "catching up with "+p.Name)
+		case p.Connecting:
+			behind = append(behind, "connecting to "+p.Name)
 		default:
 			offline = append(offline, p.Name)
 		}
@@ -465,7 +477,7 @@ func (n *Node) viewOf(lf *localFolder, fraction float64, transferring int) syncV
 	}
 	for _, m := range offline {
 		_, reached := n.rounds.last(m.ID)
-		v.Peers = append(v.Peers, peerView{Name: m.Name, Reached: reached})
+		v.Peers = append(v.Peers, peerView{Name: m.Name, Reached: reached, Connecting: n.reaching(m.ID)})
 	}
 	return v
 }
@@ -503,16 +515,16 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 	if err := lf.f.Scan(ctx); err != nil {
 		return res, fmt.Errorf("wait %q: scan: %w", name, err)
 	}
-	online, offline := n.folderPeers(lf.conf.ID)
-	for _, m := range offline {
-		res.NotWaited = append(res.NotWaited, NotWaited{Device: m.Name, ID: m.ID.String(), Why: "offline"})
-	}
 	// A member gets waitPeerTimeout, or half of what is left of the
 	// caller's time: then a member that does not answer is named, not the
 	// cause of a timeout.
 	bound := waitPeerTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		bound = min(bound, time.Until(dl)/2)
+	}
+	online, offline := n.awaitConnecting(ctx, lf.conf.ID, min(bound, dialTimeout+time.Second))
+	for _, m := range offline {
+		res.NotWaited = append(res.NotWaited, NotWaited{Device: m.Name, ID: m.ID.String(), Why: "offline"})
 	}
 	whys := make([]string, len(online))
 	var wg sync.WaitGroup
@@ -560,6 +572,32 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 			st := lf.f.Status()
 			return res, fmt.Errorf("wait %q: %w (in sync %.0f%%, %d transferring, indexing %v, applying %v)",
 				name, ctx.Err(), 100*st.InSync, len(st.Transferring), lf.f.Indexing(), !lf.idle())
+		case <-t.C:
+		}
+	}
+}
+
+// awaitConnecting returns folder id's members online and offline, once
+// no member that is not connected is still being reached (a dial under
+// way, or addresses just learnt), or after bound: a wait right after a
+// restart waits for the members it is dialling rather than naming them
+// offline.
+func (n *Node) awaitConnecting(ctx context.Context, id syncproto.ObjectID, bound time.Duration) (online, offline []identity.Member) {
+	deadline := time.Now().Add(bound)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		online, offline = n.folderPeers(id)
+		connecting := false
+		for _, m := range offline {
+			connecting = connecting || n.reaching(m.ID)
+		}
+		if !connecting || !time.Now().Before(deadline) {
+			return online, offline
+		}
+		select {
+		case <-ctx.Done():
+			return online, offline
 		case <-t.C:
 		}
 	}

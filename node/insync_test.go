@@ -39,6 +39,8 @@ func TestInSyncRule(t *testing.T) {
 			[]string{"catching up with new"}, nil},
 		{"offline, another reached", syncView{Fraction: 1, Peers: []peerView{up, {Name: "off"}}}, 1, nil, []string{"off"}},
 		{"offline, one reached before it left", syncView{Fraction: 1, Peers: []peerView{{Name: "off", Reached: true}}}, 1, nil, []string{"off"}},
+		{"connecting, another reached", syncView{Fraction: 1, Peers: []peerView{up, {Name: "dialled", Connecting: true}}}, 0.99,
+			[]string{"connecting to dialled"}, nil},
 		{"offline, none reached since start", syncView{Fraction: 1, Peers: []peerView{{Name: "off"}}}, 0.99,
 			[]string{"no member of the folder reached since this daemon started"}, []string{"off"}},
 	} {

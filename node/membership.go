@@ -235,6 +235,7 @@ func (n *Node) mergeLog(in *identity.Log, from peer.ID) error {
 // consumePeerRecords stores signed address records of members.
 func (n *Node) consumePeerRecords(recs [][]byte) {
 	found := false
+	var learnt []peer.ID
 	for _, b := range recs {
 		pr, err := verifyPeerRecord(b)
 		if errors.Is(err, errRecordSigner) {
@@ -248,6 +249,7 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 		if pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
 			continue
 		}
+		newer := n.recordSeq(pr.PeerID) < pr.Seq
 		if !n.keepRecord(pr.PeerID, b, pr.Seq) {
 			continue // an older record than the one kept: its addresses are stale
 		}
@@ -255,6 +257,12 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 		n.log.Debug("learned member addresses", "peer", pr.PeerID.String(), "addrs", pr.Addrs)
 		n.saveAddrs(pr.PeerID)
 		found = true
+		if newer { // the same record forwarded again says nothing new
+			learnt = append(learnt, pr.PeerID)
+		}
+	}
+	for _, p := range learnt {
+		n.learntAddrs(p)
 	}
 	if found {
 		n.kickDial()
