@@ -182,7 +182,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		l := n.membership()
-		now := time.Now()
+		now := n.now()
 		if l != nil {
 			for _, m := range l.Members() {
 				p := m.ID
@@ -270,7 +270,7 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 	}
 	st.failures++
 	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
-	st.next = time.Now().Add(st.backoff)
+	st.next = n.now().Add(st.backoff)
 	if st.kicked { // something changed during the dial (a relay reservation, a new address)
 		st.next, st.kicked = time.Time{}, false
 	}
