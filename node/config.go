@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/meshwork/meshwork/blobs/s3store"
 )
@@ -46,6 +47,26 @@ type Config struct {
 	// writing them with O_DIRECT (blobs/store/directio.go); meshd sets it
 	// for MESHWORK_DIRECT_WRITES=0 (Config.ApplyEnv).
 	NoDirectWrites bool
+	// Now is the clock the node decides by (nil: time.Now), so that a test
+	// can move time: invite expiry (making, serving and joining), the
+	// times written into the membership log (init, revoke, redeem) and into
+	// folder and object definitions, dial and hole-punch backoff, path news
+	// quieting, the membership pull's rate limit, the storage upload
+	// interval and its "last upload" times, the store-health probe and
+	// quiet periods, last-seen times and the daemon's start time.
+	//
+	// Left on the wall clock, on purpose: stream and dial deadlines
+	// (SetDeadline, context timeouts, timers and tickers: the network stack
+	// and the runtime measure those in real time, a fake clock would not
+	// move them); the folder-wait bookkeeping in insync.go (scan coalescing
+	// and sync rounds are ordered against each other and against libp2p's
+	// connection-opened times, which are wall-clock); the relay
+	// reservation's renewal (its expiry comes from the relay's clock) and
+	// the bounded wait for the hole-punch service (relays.go);
+	// elapsed times for logs and results (time.Since: took, Elapsed,
+	// WaitedMS); and the clock part of item IDs (objects.go, sync.go),
+	// which only keeps IDs unique and roughly in creation order.
+	Now func() time.Time
 }
 
 // DefaultHTTPAddr is the HTTP API's default address: loopback only.

@@ -227,7 +227,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		l := n.membership()
-		now := time.Now()
+		now := n.now()
 		if l != nil {
 			for _, m := range l.Members() {
 				p := m.ID
@@ -309,7 +309,7 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 	if err != nil {
 		n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
 	}
-	st.end(err == nil, time.Now())
+	st.end(err == nil, n.now())
 }
 
 // end records the end of a dial at now; the caller holds n.mu.

@@ -44,7 +44,7 @@ func (n *Node) ShareFolder(name, device, roleName string) (peer.ID, syncproto.Ro
 	if err != nil {
 		return "", 0, withKind(ErrInvalid, fmt.Errorf("role %q: want reader, editor, owner or none", roleName))
 	}
-	def.setRole(m.ID.String(), role, time.Now())
+	def.setRole(m.ID.String(), role, n.now())
 	if err := n.putFolderDef(def); err != nil {
 		err = fmt.Errorf("share %q: %w", name, err)
 		if errors.Is(err, syncproto.ErrRefused) {

@@ -70,7 +70,7 @@ func (n *Node) NewInvite(role identity.Role, ttl time.Duration) (*identity.Invit
 		return nil, errNoMesh
 	}
 	redeemer, addrs := n.inviteRedeemerLocked()
-	inv, err := n.mlog.NewInvite(n.key, role, ttl, addrs, time.Now(), redeemer)
+	inv, err := n.mlog.NewInvite(n.key, role, ttl, addrs, n.now(), redeemer)
 	if err != nil {
 		return nil, fmt.Errorf("create invite: %w", err)
 	}
@@ -152,6 +152,8 @@ type inviteHost interface {
 	redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error)
 	// joined reports a device that joined.
 	joined(joiner peer.ID, name string, role identity.Role)
+	// now is the host's clock, for the grant's expiry (Config.Now).
+	now() time.Time
 }
 
 type nodeInviteHost struct{ n *Node }
@@ -171,7 +173,7 @@ func (h nodeInviteHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, na
 	if n.mlog == nil {
 		return nil, errNoMesh
 	}
-	if err := n.mlog.Redeem(n.key, g, joiner, name, challenge, proof, time.Now()); err != nil {
+	if err := n.mlog.Redeem(n.key, g, joiner, name, challenge, proof, n.now()); err != nil {
 		return nil, err
 	}
 	if err := n.commitLocked(); err != nil {
@@ -179,6 +181,8 @@ func (h nodeInviteHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, na
 	}
 	return n.mlog.Encode(), nil
 }
+
+func (h nodeInviteHost) now() time.Time { return h.n.now() }
 
 func (h nodeInviteHost) joined(joiner peer.ID, name string, role identity.Role) {
 	h.n.news("joined", joiner, fmt.Sprintf("device %s joined as %s", name, role))
@@ -222,7 +226,7 @@ func serveInvite(rw io.ReadWriter, joiner peer.ID, h inviteHost, log *slog.Logge
 		return refuse(fmt.Sprintf("%s: invite %s can only be redeemed at %s (so that it is redeemed exactly once), not at %s",
 			identity.ErrNotRedeemer, grant.ID(), redeemersOf(&grant), self))
 	}
-	if grant.Expired(time.Now()) {
+	if grant.Expired(h.now()) {
 		return refuse(fmt.Sprintf("invite expired at %s", grant.Expires.UTC().Format(time.RFC3339)))
 	}
 	challenge := make([]byte, 32)
@@ -282,7 +286,7 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		return identity.MeshID{}, fmt.Errorf("join mesh: %w", err)
 	}
 	g := inv.Grant
-	if g.Expired(time.Now()) {
+	if g.Expired(n.now()) {
 		return identity.MeshID{}, fmt.Errorf("join mesh: %w at %s: ask for a new code ('mesh invite' on a member)", identity.ErrInviteExpired, g.Expires.UTC().Format(time.RFC3339))
 	}
 	if n.membership() != nil {

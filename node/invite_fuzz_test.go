@@ -29,13 +29,15 @@ func (h *ivFuzzHost) inviteSelf() (identity.MeshID, peer.ID, bool) {
 
 func (h *ivFuzzHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error) {
 	l := h.log.Clone() // every input starts from the same log
-	if err := l.Redeem(h.key, g, joiner, name, challenge, proof, time.Now()); err != nil {
+	if err := l.Redeem(h.key, g, joiner, name, challenge, proof, h.now()); err != nil {
 		return nil, err
 	}
 	return l.Encode(), nil
 }
 
 func (h *ivFuzzHost) joined(peer.ID, string, identity.Role) {}
+
+func (h *ivFuzzHost) now() time.Time { return time.Now() }
 
 func ivFrame(typ byte, p []byte) []byte {
 	var b bytes.Buffer

@@ -51,7 +51,7 @@ func (n *Node) seen(p peer.ID) (time.Time, bool) {
 // must not block).
 func (n *Node) peerEvent(p peer.ID) {
 	n.liveMu.Lock()
-	n.lastSeen[p] = time.Now().UTC()
+	n.lastSeen[p] = n.now().UTC()
 	n.liveMu.Unlock()
 	n.kickLive()
 }
@@ -153,7 +153,7 @@ func (n *Node) presenceItems() []syncproto.Item {
 				title += ", viewing " + strings.Join(p.Viewing, ", ")
 			}
 		}
-		out = append(out, n.viewItem(p.Device, title, string(b), time.Now()))
+		out = append(out, n.viewItem(p.Device, title, string(b), n.now()))
 	}
 	return out
 }

@@ -328,7 +328,7 @@ const pullInterval = time.Second
 // device yet; once it has, the peer's next stream is served. At most once
 // per pullInterval, so that a non-member's streams cost little.
 func (n *Node) pullMembership() {
-	now := time.Now().UnixNano()
+	now := n.now().UnixNano()
 	last := n.lastPull.Load()
 	if now-last < int64(pullInterval) || !n.lastPull.CompareAndSwap(last, now) {
 		return

@@ -32,6 +32,7 @@ import (
 type Node struct {
 	cfg    Config
 	log    *slog.Logger
+	clock  func() time.Time // cfg.Now or time.Now, set by New; read through now()
 	key    crypto.PrivKey
 	id     peer.ID
 	db     *badger.DB
@@ -108,7 +109,11 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if created {
 		logger.Info("created device identity", "id", id.String(), "key", KeyPath(cfg.Home))
 	}
-	health := newStoreHealth(filepath.Join(cfg.Home, "db"), logger)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	health := newStoreHealth(filepath.Join(cfg.Home, "db"), logger, now)
 	db, err := openDB(health.dir, logger, health)
 	if err != nil {
 		return nil, err
@@ -116,6 +121,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		log:       logger,
+		clock:     now,
 		key:       key,
 		id:        id,
 		db:        db,
@@ -130,7 +136,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		liveKick:  make(chan struct{}, 1),
 		lastSeen:  map[peer.ID]time.Time{},
 		viewers:   map[string]int{},
-		started:   time.Now().UTC(),
+		started:   now().UTC(),
 		changes:   newChangeQueue(),
 		ready:     make(chan struct{}),
 	}
@@ -154,7 +160,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("port in use, listening on an OS-chosen port instead", "port", DefaultPort, "addrs", h.Addrs())
 	}
 	n.host = h
-	n.punch = newPuncher(n, n.hps)
+	n.punch = newPuncher(n, n.hps, now)
 	if err := n.openBlobs(); err != nil {
 		h.Close()
 		db.Close()
@@ -186,6 +192,15 @@ func parseRelays(addrs []string) ([]peer.AddrInfo, error) {
 		out = append(out, *ai)
 	}
 	return out, nil
+}
+
+// now is the time by the node's clock (Config.Now). A Node a test builds
+// as a partial literal, without New, has no clock and reads the wall clock.
+func (n *Node) now() time.Time {
+	if n.clock == nil {
+		return time.Now()
+	}
+	return n.clock()
 }
 
 // ID is the device ID.
@@ -428,7 +443,7 @@ func (n *Node) Init(name string) (identity.MeshID, error) {
 	if err := n.refuseOnStorage("init mesh"); err != nil {
 		return identity.MeshID{}, fmt.Errorf("%w; join a mesh with a code from 'mesh invite --storage'", err)
 	}
-	l, err := identity.NewMesh(n.key, name, time.Now())
+	l, err := identity.NewMesh(n.key, name, n.now())
 	if err != nil {
 		return identity.MeshID{}, fmt.Errorf("init mesh: %w", err)
 	}
@@ -457,7 +472,7 @@ func (n *Node) Revoke(who string) (identity.Member, error) {
 	if m.ID == n.id {
 		return identity.Member{}, fmt.Errorf("revoke %q: a device cannot revoke itself", who)
 	}
-	if err := n.mlog.Revoke(n.key, m.ID, time.Now()); err != nil {
+	if err := n.mlog.Revoke(n.key, m.ID, n.now()); err != nil {
 		return identity.Member{}, fmt.Errorf("revoke %q: %w", who, err)
 	}
 	if err := n.commitLocked(); err != nil {

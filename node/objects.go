@@ -180,7 +180,7 @@ func (n *Node) deviceItems() []syncproto.Item {
 	var out []syncproto.Item
 	for _, d := range n.deviceList(context.Background(), false) {
 		b, _ := json.Marshal(d)
-		when := time.Now()
+		when := n.now()
 		if d.LastSeen != nil {
 			when = *d.LastSeen
 		}
@@ -257,7 +257,7 @@ func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: typ, Owner: n.id.String(), Created: time.Now().UTC()}
+	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: typ, Owner: n.id.String(), Created: n.now().UTC()}
 	b, _ := json.Marshal(d)
 	if _, err := n.sync.Update(catalogID, syncproto.ItemID("object/"+d.Name), syncproto.Content{Title: d.Name, Body: syncproto.Text(b)}); err != nil {
 		return ObjectInfo{}, fmt.Errorf("create object %q: %w", name, err)

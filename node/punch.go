@@ -211,6 +211,7 @@ type puncher struct {
 	n    *Node
 	svc  *holepunch.Service // nil: no hole punching (then run only tracks paths)
 	log  *slog.Logger
+	now  func() time.Time // the node's clock (Config.Now), for backoff and news
 	kick chan struct{}
 
 	results  chan punchResult
@@ -230,9 +231,9 @@ type punchResult struct {
 	took   time.Duration
 }
 
-func newPuncher(n *Node, svc *holepunch.Service) *puncher {
+func newPuncher(n *Node, svc *holepunch.Service, now func() time.Time) *puncher {
 	return &puncher{
-		n: n, svc: svc, log: n.log.With("task", "punch"),
+		n: n, svc: svc, log: n.log.With("task", "punch"), now: now,
 		kick:     make(chan struct{}, 1),
 		results:  make(chan punchResult, 16),
 		lastNews: map[peer.ID]time.Time{},
@@ -275,7 +276,7 @@ func (pu *puncher) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := time.Now()
+		now := pu.now()
 		pu.refresh(s, now)
 		if pu.svc != nil && pu.n.holePunchReady() {
 			for _, p := range s.due(now) {
@@ -308,7 +309,7 @@ func (pu *puncher) run(ctx context.Context) {
 
 // onEvent turns an event into triggers.
 func (pu *puncher) onEvent(s *punchSched, e any) {
-	now := time.Now()
+	now := pu.now()
 	switch ev := e.(type) {
 	case event.EvtLocalAddressesUpdated:
 		pu.log.Debug("local addresses changed: punching relayed members again")
@@ -399,7 +400,7 @@ func (pu *puncher) start(ctx context.Context, p peer.ID) {
 
 // finished records an attempt's outcome.
 func (pu *puncher) finished(s *punchSched, r punchResult) {
-	now := time.Now()
+	now := pu.now()
 	name := pu.n.deviceName(r.p)
 	if r.direct {
 		pu.direct.Add(1)
@@ -439,9 +440,10 @@ func (pu *puncher) announce(p peer.ID, from, to string) {
 	pu.log.Info("path changed", "peer", p.String(), "name", name, "from", from, "to", to)
 	pu.newsMu.Lock()
 	last, seen := pu.lastNews[p]
-	quiet := seen && time.Since(last) < punchNewsEvery
+	now := pu.now()
+	quiet := seen && now.Sub(last) < punchNewsEvery
 	if !quiet {
-		pu.lastNews[p] = time.Now()
+		pu.lastNews[p] = now
 	}
 	pu.newsMu.Unlock()
 	if !quiet {

@@ -75,11 +75,11 @@ func (n *Node) uploadLoop(ctx context.Context, kick <-chan struct{}) {
 			force = true
 		}
 		heads := n.folderHeads()
-		if !force && heads == lastHeads && time.Since(lastUpload) < 30*time.Second {
+		if !force && heads == lastHeads && n.now().Sub(lastUpload) < 30*time.Second {
 			continue
 		}
 		if n.storageUpload(ctx) {
-			lastHeads, lastUpload = heads, time.Now()
+			lastHeads, lastUpload = heads, n.now()
 		}
 	}
 }

@@ -174,7 +174,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			left = max(0, left-plan.need)
 		}
 	}
-	now := time.Now().UTC()
+	now := n.now().UTC()
 	for _, f := range files {
 		info := infos[f.folder]
 		info.Files++

@@ -22,6 +22,7 @@ import (
 type storeHealth struct {
 	dir string
 	log *slog.Logger
+	now func() time.Time // the node's clock (Config.Now)
 
 	mu         sync.Mutex
 	err        string    // "" while the store works
@@ -39,8 +40,8 @@ const (
 	storeQuietFor   = 5 * time.Second // no badger error for this long (and a good probe) clears the error
 )
 
-func newStoreHealth(dir string, log *slog.Logger) *storeHealth {
-	return &storeHealth{dir: dir, log: log}
+func newStoreHealth(dir string, log *slog.Logger, now func() time.Time) *storeHealth {
+	return &storeHealth{dir: dir, log: log, now: now}
 }
 
 // fail records a store error; the first one after a working period is
@@ -51,7 +52,7 @@ func (h *storeHealth) fail(msg string) {
 	if h.err != "" {
 		return
 	}
-	h.err, h.since = msg, time.Now().UTC()
+	h.err, h.since = msg, h.now().UTC()
 	h.log.Error("store error: "+msg, "store", h.dir)
 }
 
@@ -59,7 +60,7 @@ func (h *storeHealth) fail(msg string) {
 // value log write, ...).
 func (h *storeHealth) badgerError(msg string) {
 	h.mu.Lock()
-	h.lastBadger = time.Now()
+	h.lastBadger = h.now()
 	h.mu.Unlock()
 	h.fail(fmt.Sprintf("badger store %s: %s", h.dir, msg))
 }
@@ -68,7 +69,7 @@ func (h *storeHealth) badgerError(msg string) {
 // second, and sets or clears the error.
 func (h *storeHealth) check() {
 	h.mu.Lock()
-	now := time.Now()
+	now := h.now()
 	if now.Sub(h.lastProbe) < storeProbeEvery {
 		h.mu.Unlock()
 		return
@@ -84,7 +85,7 @@ func (h *storeHealth) check() {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.err != "" && time.Since(h.lastBadger) > storeQuietFor {
+	if h.err != "" && h.now().Sub(h.lastBadger) > storeQuietFor {
 		h.log.Info("store works again", "store", h.dir, "failing_since", h.since, "was", h.err)
 		h.err, h.since = "", time.Time{}
 	}

@@ -16,7 +16,7 @@ func testStoreHealth(t *testing.T) *storeHealth {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h := newStoreHealth(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newStoreHealth(dir, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
 	h.check()
 	if msg, _ := h.state(); msg != "" {
 		t.Fatalf("working store reported %q", msg)
