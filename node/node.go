@@ -74,14 +74,10 @@ type Node struct {
 	ready     chan struct{} // closed once Run serves (shutdown.go)
 
 	// Live events and presence (live.go, events.go).
-	events   *eventHub
-	liveKick chan struct{}
-	liveMu   sync.Mutex
-	lastSeen map[peer.ID]time.Time
-	viewers  map[string]int // folder → open event streams viewing it
-	started  time.Time
-	changes  *changeQueue // object changes for changeLoop (changequeue.go)
-	rounds   roundBook    // sync rounds with members, for in_sync (insync.go)
+	events  *eventHub
+	live    *presence    // last-seen times, viewers, liveLoop's wake-up (live.go)
+	changes *changeQueue // object changes for changeLoop (changequeue.go)
+	rounds  roundBook    // sync rounds with members, for in_sync (insync.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -127,10 +123,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		folders:   map[syncproto.ObjectID]*localFolder{},
 		pushAll:   make(chan struct{}, 1),
 		events:    newEventHub(),
-		liveKick:  make(chan struct{}, 1),
-		lastSeen:  map[peer.ID]time.Time{},
-		viewers:   map[string]int{},
-		started:   time.Now().UTC(),
+		live:      newPresence(time.Now().UTC()),
 		changes:   newChangeQueue(),
 		ready:     make(chan struct{}),
 	}
