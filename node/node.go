@@ -24,7 +24,6 @@ import (
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/identity"
-	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 )
 
@@ -53,10 +52,7 @@ type Node struct {
 	rolesKick chan struct{}
 	newsWake  newsWaiter
 	runCtx    context.Context // Run's context, for folders started later
-	fmu       sync.Mutex
-	faddMu    sync.Mutex // serialises AddFolder and JoinFolderMode (refuseOverlap)
-	folders   map[syncproto.ObjectID]*localFolder
-	folderWG  sync.WaitGroup
+	folders   *folderSet      // the folders synced here (folderset.go)
 
 	mu    sync.Mutex
 	mlog  *identity.Log // nil until the device inits or joins a mesh
@@ -120,7 +116,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		records:   map[peer.ID]keptRecord{},
 		kick:      make(chan struct{}, 1),
 		rolesKick: make(chan struct{}, 1),
-		folders:   map[syncproto.ObjectID]*localFolder{},
+		folders:   newFolderSet(),
 		pushAll:   make(chan struct{}, 1),
 		events:    newEventHub(),
 		live:      newPresence(time.Now().UTC()),
@@ -247,7 +243,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
 	<-ctx.Done()
 	n.stop.set("folders")
-	n.stopFolders()
+	n.folders.stopAll()
 	n.stop.set(partTasks)
 	wg.Wait()
 	return nil
