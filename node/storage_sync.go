@@ -16,7 +16,7 @@ import (
 )
 
 // The device side of the storage peer: the loop, and the object records
-// pushed to and merged from it (see storage.go).
+// pushed to and merged from it (see "Storage peer", doc.go).
 
 func (n *Node) kickStorage() {
 	if n.st == nil {

@@ -19,7 +19,7 @@ import (
 )
 
 // Uploading content to a storage peer: newest first, within its quota (see
-// the quota policy in storage.go).
+// "Storage peer quota policy", doc.go).
 
 type fileToUpload struct {
 	folder syncproto.ObjectID
