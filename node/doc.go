@@ -65,6 +65,99 @@
 // node.go); a new folder mode in node/folder/mode.go (folder.Mode), and
 // what the daemon does with it in modes.go here.
 //
+// # Parts and call order
+//
+// Node (node.go) holds the parts of the daemon core and wires them: New
+// builds them in order (store, the registries and queues, gater,
+// membership, relays, host, puncher, blobs, sync engine, storage client,
+// tunnels), serve (node.go) starts
+// their loops as Run's tasks and Run and Close (shutdown.go, node.go) stop
+// them. Each part owns the state listed and the lock that guards it; no
+// other code touches that state except where an exception says so.
+//
+//   - presence (live.go): last-seen times, the viewers of folders, the
+//     start time and liveLoop's wake-up; presence.mu, a leaf. It calls
+//     nothing; Node writes the presence object itself (writePresence).
+//   - folderSet (folderset.go): the running folders (localFolder,
+//     folders.go) and their goroutines; folderSet.mu, a leaf, and addMu,
+//     which serialises adding a folder and is held across disk and network
+//     work (mu may be taken under it). A folder's scan holds the folder's
+//     lock and then takes folderSet.mu (folderNews), never the reverse.
+//   - tunnels registry, tunnelSet (tunnels.go): the tunnel server and
+//     client (package node/tunnel) and the open client-side forwards;
+//     tunnelSet.mu, a leaf.
+//   - storage client, storageState (storage.go; used by storage_api.go,
+//     storage_sync.go, storage_upload.go, storage_fetch.go): the vault
+//     server (storage role) or client, the storage peers seen, what was
+//     pushed and merged, what each folder holds there, the cached
+//     manifests; storageState.mu, a leaf,
+//     and syncMu and uploadMu (one record exchange, one upload at a time,
+//     held across network work).
+//   - membership and dials (node.go, membership.go, discovery.go,
+//     invite.go): the membership log (mlog), each member's dial backoff
+//     (dials) and members' signed address records (records); Node.mu.
+//   - changeQueue (changequeue.go): object changes waiting for changeLoop
+//     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
+//     called under any lock.
+//   - roundBook (insync.go): when each member's last sync round started,
+//     and the rounds wanted and running; roundBook.mu, a leaf.
+//   - exchange engine, n.sync (package syncproto/exchange; wired in
+//     sync.go by openSync): the replicas and the sync sessions, under the
+//     engine's own locks. It calls back into Node through its Config:
+//     memberGate.IsMember (Node.mu, then storageState.mu), OnChange and
+//     OnLocalChange (onSyncChange, changeQueue.push), Validate
+//     (catalogrules.go) and FormerWriter (former.go).
+//   - blob transfer (blobs.go): the content store blobStore (blobs/store)
+//     and the transfer service blobSvc (blobs/transfer), under their own
+//     locks; they call back through blobAuth (IsMember, blobStore.Holders).
+//   - host (host.go), gater (gate.go), relays (relaySet, relays.go) and
+//     puncher (punch.go): the libp2p host and hole-punch service; the
+//     gater holds only a func, isRevoked (Node.mu), that the swarm calls;
+//     relaySet.mu (a leaf) guards the relays' circuit addresses, which the
+//     host's address factory reads; puncher.newsMu guards its news
+//     throttle, its counters are atomic.
+//   - leaves: eventHub (events.go, the live event ring), storeHealth
+//     (storehealth.go), formerHolder (former.go, an atomic pointer),
+//     stopState (shutdown.go), newsWaiter (sync.go).
+//
+// The order: node.go and shutdown.go wire the parts; the exported methods
+// of Node (the core's API, which node/localapi consumes) and Node's loops
+// call the parts; a part calls downward only, into its own state, leaves
+// and lower packages, never into Node, another part or node/localapi. No
+// file of package node imports node/localapi (TestCoreNeverImportsAPI,
+// node/localapi/fence_test.go, checks go list -deps ./node). Lower packages
+// (exchange, transfer, tunnel, vault, folder, mdns) call back into Node only
+// through the small adapters that hold the *Node and implement the
+// interfaces those packages declare: memberGate (sync.go), blobAuth
+// (blobs.go), feedAdapter and fetcher (folders.go: a folder's changes reach
+// the engine and folderNews, its fetches the blob service and the storage
+// client), nodeInviteHost (invite.go), mdnsNotifee (discovery.go), and the
+// vault's SetAdmin (isMeshAdmin, storage.go).
+//
+// Lock order, outer first: folderSet.addMu, folderSet.mu; a folder's lock,
+// folderSet.mu; Node.mu, storageState.mu (NewInvite lists storage peers
+// under Node.mu); Node.mu, the engine's locks (see below); the engine's
+// lock, Node.mu (memberGate). Node.mu is held across work that calls other
+// parts: commitLocked writes the store and wakes the push, dial, roles and
+// relay loops (non-blocking sends), and NewInvite lists the host's
+// connections.
+//
+// Known exceptions, where the code breaks the order today:
+//   - puncher holds the *Node and calls up into it: IsMember, deviceName,
+//     news, events and the host (punch.go).
+//   - storageState has no methods: the Node methods of the storage*.go
+//     files take its locks and read and write its fields.
+//   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
+//     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
+//   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
+//     take roundBook.mu and change want and running themselves.
+//   - Revoke (node.go) writes news while holding Node.mu, and news calls
+//     the engine (Update, which takes the engine's lock), while the
+//     engine's recheckPeers holds its lock and calls memberGate.IsMember,
+//     which takes Node.mu: the two orders are opposite, a deadlock if a
+//     revoke meets a recheck. Not changed here (the restructuring keeps
+//     behaviour); the fix is to write the news after Node.mu is released.
+//
 // # Storage peer
 //
 // A storage peer (meshd --role storage) is a member of the mesh that keeps
