@@ -35,20 +35,10 @@ const (
 	maxRecords     = 1024
 )
 
-type dialState struct {
-	next     time.Time
-	backoff  time.Duration
-	busy     bool
-	kicked   bool // kicked while busy: dial again as soon as this dial ends
-	failures int
-}
-
 // onConnected runs on the swarm's notification path: it must not block.
 func (n *Node) onConnected(_ context.Context, c network.Conn) {
 	if n.IsMember(c.RemotePeer()) {
-		n.mu.Lock()
-		delete(n.dials, c.RemotePeer())
-		n.mu.Unlock()
+		n.members.forgetDial(c.RemotePeer())
 		n.schedulePush() // the push loop also re-drives folders (memberOnline)
 		n.kickRound(c.RemotePeer())
 	}
@@ -79,7 +69,7 @@ func (n *Node) watchIdentify(ctx context.Context) {
 				b, err := ev.SignedPeerRecord.Marshal()
 				rec, rerr := ev.SignedPeerRecord.Record()
 				if pr, ok := rec.(*peer.PeerRecord); err == nil && rerr == nil && ok {
-					n.keepRecord(ev.Peer, b, pr.Seq)
+					n.members.keepRecord(ev.Peer, b, pr.Seq)
 				}
 			}
 			if !n.IsMember(ev.Peer) {
@@ -92,36 +82,6 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// keptRecord is a member's signed address record and its sequence number
-// (the time the device made it: a restarted device's is higher).
-type keptRecord struct {
-	raw []byte
-	seq uint64
-}
-
-// keepRecord remembers a signed address record unless a newer one of p is
-// kept, dropping non-members' records when there are too many. It reports
-// whether it kept b. Without the check a member that still held a record
-// from before p restarted (on new ports) forwarded it over the fresh one,
-// and two devices restarted together never learned each other's current
-// addresses (chaos soak seed 744: neither saw the other for 3 minutes).
-func (n *Node) keepRecord(p peer.ID, b []byte, seq uint64) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if old, ok := n.records[p]; ok && old.seq > seq {
-		return false
-	}
-	if len(n.records) >= maxRecords {
-		for id := range n.records {
-			if n.mlog == nil || !n.mlog.IsMember(id) {
-				delete(n.records, id)
-			}
-		}
-	}
-	n.records[p] = keptRecord{raw: b, seq: seq}
-	return true
 }
 
 // saveAddrs persists the peerstore's addresses of p.
@@ -192,17 +152,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 				if len(n.host.Peerstore().Addrs(p)) == 0 && n.dht == nil {
 					continue
 				}
-				n.mu.Lock()
-				st := n.dials[p]
-				if st == nil {
-					st = &dialState{backoff: minDialBackoff}
-					n.dials[p] = st
-				}
-				due := !st.busy && !now.Before(st.next)
-				if due {
-					st.busy = true
-				}
-				n.mu.Unlock()
+				st, due := n.members.claimDial(p, now)
 				if !due {
 					continue
 				}
@@ -218,20 +168,13 @@ func (n *Node) redialLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-n.kick:
-			n.mu.Lock()
-			for _, st := range n.dials {
-				st.next = time.Time{}
-				st.kicked = st.busy
-			}
-			n.mu.Unlock()
+			n.members.kickDials()
 		}
 	}
 }
 
 func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
-	n.mu.Lock()
-	failures := st.failures
-	n.mu.Unlock()
+	failures := n.members.failures(st)
 	// Known addresses first; after a few failures (or with no address at
 	// all), ask the DHT and dial what it found; when that fails too, try
 	// circuits through our own relays (relays.go), which stay in the
@@ -259,22 +202,10 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 			err = connect()
 		}
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st.busy = false
-	if err == nil {
-		st.backoff = minDialBackoff
-		st.next = time.Time{}
-		st.failures = 0
-		return
+	retryIn, kicked := n.members.endDial(st, err == nil, time.Now())
+	if err != nil {
+		n.log.Debug("dial member failed", "peer", p.String(), "retry_in", retryIn, "kicked", kicked, "err", err)
 	}
-	st.failures++
-	n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
-	st.next = time.Now().Add(st.backoff)
-	if st.kicked { // something changed during the dial (a relay reservation, a new address)
-		st.next, st.kicked = time.Time{}, false
-	}
-	st.backoff = min(2*st.backoff, maxDialBackoff)
 }
 
 var errNoAddrs = errors.New("no known addresses")

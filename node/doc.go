@@ -93,9 +93,13 @@
 //     manifests; storageState.mu, a leaf,
 //     and syncMu and uploadMu (one record exchange, one upload at a time,
 //     held across network work).
-//   - membership and dials (node.go, membership.go, discovery.go,
-//     invite.go): the membership log (mlog), each member's dial backoff
-//     (dials) and members' signed address records (records); Node.mu.
+//   - membership, memberState (memberstate.go; used by node.go,
+//     membership.go, discovery.go, invite.go, storage.go): the membership
+//     log, each member's dial backoff and members' signed address records;
+//     memberState.mu, one lock for the three (keepRecord reads the log).
+//     Not a leaf: the func given to update runs under it and calls other
+//     parts (commitLocked, news, storageState), so that a change of the
+//     log and its effects are one step.
 //   - changeQueue (changequeue.go): object changes waiting for changeLoop
 //     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
 //     called under any lock.
@@ -104,7 +108,7 @@
 //   - exchange engine, n.sync (package syncproto/exchange; wired in
 //     sync.go by openSync): the replicas and the sync sessions, under the
 //     engine's own locks. It calls back into Node through its Config:
-//     memberGate.IsMember (Node.mu, then storageState.mu), OnChange and
+//     memberGate.IsMember (memberState.mu, then storageState.mu), OnChange and
 //     OnLocalChange (onSyncChange, changeQueue.push), Validate
 //     (catalogrules.go) and FormerWriter (former.go).
 //   - blob transfer (blobs.go): the content store blobStore (blobs/store)
@@ -112,7 +116,7 @@
 //     locks; they call back through blobAuth (IsMember, blobStore.Holders).
 //   - host (host.go), gater (gate.go), relays (relaySet, relays.go) and
 //     puncher (punch.go): the libp2p host and hole-punch service; the
-//     gater holds only a func, isRevoked (Node.mu), that the swarm calls;
+//     gater holds only a func, isRevoked (memberState.mu), that the swarm calls;
 //     relaySet.mu (a leaf) guards the relays' circuit addresses, which the
 //     host's address factory reads; puncher.newsMu guards its news
 //     throttle, its counters are atomic.
@@ -135,12 +139,12 @@
 // vault's SetAdmin (isMeshAdmin, storage.go).
 //
 // Lock order, outer first: folderSet.addMu, folderSet.mu; a folder's lock,
-// folderSet.mu; Node.mu, storageState.mu (NewInvite lists storage peers
-// under Node.mu); Node.mu, the engine's locks (see below); the engine's
-// lock, Node.mu (memberGate). Node.mu is held across work that calls other
-// parts: commitLocked writes the store and wakes the push, dial, roles and
-// relay loops (non-blocking sends), and NewInvite lists the host's
-// connections.
+// folderSet.mu; memberState.mu, storageState.mu (NewInvite lists storage
+// peers under memberState.mu); memberState.mu, the engine's locks (see
+// below); the engine's lock, memberState.mu (memberGate). memberState.mu
+// is held across work that calls other parts (inside memberState.update):
+// commitLocked writes the store and wakes the push, dial, roles and relay
+// loops (non-blocking sends), and NewInvite lists the host's connections.
 //
 // Known exceptions, where the code breaks the order today:
 //   - puncher holds the *Node and calls up into it: IsMember, deviceName,
@@ -151,12 +155,13 @@
 //     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
 //   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
 //     take roundBook.mu and change want and running themselves.
-//   - Revoke (node.go) writes news while holding Node.mu, and news calls
-//     the engine (Update, which takes the engine's lock), while the
-//     engine's recheckPeers holds its lock and calls memberGate.IsMember,
-//     which takes Node.mu: the two orders are opposite, a deadlock if a
-//     revoke meets a recheck. Not changed here (the restructuring keeps
-//     behaviour); the fix is to write the news after Node.mu is released.
+//   - Revoke (node.go) writes news while holding memberState.mu (inside
+//     update), and news calls the engine (Update, which takes the engine's
+//     lock), while the engine's recheckPeers holds its lock and calls
+//     memberGate.IsMember, which takes memberState.mu: the two orders are
+//     opposite, a deadlock if a revoke meets a recheck. Not changed here
+//     (the restructuring keeps behaviour); the fix is to write the news
+//     after update returns.
 //
 // # Storage peer
 //

@@ -216,8 +216,8 @@ func (n *Node) presenceItems() []syncproto.Item {
 
 // onObjectChange queues a change (local or remote) for changeLoop. It is
 // called by the sync engine, possibly with the node's own locks held by
-// the caller of a local change (Revoke writes news under n.mu), so it
-// only appends and wakes.
+// the caller of a local change (Revoke writes news under the members'
+// lock), so it only appends and wakes.
 func (n *Node) onObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	n.changes.push(objChange{obj, items})
 }

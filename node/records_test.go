@@ -11,21 +11,21 @@ import (
 // (made before the device restarted on new ports) does not win over the
 // fresh one (chaos soak seed 744).
 func TestKeepNewestRecord(t *testing.T) {
-	n := &Node{records: map[peer.ID]keptRecord{}}
+	s := newMemberState()
 	p := peer.ID("device")
-	if !n.keepRecord(p, []byte("after restart"), 20) {
+	if !s.keepRecord(p, []byte("after restart"), 20) {
 		t.Fatal("a first record was not kept")
 	}
-	if n.keepRecord(p, []byte("before restart"), 10) {
+	if s.keepRecord(p, []byte("before restart"), 10) {
 		t.Fatal("an older record was kept")
 	}
-	if got := string(n.records[p].raw); got != "after restart" {
+	if got := string(s.records[p].raw); got != "after restart" {
 		t.Fatalf("kept %q, want the newest record", got)
 	}
-	if !n.keepRecord(p, []byte("after restart"), 20) {
+	if !s.keepRecord(p, []byte("after restart"), 20) {
 		t.Fatal("the same record again was refused (its addresses would not be refreshed)")
 	}
-	if !n.keepRecord(p, []byte("later still"), 30) || string(n.records[p].raw) != "later still" {
+	if !s.keepRecord(p, []byte("later still"), 30) || string(s.records[p].raw) != "later still" {
 		t.Fatal("a newer record did not replace the kept one")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/blobs/s3store"
+	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/node/vault"
 	"github.com/meshwork/meshwork/syncproto"
 )
@@ -139,12 +140,7 @@ func (n *Node) isMeshAdmin(device string) bool {
 	if err != nil {
 		return false
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return false
-	}
-	m, ok := n.mlog.Lookup(id)
+	m, ok := n.members.lookup(id)
 	return ok && !m.Revoked && m.Role.CanAdmin()
 }
 
@@ -190,11 +186,12 @@ func (n *Node) storagePeers() []peer.ID {
 }
 
 // storagePeerAddrsLocked lists the direct addresses (with /p2p/ID) at which
-// this device is connected to storage peers, for invite codes. n.mu is held.
-func (n *Node) storagePeerAddrsLocked() []ma.Multiaddr {
+// this device is connected to storage peers that are members of l, for
+// invite codes. It runs inside members.update, with the members' lock held.
+func (n *Node) storagePeerAddrsLocked(l *identity.Log) []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, p := range n.host.Network().Peers() {
-		if n.mlog == nil || !n.mlog.IsMember(p) || !n.isStoragePeer(p) {
+		if l == nil || !l.IsMember(p) || !n.isStoragePeer(p) {
 			continue
 		}
 		for _, c := range n.host.Network().ConnsToPeer(p) {
