@@ -32,7 +32,7 @@ type Config struct {
 	// localhost, 127.0.0.1 and [::1] (against DNS rebinding).
 	HTTPHosts []string
 	// Role is "" or "device" (default), or RoleStorage: a storage peer
-	// (see storage.go).
+	// (see "Storage peer", doc.go).
 	Role string
 	// Quota bounds the sealed chunk bytes a storage peer keeps (0: none).
 	Quota int64

@@ -181,11 +181,12 @@ func (n *Node) deviceList(ctx context.Context, withRTT bool) []Device {
 		out[i] = Device{Name: m.Name, ID: m.ID.String(), Role: string(m.Role), Self: m.ID == n.id}
 		if m.ID == n.id {
 			out[i].Online = true
-			out[i].LastSeen = &n.started
+			started := n.live.startedAt()
+			out[i].LastSeen = &started
 			continue
 		}
 		// Online: since it connected; offline: when it went away.
-		if t, ok := n.seen(m.ID); ok {
+		if t, ok := n.live.lastSeen(m.ID); ok {
 			out[i].LastSeen = &t
 		}
 		if !withRTT {

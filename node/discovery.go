@@ -35,58 +35,10 @@ const (
 	maxRecords     = 1024
 )
 
-type dialState struct {
-	next     time.Time
-	backoff  time.Duration
-	busy     bool
-	kicked   bool // kicked while busy: dial again as soon as this dial ends
-	failures int
-	// fresh: addresses of the member were learnt since its last dial
-	// ended (a forwarded record, the LAN), so it may be online although
-	// the last dial failed; the next dial's end clears it (reaching).
-	fresh bool
-}
-
-// reaching reports whether member p, not connected, may yet be reached
-// with what this device knows: no dial to it has failed since the daemon
-// started (the first may be under way), or its addresses changed since
-// the last one failed; the retries of a member that keeps failing do not
-// count, or in_sync would flicker with every one. The in-sync rule counts such a member as connecting, not
-// offline: two members restarted together on new ports learn each other's
-// addresses from a third, and until the dial ends neither may say it is
-// in sync (chaos soak seed 577: both said in_sync 1 while each lacked the
-// other's changes). A member with no address and no DHT to look it up is
-// not reaching: nothing will dial it.
-func (n *Node) reaching(p peer.ID) bool {
-	n.mu.Lock()
-	st := n.dials[p]
-	r := st != nil && (st.fresh || st.failures == 0) // a retry after a failure, unkicked, is no news
-	n.mu.Unlock()
-	if st == nil {
-		return len(n.host.Peerstore().Addrs(p)) > 0 || n.dht != nil
-	}
-	return r
-}
-
-// learntAddrs marks member p's addresses as changed and wakes the redial
-// loop. It marks p before it returns, so a status read right after a
-// membership exchange already counts p as connecting (reaching).
-func (n *Node) learntAddrs(p peer.ID) {
-	n.mu.Lock()
-	if st := n.dials[p]; st != nil {
-		st.fresh = true
-		st.kicked = st.kicked || st.busy
-	}
-	n.mu.Unlock()
-	n.kickDial()
-}
-
 // onConnected runs on the swarm's notification path: it must not block.
 func (n *Node) onConnected(_ context.Context, c network.Conn) {
 	if n.IsMember(c.RemotePeer()) {
-		n.mu.Lock()
-		delete(n.dials, c.RemotePeer())
-		n.mu.Unlock()
+		n.members.forgetDial(c.RemotePeer())
 		n.schedulePush() // the push loop also re-drives folders (memberOnline)
 		n.kickRound(c.RemotePeer())
 	}
@@ -117,7 +69,7 @@ func (n *Node) watchIdentify(ctx context.Context) {
 				b, err := ev.SignedPeerRecord.Marshal()
 				rec, rerr := ev.SignedPeerRecord.Record()
 				if pr, ok := rec.(*peer.PeerRecord); err == nil && rerr == nil && ok {
-					n.keepRecord(ev.Peer, b, pr.Seq)
+					n.members.keepRecord(ev.Peer, b, pr.Seq)
 				}
 			}
 			if !n.IsMember(ev.Peer) {
@@ -130,43 +82,6 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// keptRecord is a member's signed address record and its sequence number
-// (the time the device made it: a restarted device's is higher).
-type keptRecord struct {
-	raw []byte
-	seq uint64
-}
-
-// keepRecord remembers a signed address record unless a newer one of p is
-// kept, dropping non-members' records when there are too many. It reports
-// whether it kept b. Without the check a member that still held a record
-// from before p restarted (on new ports) forwarded it over the fresh one,
-// and two devices restarted together never learned each other's current
-// addresses (chaos soak seed 744: neither saw the other for 3 minutes).
-func (n *Node) keepRecord(p peer.ID, b []byte, seq uint64) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if old, ok := n.records[p]; ok && old.seq > seq {
-		return false
-	}
-	if len(n.records) >= maxRecords {
-		for id := range n.records {
-			if n.mlog == nil || !n.mlog.IsMember(id) {
-				delete(n.records, id)
-			}
-		}
-	}
-	n.records[p] = keptRecord{raw: b, seq: seq}
-	return true
-}
-
-// recordSeq is the sequence number of p's kept record (0 if none).
-func (n *Node) recordSeq(p peer.ID) uint64 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.records[p].seq
 }
 
 // saveAddrs persists the peerstore's addresses of p.
@@ -237,17 +152,7 @@ func (n *Node) redialLoop(ctx context.Context) {
 				if len(n.host.Peerstore().Addrs(p)) == 0 && n.dht == nil {
 					continue
 				}
-				n.mu.Lock()
-				st := n.dials[p]
-				if st == nil {
-					st = &dialState{backoff: minDialBackoff}
-					n.dials[p] = st
-				}
-				due := !st.busy && !now.Before(st.next)
-				if due {
-					st.busy = true
-				}
-				n.mu.Unlock()
+				st, due := n.members.claimDial(p, now)
 				if !due {
 					continue
 				}
@@ -263,20 +168,13 @@ func (n *Node) redialLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-n.kick:
-			n.mu.Lock()
-			for _, st := range n.dials {
-				st.next = time.Time{}
-				st.kicked = st.busy
-			}
-			n.mu.Unlock()
+			n.members.kickDials()
 		}
 	}
 }
 
 func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
-	n.mu.Lock()
-	failures := st.failures
-	n.mu.Unlock()
+	failures := n.members.failures(st)
 	// Known addresses first; after a few failures (or with no address at
 	// all), ask the DHT and dial what it found; when that fails too, try
 	// circuits through our own relays (relays.go), which stay in the
@@ -304,33 +202,37 @@ func (n *Node) dialMember(ctx context.Context, p peer.ID, st *dialState) {
 			err = connect()
 		}
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	retryIn, kicked := n.members.endDial(st, err == nil, n.now())
 	if err != nil {
-		n.log.Debug("dial member failed", "peer", p.String(), "retry_in", st.backoff, "kicked", st.kicked, "err", err)
+		n.log.Debug("dial member failed", "peer", p.String(), "retry_in", retryIn, "kicked", kicked, "err", err)
 	}
-	st.end(err == nil, n.now())
-}
-
-// end records the end of a dial at now; the caller holds n.mu.
-func (st *dialState) end(ok bool, now time.Time) {
-	st.busy = false
-	if ok {
-		st.backoff = minDialBackoff
-		st.next = time.Time{}
-		st.failures = 0
-		return
-	}
-	st.failures++
-	st.fresh = st.kicked // addresses learnt during this dial: not tried yet
-	st.next = now.Add(st.backoff)
-	if st.kicked { // something changed during the dial (a relay reservation, a new address)
-		st.next, st.kicked = time.Time{}, false
-	}
-	st.backoff = min(2*st.backoff, maxDialBackoff)
 }
 
 var errNoAddrs = errors.New("no known addresses")
+
+// reaching reports whether member p, not connected, may yet be reached
+// with what this device knows: no dial to it has failed since the daemon
+// started (the first may be under way), or its addresses changed since
+// the last one failed (memberState.reaching). The in-sync rule counts such
+// a member as connecting, not offline: two members restarted together on
+// new ports learn each other's addresses from a third, and until the dial
+// ends neither may say it is in sync (chaos soak seed 577: both said
+// in_sync 1 while each lacked the other's changes). A member with no
+// address and no DHT to look it up is not reaching: nothing dials it.
+func (n *Node) reaching(p peer.ID) bool {
+	if r, known := n.members.reaching(p); known {
+		return r
+	}
+	return len(n.host.Peerstore().Addrs(p)) > 0 || n.dht != nil
+}
+
+// learntAddrs marks member p's addresses as changed and wakes the redial
+// loop. It marks p before it returns, so a status read right after a
+// membership exchange already counts p as connecting (reaching).
+func (n *Node) learntAddrs(p peer.ID) {
+	n.members.learnt(p)
+	n.kickDial()
+}
 
 type mdnsNotifee struct{ n *Node }
 

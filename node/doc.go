@@ -21,7 +21,7 @@
 //   - /meshwork/membership/1.0.0 push the signed membership log and signed
 //     address records of members (membership.go)
 //   - /meshwork/vault/1.0.0      a storage peer's sealed records and chunks
-//     (package vault; served only with --role storage, see storage.go)
+//     (package vault; served only with --role storage, see "Storage peer")
 //   - /meshwork/folder-wait/1.0.0 ask a member to index its copy of a folder
 //     now, before 'mesh folder wait' syncs with it (insync.go). Request:
 //     frame type 1, uvarint length + folder object ID (frame at most 256
@@ -64,4 +64,197 @@
 // protocol ID and frames in this comment, registered in registerProtocols,
 // node.go); a new folder mode in node/folder/mode.go (folder.Mode), and
 // what the daemon does with it in modes.go here.
+//
+// # Parts and call order
+//
+// Node (node.go) holds the parts of the daemon core and wires them: New
+// builds them in order (store, the registries and queues, gater,
+// membership, relays, host, puncher, blobs, sync engine, storage client,
+// tunnels), serve (node.go) starts
+// their loops as Run's tasks and Run and Close (shutdown.go, node.go) stop
+// them. Each part owns the state listed and the lock that guards it; no
+// other code touches that state except where an exception says so.
+//
+//   - presence (live.go): last-seen times, the viewers of folders, the
+//     start time and liveLoop's wake-up; presence.mu, a leaf. It calls
+//     nothing; Node writes the presence object itself (writePresence).
+//   - folderSet (folderset.go): the running folders (localFolder,
+//     folders.go) and their goroutines; folderSet.mu, a leaf, and addMu,
+//     which serialises adding a folder and is held across disk and network
+//     work (mu may be taken under it). A folder's scan holds the folder's
+//     lock and then takes folderSet.mu (folderNews), never the reverse.
+//   - tunnels registry, tunnelSet (tunnels.go): the tunnel server and
+//     client (package node/tunnel) and the open client-side forwards;
+//     tunnelSet.mu, a leaf.
+//   - storage client, storageState (storage.go; used by storage_api.go,
+//     storage_sync.go, storage_upload.go, storage_fetch.go): the vault
+//     server (storage role) or client, the storage peers seen, what was
+//     pushed and merged, what each folder holds there, the cached
+//     manifests; storageState.mu, a leaf,
+//     and syncMu and uploadMu (one record exchange, one upload at a time,
+//     held across network work).
+//   - membership, memberState (memberstate.go; used by node.go,
+//     membership.go, discovery.go, invite.go, storage.go): the membership
+//     log, each member's dial backoff and members' signed address records;
+//     memberState.mu, one lock for the three (keepRecord reads the log).
+//     Not a leaf: the func given to update runs under it and calls other
+//     parts (commitLocked, news, storageState), so that a change of the
+//     log and its effects are one step.
+//   - changeQueue (changequeue.go): object changes waiting for changeLoop
+//     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
+//     called under any lock.
+//   - roundBook (insync.go): when each member's last sync round started,
+//     and the rounds wanted and running; roundBook.mu, a leaf.
+//   - exchange engine, n.sync (package syncproto/exchange; wired in
+//     sync.go by openSync): the replicas and the sync sessions, under the
+//     engine's own locks. It calls back into Node through its Config:
+//     memberGate.IsMember (memberState.mu, then storageState.mu), OnChange and
+//     OnLocalChange (onSyncChange, changeQueue.push), Validate
+//     (catalogrules.go) and FormerWriter (former.go).
+//   - blob transfer (blobs.go): the content store blobStore (blobs/store)
+//     and the transfer service blobSvc (blobs/transfer), under their own
+//     locks; they call back through blobAuth (IsMember, blobStore.Holders).
+//   - host (host.go), gater (gate.go), relays (relaySet, relays.go) and
+//     puncher (punch.go): the libp2p host and hole-punch service; the
+//     gater holds only a func, isRevoked (memberState.mu), that the swarm calls;
+//     relaySet.mu (a leaf) guards the relays' circuit addresses, which the
+//     host's address factory reads; puncher.newsMu guards its news
+//     throttle, its counters are atomic.
+//   - leaves: eventHub (events.go, the live event ring), storeHealth
+//     (storehealth.go), formerHolder (former.go, an atomic pointer),
+//     stopState (shutdown.go), newsWaiter (sync.go).
+//
+// The order: node.go and shutdown.go wire the parts; the exported methods
+// of Node (the core's API, which node/localapi consumes) and Node's loops
+// call the parts; a part calls downward only, into its own state, leaves
+// and lower packages, never into Node, another part or node/localapi. No
+// file of package node imports node/localapi (TestCoreNeverImportsAPI,
+// node/localapi/fence_test.go, checks go list -deps ./node). Lower packages
+// (exchange, transfer, tunnel, vault, folder, mdns) call back into Node only
+// through the small adapters that hold the *Node and implement the
+// interfaces those packages declare: memberGate (sync.go), blobAuth
+// (blobs.go), feedAdapter and fetcher (folders.go: a folder's changes reach
+// the engine and folderNews, its fetches the blob service and the storage
+// client), nodeInviteHost (invite.go), mdnsNotifee (discovery.go), and the
+// vault's SetAdmin (isMeshAdmin, storage.go).
+//
+// Lock order, outer first: folderSet.addMu, folderSet.mu; a folder's lock,
+// folderSet.mu; memberState.mu, storageState.mu (NewInvite lists storage
+// peers under memberState.mu); memberState.mu, the engine's locks (see
+// below); the engine's lock, memberState.mu (memberGate). memberState.mu
+// is held across work that calls other parts (inside memberState.update):
+// commitLocked writes the store and wakes the push, dial, roles and relay
+// loops (non-blocking sends), and NewInvite lists the host's connections.
+//
+// Known exceptions, where the code breaks the order today:
+//   - puncher holds the *Node and calls up into it: IsMember, deviceName,
+//     news, events and the host (punch.go).
+//   - storageState has no methods: the Node methods of the storage*.go
+//     files take its locks and read and write its fields.
+//   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
+//     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
+//   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
+//     take roundBook.mu and change want and running themselves.
+//   - Revoke (node.go) writes news while holding memberState.mu (inside
+//     update), and news calls the engine (Update, which takes the engine's
+//     lock), while the engine's recheckPeers holds its lock and calls
+//     memberGate.IsMember, which takes memberState.mu: the two orders are
+//     opposite, a deadlock if a revoke meets a recheck. Not changed here
+//     (the restructuring keeps behaviour); the fix is to write the news
+//     after update returns.
+//
+// # Storage peer
+//
+// A storage peer (meshd --role storage) is a member of the mesh that keeps
+// no working tree and never takes part in the plaintext sync of mesh
+// objects: it registers /meshwork/vault/1.0.0 (package node/vault) and
+// refuses /meshwork/sync/1.0.0 to everyone, and devices leave it out of
+// their sync engine, of blob swarms and of folder catch-ups. Devices
+// recognise a storage peer by the vault protocol in its identify record:
+// that is the storage peer's own promise to hold only ciphertext, which
+// devices honour; a device never sends it plaintext.
+//
+// # Storage peer keys: one mesh content key, distributed in invite codes
+//
+// The device that creates a mesh (mesh init) draws a 32-byte mesh content
+// key (a crypt.FolderKey), kept in badger under node/meshkey. Every invite
+// code made with 'mesh invite' carries it after the code proper:
+// "meshinv1…-mk1…" (format and checksum at meshKeyPrefix). The code travels out of band (copied by the
+// user) and its secret parts never cross the wire, so a device joining
+// through a storage peer, with every other device offline, still gets the
+// key, and the storage peer (which redeems the invite) never sees it.
+// 'mesh invite --storage' makes a code without it, for a storage peer; a
+// storage peer refuses a code that carries a key and never stores one.
+// Why not a key handed over by an owner device after joining: a device that
+// joins while only the storage peer is online must read the folder at once,
+// and the code is the only secret channel it has. Why one mesh key rather
+// than a random key per folder: the same reason (a per-folder key would
+// need an owner online, or a key record sealed to the mesh key anyway).
+// The cost: every device of the mesh can read every folder's copy on the
+// storage peer, regardless of folder roles ('none' included); a leaked
+// invite code leaks the key (it already let its holder join and read
+// everything). Revoking a device does not rotate the key (not yet built).
+//
+// Per object (a folder, the catalog, the news stream), the key that seals
+// it is
+//
+//	objectKey = BLAKE3-derive("meshwork storage v1 object key", meshKey || objectID)
+//
+// and package blobs/crypt does the rest with it (its doc.go has the chunk,
+// manifest and record formats and what a storage peer learns from them).
+//
+// # What devices store on the storage peer
+//
+//   - For every object O a device holds, one record "obj/O/DEVICE": all of
+//     O's items (syncproto.EncodeItem, each with a uvarint length), sealed
+//     with crypt.SealRecord(objectKey, ad = the record name). A device only
+//     writes its own record; it merges every other device's record into its
+//     replica (FeedSync merge, as for a peer's changes), so devices that are
+//     never online together converge through the storage peer.
+//   - For every file whose content it has: its chunks sealed with
+//     crypt.SealChunk(objectKey of the folder) (convergent: equal chunks
+//     of a folder are stored once), and its sealed manifest (crypt.SealManifest)
+//     under "man/" + hex(BLAKE3-keyed(BLAKE3-derive("meshwork storage v1
+//     manifest name", objectKey), blob ref text)), a name the storage peer
+//     cannot link to a plaintext blob reference.
+//
+// Besides what blobs/crypt lists (sizes, counts, chunk equality within a
+// folder, access patterns), the storage peer sees the record names: object
+// IDs (random "folder-<hex>", plus the catalog's and the news stream's
+// fixed IDs, so the number of folders), which device writes which object's
+// record and when, and how large each record is. Manifest record names are
+// keyed hashes of blob references: unlinkable to a plaintext blob.
+//
+// Devices push and merge records every 2 seconds while a storage peer is
+// online, upload content when a folder changed (else every 30 s), and do
+// both at once in 'mesh wait', 'mesh folder join' (records) and 'mesh fetch'
+// (records). An object's record is its whole item list, re-sent when it
+// changes: fine for folders of up to about 100,000 items (vault.MaxRecord).
+//
+// # Storage peer quota policy: newest first
+//
+// The storage peer counts only sealed chunk bytes against its quota; object
+// records (all the metadata: every name, size and version) are always kept.
+// It refuses a chunk that does not fit. Devices upload files newest first
+// (by modification time, across all their folders); a file that does not
+// fit makes room by deleting the manifests of strictly older files the
+// storage peer holds, oldest first (the storage peer deletes the chunks no
+// remaining manifest lists), and is skipped if that is not enough, so a
+// full storage peer holds the newest files that fit, whole. The storage
+// peer deletes a manifest only for the device that uploaded it (it notes
+// the uploader) or a mesh owner or admin, so a device makes room only
+// with the manifests it may delete (its own, or any if it is an admin),
+// and a member cannot wipe what others stored. A device only
+// drops files of folders it syncs. The content of files no longer in any of
+// its folders (deleted or replaced) that it uploaded itself (noted in badger
+// under node/storage/uploaded/) is dropped first; until room is needed it
+// stays, a backup of old versions.
+//
+// # Reading from the storage peer
+//
+// A device fetches a blob from its online members first (the normal path);
+// if none is online or they fail, from a storage peer: the sealed manifest
+// (opened, its plaintext reference checked) and each missing sealed chunk
+// (checked by ciphertext hash, opened, checked by plaintext hash) into the
+// same partial file.
 package node

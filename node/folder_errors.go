@@ -44,7 +44,7 @@ func (n *Node) folderErrorNews(name string, e *folder.ApplyError) {
 		n.log.Info("folder writes changes again", "folder", name)
 		n.news("folder-recovered", "", fmt.Sprintf("device %s writes folder %s again: its error cleared", me, name))
 	}
-	n.kickLive()
+	n.live.wake()
 }
 
 func moreFiles(files int) string {

@@ -61,13 +61,14 @@ func pathOverlap(p, q string) string {
 
 // refuseOverlap returns an error naming the folder synced here whose
 // directory is path, contains it or lies inside it (verb is "add folder X"
-// or "join folder X", for the message). Called with faddMu held.
+// or "join folder X", for the message). Called with the folder set's add
+// lock held (lockAdds).
 func (n *Node) refuseOverlap(verb, path string) error {
 	p, err := resolvePath(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}
-	for _, lf := range n.localFolders() {
+	for _, lf := range n.folders.list() {
 		q, err := resolvePath(lf.conf.Path)
 		if err != nil {
 			q = filepath.Clean(lf.conf.Path)

@@ -94,26 +94,16 @@ func (lf *localFolder) idle() bool {
 
 // memberOnline re-drives folders that are not fully present here.
 func (n *Node) memberOnline() {
-	// Status takes the folder's lock, and a scan holding that lock takes
-	// n.fmu (folderNews): never call into a folder with n.fmu held.
-	for _, lf := range n.localFolders() {
+	// Status takes the folder's lock, and a scan holding that lock asks
+	// the folder set for the folder's name (folderNews): call into folders
+	// only from a copy (list), never under the set's lock.
+	for _, lf := range n.folders.list() {
 		if lf.f.Status().InSync < 1 {
 			lf.queueAll()
 		} else if lf.hasParked() {
 			lf.unpark(true) // it may have the content
 		}
 	}
-}
-
-// localFolders returns the folders synced here (a copy, taken under fmu).
-func (n *Node) localFolders() []*localFolder {
-	n.fmu.Lock()
-	defer n.fmu.Unlock()
-	out := make([]*localFolder, 0, len(n.folders))
-	for _, lf := range n.folders {
-		out = append(out, lf)
-	}
-	return out
 }
 
 // feedAdapter binds a folder to its replica in the engine: local changes go
@@ -193,11 +183,9 @@ func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
 		return
 	}
 	name := string(id)
-	n.fmu.Lock()
-	if lf := n.folders[id]; lf != nil {
+	if lf := n.folders.get(id); lf != nil {
 		name = lf.conf.Name
 	}
-	n.fmu.Unlock()
 	me := n.deviceName(n.id)
 	summary := func(verb string, paths []string) string {
 		switch len(paths) {
@@ -235,12 +223,9 @@ func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.
 // startFolder opens a folder and runs it and its apply loop until ctx ends
 // or it is removed.
 func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
-	n.fmu.Lock()
-	if _, ok := n.folders[conf.ID]; ok {
-		n.fmu.Unlock()
+	if n.folders.get(conf.ID) != nil {
 		return nil
 	}
-	n.fmu.Unlock()
 	f, err := folder.Open(folder.Config{
 		Root:    conf.Path,
 		Name:    conf.Name,
@@ -260,12 +245,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 	fctx, cancel := context.WithCancel(ctx)
 	lf := &localFolder{conf: conf, f: f, cancel: cancel, done: make(chan struct{}),
 		pending: map[syncproto.ItemID]bool{}, kick: make(chan struct{}, 1)}
-	n.fmu.Lock()
-	n.folders[conf.ID] = lf
-	n.fmu.Unlock()
-	n.folderWG.Add(1)
-	go func() {
-		defer n.folderWG.Done()
+	n.folders.add(lf, func() {
 		defer close(lf.done)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -278,7 +258,7 @@ func (n *Node) startFolder(ctx context.Context, conf folderConf) error {
 		n.applyLoop(fctx, lf)
 		wg.Wait()
 		_ = f.Close()
-	}()
+	})
 	n.log.Info("syncing folder", "folder", conf.Name, "path", conf.Path, "id", string(conf.ID))
 	return nil
 }
@@ -368,15 +348,6 @@ func (n *Node) startJoinedFolders(ctx context.Context) {
 	})
 }
 
-func (n *Node) stopFolders() {
-	n.fmu.Lock()
-	for _, lf := range n.folders {
-		lf.cancel()
-	}
-	n.fmu.Unlock()
-	n.folderWG.Wait()
-}
-
 func (n *Node) saveFolderConf(c folderConf) error {
 	b, _ := json.Marshal(c)
 	return dbPut(n.db, append(append([]byte{}, prefixFolders...), c.ID...), b)
@@ -402,8 +373,8 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	if err := n.refuseOnStorage("add folder"); err != nil {
 		return folderConf{}, err
 	}
-	n.faddMu.Lock()
-	defer n.faddMu.Unlock()
+	unlock := n.folders.lockAdds()
+	defer unlock()
 	if err := n.refuseOverlap("add folder", path); err != nil {
 		return folderConf{}, err
 	}
@@ -459,12 +430,10 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 	if !ok {
 		return folderConf{}, fmt.Errorf("join folder %q: no such folder in the mesh yet (see 'mesh folder list'; a new device learns the list once another member is online)", name)
 	}
-	n.faddMu.Lock()
-	defer n.faddMu.Unlock()
-	for _, lf := range n.localFolders() {
-		if lf.conf.ID == def.ID {
-			return folderConf{}, fmt.Errorf("join folder %q: this device already syncs it, at %s", name, lf.conf.Path)
-		}
+	unlock := n.folders.lockAdds()
+	defer unlock()
+	if lf := n.folders.get(def.ID); lf != nil {
+		return folderConf{}, fmt.Errorf("join folder %q: this device already syncs it, at %s", name, lf.conf.Path)
 	}
 	if err := n.refuseOverlap(fmt.Sprintf("join folder %q", name), path); err != nil {
 		return folderConf{}, err
@@ -504,17 +473,7 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 // served them only to the folder's readers), and so does the folder's own
 // state: joining it again scans the files afresh.
 func (n *Node) RemoveFolder(name string) error {
-	n.fmu.Lock()
-	var lf *localFolder
-	for _, f := range n.folders {
-		if f.conf.Name == name {
-			lf = f
-		}
-	}
-	if lf != nil {
-		delete(n.folders, lf.conf.ID)
-	}
-	n.fmu.Unlock()
+	lf := n.folders.take(func(lf *localFolder) bool { return lf.conf.Name == name })
 	if lf == nil {
 		return fmt.Errorf("remove folder %q: this device does not sync it (see 'mesh folder list')", name)
 	}
@@ -542,14 +501,7 @@ func folderPrefix(id syncproto.ObjectID) []byte { return []byte("folder/" + stri
 
 // folderByName finds a local folder.
 func (n *Node) folderByName(name string) *localFolder {
-	n.fmu.Lock()
-	defer n.fmu.Unlock()
-	for _, lf := range n.folders {
-		if lf.conf.Name == name {
-			return lf
-		}
-	}
-	return nil
+	return n.folders.find(func(lf *localFolder) bool { return lf.conf.Name == name })
 }
 
 // folderForPath finds the local folder containing path, and the relative path.
@@ -558,13 +510,17 @@ func (n *Node) folderForPath(path string) (*localFolder, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	n.fmu.Lock()
-	defer n.fmu.Unlock()
-	for _, lf := range n.folders {
-		rel, err := filepath.Rel(lf.conf.Path, abs)
-		if err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
-			return lf, filepath.ToSlash(rel), nil
+	var rel string
+	lf := n.folders.find(func(lf *localFolder) bool {
+		r, err := filepath.Rel(lf.conf.Path, abs)
+		if err == nil && r != "." && !strings.HasPrefix(r, "..") {
+			rel = r
+			return true
 		}
+		return false
+	})
+	if lf != nil {
+		return lf, filepath.ToSlash(rel), nil
 	}
 	return nil, "", fmt.Errorf("%q is not inside a synced folder (see 'mesh folder list')", path)
 }

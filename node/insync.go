@@ -154,9 +154,7 @@ func (n *Node) flushFor(ctx context.Context, from peer.ID, id syncproto.ObjectID
 	if n.folderRole(id, from) == syncproto.RoleNone {
 		return flushRefused, "no role in this folder"
 	}
-	n.fmu.Lock()
-	lf := n.folders[id]
-	n.fmu.Unlock()
+	lf := n.folders.get(id)
 	if lf == nil {
 		return flushNotSynced, ""
 	}

@@ -64,23 +64,29 @@ const (
 
 // NewInvite creates an invite code for a new device with the given role.
 func (n *Node) NewInvite(role identity.Role, ttl time.Duration) (*identity.Invite, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return nil, errNoMesh
-	}
-	redeemer, addrs := n.inviteRedeemerLocked()
-	inv, err := n.mlog.NewInvite(n.key, role, ttl, addrs, n.now(), redeemer)
+	var inv *identity.Invite
+	err := n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur == nil {
+			return nil, errNoMesh
+		}
+		redeemer, addrs := n.inviteRedeemerLocked(cur)
+		var err error
+		if inv, err = cur.NewInvite(n.key, role, ttl, addrs, n.now(), redeemer); err != nil {
+			return nil, fmt.Errorf("create invite: %w", err)
+		}
+		return nil, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create invite: %w", err)
+		return nil, err
 	}
 	return inv, nil
 }
 
-// inviteRedeemerLocked picks the one member that may redeem a new code
-// (see ProtoInvite) and the addresses to put into it. n.mu is held.
-func (n *Node) inviteRedeemerLocked() (peer.ID, []ma.Multiaddr) {
-	sp := n.storagePeerAddrsLocked()
+// inviteRedeemerLocked picks the one member of l that may redeem a new
+// code (see ProtoInvite) and the addresses to put into it. It runs inside
+// members.update, with the members' lock held.
+func (n *Node) inviteRedeemerLocked(l *identity.Log) (peer.ID, []ma.Multiaddr) {
+	sp := n.storagePeerAddrsLocked(l)
 	if len(sp) == 0 {
 		return n.id, n.inviteAddrs(nil)
 	}
@@ -168,18 +174,24 @@ func (h nodeInviteHost) inviteSelf() (identity.MeshID, peer.ID, bool) {
 
 func (h nodeInviteHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, name string, challenge, proof []byte) ([]byte, error) {
 	n := h.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return nil, errNoMesh
-	}
-	if err := n.mlog.Redeem(n.key, g, joiner, name, challenge, proof, n.now()); err != nil {
+	var enc []byte
+	err := n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur == nil {
+			return nil, errNoMesh
+		}
+		if err := cur.Redeem(n.key, g, joiner, name, challenge, proof, n.now()); err != nil {
+			return nil, err
+		}
+		if err := n.commitLocked(cur); err != nil {
+			return nil, err
+		}
+		enc = cur.Encode()
+		return nil, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := n.commitLocked(); err != nil {
-		return nil, err
-	}
-	return n.mlog.Encode(), nil
+	return enc, nil
 }
 
 func (h nodeInviteHost) now() time.Time { return h.n.now() }
@@ -438,15 +450,18 @@ func (n *Node) redeemAt(ctx context.Context, inv *identity.Invite, at peer.AddrI
 	if l.MeshID() != inv.Grant.Mesh || !l.IsMember(n.id) {
 		return identity.MeshID{}, fmt.Errorf("membership log from %s does not list this device in mesh %s", at.ID.ShortString(), inv.Grant.Mesh)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog != nil {
-		return identity.MeshID{}, errors.New("this device joined another mesh meanwhile")
-	}
-	n.mlog = l
-	if err := n.commitLocked(); err != nil {
+	err = n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur != nil {
+			return nil, errors.New("this device joined another mesh meanwhile")
+		}
+		if err := n.commitLocked(l); err != nil {
+			return l, err // joined, as before, though not saved
+		}
+		n.log.Info("joined mesh", "mesh", l.MeshID().String(), "name", name, "via", at.ID.String())
+		return l, nil
+	})
+	if err != nil {
 		return identity.MeshID{}, err
 	}
-	n.log.Info("joined mesh", "mesh", l.MeshID().String(), "name", name, "via", at.ID.String())
 	return l.MeshID(), nil
 }

@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -39,28 +40,95 @@ type presenceBody struct {
 	Viewing []string `json:"viewing"`
 }
 
-// seen returns when p was last connected, if this daemon saw it.
-func (n *Node) seen(p peer.ID) (time.Time, bool) {
-	n.liveMu.Lock()
-	defer n.liveMu.Unlock()
-	t, ok := n.lastSeen[p]
+// presence is what this daemon knows of who is here, apart from the
+// presence object itself (which Node writes, writePresence): when each
+// peer last connected or disconnected, which folders this device's API
+// clients are viewing, and the wake-up of liveLoop. It owns its lock;
+// nothing outside its methods touches its fields.
+type presence struct {
+	started time.Time     // when this daemon started: its own last-seen time
+	kick    chan struct{} // wakes liveLoop; buffered 1, so a send never blocks
+
+	mu     sync.Mutex
+	seenAt map[peer.ID]time.Time // peer → its last connection event
+	views  map[string]int        // folder → open event streams viewing it
+}
+
+func newPresence(started time.Time) *presence {
+	return &presence{
+		started: started,
+		kick:    make(chan struct{}, 1),
+		seenAt:  map[peer.ID]time.Time{},
+		views:   map[string]int{},
+	}
+}
+
+// seen records a connection event of id at t.
+func (p *presence) seen(id peer.ID, t time.Time) {
+	p.mu.Lock()
+	p.seenAt[id] = t
+	p.mu.Unlock()
+}
+
+// lastSeen returns when id was last connected or disconnected, if this
+// daemon saw it.
+func (p *presence) lastSeen(id peer.ID) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.seenAt[id]
 	return t, ok
 }
+
+// startedAt is when this daemon started (the device's own last-seen time).
+func (p *presence) startedAt() time.Time { return p.started }
+
+// view counts one more client viewing folder.
+func (p *presence) view(folder string) {
+	p.mu.Lock()
+	p.views[folder]++
+	p.mu.Unlock()
+}
+
+// unview counts one client fewer viewing folder, forgetting the folder at
+// zero.
+func (p *presence) unview(folder string) {
+	p.mu.Lock()
+	if p.views[folder]--; p.views[folder] <= 0 {
+		delete(p.views, folder)
+	}
+	p.mu.Unlock()
+}
+
+// viewing lists the folders some client is viewing, sorted.
+func (p *presence) viewing() []string {
+	p.mu.Lock()
+	v := make([]string, 0, len(p.views))
+	for f := range p.views {
+		v = append(v, f)
+	}
+	p.mu.Unlock()
+	sort.Strings(v)
+	return v
+}
+
+// wake asks liveLoop for a round of events; it never blocks (the
+// connection notifications call it), and wakes that come before the loop
+// takes the last one merge into one.
+func (p *presence) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// woken receives once per merged run of wakes.
+func (p *presence) woken() <-chan struct{} { return p.kick }
 
 // peerEvent notes a connection or disconnection (swarm notification path:
 // must not block).
 func (n *Node) peerEvent(p peer.ID) {
-	n.liveMu.Lock()
-	n.lastSeen[p] = n.now().UTC()
-	n.liveMu.Unlock()
-	n.kickLive()
-}
-
-func (n *Node) kickLive() {
-	select {
-	case n.liveKick <- struct{}{}:
-	default:
-	}
+	n.live.seen(p, n.now().UTC())
+	n.live.wake()
 }
 
 // view registers a client viewing folder; the returned func unregisters it.
@@ -68,16 +136,10 @@ func (n *Node) view(folder string) func() {
 	if folder == "" {
 		return func() {}
 	}
-	n.liveMu.Lock()
-	n.viewers[folder]++
-	n.liveMu.Unlock()
+	n.live.view(folder)
 	n.writePresence()
 	return func() {
-		n.liveMu.Lock()
-		if n.viewers[folder]--; n.viewers[folder] <= 0 {
-			delete(n.viewers, folder)
-		}
-		n.liveMu.Unlock()
+		n.live.unview(folder)
 		n.writePresence()
 	}
 }
@@ -85,13 +147,7 @@ func (n *Node) view(folder string) func() {
 // writePresence rewrites this device's presence item if its viewing set
 // changed.
 func (n *Node) writePresence() {
-	n.liveMu.Lock()
-	v := make([]string, 0, len(n.viewers))
-	for f := range n.viewers {
-		v = append(v, f)
-	}
-	n.liveMu.Unlock()
-	sort.Strings(v)
+	v := n.live.viewing()
 	if n.sync.Object(presenceID) == nil {
 		return
 	}
@@ -160,8 +216,8 @@ func (n *Node) presenceItems() []syncproto.Item {
 
 // onObjectChange queues a change (local or remote) for changeLoop. It is
 // called by the sync engine, possibly with the node's own locks held by
-// the caller of a local change (Revoke writes news under n.mu), so it
-// only appends and wakes.
+// the caller of a local change (Revoke writes news under the members'
+// lock), so it only appends and wakes.
 func (n *Node) onObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	n.changes.push(objChange{obj, items})
 }
@@ -184,7 +240,7 @@ func (n *Node) changeLoop(ctx context.Context) {
 func (n *Node) publishObjectChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	switch obj {
 	case presenceID:
-		n.kickLive()
+		n.live.wake()
 		return
 	case catalogID:
 		n.publishChange("catalog", items)
@@ -204,7 +260,7 @@ func (n *Node) publishObjectChange(obj syncproto.ObjectID, items []syncproto.Ite
 	if name, folder := n.objectName(obj); name != "" {
 		n.publishChange(name, items)
 		if folder {
-			n.kickLive()
+			n.live.wake()
 		}
 	}
 }
@@ -259,7 +315,7 @@ func (n *Node) liveLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.liveKick:
+		case <-n.live.woken():
 			// Let a burst of changes settle into one round of events.
 			select {
 			case <-ctx.Done():
@@ -302,7 +358,7 @@ func (n *Node) Events(lastEventID, viewing string) (*EventStream, error) {
 	s := &EventStream{n: n}
 	s.after, s.complete = n.events.resume(lastEventID)
 	n.events.subs.Add(1)
-	n.kickLive() // the current devices, presence and folders, for this stream too
+	n.live.wake() // the current devices, presence and folders, for this stream too
 	s.unview = n.view(viewing)
 	return s, nil
 }

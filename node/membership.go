@@ -97,13 +97,7 @@ func (n *Node) stateFor(to peer.ID) ([]byte, bool) {
 		return nil, false
 	}
 	msg := stateMsg{log: l.Encode()}
-	n.mu.Lock()
-	for _, m := range l.Members() {
-		if r, ok := n.records[m.ID]; ok && m.ID != to && len(msg.records) < maxPeerRecords {
-			msg.records = append(msg.records, r.raw)
-		}
-	}
-	n.mu.Unlock()
+	msg.records = n.members.recordsOf(l.Members(), to, maxPeerRecords)
 	n.log.Debug("membership state", "to", to.String(), "entries", l.Len(), "records", len(msg.records))
 	return encodeState(msg), true
 }
@@ -216,20 +210,20 @@ func (n *Node) processState(msg stateMsg, in *identity.Log, from peer.ID) error 
 
 // mergeLog merges a verified incoming log into ours.
 func (n *Node) mergeLog(in *identity.Log, from peer.ID) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return fmt.Errorf("log from %s: this device is in no mesh", from.ShortString())
-	}
-	added, err := n.mlog.Merge(in)
-	if err != nil {
-		return fmt.Errorf("merge log from %s: %w", from.ShortString(), err)
-	}
-	if added == 0 {
-		return nil
-	}
-	n.log.Info("membership updated", "from", from.String(), "new_entries", added, "members", len(n.mlog.Members()))
-	return n.commitLocked()
+	return n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur == nil {
+			return nil, fmt.Errorf("log from %s: this device is in no mesh", from.ShortString())
+		}
+		added, err := cur.Merge(in)
+		if err != nil {
+			return nil, fmt.Errorf("merge log from %s: %w", from.ShortString(), err)
+		}
+		if added == 0 {
+			return nil, nil
+		}
+		n.log.Info("membership updated", "from", from.String(), "new_entries", added, "members", len(cur.Members()))
+		return nil, n.commitLocked(cur)
+	})
 }
 
 // consumePeerRecords stores signed address records of members.
@@ -249,8 +243,8 @@ func (n *Node) consumePeerRecords(recs [][]byte) {
 		if pr.PeerID == n.id || !n.IsMember(pr.PeerID) {
 			continue
 		}
-		newer := n.recordSeq(pr.PeerID) < pr.Seq
-		if !n.keepRecord(pr.PeerID, b, pr.Seq) {
+		newer := n.members.recordSeq(pr.PeerID) < pr.Seq
+		if !n.members.keepRecord(pr.PeerID, b, pr.Seq) {
 			continue // an older record than the one kept: its addresses are stale
 		}
 		n.host.Peerstore().AddAddrs(pr.PeerID, pr.Addrs, peerRecordTTL)

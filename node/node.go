@@ -24,7 +24,6 @@ import (
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/identity"
-	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 )
 
@@ -54,17 +53,9 @@ type Node struct {
 	rolesKick chan struct{}
 	newsWake  newsWaiter
 	runCtx    context.Context // Run's context, for folders started later
-	fmu       sync.Mutex
-	faddMu    sync.Mutex // serialises AddFolder and JoinFolderMode (refuseOverlap)
-	folders   map[syncproto.ObjectID]*localFolder
-	folderWG  sync.WaitGroup
+	folders   *folderSet      // the folders synced here (folderset.go)
 
-	mu    sync.Mutex
-	mlog  *identity.Log // nil until the device inits or joins a mesh
-	dials map[peer.ID]*dialState
-	// records holds members' signed address records (marshalled
-	// envelopes) to forward to other members: the newest of each.
-	records map[peer.ID]keptRecord
+	members *memberState // the log, dial backoffs, address records (memberstate.go)
 
 	kick      chan struct{} // wakes the redial loop
 	pushAll   chan struct{} // membership changed: push to every member
@@ -75,14 +66,10 @@ type Node struct {
 	ready     chan struct{} // closed once Run serves (shutdown.go)
 
 	// Live events and presence (live.go, events.go).
-	events   *eventHub
-	liveKick chan struct{}
-	liveMu   sync.Mutex
-	lastSeen map[peer.ID]time.Time
-	viewers  map[string]int // folder → open event streams viewing it
-	started  time.Time
-	changes  *changeQueue // object changes for changeLoop (changequeue.go)
-	rounds   roundBook    // sync rounds with members, for in_sync (insync.go)
+	events  *eventHub
+	live    *presence    // last-seen times, viewers, liveLoop's wake-up (live.go)
+	changes *changeQueue // object changes for changeLoop (changequeue.go)
+	rounds  roundBook    // sync rounds with members, for in_sync (insync.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -126,17 +113,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		id:        id,
 		db:        db,
 		health:    health,
-		dials:     map[peer.ID]*dialState{},
-		records:   map[peer.ID]keptRecord{},
+		members:   newMemberState(),
 		kick:      make(chan struct{}, 1),
 		rolesKick: make(chan struct{}, 1),
-		folders:   map[syncproto.ObjectID]*localFolder{},
+		folders:   newFolderSet(),
 		pushAll:   make(chan struct{}, 1),
 		events:    newEventHub(),
-		liveKick:  make(chan struct{}, 1),
-		lastSeen:  map[peer.ID]time.Time{},
-		viewers:   map[string]int{},
-		started:   now().UTC(),
+		live:      newPresence(now().UTC()),
 		changes:   newChangeQueue(),
 		ready:     make(chan struct{}),
 	}
@@ -269,7 +252,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	n.log.Info("meshd running", "id", n.id.String(), "addrs", n.host.Addrs(), "socket", SocketPath(n.cfg.Home))
 	<-ctx.Done()
 	n.stop.set("folders")
-	n.stopFolders()
+	n.folders.stopAll()
 	n.stop.set(partTasks)
 	wg.Wait()
 	return nil
@@ -333,11 +316,7 @@ func (n *Node) registerProtocols() {
 
 // IsMember reports whether p is a current, non-revoked member of this
 // device's mesh.
-func (n *Node) IsMember(p peer.ID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.mlog != nil && n.mlog.IsMember(p)
-}
+func (n *Node) IsMember(p peer.ID) bool { return n.members.isMember(p) }
 
 // meshLog returns a copy of the current log, or errNoMesh before the
 // device is in a mesh: the one "no mesh" check of the API's methods.
@@ -349,14 +328,7 @@ func (n *Node) meshLog() (*identity.Log, error) {
 }
 
 // membership returns a copy of the current log, or nil.
-func (n *Node) membership() *identity.Log {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return nil
-	}
-	return n.mlog.Clone()
-}
+func (n *Node) membership() *identity.Log { return n.members.current() }
 
 func (n *Node) loadMembership() error {
 	b, err := dbGet(n.db, keyMembership)
@@ -370,14 +342,14 @@ func (n *Node) loadMembership() error {
 	if err != nil {
 		return fmt.Errorf("load membership log: stored log does not verify: %w", err)
 	}
-	n.mlog = l
-	return nil
+	return n.members.update(func(*identity.Log) (*identity.Log, error) { return l, nil })
 }
 
-// commitLocked persists the log after a change, updates the gater and
-// schedules a push to every member. n.mu must be held.
-func (n *Node) commitLocked() error {
-	if err := dbPut(n.db, keyMembership, n.mlog.Encode()); err != nil {
+// commitLocked persists l, the log after a change, updates the gater and
+// schedules a push to every member. It runs inside members.update, with
+// the members' lock held.
+func (n *Node) commitLocked(l *identity.Log) error {
+	if err := dbPut(n.db, keyMembership, l.Encode()); err != nil {
 		return fmt.Errorf("save membership log: %w", err)
 	}
 	n.schedulePush()
@@ -400,12 +372,7 @@ func (n *Node) schedulePush() {
 
 // isRevoked reports whether the log marks p revoked.
 func (n *Node) isRevoked(p peer.ID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return false
-	}
-	m, ok := n.mlog.Lookup(p)
+	m, ok := n.members.lookup(p)
 	return ok && m.Revoked
 }
 
@@ -435,51 +402,63 @@ func (n *Node) Init(name string) (identity.MeshID, error) {
 	if name == "" {
 		return identity.MeshID{}, errors.New("init mesh: a device name is required (--name)")
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog != nil {
-		return identity.MeshID{}, fmt.Errorf("init mesh: this device already belongs to mesh %s", n.mlog.MeshID())
-	}
-	if err := n.refuseOnStorage("init mesh"); err != nil {
-		return identity.MeshID{}, fmt.Errorf("%w; join a mesh with a code from 'mesh invite --storage'", err)
-	}
-	l, err := identity.NewMesh(n.key, name, n.now())
+	var id identity.MeshID
+	err := n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur != nil {
+			return nil, fmt.Errorf("init mesh: this device already belongs to mesh %s", cur.MeshID())
+		}
+		if err := n.refuseOnStorage("init mesh"); err != nil {
+			return nil, fmt.Errorf("%w; join a mesh with a code from 'mesh invite --storage'", err)
+		}
+		l, err := identity.NewMesh(n.key, name, n.now())
+		if err != nil {
+			return nil, fmt.Errorf("init mesh: %w", err)
+		}
+		if err := n.createMeshKey(); err != nil {
+			return nil, err
+		}
+		if err := n.commitLocked(l); err != nil {
+			return l, err // the mesh stays created, as before
+		}
+		n.log.Info("created mesh", "mesh", l.MeshID().String(), "name", name)
+		id = l.MeshID()
+		return l, nil
+	})
 	if err != nil {
-		return identity.MeshID{}, fmt.Errorf("init mesh: %w", err)
-	}
-	if err := n.createMeshKey(); err != nil {
 		return identity.MeshID{}, err
 	}
-	n.mlog = l
-	if err := n.commitLocked(); err != nil {
-		return identity.MeshID{}, err
-	}
-	n.log.Info("created mesh", "mesh", l.MeshID().String(), "name", name)
-	return l.MeshID(), nil
+	return id, nil
 }
 
 // Revoke revokes a device given by name or ID.
 func (n *Node) Revoke(who string) (identity.Member, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return identity.Member{}, errNoMesh
-	}
-	m, err := findMember(n.mlog, who)
+	var m identity.Member
+	err := n.members.update(func(cur *identity.Log) (*identity.Log, error) {
+		if cur == nil {
+			return nil, errNoMesh
+		}
+		var err error
+		if m, err = findMember(cur, who); err != nil {
+			return nil, fmt.Errorf("revoke %q: %w", who, err)
+		}
+		if m.ID == n.id {
+			return nil, fmt.Errorf("revoke %q: a device cannot revoke itself", who)
+		}
+		if err := cur.Revoke(n.key, m.ID, n.now()); err != nil {
+			return nil, fmt.Errorf("revoke %q: %w", who, err)
+		}
+		if err := n.commitLocked(cur); err != nil {
+			return nil, err
+		}
+		n.log.Info("revoked device", "peer", m.ID.String(), "name", m.Name)
+		// Still under the members' lock (news takes none of node's own,
+		// but the engine's: see "Known exceptions" in doc.go).
+		n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID))
+		return nil, nil
+	})
 	if err != nil {
-		return identity.Member{}, fmt.Errorf("revoke %q: %w", who, err)
-	}
-	if m.ID == n.id {
-		return identity.Member{}, fmt.Errorf("revoke %q: a device cannot revoke itself", who)
-	}
-	if err := n.mlog.Revoke(n.key, m.ID, n.now()); err != nil {
-		return identity.Member{}, fmt.Errorf("revoke %q: %w", who, err)
-	}
-	if err := n.commitLocked(); err != nil {
 		return identity.Member{}, err
 	}
-	n.log.Info("revoked device", "peer", m.ID.String(), "name", m.Name)
-	n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID)) // news takes no lock
 	return m, nil
 }
 

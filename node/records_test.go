@@ -12,21 +12,21 @@ import (
 // (made before the device restarted on new ports) does not win over the
 // fresh one (chaos soak seed 744).
 func TestKeepNewestRecord(t *testing.T) {
-	n := &Node{records: map[peer.ID]keptRecord{}}
+	s := newMemberState()
 	p := peer.ID("device")
-	if !n.keepRecord(p, []byte("after restart"), 20) {
+	if !s.keepRecord(p, []byte("after restart"), 20) {
 		t.Fatal("a first record was not kept")
 	}
-	if n.keepRecord(p, []byte("before restart"), 10) {
+	if s.keepRecord(p, []byte("before restart"), 10) {
 		t.Fatal("an older record was kept")
 	}
-	if got := string(n.records[p].raw); got != "after restart" {
+	if got := string(s.records[p].raw); got != "after restart" {
 		t.Fatalf("kept %q, want the newest record", got)
 	}
-	if !n.keepRecord(p, []byte("after restart"), 20) {
+	if !s.keepRecord(p, []byte("after restart"), 20) {
 		t.Fatal("the same record again was refused (its addresses would not be refreshed)")
 	}
-	if !n.keepRecord(p, []byte("later still"), 30) || string(n.records[p].raw) != "later still" {
+	if !s.keepRecord(p, []byte("later still"), 30) || string(s.records[p].raw) != "later still" {
 		t.Fatal("a newer record did not replace the kept one")
 	}
 }
@@ -37,48 +37,50 @@ func TestKeepNewestRecord(t *testing.T) {
 // that keeps failing do not count (chaos soak seed 577).
 func TestReaching(t *testing.T) {
 	p := peer.ID("device")
-	st := &dialState{backoff: minDialBackoff}
-	n := &Node{dials: map[peer.ID]*dialState{p: st}, kick: make(chan struct{}, 1)}
+	n := &Node{members: newMemberState(), kick: make(chan struct{}, 1)}
+	s := n.members
 	now := time.Unix(1000, 0)
-	if !n.reaching(p) {
-		t.Fatal("never dialled: not reaching")
+	if _, known := s.reaching(p); known {
+		t.Fatal("a member never dialled has a dial state")
 	}
-	st.busy = true
-	if !n.reaching(p) {
-		t.Fatal("first dial under way: not reaching")
+	st, due := s.claimDial(p, now)
+	if !due || !n.reaching(p) {
+		t.Fatalf("first dial: due %v, reaching %v", due, n.reaching(p))
 	}
-	st.end(false, now)
+	s.endDial(st, false, now)
 	if n.reaching(p) {
 		t.Fatal("reaching after its dial failed")
 	}
-	st.busy = true // a retry
-	if n.reaching(p) {
-		t.Fatal("a retry of a failing member counts as reaching")
+	if _, due := s.claimDial(p, now.Add(time.Hour)); !due || n.reaching(p) {
+		t.Fatalf("a retry of a failing member: due %v, reaching %v", due, n.reaching(p))
 	}
 	n.learntAddrs(p) // new addresses while the retry runs
-	if !n.reaching(p) || !st.kicked {
-		t.Fatalf("addresses learnt during a dial: reaching %v, kicked %v", n.reaching(p), st.kicked)
+	if !n.reaching(p) {
+		t.Fatal("addresses learnt during a dial: not reaching")
 	}
 	select {
 	case <-n.kick:
 	default:
 		t.Fatal("learntAddrs did not wake the redial loop")
 	}
-	st.end(false, now) // that dial may have used the old addresses
-	if !n.reaching(p) || !st.next.IsZero() {
-		t.Fatalf("a dial that began before the addresses came ended: reaching %v, next %v (want at once)", n.reaching(p), st.next)
+	if _, kicked := s.endDial(st, false, now); !kicked || !n.reaching(p) {
+		t.Fatalf("a dial that began before the addresses came ended: kicked %v, reaching %v", kicked, n.reaching(p))
 	}
-	st.busy = true
-	st.end(false, now) // the dial with the new addresses failed too
+	if _, due := s.claimDial(p, now); !due {
+		t.Fatal("the dial with the new addresses is not due at once")
+	}
+	s.endDial(st, false, now) // it failed too
 	if n.reaching(p) {
 		t.Fatal("reaching after the new addresses failed")
 	}
-	if want := now.Add(4 * minDialBackoff); !st.next.Equal(want) { // doubled by each of the three failures before
-		t.Fatalf("next dial %v, want %v", st.next, want)
+	if _, due := s.claimDial(p, now.Add(3*time.Second)); due {
+		t.Fatal("due before the backoff (doubled by each of three failures) passed")
 	}
-	st.busy = true
-	st.end(true, now)
-	if st.failures != 0 || st.backoff != minDialBackoff {
-		t.Fatalf("after a success: %d failures, backoff %v", st.failures, st.backoff)
+	if _, due := s.claimDial(p, now.Add(4*time.Second)); !due {
+		t.Fatal("not due once the backoff passed")
+	}
+	s.endDial(st, true, now)
+	if s.failures(st) != 0 {
+		t.Fatalf("after a success: %d failures", s.failures(st))
 	}
 }

@@ -19,104 +19,15 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/blobs/s3store"
+	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/node/vault"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
-// The storage peer, both sides.
-//
-// A storage peer (meshd --role storage) is a member of the mesh that keeps
-// no working tree and never takes part in the plaintext sync of mesh
-// objects: it registers /meshwork/vault/1.0.0 (package node/vault) and
-// refuses /meshwork/sync/1.0.0 to everyone, and devices leave it out of
-// their sync engine, of blob swarms and of folder catch-ups. Devices
-// recognise a storage peer by the vault protocol in its identify record:
-// that is the storage peer's own promise to hold only ciphertext, which
-// devices honour; a device never sends it plaintext.
-//
-// # Keys: one mesh content key, distributed in invite codes
-//
-// The device that creates a mesh (mesh init) draws a 32-byte mesh content
-// key (a crypt.FolderKey), kept in badger under node/meshkey. Every invite
-// code made with 'mesh invite' carries it after the code proper:
-// "meshinv1…-mk1…" (format and checksum at meshKeyPrefix). The code travels out of band (copied by the
-// user) and its secret parts never cross the wire, so a device joining
-// through a storage peer, with every other device offline, still gets the
-// key, and the storage peer (which redeems the invite) never sees it.
-// 'mesh invite --storage' makes a code without it, for a storage peer; a
-// storage peer refuses a code that carries a key and never stores one.
-// Why not a key handed over by an owner device after joining: a device that
-// joins while only the storage peer is online must read the folder at once,
-// and the code is the only secret channel it has. Why one mesh key rather
-// than a random key per folder: the same reason (a per-folder key would
-// need an owner online, or a key record sealed to the mesh key anyway).
-// The cost: every device of the mesh can read every folder's copy on the
-// storage peer, regardless of folder roles ('none' included); a leaked
-// invite code leaks the key (it already let its holder join and read
-// everything). Revoking a device does not rotate the key (not yet built).
-//
-// Per object (a folder, the catalog, the news stream), the key that seals
-// it is
-//
-//	objectKey = BLAKE3-derive("meshwork storage v1 object key", meshKey || objectID)
-//
-// and package blobs/crypt does the rest with it (its doc.go has the chunk,
-// manifest and record formats and what a storage peer learns from them).
-//
-// # What devices store on the storage peer
-//
-//   - For every object O a device holds, one record "obj/O/DEVICE": all of
-//     O's items (syncproto.EncodeItem, each with a uvarint length), sealed
-//     with crypt.SealRecord(objectKey, ad = the record name). A device only
-//     writes its own record; it merges every other device's record into its
-//     replica (FeedSync merge, as for a peer's changes), so devices that are
-//     never online together converge through the storage peer.
-//   - For every file whose content it has: its chunks sealed with
-//     crypt.SealChunk(objectKey of the folder) (convergent: equal chunks
-//     of a folder are stored once), and its sealed manifest (crypt.SealManifest)
-//     under "man/" + hex(BLAKE3-keyed(BLAKE3-derive("meshwork storage v1
-//     manifest name", objectKey), blob ref text)), a name the storage peer
-//     cannot link to a plaintext blob reference.
-//
-// Besides what blobs/crypt lists (sizes, counts, chunk equality within a
-// folder, access patterns), the storage peer sees the record names: object
-// IDs (random "folder-<hex>", plus the catalog's and the news stream's
-// fixed IDs, so the number of folders), which device writes which object's
-// record and when, and how large each record is. Manifest record names are
-// keyed hashes of blob references: unlinkable to a plaintext blob.
-//
-// Devices push and merge records every 2 seconds while a storage peer is
-// online, upload content when a folder changed (else every 30 s), and do
-// both at once in 'mesh wait', 'mesh folder join' (records) and 'mesh fetch'
-// (records). An object's record is its whole item list, re-sent when it
-// changes: fine for folders of up to about 100,000 items (vault.MaxRecord).
-//
-// # Quota policy: newest first
-//
-// The storage peer counts only sealed chunk bytes against its quota; object
-// records (all the metadata: every name, size and version) are always kept.
-// It refuses a chunk that does not fit. Devices upload files newest first
-// (by modification time, across all their folders); a file that does not
-// fit makes room by deleting the manifests of strictly older files the
-// storage peer holds, oldest first (the storage peer deletes the chunks no
-// remaining manifest lists), and is skipped if that is not enough, so a
-// full storage peer holds the newest files that fit, whole. The storage
-// peer deletes a manifest only for the device that uploaded it (it notes
-// the uploader) or a mesh owner or admin, so a device makes room only
-// with the manifests it may delete (its own, or any if it is an admin),
-// and a member cannot wipe what others stored. A device only
-// drops files of folders it syncs. The content of files no longer in any of
-// its folders (deleted or replaced) that it uploaded itself (noted in badger
-// under node/storage/uploaded/) is dropped first; until room is needed it
-// stays, a backup of old versions.
-//
-// # Reading from the storage peer
-//
-// A device fetches a blob from its online members first (the normal path);
-// if none is online or they fail, from a storage peer: the sealed manifest
-// (opened, its plaintext reference checked) and each missing sealed chunk
-// (checked by ciphertext hash, opened, checked by plaintext hash) into the
-// same partial file.
+// The storage peer, both sides: the role, the keys and state shared by the
+// device side (storage_sync.go, storage_upload.go, storage_fetch.go) and
+// the storage side (package node/vault). The design (keys, what a storage
+// peer sees, the quota policy, reads) is in doc.go, "Storage peer".
 
 // RoleStorage is Config.Role of a storage peer.
 const RoleStorage = "storage"
@@ -229,12 +140,7 @@ func (n *Node) isMeshAdmin(device string) bool {
 	if err != nil {
 		return false
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mlog == nil {
-		return false
-	}
-	m, ok := n.mlog.Lookup(id)
+	m, ok := n.members.lookup(id)
 	return ok && !m.Revoked && m.Role.CanAdmin()
 }
 
@@ -280,11 +186,12 @@ func (n *Node) storagePeers() []peer.ID {
 }
 
 // storagePeerAddrsLocked lists the direct addresses (with /p2p/ID) at which
-// this device is connected to storage peers, for invite codes. n.mu is held.
-func (n *Node) storagePeerAddrsLocked() []ma.Multiaddr {
+// this device is connected to storage peers that are members of l, for
+// invite codes. It runs inside members.update, with the members' lock held.
+func (n *Node) storagePeerAddrsLocked(l *identity.Log) []ma.Multiaddr {
 	var out []ma.Multiaddr
 	for _, p := range n.host.Network().Peers() {
-		if n.mlog == nil || !n.mlog.IsMember(p) || !n.isStoragePeer(p) {
+		if l == nil || !l.IsMember(p) || !n.isStoragePeer(p) {
 			continue
 		}
 		for _, c := range n.host.Network().ConnsToPeer(p) {

@@ -14,7 +14,7 @@ import (
 )
 
 // Reading from a storage peer: a folder blob from the online members first,
-// else from a storage peer (see storage.go).
+// else from a storage peer (see "Reading from the storage peer", doc.go).
 
 // maxCachedManifests bounds the sealed manifests kept between a blob's
 // FetchManifest and its FetchInto.

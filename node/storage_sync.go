@@ -16,7 +16,7 @@ import (
 )
 
 // The device side of the storage peer: the loop, and the object records
-// pushed to and merged from it (see storage.go).
+// pushed to and merged from it (see "Storage peer", doc.go).
 
 func (n *Node) kickStorage() {
 	if n.st == nil {
@@ -86,12 +86,11 @@ func (n *Node) uploadLoop(ctx context.Context, kick <-chan struct{}) {
 
 // folderHeads summarises the heads of the local folders' replicas.
 func (n *Node) folderHeads() string {
-	n.fmu.Lock()
-	ids := make([]syncproto.ObjectID, 0, len(n.folders))
-	for id := range n.folders {
-		ids = append(ids, id)
+	lfs := n.folders.list()
+	ids := make([]syncproto.ObjectID, 0, len(lfs))
+	for _, lf := range lfs {
+		ids = append(ids, lf.conf.ID)
 	}
-	n.fmu.Unlock()
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var b strings.Builder
 	for _, id := range ids {

@@ -19,7 +19,7 @@ import (
 )
 
 // Uploading content to a storage peer: newest first, within its quota (see
-// the quota policy in storage.go).
+// "Storage peer quota policy", doc.go).
 
 type fileToUpload struct {
 	folder syncproto.ObjectID
@@ -37,12 +37,7 @@ type fileToUpload struct {
 // peer holds is read from it (its manifest records) on every pass, so what
 // another device evicted is seen.
 func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
-	n.fmu.Lock()
-	var lfs []*localFolder
-	for _, lf := range n.folders {
-		lfs = append(lfs, lf)
-	}
-	n.fmu.Unlock()
+	lfs := n.folders.list()
 	var files []fileToUpload
 	infos := map[syncproto.ObjectID]*StorageInfo{}
 	for _, lf := range lfs {

@@ -267,10 +267,7 @@ func (n *Node) onSyncChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	case newsID:
 		n.newsWake.Broadcast()
 	default:
-		n.fmu.Lock()
-		lf := n.folders[obj]
-		n.fmu.Unlock()
-		if lf != nil {
+		if lf := n.folders.get(obj); lf != nil {
 			lf.queue(items)
 		}
 	}
