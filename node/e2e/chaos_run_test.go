@@ -85,6 +85,7 @@ func (r *chRun) startDevice(i int, owner bool) {
 	t := r.t
 	x := r.devs[i]
 	x.d = startDaemon(t, chaosName(i))
+	x.d.listen = chPinnedListen(t, x.d)
 	x.dir = filepath.Join(r.base, "docs-"+chaosName(i))
 	x.present = true
 	if err := os.MkdirAll(x.dir, 0o755); err != nil {
@@ -101,6 +102,27 @@ func (r *chRun) startDevice(i int, owner bool) {
 	x.id = x.d.status().DeviceID
 	waitFor(t, 30*time.Second, chaosName(i)+" lists folder docs", func() bool { return cuLists(x.d, "docs") })
 	x.d.mesh("folder", "join", "docs", x.dir)
+}
+
+// chPinnedListen returns the addresses d listens on now, for its restarts:
+// a device keeps its ports across restarts, as meshd does with its default
+// port (4001). With new ports at every start (port 0) a device stopped
+// while every other member restarted could never be found again, nor find
+// them, in a harness without mDNS, DHT or relay (soak seed 299: d and the
+// others each knew only the others' old addresses), which no user with
+// the defaults meets.
+func chPinnedListen(t testing.TB, d *daemon) []string {
+	t.Helper()
+	var out []string
+	for _, a := range d.status().ListenAddrs {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/") && !strings.Contains(a, "/p2p") {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s listens on no loopback address: %v", d.name, d.status().ListenAddrs)
+	}
+	return out
 }
 
 // chData is the content of a write: a header naming the seed, the op and
