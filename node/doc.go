@@ -155,13 +155,12 @@
 //     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
 //   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
 //     take roundBook.mu and change want and running themselves.
-//   - Revoke (node.go) writes news while holding memberState.mu (inside
-//     update), and news calls the engine (Update, which takes the engine's
-//     lock), while the engine's recheckPeers holds its lock and calls
-//     memberGate.IsMember, which takes memberState.mu: the two orders are
-//     opposite, a deadlock if a revoke meets a recheck. Not changed here
-//     (the restructuring keeps behaviour); the fix is to write the news
-//     after update returns.
+//
+// Revoke (node.go) writes its news after memberState's lock is released:
+// news calls the engine (Update takes the engine's lock), and the engine's
+// recheckPeers holds its lock while it asks memberGate.IsMember, which
+// takes memberState.mu; under the members' lock the two orders were
+// opposite, a deadlock when a revoke met a recheck.
 //
 // # Storage peer
 //

@@ -451,14 +451,15 @@ func (n *Node) Revoke(who string) (identity.Member, error) {
 			return nil, err
 		}
 		n.log.Info("revoked device", "peer", m.ID.String(), "name", m.Name)
-		// Still under the members' lock (news takes none of node's own,
-		// but the engine's: see "Known exceptions" in doc.go).
-		n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID))
 		return nil, nil
 	})
 	if err != nil {
 		return identity.Member{}, err
 	}
+	// After the members' lock is released: news takes the engine's lock,
+	// and the engine asks membership (IsMember) under its own, so writing
+	// it under the members' lock could deadlock with a recheck of peers.
+	n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID))
 	return m, nil
 }
 
