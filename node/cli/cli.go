@@ -74,8 +74,19 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return newClient(h), nil
 	}
 
+	root.AddCommand(tunnelCmds(cl, stdout)...)
+	root.AddCommand(folderCmds(cl, stdout)...)
+	root.AddCommand(feedCmds(cl, stdout)...)
+	root.AddCommand(storageCmd(cl, stdout))
+	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd(cl, stdout), initCmd(cl, stdout), inviteCmd(cl, stdout, stderr),
+		joinCmd(cl, stdout), devicesCmd(cl, stdout), revokeCmd(cl, stdout), statusCmd(cl, stdout), versionCmd(cl, stdout))
+	return root
+}
+
+// initCmd is 'mesh init --name NAME'.
+func initCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var initName string
-	initCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "init --name NAME",
 		Short: "Create a new mesh with this device as its owner",
 		Args:  cobra.NoArgs,
@@ -90,12 +101,16 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-	initCmd.Flags().StringVar(&initName, "name", "", "this device's name in the mesh")
-	_ = initCmd.MarkFlagRequired("name")
+	cmd.Flags().StringVar(&initName, "name", "", "this device's name in the mesh")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
 
+// inviteCmd is 'mesh invite'.
+func inviteCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Command {
 	var role, ttl string
 	var qr, forStorage bool
-	inviteCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "invite [--role member|admin] [--ttl 24h] [--qr] [--storage]",
 		Short: "Print a single-use invite code for a new device (the code is on the last line)",
 		Args:  cobra.NoArgs,
@@ -120,13 +135,17 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-	inviteCmd.Flags().StringVar(&role, "role", "member", "role of the new device: member or admin")
-	inviteCmd.Flags().StringVar(&ttl, "ttl", "24h", "how long the code stays valid")
-	inviteCmd.Flags().BoolVar(&qr, "qr", false, "also print the code as a QR code")
-	inviteCmd.Flags().BoolVar(&forStorage, "storage", false, "for a storage peer: the code leaves out the mesh content key")
+	cmd.Flags().StringVar(&role, "role", "member", "role of the new device: member or admin")
+	cmd.Flags().StringVar(&ttl, "ttl", "24h", "how long the code stays valid")
+	cmd.Flags().BoolVar(&qr, "qr", false, "also print the code as a QR code")
+	cmd.Flags().BoolVar(&forStorage, "storage", false, "for a storage peer: the code leaves out the mesh content key")
+	return cmd
+}
 
+// joinCmd is 'mesh join CODE --name NAME'.
+func joinCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var joinName string
-	joinCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "join CODE --name NAME",
 		Short: "Join the mesh of an invite code",
 		Args:  cobra.ExactArgs(1),
@@ -142,11 +161,15 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-	joinCmd.Flags().StringVar(&joinName, "name", "", "this device's name in the mesh")
-	_ = joinCmd.MarkFlagRequired("name")
+	cmd.Flags().StringVar(&joinName, "name", "", "this device's name in the mesh")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
 
+// devicesCmd is 'mesh devices'.
+func devicesCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var devJSON bool
-	devicesCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "devices [--json]",
 		Short: "List the mesh's devices, online state and connection",
 		Args:  cobra.NoArgs,
@@ -175,9 +198,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return tw.Flush()
 		}),
 	}
-	devicesCmd.Flags().BoolVar(&devJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&devJSON, "json", false, "print JSON")
+	return cmd
+}
 
-	revokeCmd := &cobra.Command{
+// revokeCmd is 'mesh revoke DEVICE'.
+func revokeCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "revoke DEVICE",
 		Short: "Revoke a device (name or ID): it is disconnected and refused by every member",
 		Args:  cobra.ExactArgs(1),
@@ -190,9 +217,12 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
+}
 
+// statusCmd is 'mesh status'.
+func statusCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var stJSON bool
-	statusCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show this device and its mesh",
 		Args:  cobra.NoArgs,
@@ -232,9 +262,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-	statusCmd.Flags().BoolVar(&stJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&stJSON, "json", false, "print JSON")
+	return cmd
+}
 
-	versionCmd := &cobra.Command{
+// versionCmd is 'mesh version'.
+func versionCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the CLI version (and the daemon's, if it runs)",
 		Args:  cobra.NoArgs,
@@ -249,9 +283,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// pingCmd is 'mesh ping DEVICE'.
+func pingCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var pingCount int
 	var pingJSON bool
-	pingCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "ping DEVICE [--count N] [--json]",
 		Short: "Measure the round-trip time to a device, and show the path in use",
 		Args:  cobra.ExactArgs(1),
@@ -271,15 +309,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		}),
 	}
-	pingCmd.Flags().IntVar(&pingCount, "count", 3, "number of pings (1 to 100)")
-	pingCmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
-
-	root.AddCommand(tunnelCmds(cl, stdout)...)
-	root.AddCommand(folderCmds(cl, stdout)...)
-	root.AddCommand(feedCmds(cl, stdout)...)
-	root.AddCommand(storageCmd(cl, stdout))
-	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd, initCmd, inviteCmd, joinCmd, devicesCmd, revokeCmd, statusCmd, versionCmd)
-	return root
+	cmd.Flags().IntVar(&pingCount, "count", 3, "number of pings (1 to 100)")
+	cmd.Flags().BoolVar(&pingJSON, "json", false, "print JSON")
+	return cmd
 }
 
 // withClient adapts a command body that needs the daemon's client.

@@ -17,12 +17,26 @@ import (
 	"github.com/meshwork/meshwork/node"
 )
 
-// folderCmds: folder add/join/list/remove/share, wait, history, restore.
+// folderCmds: folder (add/join/list/remove/share/files/wait), wait, history,
+// restore, news, fetch, evict.
 func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
-	folder := &cobra.Command{Use: "folder", Short: "Share directories between the mesh's devices"}
+	return []*cobra.Command{folderCmd(cl, stdout), waitCmd(cl, stdout), historyCmd(cl, stdout), restoreCmd(cl, stdout),
+		newsCmd(cl, stdout), pathsCmd(cl, stdout, "fetch"), pathsCmd(cl, stdout, "evict")}
+}
 
+// folderCmd is 'mesh folder' and its subcommands.
+func folderCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	folder := &cobra.Command{Use: "folder", Short: "Share directories between the mesh's devices"}
+	folder.AddCommand(folderAddCmd(cl, stdout), folderJoinCmd(cl, stdout), folderListCmd(cl, stdout),
+		folderRemoveCmd(cl, stdout), folderShareCmd(cl, stdout), filesCmd(cl, stdout))
+	folder.AddCommand(waitCmd(cl, stdout)) // 'mesh folder wait' is 'mesh wait'
+	return folder
+}
+
+// folderAddCmd is 'mesh folder add PATH'.
+func folderAddCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var addName string
-	add := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "add PATH [--name NAME]",
 		Short: "Share a directory as a new folder of the mesh",
 		Args:  cobra.ExactArgs(1),
@@ -39,10 +53,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	add.Flags().StringVar(&addName, "name", "", "the folder's name in the mesh (default: the directory's name)")
+	cmd.Flags().StringVar(&addName, "name", "", "the folder's name in the mesh (default: the directory's name)")
+	return cmd
+}
 
+// folderJoinCmd is 'mesh folder join NAME PATH'.
+func folderJoinCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var joinMode string
-	join := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "join NAME PATH [--mode full|metadata|send-only|receive-only]",
 		Short: "Sync an existing folder of the mesh into PATH on this device",
 		Args:  cobra.ExactArgs(2),
@@ -59,10 +77,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	join.Flags().StringVar(&joinMode, "mode", "full", "full; metadata (names everywhere, content with mesh fetch/evict); send-only; receive-only")
+	cmd.Flags().StringVar(&joinMode, "mode", "full", "full; metadata (names everywhere, content with mesh fetch/evict); send-only; receive-only")
+	return cmd
+}
 
+// folderListCmd is 'mesh folder list'.
+func folderListCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var listJSON bool
-	list := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list [--json]",
 		Short: "The mesh's folders and their state on this device",
 		Args:  cobra.NoArgs,
@@ -75,9 +97,13 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	return cmd
+}
 
-	remove := &cobra.Command{
+// folderRemoveCmd is 'mesh folder remove NAME'.
+func folderRemoveCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Stop syncing a folder on this device (its files stay)",
 		Args:  cobra.ExactArgs(1),
@@ -89,9 +115,12 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
+}
 
+// folderShareCmd is 'mesh folder share NAME DEVICE'.
+func folderShareCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var role string
-	share := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "share NAME DEVICE --role reader|editor|owner|none",
 		Short: "Set a device's role in a folder (owner only); readers get changes but theirs are refused",
 		Args:  cobra.ExactArgs(2),
@@ -103,14 +132,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	share.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
-	folder.AddCommand(add, join, list, remove, share, filesCmd(cl, stdout))
+	cmd.Flags().StringVar(&role, "role", "editor", "reader, editor, owner or none")
+	return cmd
+}
 
-	wait, folderWait := waitCmd(cl, stdout), waitCmd(cl, stdout)
-	folder.AddCommand(folderWait) // 'mesh folder wait' is 'mesh wait'
-
+// historyCmd is 'mesh history PATH'.
+func historyCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var histJSON bool
-	history := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "history PATH [--json]",
 		Short: "Kept versions of a file (replaced or deleted), newest first",
 		Args:  cobra.ExactArgs(1),
@@ -135,10 +164,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return tw.Flush()
 		}),
 	}
-	history.Flags().BoolVar(&histJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&histJSON, "json", false, "print JSON")
+	return cmd
+}
 
+// restoreCmd is 'mesh restore PATH'.
+func restoreCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var version int
-	restore := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "restore PATH [--version N]",
 		Short: "Bring back a kept version of a file (as a new change that syncs)",
 		Args:  cobra.ExactArgs(1),
@@ -154,10 +187,14 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	restore.Flags().IntVar(&version, "version", 1, "which kept version (see mesh history)")
+	cmd.Flags().IntVar(&version, "version", 1, "which kept version (see mesh history)")
+	return cmd
+}
 
+// newsCmd is 'mesh news'.
+func newsCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var newsJSON, follow bool
-	news := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "news [--follow] [--json]",
 		Short: "What happened in the mesh: files changed, devices joined or revoked, tunnels opened",
 		Args:  cobra.NoArgs,
@@ -189,9 +226,9 @@ func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	news.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
-	news.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")
-	return []*cobra.Command{folder, wait, history, restore, news, pathsCmd(cl, stdout, "fetch"), pathsCmd(cl, stdout, "evict")}
+	cmd.Flags().BoolVar(&newsJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they happen")
+	return cmd
 }
 
 func printFolders(w io.Writer, infos []node.FolderInfo) {

@@ -15,10 +15,15 @@ import (
 	"github.com/meshwork/meshwork/node"
 )
 
-// tunnelCmds: expose, unexpose, exposed, tunnel (open / close), tunnels, news.
+// tunnelCmds: expose, unexpose, exposed, tunnel (open / close), tunnels.
 func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
+	return []*cobra.Command{exposeCmd(cl, stdout), unexposeCmd(cl, stdout), exposedCmd(cl, stdout), tunnelCmd(cl, stdout), tunnelsCmd(cl, stdout)}
+}
+
+// exposeCmd is 'mesh expose NAME ADDR'.
+func exposeCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var allow []string
-	expose := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "expose NAME ADDR [--allow DEVICE]...",
 		Short: "Publish a local TCP service (e.g. ssh 127.0.0.1:22) to the mesh's devices",
 		Args:  cobra.ExactArgs(2),
@@ -35,9 +40,13 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
-	expose.Flags().StringArrayVar(&allow, "allow", nil, "only this device (name or ID) may connect; repeatable")
+	cmd.Flags().StringArrayVar(&allow, "allow", nil, "only this device (name or ID) may connect; repeatable")
+	return cmd
+}
 
-	unexpose := &cobra.Command{
+// unexposeCmd is 'mesh unexpose NAME'.
+func unexposeCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "unexpose NAME",
 		Short: "Stop publishing a service",
 		Args:  cobra.ExactArgs(1),
@@ -49,9 +58,12 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return nil
 		}),
 	}
+}
 
+// exposedCmd is 'mesh exposed'.
+func exposedCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var exposedJSON bool
-	exposed := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "exposed [--json]",
 		Short: "List the services this device publishes",
 		Args:  cobra.NoArgs,
@@ -72,11 +84,15 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return tw.Flush()
 		}),
 	}
-	exposed.Flags().BoolVar(&exposedJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&exposedJSON, "json", false, "print JSON")
+	return cmd
+}
 
+// tunnelCmd is 'mesh tunnel DEVICE NAME' and 'mesh tunnel close ID'.
+func tunnelCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var local string
 	var background bool
-	tun := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "tunnel DEVICE NAME [--local 127.0.0.1:PORT] [--background]",
 		Short: "Forward a local port to a service another device exposes (until stopped)",
 		Long: "Listens locally and forwards each connection to the service NAME on DEVICE.\n" +
@@ -94,39 +110,49 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 				fmt.Fprintf(stdout, "tunnel %d: %s → %s on %s (close with: mesh tunnel close %d)\n", info.ID, info.LocalAddr, args[1], args[0], info.ID)
 				return nil
 			}
-			// Foreground: the tunnel lives as long as this request. Stop on
-			// SIGINT/SIGTERM by closing the request.
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sig)
-			done := make(chan error, 1)
-			stop := make(chan struct{})
-			go func() {
-				done <- c.streamUntil("POST", "/v1/tunnels", body, stop, func(line []byte) error {
-					var info node.TunnelInfo
-					if err := json.Unmarshal(line, &info); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "listening on %s → %s on %s (Ctrl-C to stop)\n", info.LocalAddr, args[1], args[0])
-					return nil
-				})
-			}()
-			select {
-			case err := <-done:
-				return err
-			case <-sig:
-				close(stop)
-				select {
-				case <-done:
-				case <-time.After(5 * time.Second):
-				}
-				return nil
-			}
+			return tunnelForeground(c, body, args[0], args[1], stdout)
 		}),
 	}
-	tun.Flags().StringVar(&local, "local", "", "local address to listen on (default 127.0.0.1 and a free port)")
-	tun.Flags().BoolVar(&background, "background", false, "let the daemon keep the tunnel open")
-	tun.AddCommand(&cobra.Command{
+	cmd.Flags().StringVar(&local, "local", "", "local address to listen on (default 127.0.0.1 and a free port)")
+	cmd.Flags().BoolVar(&background, "background", false, "let the daemon keep the tunnel open")
+	cmd.AddCommand(tunnelCloseCmd(cl, stdout))
+	return cmd
+}
+
+// tunnelForeground opens the tunnel of body in the foreground: it lives as
+// long as this request, which SIGINT/SIGTERM stop by closing it.
+func tunnelForeground(c *client, body map[string]any, device, service string, stdout io.Writer) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	done := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		done <- c.streamUntil("POST", "/v1/tunnels", body, stop, func(line []byte) error {
+			var info node.TunnelInfo
+			if err := json.Unmarshal(line, &info); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "listening on %s → %s on %s (Ctrl-C to stop)\n", info.LocalAddr, service, device)
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-sig:
+		close(stop)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		return nil
+	}
+}
+
+// tunnelCloseCmd is 'mesh tunnel close ID'.
+func tunnelCloseCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "close ID",
 		Short: "Close a background tunnel",
 		Args:  cobra.ExactArgs(1),
@@ -137,10 +163,13 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			fmt.Fprintf(stdout, "closed tunnel %s\n", args[0])
 			return nil
 		}),
-	})
+	}
+}
 
+// tunnelsCmd is 'mesh tunnels'.
+func tunnelsCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 	var tunnelsJSON bool
-	tunnels := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "tunnels [--json]",
 		Short: "List the tunnels this daemon holds open",
 		Args:  cobra.NoArgs,
@@ -157,7 +186,6 @@ func tunnelCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
 			return tw.Flush()
 		}),
 	}
-	tunnels.Flags().BoolVar(&tunnelsJSON, "json", false, "print JSON")
-
-	return []*cobra.Command{expose, unexpose, exposed, tun, tunnels}
+	cmd.Flags().BoolVar(&tunnelsJSON, "json", false, "print JSON")
+	return cmd
 }
