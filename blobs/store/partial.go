@@ -307,10 +307,11 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 	return fi, nil
 }
 
-// heldChunks reports which chunks the partial file holds and whether it looked any up.
+// heldChunks reports which chunks the partial file already holds.
 //
 // Those written through this Partial are known; the others (looked up in
-// the index only if there are any) are those an earlier session wrote.
+// the index only if there are any, as lookedUp says) are those an earlier
+// session wrote.
 func (p *Partial) heldChunks() (have map[blobs.ChunkID]bool, lookedUp bool, err error) {
 	s := p.s
 	p.mu.Lock()
@@ -372,7 +373,7 @@ func (p *Partial) fillFromStore(ctx context.Context, have map[blobs.ChunkID]bool
 	return nil
 }
 
-// verifyUnwritten reads back and verifies the chunks this Partial did not write.
+// verifyUnwritten reads back and checks the chunks this Partial did not write.
 //
 // Chunks from an earlier session were not fsynced and may not have
 // survived a crash, and the file lives in a user's folder. A chunk that
@@ -404,7 +405,7 @@ func (p *Partial) verifyUnwritten(ctx context.Context, buf []byte) error {
 	return nil
 }
 
-// finishFile sets mode and mtime, fsyncs, stats and closes the file, returning its FileInfo.
+// finishFile sets mode and mtime, fsyncs, stats and closes the file.
 func (p *Partial) finishFile(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
 	if perm != 0 {
 		if err := p.f.Chmod(perm); err != nil {
@@ -433,7 +434,7 @@ func (p *Partial) finishFile(perm fs.FileMode, mtime time.Time) (fs.FileInfo, er
 	return fi, nil
 }
 
-// indexCommit records the renamed target in the index, then removes redundant chunk files.
+// indexCommit records the committed target, then removes redundant chunks.
 //
 // One transaction, under gcMu's read lock, forgets the old target and the
 // partial, records the target, drops the store's copies and runs extra.
