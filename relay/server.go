@@ -117,17 +117,51 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
 		}
 	}
-
-	rm, err := newResourceManager(&cfg)
-	if err != nil {
+	if err = s.startHost(); err != nil {
 		return nil, err
+	}
+	if err = s.startRelay(); err != nil {
+		return nil, err
+	}
+	if err = s.startDHT(); err != nil {
+		return nil, err
+	}
+	s.host.SetStreamHandler(AuthProtocolID, s.handleAuth)
+	return s, nil
+}
+
+// startHost starts the libp2p host and has the ACL watch its connections.
+//
+// On failure it closes the resource and connection managers itself: no
+// host owns them yet.
+func (s *Server) startHost() error {
+	cfg := &s.cfg
+	rm, err := newResourceManager(cfg)
+	if err != nil {
+		return err
 	}
 	cm, err := connmgr.NewConnManager(2*cfg.Limits.MaxReservations, 3*cfg.Limits.MaxReservations,
 		connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		_ = rm.Close()
-		return nil, fmt.Errorf("relay connection manager: %w", err)
+		return fmt.Errorf("relay connection manager: %w", err)
 	}
+	h, err := libp2p.New(s.hostOptions(rm, cm)...)
+	if err != nil {
+		_ = cm.Close()
+		_ = rm.Close()
+		return fmt.Errorf("start relay host on %v: %w", cfg.ListenAddrs, err)
+	}
+	s.host = h
+	s.access.net = h.Network()
+	s.notifee = s.access.notifiee()
+	h.Network().Notify(s.notifee)
+	return nil
+}
+
+// hostOptions are the relay host's libp2p options, with managers rm and cm.
+func (s *Server) hostOptions(rm network.ResourceManager, cm *connmgr.BasicConnMgr) []libp2p.Option {
+	cfg := &s.cfg
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
@@ -155,19 +189,14 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 			return out
 		}))
 	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		_ = cm.Close()
-		_ = rm.Close()
-		return nil, fmt.Errorf("start relay host on %v: %w", cfg.ListenAddrs, err)
-	}
-	s.host = h
-	s.access.net = h.Network()
-	s.notifee = s.access.notifiee()
-	h.Network().Notify(s.notifee)
+	return opts
+}
 
-	l := cfg.Limits
-	s.relay, err = relayv2.New(h,
+// startRelay starts the circuit relay v2 service on the host, behind the ACL.
+func (s *Server) startRelay() error {
+	l := s.cfg.Limits
+	var err error
+	s.relay, err = relayv2.New(s.host,
 		relayv2.WithACL(s.access),
 		relayv2.WithMetricsTracer(s.metrics),
 		relayv2.WithResources(relayv2.Resources{
@@ -181,14 +210,20 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("start circuit relay service: %w", err)
+		return fmt.Errorf("start circuit relay service: %w", err)
 	}
+	return nil
+}
 
+// startDHT starts the DHT server, serving only the DHT peers and the ACL's.
+func (s *Server) startDHT() error {
+	cfg := &s.cfg
 	s.dhtPeers = make(map[peer.ID]struct{}, len(cfg.DHTBootstrapPeers))
 	for _, ai := range cfg.DHTBootstrapPeers {
 		s.dhtPeers[ai.ID] = struct{}{}
 	}
-	s.dht, err = dht.New(aclHost{Host: h, allow: s.dhtAllowed, logger: logger},
+	var err error
+	s.dht, err = dht.New(aclHost{Host: s.host, allow: s.dhtAllowed, logger: s.logger},
 		dht.Mode(dht.ModeServer),
 		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { return s.dhtAllowed(p) }),
 		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return s.dhtAllowed(ai.ID) }),
@@ -196,11 +231,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		dht.BootstrapPeers(cfg.DHTBootstrapPeers...),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("start dht server with prefix %s: %w", cfg.DHTProtocolPrefix, err)
+		return fmt.Errorf("start dht server with prefix %s: %w", cfg.DHTProtocolPrefix, err)
 	}
-
-	h.SetStreamHandler(AuthProtocolID, s.handleAuth)
-	return s, nil
+	return nil
 }
 
 // newResourceManager returns libp2p's resource manager with explicit,

@@ -262,17 +262,62 @@ func (p *Partial) CommitAs(ctx context.Context, perm fs.FileMode, mtime time.Tim
 // caller's record of the file commits with the store's. extra may run more
 // than once (retried on conflicts).
 func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.Time, extra func(txn *badger.Txn, fi fs.FileInfo) error) (fs.FileInfo, error) {
-	s := p.s
 	fail := func(err error) (fs.FileInfo, error) {
 		return nil, fmt.Errorf("commit %v to %s: %w", p.ref, p.target, err)
 	}
-	// Which chunks does the partial file already hold? Those written
-	// through this Partial, and (looked up only if there are others) those
-	// an earlier session wrote.
+	have, lookedUp, err := p.heldChunks()
+	if err != nil {
+		return fail(err)
+	}
+	// One buffer of the blob's largest chunk (not MaxChunkSize: a 4 MiB
+	// allocation per small file dominated the receiver's CPU when syncing
+	// many small files), and only when a chunk is read here at all.
+	var buf []byte
+	if lookedUp {
+		var largest uint32
+		for _, c := range p.m.Chunks {
+			largest = max(largest, c.Size)
+		}
+		buf = make([]byte, largest)
+	}
+	if err := p.fillFromStore(ctx, have, buf); err != nil {
+		return fail(err)
+	}
+	if err := p.verifyUnwritten(ctx, buf); err != nil {
+		return fail(err)
+	}
+	fi, err := p.finishFile(perm, mtime)
+	if err != nil {
+		return fail(err)
+	}
+	// The content is durable before the rename, so a crash leaves the old
+	// file or the new one, never a mix. The directory is not fsynced per
+	// file (that was a second fsync per small file): after a power cut a
+	// rename may be lost, leaving the old file and a partial one, which the
+	// folder's restart scan removes and the sync fetches again.
+	if err := p.checkTarget(); err != nil {
+		return fail(err) // the partial file stays, for a later commit
+	}
+	if err := os.Rename(p.path, p.target); err != nil {
+		return fail(fmt.Errorf("rename %s: %w", p.path, err))
+	}
+	if err := p.indexCommit(ctx, fi, extra); err != nil {
+		return fail(fmt.Errorf("index: %w", err))
+	}
+	return fi, nil
+}
+
+// heldChunks reports which chunks the partial file already holds.
+//
+// Those written through this Partial are known; the others (looked up in
+// the index only if there are any, as lookedUp says) are those an earlier
+// session wrote.
+func (p *Partial) heldChunks() (have map[blobs.ChunkID]bool, lookedUp bool, err error) {
+	s := p.s
 	p.mu.Lock()
 	written := maps.Clone(p.written)
 	p.mu.Unlock()
-	have := make(map[blobs.ChunkID]bool, len(p.offs))
+	have = make(map[blobs.ChunkID]bool, len(p.offs))
 	var unknown []blobs.ChunkID
 	for id := range p.offs {
 		if written[id] {
@@ -292,50 +337,52 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 			}
 			return nil
 		}); err != nil {
-			return fail(err)
+			return nil, false, err
 		}
 	}
-	// One buffer of the blob's largest chunk (not MaxChunkSize: a 4 MiB
-	// allocation per small file dominated the receiver's CPU when syncing
-	// many small files), and only when a chunk is read here at all.
-	var buf []byte
-	if len(unknown) > 0 {
-		var largest uint32
-		for _, c := range p.m.Chunks {
-			largest = max(largest, c.Size)
-		}
-		buf = make([]byte, largest)
-	}
-	// Every chunk is tried, so that one fetch of what is missing can
-	// follow: a Get that fails drops the chunk's stale locations, and the
-	// fetch skips the chunks the store still has.
+	return have, len(unknown) > 0, nil
+}
+
+// fillFromStore copies the chunks not in have from the store into the file.
+//
+// It fails with ErrMissing if some are not available locally. Every chunk
+// is tried, so that one fetch of what is missing can follow: a Get that
+// fails drops the chunk's stale locations, and the fetch skips the chunks
+// the store still has.
+func (p *Partial) fillFromStore(ctx context.Context, have map[blobs.ChunkID]bool, buf []byte) error {
 	var missing []blobs.ChunkID
 	for id := range p.offs {
 		if have[id] {
 			continue
 		}
-		data, err := s.Get(ctx, id, buf)
+		data, err := p.s.Get(ctx, id, buf)
 		if errors.Is(err, ErrNotFound) {
 			missing = append(missing, id)
 			continue
 		}
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if err := p.Put(ctx, id, data); err != nil {
-			return fail(err)
+			return err
 		}
 	}
 	if len(missing) > 0 {
-		return fail(fmt.Errorf("%d chunks (%v first): %w", len(missing), missing[0], ErrMissing))
+		return fmt.Errorf("%d chunks (%v first): %w", len(missing), missing[0], ErrMissing)
 	}
-	// Read back and verify what this Partial did not write itself: chunks
-	// from an earlier session were not fsynced and may not have survived a
-	// crash, and the file lives in a user's folder.
+	return nil
+}
+
+// verifyUnwritten reads back and checks the chunks this Partial did not write.
+//
+// Chunks from an earlier session were not fsynced and may not have
+// survived a crash, and the file lives in a user's folder. A chunk that
+// fails loses its location here, and the commit fails with ErrMissing.
+func (p *Partial) verifyUnwritten(ctx context.Context, buf []byte) error {
 	var off int64
 	var bad int
 	p.mu.Lock()
-	written = maps.Clone(p.written)
+	written := maps.Clone(p.written)
 	p.mu.Unlock()
 	for _, c := range p.m.Chunks {
 		if written[c.ID] {
@@ -344,56 +391,59 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 		}
 		d := buf[:c.Size]
 		if _, err := p.f.ReadAt(d, off); err != nil && !errors.Is(err, io.EOF) {
-			return fail(err)
+			return err
 		}
 		if blobs.SumChunk(d) != c.ID {
 			bad++
-			s.dropLocation(ctx, location{path: p.path, key: s.key(kLoc, c.ID[:], []byte(p.path))}, c.ID)
+			p.s.dropLocation(ctx, location{path: p.path, key: p.s.key(kLoc, c.ID[:], []byte(p.path))}, c.ID)
 		}
 		off += int64(c.Size)
 	}
 	if bad > 0 {
-		return fail(fmt.Errorf("%d chunks failed verification in %s: %w", bad, p.path, ErrMissing))
+		return fmt.Errorf("%d chunks failed verification in %s: %w", bad, p.path, ErrMissing)
 	}
+	return nil
+}
+
+// finishFile sets mode and mtime, fsyncs, stats and closes the file.
+func (p *Partial) finishFile(perm fs.FileMode, mtime time.Time) (fs.FileInfo, error) {
 	if perm != 0 {
 		if err := p.f.Chmod(perm); err != nil {
-			return fail(fmt.Errorf("chmod %s: %w", p.path, err))
+			return nil, fmt.Errorf("chmod %s: %w", p.path, err)
 		}
 	}
 	if !mtime.IsZero() {
 		if err := setMtime(p.f, mtime); err != nil {
-			return fail(fmt.Errorf("set mtime of %s: %w", p.path, err))
+			return nil, fmt.Errorf("set mtime of %s: %w", p.path, err)
 		}
 	}
 	if err := p.f.Sync(); err != nil {
-		return fail(fmt.Errorf("fsync %s: %w", p.path, err))
+		return nil, fmt.Errorf("fsync %s: %w", p.path, err)
 	}
 	fi, err := p.f.Stat()
 	if err != nil {
-		return fail(fmt.Errorf("stat %s: %w", p.path, err))
+		return nil, fmt.Errorf("stat %s: %w", p.path, err)
 	}
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.closeDirect()
 	if err := p.f.Close(); err != nil {
-		return fail(fmt.Errorf("close %s: %w", p.path, err))
+		return nil, fmt.Errorf("close %s: %w", p.path, err)
 	}
-	// The content is durable before the rename, so a crash leaves the old
-	// file or the new one, never a mix. The directory is not fsynced per
-	// file (that was a second fsync per small file): after a power cut a
-	// rename may be lost, leaving the old file and a partial one, which the
-	// folder's restart scan removes and the sync fetches again.
-	if err := p.checkTarget(); err != nil {
-		return fail(err) // the partial file stays, for a later commit
-	}
-	if err := os.Rename(p.path, p.target); err != nil {
-		return fail(fmt.Errorf("rename %s: %w", p.path, err))
-	}
+	return fi, nil
+}
+
+// indexCommit records the committed target, then removes redundant chunks.
+//
+// One transaction, under gcMu's read lock, forgets the old target and the
+// partial, records the target, drops the store's copies and runs extra.
+func (p *Partial) indexCommit(ctx context.Context, fi fs.FileInfo, extra func(txn *badger.Txn, fi fs.FileInfo) error) error {
+	s := p.s
 	rec := fileRecord{blob: p.ref, fileSize: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	var dropped []blobs.ChunkID
 	s.gcMu.RLock()
-	err = s.update(ctx, func(txn *badger.Txn) error {
+	err := s.update(ctx, func(txn *badger.Txn) error {
 		if err := s.forgetFile(txn, p.target); err != nil {
 			return err
 		}
@@ -418,10 +468,10 @@ func (p *Partial) CommitWith(ctx context.Context, perm fs.FileMode, mtime time.T
 	})
 	s.gcMu.RUnlock()
 	if err != nil {
-		return fail(fmt.Errorf("index: %w", err))
+		return err
 	}
 	s.removeChunkFiles(dropped)
-	return fi, nil
+	return nil
 }
 
 // Close closes the partial file, keeping it and its index entries so a

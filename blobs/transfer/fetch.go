@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -151,6 +150,7 @@ func (s *Service) FetchInto(ctx context.Context, m blobs.Manifest, peers []peer.
 	return s.fetch(ctx, m, peers, sink, progress)
 }
 
+// fetch is Fetch, or FetchInto when sink is not nil.
 func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, sink Sink, progress func(blobs.Progress)) error {
 	ref := m.Ref()
 	if err := m.Verify(ref); err != nil {
@@ -177,6 +177,23 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	}
 	f := &fetch{s: s, sink: sink, ctx: ctx, blob: ref, progress: progress, start: time.Now(), finished: make(chan struct{})}
 	f.progressAt = f.start
+	if err := f.addChunks(ctx, m); err != nil {
+		return fmt.Errorf("fetch %v: %w", ref, err)
+	}
+	if f.remaining == 0 {
+		f.report(true)
+		return nil
+	}
+	f.addPeers(peers)
+	if len(f.peers) == 0 {
+		return fmt.Errorf("fetch %v: %d chunks and no peers: %w", ref, f.remaining, ErrUnavailable)
+	}
+	f.run(ctx, cancel)
+	return f.result(ctx)
+}
+
+// addChunks lists the distinct chunks of m the store lacks, counting the rest.
+func (f *fetch) addChunks(ctx context.Context, m blobs.Manifest) error {
 	seen := make(map[blobs.ChunkID]bool, len(m.Chunks))
 	var off int64
 	for _, c := range m.Chunks {
@@ -185,9 +202,9 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 			continue
 		}
 		seen[c.ID] = true
-		ok, err := s.store.Has(ctx, c.ID)
+		ok, err := f.s.store.Has(ctx, c.ID)
 		if err != nil {
-			return fmt.Errorf("fetch %v: %w", ref, err)
+			return err
 		}
 		if ok {
 			f.doneBytes += int64(c.Size)
@@ -197,10 +214,12 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 		f.chunks = append(f.chunks, chunkState{ref: c, off: off - int64(c.Size)})
 	}
 	f.remaining = len(f.chunks)
-	if f.remaining == 0 {
-		f.report(true)
-		return nil
-	}
+	return nil
+}
+
+// addPeers adds a peerState for each distinct peer other than this host.
+func (f *fetch) addPeers(peers []peer.ID) {
+	s := f.s
 	seenPeer := make(map[peer.ID]bool)
 	for _, p := range peers {
 		if p == s.host.ID() || seenPeer[p] {
@@ -209,7 +228,7 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 		seenPeer[p] = true
 		f.peers = append(f.peers, &peerState{
 			id:       p,
-			log:      s.log.With("peer", p, "blob", ref),
+			log:      s.log.With("peer", p, "blob", f.blob),
 			inflight: make(map[uint32]request),
 			asked:    make(map[int]bool),
 			window:   initialWindow,
@@ -217,9 +236,13 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 			nextReq:  1,
 		})
 	}
-	if len(f.peers) == 0 {
-		return fmt.Errorf("fetch %v: %d chunks and no peers: %w", ref, f.remaining, ErrUnavailable)
-	}
+}
+
+// run fetches from every peer until the fetch ends and all its goroutines stop.
+//
+// cancel is ctx's: called when the fetch ended incomplete, to reset the
+// peers' streams. It reports the final progress before returning.
+func (f *fetch) run(ctx context.Context, cancel context.CancelFunc) {
 	f.jobs = make(chan putJob, 2)
 	var workers sync.WaitGroup
 	for range putWorkers {
@@ -247,18 +270,22 @@ func (s *Service) fetch(ctx context.Context, m blobs.Manifest, peers []peer.ID, 
 	close(f.jobs)
 	workers.Wait()
 	f.report(true)
+}
+
+// result is the error a finished fetch returns (nil if it got every chunk).
+func (f *fetch) result(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
 	case f.remaining == 0:
 		return nil
 	case f.err != nil:
-		return fmt.Errorf("fetch %v: %w", ref, f.err)
+		return fmt.Errorf("fetch %v: %w", f.blob, f.err)
 	default:
-		if err := context.Cause(ctx); err != nil && s.ctx.Err() == nil {
-			return fmt.Errorf("fetch %v: %d chunks left: %w", ref, f.remaining, err)
+		if err := context.Cause(ctx); err != nil && f.s.ctx.Err() == nil {
+			return fmt.Errorf("fetch %v: %d chunks left: %w", f.blob, f.remaining, err)
 		}
-		return fmt.Errorf("fetch %v: %d chunks left: %w", ref, f.remaining, ErrClosed)
+		return fmt.Errorf("fetch %v: %d chunks left: %w", f.blob, f.remaining, ErrClosed)
 	}
 }
 
@@ -363,126 +390,6 @@ func (p *peerState) adapt(rtt time.Duration, size uint32) {
 	case queued > 4 && p.window > minWindow:
 		p.window--
 	}
-}
-
-func (f *fetch) runPeer(p *peerState) {
-	ctx := f.ctx
-	is := f.s.takeStream(p.id)
-	if is == nil {
-		// Relayed connections are allowed; the daemon raises the relay limits.
-		st, err := f.s.host.NewStream(network.WithAllowLimitedConn(ctx, "meshwork blobs"), p.id, ProtocolID)
-		if err != nil {
-			f.mu.Lock()
-			f.kill(p, fmt.Errorf("open stream: %w", err))
-			f.mu.Unlock()
-			return
-		}
-		is = newIdleStream(st)
-	}
-	st := is.st
-	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
-	f.mu.Lock()
-	p.stream = st
-	p.read, p.started = is.read, time.Now()
-	ids := make([]blobs.ChunkID, len(f.chunks))
-	for i, c := range f.chunks {
-		ids[i] = c.ref.ID
-	}
-	f.mu.Unlock()
-
-	w := is.w
-	// HAVE batches carry request IDs 1..n; their index tells the offset.
-	// A lone peer asked for a lone chunk gets no HAVE: its answer to the
-	// GET says the same (the chunk, or "not found"), and a small file then
-	// costs the server one request instead of two.
-	var frame []byte
-	nBatches := 0
-	f.mu.Lock()
-	skipHave := len(f.peers) == 1 && len(ids) == 1
-	f.mu.Unlock()
-	for off := 0; off < len(ids) && !skipHave; off += maxHaveIDs {
-		end := min(off+maxHaveIDs, len(ids))
-		nBatches++
-		frame = haveReq{ReqID: uint32(nBatches), Blob: f.blob, IDs: ids[off:end]}.append(frame[:0])
-		if _, err := w.Write(frame); err != nil {
-			break
-		}
-	}
-	f.mu.Lock()
-	p.haveLeft = nBatches
-	p.nextReq = uint32(nBatches) + 1
-	if len(f.peers) == 1 && p.has == nil {
-		// One peer: there is nothing to choose between, so request at
-		// once instead of waiting a round trip for the HAVE answer (a
-		// small file is then one round trip). A chunk the peer lacks comes
-		// back "not found" and is marked so; the HAVE answer, when it
-		// comes, corrects the rest.
-		p.has = make([]bool, len(f.chunks))
-		for i := range p.has {
-			p.has[i] = true
-		}
-	}
-	f.mu.Unlock()
-	if err := w.Flush(); err != nil {
-		stopReset()
-		f.mu.Lock()
-		f.kill(p, fmt.Errorf("send have: %w", err))
-		f.mu.Unlock()
-		st.Reset()
-		is.release(false)
-		return
-	}
-
-	readerDone := make(chan struct{})
-	var readErr error
-	go func() {
-		defer close(readerDone)
-		defer func() { // backstop: a panic parsing p's answers drops p, not the daemon
-			if v := recover(); v != nil {
-				p.log.Error("panic reading blob answers; stream reset", "peer", p.id, "proto", ProtocolID,
-					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				readErr = fmt.Errorf("panic reading answers of %s: %v", p.id, v)
-				st.Reset()
-				f.mu.Lock()
-				if !f.ended {
-					f.kill(p, readErr)
-				}
-				f.mu.Unlock()
-			}
-		}()
-		readErr = f.readLoop(p, is.r, nBatches)
-		// A reader that stopped while the fetch goes on (an answer it
-		// would not take) leaves p unable to progress: drop it, so its
-		// writer ends and its chunks go to the others, instead of the
-		// writer waiting for good (chaos harness, seed 8 of make test).
-		f.mu.Lock()
-		if !f.ended && !p.dead && f.ctx.Err() == nil {
-			f.kill(p, fmt.Errorf("stopped reading answers: %v", readErr))
-		}
-		f.mu.Unlock()
-	}()
-	f.writeLoop(p, w)
-	// A fetch that ended with every request to p answered leaves the
-	// stream clean: its reader is stopped by a deadline instead of a reset,
-	// and the stream kept for the next fetch from p.
-	reuse := stopReset()
-	if reuse {
-		f.mu.Lock()
-		reuse = f.remaining == 0 && !p.dead && len(p.inflight) == 0 && p.haveLeft == 0
-		f.mu.Unlock()
-	}
-	// The reader is woken by a read deadline in the past (cleared again
-	// below) when the stream is to be kept, by a reset otherwise.
-	if reuse && st.SetReadDeadline(time.Now()) == nil {
-		<-readerDone
-		if isTimeout(readErr) && is.r.Buffered() == 0 && st.SetReadDeadline(time.Time{}) == nil {
-			f.s.putStream(is)
-			return
-		}
-	}
-	st.Reset()
-	<-readerDone
-	is.release(false)
 }
 
 // writeLoop sends GET requests as p's window allows, until the fetch ends or

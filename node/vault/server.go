@@ -262,6 +262,7 @@ func fail(status int, format string, a ...any) (int, []byte) {
 
 const maxReason = 1024
 
+// serve answers one request of type typ with payload p from writer.
 func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (int, []byte) {
 	switch typ {
 	case OpPutRecord:
@@ -277,108 +278,133 @@ func (s *Server) serve(ctx context.Context, writer string, typ byte, p []byte) (
 		}
 		return s.putRecord(ctx, writer, string(name), val)
 	case OpDelete:
-		if err := ValidName(string(p), ""); err != nil || !strings.HasPrefix(string(p), "man/") {
-			return fail(StatusRefused, "delete %q: only manifest records (man/) can be deleted", p)
-		}
-		freed, err := s.deleteManifest(ctx, string(p), writer)
-		if errors.Is(err, errNotYours) {
-			return fail(StatusRefused, "delete %q: %v", p, err)
-		}
-		if err != nil {
-			return fail(StatusInternal, "delete %q: %v", p, err)
-		}
-		return StatusOK, binary.BigEndian.AppendUint64(nil, uint64(freed))
+		return s.serveDelete(ctx, writer, p)
 	case OpGetRecord:
-		if err := ValidName(string(p), ""); err != nil {
-			return fail(StatusBad, "get record: %v", err)
-		}
-		var val []byte
-		err := s.db.View(func(txn *badger.Txn) error {
-			it, err := txn.Get(s.recKey(string(p)))
-			if err != nil {
-				return err
-			}
-			val, err = it.ValueCopy(nil)
-			return err
-		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fail(StatusNotFound, "record %q", p)
-		}
-		if err != nil {
-			return fail(StatusInternal, "get record %q: %v", p, err)
-		}
-		return StatusOK, val
+		return s.serveGetRecord(p)
 	case OpList:
-		if len(p) > MaxName {
-			return fail(StatusBad, "list: prefix of %d bytes", len(p))
-		}
-		out := []RecordInfo{}
-		pre := s.recKey(string(p))
-		err := s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				name := string(it.Item().Key()[len(s.prefix)+1:])
-				err := it.Item().Value(func(v []byte) error {
-					h := blake3.Sum256(v)
-					out = append(out, RecordInfo{Name: name, Hash: hex.EncodeToString(h[:]), Size: len(v)})
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-				if strings.HasPrefix(name, "man/") {
-					if up, err := txn.Get(s.upKey(name)); err == nil {
-						_ = up.Value(func(v []byte) error { out[len(out)-1].Uploader = decodeUploader(v); return nil })
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(StatusInternal, "list %q: %v", p, err)
-		}
-		b, _ := json.Marshal(out)
-		return StatusOK, b
+		return s.serveList(p)
 	case OpHave:
-		if len(p)%32 != 0 || len(p)/32 > MaxHave {
-			return fail(StatusBad, "have: %d bytes is not 0..%d chunk IDs", len(p), MaxHave)
-		}
-		out := make([]byte, len(p)/32)
-		for i := range out {
-			ok, err := s.be.Has(ctx, blobs.ChunkID(p[32*i:32*i+32]))
-			if err != nil {
-				return fail(StatusInternal, "have: %v", err)
-			}
-			if ok {
-				out[i] = 1
-			}
-		}
-		return StatusOK, out
+		return s.serveHave(ctx, p)
 	case OpPutChunk:
 		if len(p) < 33 || len(p)-32 > MaxChunk {
 			return fail(StatusBad, "put chunk: %d bytes (want id[32] and 1 to %d bytes)", len(p), MaxChunk)
 		}
 		return s.putChunk(ctx, blobs.ChunkID(p[:32]), p[32:])
 	case OpGetChunk:
-		if len(p) != 32 {
-			return fail(StatusBad, "get chunk: %d bytes, want a chunk ID[32]", len(p))
-		}
-		id := blobs.ChunkID(p)
-		ok, err := s.be.Has(ctx, id)
-		if err == nil && !ok {
-			return fail(StatusNotFound, "sealed chunk %v", id)
-		}
-		data, err := s.be.Get(ctx, id, nil)
-		if err != nil {
-			return fail(StatusInternal, "get chunk %v: %v", id, err)
-		}
-		return StatusOK, data
+		return s.serveGetChunk(ctx, p)
 	case OpUsage:
 		b, _ := json.Marshal(s.Usage())
 		return StatusOK, b
 	}
 	return fail(StatusBad, "unknown request type %d", typ)
+}
+
+// serveDelete answers OpDelete: writer deletes manifest record p, freeing its chunks.
+func (s *Server) serveDelete(ctx context.Context, writer string, p []byte) (int, []byte) {
+	if err := ValidName(string(p), ""); err != nil || !strings.HasPrefix(string(p), "man/") {
+		return fail(StatusRefused, "delete %q: only manifest records (man/) can be deleted", p)
+	}
+	freed, err := s.deleteManifest(ctx, string(p), writer)
+	if errors.Is(err, errNotYours) {
+		return fail(StatusRefused, "delete %q: %v", p, err)
+	}
+	if err != nil {
+		return fail(StatusInternal, "delete %q: %v", p, err)
+	}
+	return StatusOK, binary.BigEndian.AppendUint64(nil, uint64(freed))
+}
+
+// serveGetRecord answers OpGetRecord: the value of record p.
+func (s *Server) serveGetRecord(p []byte) (int, []byte) {
+	if err := ValidName(string(p), ""); err != nil {
+		return fail(StatusBad, "get record: %v", err)
+	}
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(s.recKey(string(p)))
+		if err != nil {
+			return err
+		}
+		val, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fail(StatusNotFound, "record %q", p)
+	}
+	if err != nil {
+		return fail(StatusInternal, "get record %q: %v", p, err)
+	}
+	return StatusOK, val
+}
+
+// serveList answers OpList: the records whose names start with p, as JSON.
+func (s *Server) serveList(p []byte) (int, []byte) {
+	if len(p) > MaxName {
+		return fail(StatusBad, "list: prefix of %d bytes", len(p))
+	}
+	out := []RecordInfo{}
+	pre := s.recKey(string(p))
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pre, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			name := string(it.Item().Key()[len(s.prefix)+1:])
+			err := it.Item().Value(func(v []byte) error {
+				h := blake3.Sum256(v)
+				out = append(out, RecordInfo{Name: name, Hash: hex.EncodeToString(h[:]), Size: len(v)})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(name, "man/") {
+				if up, err := txn.Get(s.upKey(name)); err == nil {
+					_ = up.Value(func(v []byte) error { out[len(out)-1].Uploader = decodeUploader(v); return nil })
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(StatusInternal, "list %q: %v", p, err)
+	}
+	b, _ := json.Marshal(out)
+	return StatusOK, b
+}
+
+// serveHave answers OpHave: one byte per chunk ID in p, 1 if it is held.
+func (s *Server) serveHave(ctx context.Context, p []byte) (int, []byte) {
+	if len(p)%32 != 0 || len(p)/32 > MaxHave {
+		return fail(StatusBad, "have: %d bytes is not 0..%d chunk IDs", len(p), MaxHave)
+	}
+	out := make([]byte, len(p)/32)
+	for i := range out {
+		ok, err := s.be.Has(ctx, blobs.ChunkID(p[32*i:32*i+32]))
+		if err != nil {
+			return fail(StatusInternal, "have: %v", err)
+		}
+		if ok {
+			out[i] = 1
+		}
+	}
+	return StatusOK, out
+}
+
+// serveGetChunk answers OpGetChunk: the sealed chunk whose ID is p.
+func (s *Server) serveGetChunk(ctx context.Context, p []byte) (int, []byte) {
+	if len(p) != 32 {
+		return fail(StatusBad, "get chunk: %d bytes, want a chunk ID[32]", len(p))
+	}
+	id := blobs.ChunkID(p)
+	ok, err := s.be.Has(ctx, id)
+	if err == nil && !ok {
+		return fail(StatusNotFound, "sealed chunk %v", id)
+	}
+	data, err := s.be.Get(ctx, id, nil)
+	if err != nil {
+		return fail(StatusInternal, "get chunk %v: %v", id, err)
+	}
+	return StatusOK, data
 }
 
 // refKey: P 'k' sealed chunk[32] manifest record name → "": the manifest

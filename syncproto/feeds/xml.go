@@ -182,57 +182,16 @@ type xmlParts struct {
 	Conflicts []syncproto.Item
 }
 
+// item is the Item p describes; top is false for a conflict's.
 func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 	var it syncproto.Item
-	if p.Syncs != 1 {
-		return it, fmt.Errorf("entry with %d sx:sync elements: %w", p.Syncs, ErrMalformed)
-	}
-	if p.Sync.ID == nil {
-		return it, fmt.Errorf("sx:sync without id: %w", ErrMalformed)
-	}
-	id, err := syncproto.ParseItemID(*p.Sync.ID)
-	if err != nil {
-		return it, fmt.Errorf("sx:sync: %w", err)
-	}
 	s := &it.Sync
-	s.ID = id
-	if s.Updates, err = parseUint32(p.Sync.Updates, "item "+string(id)+": updates"); err != nil {
+	if err := p.syncAttrs(s); err != nil {
 		return it, err
 	}
-	if s.Deleted, err = parseBool(p.Sync.Deleted, "item "+string(id)+": deleted"); err != nil {
+	id := s.ID
+	if err := p.history(s); err != nil {
 		return it, err
-	}
-	if s.NoConflicts, err = parseBool(p.Sync.NoConflicts, "item "+string(id)+": noconflicts"); err != nil {
-		return it, err
-	}
-	if s.Signature, err = parseSig(p.Sync.Sig, "item "+string(id)); err != nil {
-		return it, err
-	}
-	for i, hr := range p.History {
-		what := fmt.Sprintf("item %q: history %d", id, i)
-		var h syncproto.History
-		if h.Sequence, err = parseUint32(hr.Sequence, what+": sequence"); err != nil {
-			return it, err
-		}
-		var logical uint32
-		if hr.Logical != "" {
-			if logical, err = parseUint32(hr.Logical, what+": logical"); err != nil {
-				return it, err
-			}
-		}
-		if hr.When != "" {
-			if h.When, err = parseWhen(hr.When, logical); err != nil {
-				return it, fmt.Errorf("%s: %w", what, err)
-			}
-		} else if logical != 0 {
-			return it, fmt.Errorf("%s: logical without when: %w", what, ErrMalformed)
-		}
-		if hr.By != "" {
-			if h.By, err = syncproto.ParseDeviceID(hr.By); err != nil {
-				return it, fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		s.History = append(s.History, h)
 	}
 	if !top && len(p.Conflicts) > 0 {
 		return it, fmt.Errorf("item %q: conflict with conflicts: %w", id, ErrMalformed)
@@ -242,10 +201,83 @@ func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 	}
 	s.Conflicts = p.Conflicts
 	if p.Title != nil {
+		var err error
 		if it.Title, err = p.Title.text(fmt.Sprintf("item %q: title", id)); err != nil {
 			return it, err
 		}
 	}
+	if err := p.body(&it); err != nil {
+		return it, err
+	}
+	if err := p.enclosures(&it); err != nil {
+		return it, err
+	}
+	return it, nil
+}
+
+// syncAttrs reads the one sx:sync element's attributes into s.
+func (p *xmlParts) syncAttrs(s *syncproto.Sync) error {
+	if p.Syncs != 1 {
+		return fmt.Errorf("entry with %d sx:sync elements: %w", p.Syncs, ErrMalformed)
+	}
+	if p.Sync.ID == nil {
+		return fmt.Errorf("sx:sync without id: %w", ErrMalformed)
+	}
+	id, err := syncproto.ParseItemID(*p.Sync.ID)
+	if err != nil {
+		return fmt.Errorf("sx:sync: %w", err)
+	}
+	s.ID = id
+	if s.Updates, err = parseUint32(p.Sync.Updates, "item "+string(id)+": updates"); err != nil {
+		return err
+	}
+	if s.Deleted, err = parseBool(p.Sync.Deleted, "item "+string(id)+": deleted"); err != nil {
+		return err
+	}
+	if s.NoConflicts, err = parseBool(p.Sync.NoConflicts, "item "+string(id)+": noconflicts"); err != nil {
+		return err
+	}
+	if s.Signature, err = parseSig(p.Sync.Sig, "item "+string(id)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// history appends the sx:history elements to s.History, in order.
+func (p *xmlParts) history(s *syncproto.Sync) error {
+	var err error
+	for i, hr := range p.History {
+		what := fmt.Sprintf("item %q: history %d", s.ID, i)
+		var h syncproto.History
+		if h.Sequence, err = parseUint32(hr.Sequence, what+": sequence"); err != nil {
+			return err
+		}
+		var logical uint32
+		if hr.Logical != "" {
+			if logical, err = parseUint32(hr.Logical, what+": logical"); err != nil {
+				return err
+			}
+		}
+		if hr.When != "" {
+			if h.When, err = parseWhen(hr.When, logical); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		} else if logical != 0 {
+			return fmt.Errorf("%s: logical without when: %w", what, ErrMalformed)
+		}
+		if hr.By != "" {
+			if h.By, err = syncproto.ParseDeviceID(hr.By); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		s.History = append(s.History, h)
+	}
+	return nil
+}
+
+// body sets it.Body from p's text, meshwork:bytes or meshwork:file (one).
+func (p *xmlParts) body(it *syncproto.Item) error {
+	id := it.Sync.ID
 	n := 0
 	if p.Text != nil {
 		it.Body = syncproto.Text(*p.Text)
@@ -254,11 +286,11 @@ func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 	if p.Body.Bytes != nil {
 		b, err := p.Body.Bytes.text(fmt.Sprintf("item %q: bytes", id))
 		if err != nil {
-			return it, err
+			return err
 		}
 		raw, err := decodeBytes(b)
 		if err != nil {
-			return it, fmt.Errorf("item %q: bytes: %w", id, err)
+			return fmt.Errorf("item %q: bytes: %w", id, err)
 		}
 		it.Body = syncproto.Bytes(raw)
 		n++
@@ -266,14 +298,21 @@ func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 	if f := p.Body.File; f != nil {
 		fe, err := f.entry()
 		if err != nil {
-			return it, fmt.Errorf("item %q: %w", id, err)
+			return fmt.Errorf("item %q: %w", id, err)
 		}
 		it.Body = fe
 		n++
 	}
 	if n > 1 {
-		return it, fmt.Errorf("item %q: %d bodies: %w", id, n, ErrMalformed)
+		return fmt.Errorf("item %q: %d bodies: %w", id, n, ErrMalformed)
 	}
+	return nil
+}
+
+// enclosures appends the enclosures with a meshwork:ref to it.Enclosures.
+func (p *xmlParts) enclosures(it *syncproto.Item) error {
+	id := it.Sync.ID
+	var err error
 	for i, e := range p.Encs {
 		if e.Ref == "" {
 			continue // a view of the file's blob, or not Meshwork's
@@ -281,15 +320,15 @@ func (p *xmlParts) item(top bool) (syncproto.Item, error) {
 		what := fmt.Sprintf("item %q: enclosure %d", id, i)
 		var enc syncproto.Enclosure
 		if enc.Ref, err = parseRef(e.Ref, what); err != nil {
-			return it, err
+			return err
 		}
 		if enc.Size, err = parseInt64(e.Length, what+": length"); err != nil {
-			return it, err
+			return err
 		}
 		enc.MediaType = e.Type
 		it.Enclosures = append(it.Enclosures, enc)
 	}
-	return it, nil
+	return nil
 }
 
 func (f *fileR) entry() (*syncproto.FileEntry, error) {
