@@ -102,112 +102,72 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 	}
 	scopes = normScopes(scopes)
 
-	var partials map[string]bool
+	p := &scanPass{f: f, ctx: ctx, res: &res, scopes: scopes, initial: initial}
 	if initial {
-		partials = f.recordedPartials()
+		p.partials = f.recordedPartials()
 	}
-	seen := make(map[string]bool)
-	var unrecorded []string // partial files seen by a later scan: checked after the walk
-	var changed []*scanEntry
-	var hash []*scanEntry
-
-	visit := func(rel string, fi fs.FileInfo) {
-		seen[rel] = true
-		if f.applying[rel] {
-			// An Apply is committing this file; it records the state itself.
-			return
-		}
-		if why := f.refuseLocal(rel); why != "" {
-			f.skip(rel, why)
-			return
-		}
-		st := f.states[rel]
-		switch m := fi.Mode(); {
-		case m.IsDir():
-			if st == nil || st.Kind != kindDir || st.Perm != perm(fi) {
-				changed = append(changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindDir, Perm: perm(fi)}})
-			}
-		case m&fs.ModeSymlink != 0:
-			target, err := os.Readlink(f.abs(rel))
-			if err != nil {
-				f.log.Warn("read symlink", "path", rel, "err", err)
-				return
-			}
-			target = filepath.ToSlash(target)
-			if err := checkSymlinkTarget(rel, target); err != nil {
-				f.skip(rel, err.Error())
-				return
-			}
-			if st == nil || st.Kind != kindSymlink || st.Target != target {
-				changed = append(changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindSymlink, Perm: 0o777, Target: target}})
-			}
-		case m.IsRegular():
-			if st != nil && st.Kind == kindFile && st.Size == fi.Size() && st.MTime == fi.ModTime().UnixNano() &&
-				st.Inode == inode(fi) && st.Perm == perm(fi) {
-				return
-			}
-			e := &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindFile, Perm: perm(fi), Size: fi.Size(),
-				MTime: fi.ModTime().UnixNano(), Inode: inode(fi)}}
-			changed = append(changed, e)
-			hash = append(hash, e)
-		default:
-			f.skip(rel, "not a regular file, directory or symlink")
-		}
+	p.seen = make(map[string]bool)
+	if err := p.walkScopes(); err != nil {
+		return res, err
 	}
 
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := os.ReadDir(f.abs(rel))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			f.log.Warn("read directory", "path", rel, "err", err)
-			return nil
-		}
-		res.dirs = append(res.dirs, rel)
-		for _, e := range ents {
-			name := e.Name()
-			child := name
-			if rel != "" {
-				child = rel + "/" + name
-			}
-			if rel == "" && name == internalDir {
-				continue
-			}
-			if strings.HasPrefix(name, tmpPrefix) {
-				if initial {
-					f.cleanTemp(ctx, child, partials)
-				} else if strings.HasSuffix(name, ".partial") {
-					unrecorded = append(unrecorded, child)
-				}
-				continue
-			}
-			isDir := e.IsDir()
-			if f.ign.ignored(child, isDir) {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil {
-				continue // vanished since ReadDir
-			}
-			visit(child, fi)
-			if fi.IsDir() && seen[child] && f.refuseLocal(child) == "" {
-				if err := walk(child); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	f.dropMovedPartials(ctx, p.unrecorded)
+
+	// Hash changed files in parallel.
+	if err := f.hashAll(ctx, p.hash); err != nil {
+		return res, fmt.Errorf("scan %s: %w", f.root, err)
 	}
 
-	for _, sc := range scopes {
+	// Report, parents before children, then deletions deepest first.
+	sort.Slice(p.changed, func(i, j int) bool { return p.changed[i].rel < p.changed[j].rel })
+	p.states = make(map[string]*fileState)
+	// One batch per pass where the Feed can: one save and one push for all
+	// the pass's changes. The scan cache is written only after the batch is
+	// persisted, so a crash in between re-reports rather than loses changes.
+	var err error
+	if b, ok := f.feed.(Batcher); ok {
+		err = b.Batch(p.report)
+	} else {
+		err = p.report(f.feed)
+	}
+	if err != nil {
+		return res, fmt.Errorf("scan %s: %w", f.root, err)
+	}
+	if err := f.setStates(p.states); err != nil {
+		p.errs = append(p.errs, err)
+	}
+	if slicesContains(scopes, "") {
+		f.scanned = true
+	}
+	return res, errors.Join(p.errs...)
+}
+
+// scanPass is one scanLocked pass: what its walk saw and what its report
+// found. Its methods run with f.mu held (by scanLocked's caller).
+type scanPass struct {
+	f       *Folder
+	ctx     context.Context
+	res     *scanResult // dirs appended by walk, updated filled by report
+	scopes  []string    // normalised
+	initial bool        // the folder's first scan: temporary files are cleaned
+	// partials are the recorded partial files (initial only), which
+	// cleanTemp keeps.
+	partials   map[string]bool
+	seen       map[string]bool
+	unrecorded []string // partial files seen by a later scan: checked after the walk
+	changed    []*scanEntry
+	hash       []*scanEntry
+	states     map[string]*fileState // the states report records
+	errs       []error               // report's failures, joined by scanLocked
+}
+
+// walkScopes visits and walks each of p.scopes.
+func (p *scanPass) walkScopes() error {
+	f := p.f
+	for _, sc := range p.scopes {
 		if sc == "" {
-			if err := walk(""); err != nil {
-				return res, fmt.Errorf("scan %s: %w", f.root, err)
+			if err := p.walk(""); err != nil {
+				return fmt.Errorf("scan %s: %w", f.root, err)
 			}
 			continue
 		}
@@ -215,78 +175,149 @@ func (f *Folder) scanLocked(ctx context.Context, scopes []string) (scanResult, e
 		if err != nil || f.ign.ignored(sc, err == nil && fi.IsDir()) || f.underSymlinkOrFile(sc) {
 			continue
 		}
-		visit(sc, fi)
+		p.visit(sc, fi)
 		if fi.IsDir() && f.refuseLocal(sc) == "" {
-			if err := walk(sc); err != nil {
-				return res, fmt.Errorf("scan %s: %w", f.abs(sc), err)
+			if err := p.walk(sc); err != nil {
+				return fmt.Errorf("scan %s: %w", f.abs(sc), err)
 			}
 		}
 	}
+	return nil
+}
 
-	f.dropMovedPartials(ctx, unrecorded)
-
-	// Hash changed files in parallel.
-	if err := f.hashAll(ctx, hash); err != nil {
-		return res, fmt.Errorf("scan %s: %w", f.root, err)
+// visit notes rel (seen), and what differs from its recorded state.
+func (p *scanPass) visit(rel string, fi fs.FileInfo) {
+	f := p.f
+	p.seen[rel] = true
+	if f.applying[rel] {
+		// An Apply is committing this file; it records the state itself.
+		return
 	}
+	if why := f.refuseLocal(rel); why != "" {
+		f.skip(rel, why)
+		return
+	}
+	st := f.states[rel]
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		if st == nil || st.Kind != kindDir || st.Perm != perm(fi) {
+			p.changed = append(p.changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindDir, Perm: perm(fi)}})
+		}
+	case m&fs.ModeSymlink != 0:
+		target, err := os.Readlink(f.abs(rel))
+		if err != nil {
+			f.log.Warn("read symlink", "path", rel, "err", err)
+			return
+		}
+		target = filepath.ToSlash(target)
+		if err := checkSymlinkTarget(rel, target); err != nil {
+			f.skip(rel, err.Error())
+			return
+		}
+		if st == nil || st.Kind != kindSymlink || st.Target != target {
+			p.changed = append(p.changed, &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindSymlink, Perm: 0o777, Target: target}})
+		}
+	case m.IsRegular():
+		if st != nil && st.Kind == kindFile && st.Size == fi.Size() && st.MTime == fi.ModTime().UnixNano() &&
+			st.Inode == inode(fi) && st.Perm == perm(fi) {
+			return
+		}
+		e := &scanEntry{rel: rel, fi: fi, st: fileState{Kind: kindFile, Perm: perm(fi), Size: fi.Size(),
+			MTime: fi.ModTime().UnixNano(), Inode: inode(fi)}}
+		p.changed = append(p.changed, e)
+		p.hash = append(p.hash, e)
+	default:
+		f.skip(rel, "not a regular file, directory or symlink")
+	}
+}
 
-	// Report, parents before children, then deletions deepest first.
-	sort.Slice(changed, func(i, j int) bool { return changed[i].rel < changed[j].rel })
-	states := make(map[string]*fileState)
-	var errs []error
-	report := func(feed Feed) error {
-		if f.mode() == ModeReceiveOnly {
-			if len(changed) > 0 {
-				f.log.Debug("receive-only: local changes not sent", "paths", len(changed))
-			}
+// walk visits what is under the directory rel, and walks its
+// subdirectories.
+func (p *scanPass) walk(rel string) error {
+	f := p.f
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(f.abs(rel))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		for _, e := range changed {
-			if e.err != nil {
-				if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
-					return e.err
-				}
-				f.log.Warn("hash file", "path", e.rel, "err", e.err)
-				continue
+		f.log.Warn("read directory", "path", rel, "err", err)
+		return nil
+	}
+	p.res.dirs = append(p.res.dirs, rel)
+	for _, e := range ents {
+		name := e.Name()
+		child := name
+		if rel != "" {
+			child = rel + "/" + name
+		}
+		if rel == "" && name == internalDir {
+			continue
+		}
+		if strings.HasPrefix(name, tmpPrefix) {
+			if p.initial {
+				f.cleanTemp(p.ctx, child, p.partials)
+			} else if strings.HasSuffix(name, ".partial") {
+				p.unrecorded = append(p.unrecorded, child)
 			}
-			if err := f.reportChange(feed, e, states, res.updated); err != nil {
-				errs = append(errs, err)
+			continue
+		}
+		isDir := e.IsDir()
+		if f.ign.ignored(child, isDir) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // vanished since ReadDir
+		}
+		p.visit(child, fi)
+		if fi.IsDir() && p.seen[child] && f.refuseLocal(child) == "" {
+			if err := p.walk(child); err != nil {
+				return err
 			}
 		}
-		var gone []string
-		covered := scopeCover(scopes)
-		for rel := range f.states {
-			if !seen[rel] && !f.applying[rel] && covered(rel) {
-				gone = append(gone, rel)
-			}
-		}
-		sort.Sort(sort.Reverse(sort.StringSlice(gone)))
-		for _, rel := range gone {
-			if err := f.reportGone(ctx, feed, rel, states, res.updated); err != nil {
-				errs = append(errs, err)
-			}
+	}
+	return nil
+}
+
+// report reports to feed p.changed, and then, as gone, the recorded paths
+// in p.scopes that the walk did not see (deepest first).
+func (p *scanPass) report(feed Feed) error {
+	f := p.f
+	if f.mode() == ModeReceiveOnly {
+		if len(p.changed) > 0 {
+			f.log.Debug("receive-only: local changes not sent", "paths", len(p.changed))
 		}
 		return nil
 	}
-	// One batch per pass where the Feed can: one save and one push for all
-	// the pass's changes. The scan cache is written only after the batch is
-	// persisted, so a crash in between re-reports rather than loses changes.
-	var err error
-	if b, ok := f.feed.(Batcher); ok {
-		err = b.Batch(report)
-	} else {
-		err = report(f.feed)
+	for _, e := range p.changed {
+		if e.err != nil {
+			if errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded) {
+				return e.err
+			}
+			f.log.Warn("hash file", "path", e.rel, "err", e.err)
+			continue
+		}
+		if err := f.reportChange(feed, e, p.states, p.res.updated); err != nil {
+			p.errs = append(p.errs, err)
+		}
 	}
-	if err != nil {
-		return res, fmt.Errorf("scan %s: %w", f.root, err)
+	var gone []string
+	covered := scopeCover(p.scopes)
+	for rel := range f.states {
+		if !p.seen[rel] && !f.applying[rel] && covered(rel) {
+			gone = append(gone, rel)
+		}
 	}
-	if err := f.setStates(states); err != nil {
-		errs = append(errs, err)
+	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
+	for _, rel := range gone {
+		if err := f.reportGone(p.ctx, feed, rel, p.states, p.res.updated); err != nil {
+			p.errs = append(p.errs, err)
+		}
 	}
-	if slicesContains(scopes, "") {
-		f.scanned = true
-	}
-	return res, errors.Join(errs...)
+	return nil
 }
 
 func slicesContains(s []string, v string) bool {
