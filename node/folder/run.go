@@ -33,58 +33,9 @@ func (f *Folder) Run(ctx context.Context) error {
 		defer w.Close()
 		wg.Go(func() { f.watch(ctx, w, events) })
 	}
-	watched := make(map[string]bool)
-	addWatches := func(dirs []string) (added []string) {
-		if w == nil {
-			return nil
-		}
-		for _, d := range dirs {
-			if watched[d] {
-				continue
-			}
-			if err := w.Add(f.abs(d)); err != nil {
-				f.log.Warn("watch directory", "path", d, "err", err)
-				continue
-			}
-			watched[d] = true
-			added = append(added, d)
-		}
-		return added
-	}
-	// scanWatch scans scopes, watches the directories it saw, and scans
-	// the newly watched ones again: what was written in them after the
-	// first scan looked and before their watch existed has no event.
-	// Indexing holds throughout.
-	scanWatch := func(scopes []string) error {
-		f.scans.Add(1)
-		defer f.scans.Add(-1)
-		dirs, err := f.scan(ctx, scopes)
-		if added := addWatches(dirs); len(added) > 0 && err == nil {
-			more, err2 := f.scan(ctx, added)
-			addWatches(more)
-			err = err2
-		}
-		return err
-	}
-	var again applyRetry
-	defer again.stop()
-	applyAll := func() {
-		err := f.Apply(ctx, f.feed.Items())
-		if err != nil && ctx.Err() == nil {
-			f.log.Info("apply pending items", "err", err, "retry_in", again.after(err))
-		} else {
-			again.after(nil)
-		}
-	}
-	full := func() {
-		if err := scanWatch([]string{""}); err != nil && ctx.Err() == nil {
-			f.log.Warn("scan", "err", err)
-		}
-		if ctx.Err() == nil {
-			applyAll()
-		}
-	}
-	full()
+	r := &runLoop{f: f, ctx: ctx, w: w, watched: make(map[string]bool), dirty: make(map[string]bool)}
+	defer r.again.stop()
+	r.full()
 	if err := f.ExpireVersions(ctx); err != nil && ctx.Err() == nil {
 		f.log.Warn("expire versions", "err", err)
 	}
@@ -93,63 +44,142 @@ func (f *Folder) Run(ctx context.Context) error {
 	defer rescan.Stop()
 	expire := time.NewTicker(min(time.Hour, max(time.Minute, f.cfg.Retention/10)))
 	defer expire.Stop()
-	var debounce <-chan time.Time
-	var taken uint64 // events received from watch
-	var first time.Time
-	dirty := make(map[string]bool)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-rescan.C:
-			full()
-		case <-again.c():
-			applyAll()
+			r.full()
+		case <-r.again.c():
+			r.applyAll()
 		case <-expire.C:
 			if err := f.ExpireVersions(ctx); err != nil && ctx.Err() == nil {
 				f.log.Warn("expire versions", "err", err)
 			}
 		case rel := <-events:
-			taken++ // events arrive in the order watch numbered them
-			if len(dirty) == 0 && f.settled(rel) {
-				// Nothing to index, and every earlier event was scanned.
-				f.cover(taken)
-				continue
-			}
-			if len(dirty) == 0 {
-				first = time.Now()
-			}
-			dirty[rel] = true
-			// Wait for a quiet Debounce, but never more than 4 of them
-			// after the first event.
-			wait := f.cfg.Debounce
-			if left := 4*f.cfg.Debounce - time.Since(first); left < wait {
-				wait = max(left, 0)
-			}
-			debounce = time.After(wait)
-		case <-debounce:
-			debounce = nil
-			rels := make([]string, 0, len(dirty))
-			for r := range dirty {
-				rels = append(rels, r)
-			}
-			clear(dirty)
-			for _, r := range rels {
-				if r == "" {
-					watched = make(map[string]bool) // overflow: re-add all
-				}
-			}
-			upto := taken
-			err := scanWatch(rels)
-			f.cover(upto) // (a failed scan too: the next event or rescan retries)
-			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				f.log.Warn("incremental scan", "err", err)
-			}
-			if f.pendingApply() {
-				if err := f.ApplyPending(ctx); err != nil && ctx.Err() == nil {
-					f.log.Info("apply concurrent changes", "err", err, "retry_in", again.after(err))
-				}
-			}
+			r.event(rel)
+		case <-r.debounce:
+			r.scanDirty()
+		}
+	}
+}
+
+// runLoop is the state of Run's loop, owned by Run's goroutine (Run keeps
+// the deferred stops and waits itself, so that they run when it returns).
+type runLoop struct {
+	f       *Folder
+	ctx     context.Context
+	w       *fsnotify.Watcher // nil: none (rescans only)
+	watched map[string]bool   // directories w watches
+	again   applyRetry
+
+	debounce <-chan time.Time
+	taken    uint64 // events received from watch
+	first    time.Time
+	dirty    map[string]bool
+}
+
+// addWatches watches the dirs not watched yet and returns those it added.
+func (r *runLoop) addWatches(dirs []string) (added []string) {
+	if r.w == nil {
+		return nil
+	}
+	for _, d := range dirs {
+		if r.watched[d] {
+			continue
+		}
+		if err := r.w.Add(r.f.abs(d)); err != nil {
+			r.f.log.Warn("watch directory", "path", d, "err", err)
+			continue
+		}
+		r.watched[d] = true
+		added = append(added, d)
+	}
+	return added
+}
+
+// scanWatch scans scopes, watches the directories it saw, and scans
+// the newly watched ones again: what was written in them after the
+// first scan looked and before their watch existed has no event.
+// Indexing holds throughout.
+func (r *runLoop) scanWatch(scopes []string) error {
+	f := r.f
+	f.scans.Add(1)
+	defer f.scans.Add(-1)
+	dirs, err := f.scan(r.ctx, scopes)
+	if added := r.addWatches(dirs); len(added) > 0 && err == nil {
+		more, err2 := f.scan(r.ctx, added)
+		r.addWatches(more)
+		err = err2
+	}
+	return err
+}
+
+func (r *runLoop) applyAll() {
+	err := r.f.Apply(r.ctx, r.f.feed.Items())
+	if err != nil && r.ctx.Err() == nil {
+		r.f.log.Info("apply pending items", "err", err, "retry_in", r.again.after(err))
+	} else {
+		r.again.after(nil)
+	}
+}
+
+func (r *runLoop) full() {
+	if err := r.scanWatch([]string{""}); err != nil && r.ctx.Err() == nil {
+		r.f.log.Warn("scan", "err", err)
+	}
+	if r.ctx.Err() == nil {
+		r.applyAll()
+	}
+}
+
+// event notes the watcher's event for rel: dirty, to be scanned after a
+// debounce, unless it needs no scan.
+func (r *runLoop) event(rel string) {
+	f := r.f
+	r.taken++ // events arrive in the order watch numbered them
+	if len(r.dirty) == 0 && f.settled(rel) {
+		// Nothing to index, and every earlier event was scanned.
+		f.cover(r.taken)
+		return
+	}
+	if len(r.dirty) == 0 {
+		r.first = time.Now()
+	}
+	r.dirty[rel] = true
+	// Wait for a quiet Debounce, but never more than 4 of them
+	// after the first event.
+	wait := f.cfg.Debounce
+	if left := 4*f.cfg.Debounce - time.Since(r.first); left < wait {
+		wait = max(left, 0)
+	}
+	r.debounce = time.After(wait)
+}
+
+// scanDirty scans the dirty paths once the debounce is over, and then
+// applies what the scan left to apply.
+func (r *runLoop) scanDirty() {
+	f := r.f
+	r.debounce = nil
+	rels := make([]string, 0, len(r.dirty))
+	for rel := range r.dirty {
+		rels = append(rels, rel)
+	}
+	clear(r.dirty)
+	for _, rel := range rels {
+		if rel == "" {
+			r.watched = make(map[string]bool) // overflow: re-add all
+		}
+	}
+	upto := r.taken
+	err := r.scanWatch(rels)
+	f.cover(upto) // (a failed scan too: the next event or rescan retries)
+	if err != nil && r.ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		f.log.Warn("incremental scan", "err", err)
+	}
+	if f.pendingApply() {
+		if err := f.ApplyPending(r.ctx); err != nil && r.ctx.Err() == nil {
+			f.log.Info("apply concurrent changes", "err", err, "retry_in", r.again.after(err))
 		}
 	}
 }
