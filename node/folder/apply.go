@@ -91,6 +91,9 @@ func (f *Folder) apply(ctx context.Context, items []syncproto.Item) error {
 	return err
 }
 
+// applyItems writes items: directories, then files (in parallel), then
+// deletions, then conflict copies. It stops when ctx is done and returns
+// the failures joined (with ctx's error then).
 func (f *Folder) applyItems(ctx context.Context, items []syncproto.Item) error {
 	if items = f.filterApply(items); len(items) == 0 {
 		return nil
@@ -98,8 +101,58 @@ func (f *Folder) applyItems(ctx context.Context, items []syncproto.Item) error {
 	if _, err := f.ign.reload(); err != nil {
 		f.log.Warn("read ignore file", "err", err)
 	}
-	var live, dels []job
-	var errs []error
+	live, dels, errs := f.jobsOf(items)
+	// Directories in order (parents first), then files and links on a few
+	// workers: each file's fetch is a network round trip or more, and its
+	// commit an fsync, so one at a time leaves the pipe and the disk idle
+	// (an initial sync of 10,000 small files was bound by exactly that).
+	var files []job
+	for _, j := range live {
+		if !j.fe.Mode.IsDir() {
+			files = append(files, j)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
+			f.noteFailure(j.fe.Path, err)
+			errs = append(errs, err)
+		}
+	}
+	f.prefetchManifests(ctx, files)
+	defer func() {
+		f.pmu.Lock()
+		f.prefetched = nil
+		f.pmu.Unlock()
+	}()
+	errs = append(errs, f.applyFiles(ctx, files)...)
+	if err := ctx.Err(); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, j := range dels {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := f.applyDelete(ctx, j.it, j.fe); failed(err) {
+			f.noteFailure(j.fe.Path, err)
+			errs = append(errs, err)
+		}
+	}
+	errs, err := f.applyConflicts(ctx, live, errs)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := f.dropResolvedConflicts(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	f.dropStalePartials(ctx)
+	return errors.Join(errs...)
+}
+
+// jobsOf sorts items into the live and the deleted ones to write, in the
+// order they are written, and refuses those with unsafe paths (errs).
+func (f *Folder) jobsOf(items []syncproto.Item) (live, dels []job, errs []error) {
 	for _, it := range items {
 		fe, ok := it.Body.(*syncproto.FileEntry)
 		if !ok || fe == nil {
@@ -139,30 +192,13 @@ func (f *Folder) applyItems(ctx context.Context, items []syncproto.Item) error {
 		return live[i].fe.Path < live[j].fe.Path
 	})
 	sort.SliceStable(dels, func(i, j int) bool { return dels[i].fe.Path > dels[j].fe.Path })
-	// Directories in order (parents first), then files and links on a few
-	// workers: each file's fetch is a network round trip or more, and its
-	// commit an fsync, so one at a time leaves the pipe and the disk idle
-	// (an initial sync of 10,000 small files was bound by exactly that).
-	var files []job
-	for _, j := range live {
-		if !j.fe.Mode.IsDir() {
-			files = append(files, j)
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
-			f.noteFailure(j.fe.Path, err)
-			errs = append(errs, err)
-		}
-	}
-	f.prefetchManifests(ctx, files)
-	defer func() {
-		f.pmu.Lock()
-		f.prefetched = nil
-		f.pmu.Unlock()
-	}()
+	return live, dels, errs
+}
+
+// applyFiles writes files (and links) on applyWorkers workers until ctx is
+// done, and returns their failures.
+func (f *Folder) applyFiles(ctx context.Context, files []job) []error {
+	var errs []error
 	var emu sync.Mutex
 	next := make(chan job)
 	var wg sync.WaitGroup
@@ -188,21 +224,15 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, j := range dels {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		if err := f.applyDelete(ctx, j.it, j.fe); failed(err) {
-			f.noteFailure(j.fe.Path, err)
-			errs = append(errs, err)
-		}
-	}
+	return errs
+}
+
+// applyConflicts writes the conflict copies of the live items, appending
+// their failures to errs; it stops with ctx's error when ctx is done.
+func (f *Folder) applyConflicts(ctx context.Context, live []job, errs []error) ([]error, error) {
 	for _, j := range live {
 		if err := ctx.Err(); err != nil {
-			return errors.Join(append(errs, err)...)
+			return errs, err
 		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
@@ -215,11 +245,7 @@ feed:
 			}
 		}
 	}
-	if err := f.dropResolvedConflicts(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	f.dropStalePartials(ctx)
-	return errors.Join(errs...)
+	return errs, nil
 }
 
 // failed reports whether applying an item failed: an item not applied
