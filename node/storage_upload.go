@@ -37,6 +37,38 @@ type fileToUpload struct {
 // peer holds is read from it (its manifest records) on every pass, so what
 // another device evicted is seen.
 func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
+	files, infos := n.filesToUpload(p, mk)
+	u, ok := n.beginUpload(ctx, p, files)
+	if !ok {
+		return
+	}
+	for i, f := range files {
+		if ctx.Err() != nil {
+			return
+		}
+		u.upload(i, f)
+	}
+	now := n.now().UTC()
+	for _, f := range files {
+		info := infos[f.folder]
+		info.Files++
+		info.Bytes += f.ref.Size
+		if u.held[f.name] {
+			info.HeldFiles++
+			info.HeldBytes += f.ref.Size
+		}
+	}
+	n.st.mu.Lock()
+	for id, info := range infos {
+		info.Updated = now
+		n.st.info[id] = *info
+	}
+	n.st.mu.Unlock()
+}
+
+// filesToUpload lists the files of every local folder, newest first, and
+// a StorageInfo to fill in per folder.
+func (n *Node) filesToUpload(p peer.ID, mk crypt.FolderKey) ([]fileToUpload, map[syncproto.ObjectID]*StorageInfo) {
 	lfs := n.folders.list()
 	var files []fileToUpload
 	infos := map[syncproto.ObjectID]*StorageInfo{}
@@ -62,10 +94,30 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 		}
 		return files[i].name < files[j].name
 	})
+	return files, infos
+}
+
+// uploadPass is one uploadContent pass to the storage peer p: what p
+// holds, and what is left of its quota.
+type uploadPass struct {
+	n       *Node
+	ctx     context.Context
+	p       peer.ID
+	files   []fileToUpload // newest first
+	held    map[string]bool
+	mayDrop func(name string) bool
+	left    int64 // -1: no quota
+	tried   map[string]bool
+	orphans []string // computed when first needed
+}
+
+// beginUpload reads what p holds and its quota; ok is false (and the
+// failure logged) when either cannot be read.
+func (n *Node) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload) (u *uploadPass, ok bool) {
 	recs, err := n.st.cl.List(ctx, p, "man/")
 	if err != nil {
 		n.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
-		return
+		return nil, false
 	}
 	held := map[string]bool{}
 	uploader := map[string]string{}
@@ -80,111 +132,107 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 	usage, err := n.st.cl.Usage(ctx, p)
 	if err != nil {
 		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
-		return
+		return nil, false
 	}
 	left := int64(-1) // no quota
 	if usage.Quota > 0 {
 		left = max(0, usage.Quota-usage.Used)
 	}
-	tried := map[string]bool{}
-	var orphans []string // computed when first needed
-	for i, f := range files {
-		if ctx.Err() != nil {
+	return &uploadPass{n: n, ctx: ctx, p: p, files: files, held: held, mayDrop: mayDrop, left: left, tried: map[string]bool{}}, true
+}
+
+// upload uploads files[i], f, unless p holds it or it does not fit.
+func (u *uploadPass) upload(i int, f fileToUpload) {
+	n, ctx, p := u.n, u.ctx, u.p
+	if u.held[f.name] || u.tried[f.name] {
+		return
+	}
+	u.tried[f.name] = true
+	if u.left >= 0 && !n.mightFit(ctx, p, u.files, i, u.held, u.mayDrop, u.left, &u.orphans) {
+		return // not even dropping every older file would make room: not sealed for nothing
+	}
+	plan, ok, err := n.planUpload(ctx, p, f)
+	if err != nil {
+		n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+		return
+	}
+	if !ok {
+		return // content not here
+	}
+	if u.left >= 0 && plan.need > u.left {
+		if plan, ok = u.makeRoom(i, f, plan); !ok {
 			return
 		}
-		if held[f.name] || tried[f.name] {
+	}
+	if err := n.putUpload(ctx, p, f, plan); err != nil {
+		if errors.Is(err, vault.ErrQuota) {
+			u.left = 0
+		}
+		n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+		return
+	}
+	u.held[f.name] = true
+	if err := dbPut(n.db, keyUploaded(p, f.name), []byte{1}); err != nil {
+		n.log.Warn("storage peer: note upload", "err", err)
+	}
+	if u.left >= 0 {
+		u.left = max(0, u.left-plan.need)
+	}
+}
+
+// makeRoom drops manifests p holds until plan, files[i]'s (f), fits in
+// what is left of the quota. It returns the plan to upload (made again
+// when something was dropped) and whether it fits now.
+func (u *uploadPass) makeRoom(i int, f fileToUpload, plan uploadPlan) (uploadPlan, bool) {
+	n, ctx, p, files := u.n, u.ctx, u.p, u.files
+	evicted := false
+	// First the content of files no longer in a folder (that this
+	// device uploaded), then older files, oldest first.
+	for _, name := range n.orphanManifests(p, files, u.held) {
+		if plan.need <= u.left {
+			break
+		}
+		if !u.mayDrop(name) {
 			continue
 		}
-		tried[f.name] = true
-		if left >= 0 && !n.mightFit(ctx, p, files, i, held, mayDrop, left, &orphans) {
-			continue // not even dropping every older file would make room: not sealed for nothing
-		}
-		plan, ok, err := n.planUpload(ctx, p, f)
+		freed, err := n.st.cl.DeleteManifest(ctx, p, name)
 		if err != nil {
-			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+			break
+		}
+		delete(u.held, name)
+		_ = n.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
+		u.left += freed
+		evicted = true
+		n.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
+	}
+	for j := len(files) - 1; j > i && plan.need > u.left; j-- {
+		g := files[j]
+		if !u.held[g.name] || !g.mtime.Before(f.mtime) || !u.mayDrop(g.name) {
 			continue
 		}
-		if !ok {
-			continue // content not here
+		freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
+		if err != nil {
+			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+			break
 		}
-		if left >= 0 && plan.need > left {
-			evicted := false
-			// First the content of files no longer in a folder (that this
-			// device uploaded), then older files, oldest first.
-			for _, name := range n.orphanManifests(p, files, held) {
-				if plan.need <= left {
-					break
-				}
-				if !mayDrop(name) {
-					continue
-				}
-				freed, err := n.st.cl.DeleteManifest(ctx, p, name)
-				if err != nil {
-					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
-					break
-				}
-				delete(held, name)
-				_ = n.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
-				left += freed
-				evicted = true
-				n.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
-			}
-			for j := len(files) - 1; j > i && plan.need > left; j-- {
-				g := files[j]
-				if !held[g.name] || !g.mtime.Before(f.mtime) || !mayDrop(g.name) {
-					continue
-				}
-				freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
-				if err != nil {
-					n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
-					break
-				}
-				delete(held, g.name)
-				left += freed
-				evicted = true
-				n.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
-			}
-			if evicted { // a dropped chunk may be one this file needs
-				if plan, ok, err = n.planUpload(ctx, p, f); err != nil || !ok {
-					continue
-				}
-			}
-			if plan.need > left {
-				n.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", left)
-				continue
-			}
-		}
-		if err := n.putUpload(ctx, p, f, plan); err != nil {
-			if errors.Is(err, vault.ErrQuota) {
-				left = 0
-			}
-			n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
-			continue
-		}
-		held[f.name] = true
-		if err := dbPut(n.db, keyUploaded(p, f.name), []byte{1}); err != nil {
-			n.log.Warn("storage peer: note upload", "err", err)
-		}
-		if left >= 0 {
-			left = max(0, left-plan.need)
+		delete(u.held, g.name)
+		u.left += freed
+		evicted = true
+		n.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
+	}
+	if evicted { // a dropped chunk may be one this file needs
+		var ok bool
+		var err error
+		if plan, ok, err = n.planUpload(ctx, p, f); err != nil || !ok {
+			return plan, false
 		}
 	}
-	now := n.now().UTC()
-	for _, f := range files {
-		info := infos[f.folder]
-		info.Files++
-		info.Bytes += f.ref.Size
-		if held[f.name] {
-			info.HeldFiles++
-			info.HeldBytes += f.ref.Size
-		}
+	if plan.need > u.left {
+		n.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", u.left)
+		return plan, false
 	}
-	n.st.mu.Lock()
-	for id, info := range infos {
-		info.Updated = now
-		n.st.info[id] = *info
-	}
-	n.st.mu.Unlock()
+	return plan, true
 }
 
 // keyUploaded notes a manifest this device uploaded to a storage peer.
