@@ -271,64 +271,16 @@ func (p *peerNode) notifiee() *network.NotifyBundle {
 }
 
 func (p *peerNode) runPeer(ctx context.Context, wg *sync.WaitGroup) error {
-	var relayInfo *peer.AddrInfo
-	if p.cfg.relay != "" {
-		ai, err := peer.AddrInfoFromString(p.cfg.relay)
-		if err != nil {
-			return fmt.Errorf("parse -relay %q: %w", p.cfg.relay, err)
-		}
-		relayInfo = ai
-		p.mu.Lock()
-		p.relayID = ai.ID
-		p.mu.Unlock()
-	}
-	var target peer.ID
-	if p.cfg.connect != "" {
-		if relayInfo == nil {
-			return errors.New("-connect needs -relay")
-		}
-		id, err := peer.Decode(p.cfg.connect)
-		if err != nil {
-			return fmt.Errorf("parse -connect %q: %w", p.cfg.connect, err)
-		}
-		target = id
-	}
-
-	// Subscribe before anything connects so no event is missed.
-	sub, err := p.h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtLocalProtocolsUpdated)})
+	relayInfo, target, err := p.parseTargets()
 	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return err
 	}
-	defer sub.Close()
-	relayGone := make(chan struct{}, 1)
-	targetGone := make(chan struct{}, 1)
-	hpReady := make(chan struct{})
-	var hpOnce sync.Once
-	checkHP := func() {
-		if slices.Contains(p.h.Mux().Protocols(), holepunch.Protocol) {
-			hpOnce.Do(func() { close(hpReady) })
-		}
+	// Subscribe before anything connects so no event is missed.
+	w, err := p.watchEvents(wg, relayInfo, target)
+	if err != nil {
+		return err
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for e := range sub.Out() {
-			switch e := e.(type) {
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness != network.Connected {
-					if relayInfo != nil && e.Peer == relayInfo.ID {
-						notify(relayGone)
-					}
-					if e.Peer == target {
-						notify(targetGone)
-					}
-				}
-			case event.EvtLocalProtocolsUpdated:
-				checkHP()
-			}
-		}
-	}()
-	checkHP()
+	defer w.sub.Close()
 
 	if p.cfg.mdns {
 		svc := mdns.NewMdnsService(p.h, mdnsService, &mdnsNotifee{ctx: ctx, p: p, wg: wg})
@@ -343,7 +295,7 @@ func (p *peerNode) runPeer(ctx context.Context, wg *sync.WaitGroup) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.keepReservation(ctx, *relayInfo, reserved, relayGone)
+			p.keepReservation(ctx, *relayInfo, reserved, w.relayGone)
 		}()
 		select {
 		case <-reserved:
@@ -352,24 +304,9 @@ func (p *peerNode) runPeer(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}
 
-	hpOK := true
-	if p.cfg.holepunchWait > 0 {
-		t := time.NewTimer(p.cfg.holepunchWait)
-		select {
-		case <-hpReady:
-		case <-t.C:
-			hpOK = false
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		}
-		t.Stop()
-	} else {
-		select {
-		case <-hpReady:
-		default:
-			hpOK = false
-		}
+	hpOK, ok := p.waitHolepunch(ctx, w.hpReady)
+	if !ok {
+		return nil
 	}
 	p.out.emit(ev{Event: "ready", ID: p.h.ID().String(), Addrs: addrStrings(p.h.Addrs()), Holepunch: ptr(hpOK)})
 
@@ -381,7 +318,7 @@ func (p *peerNode) runPeer(ctx context.Context, wg *sync.WaitGroup) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.keepConnected(ctx, peer.AddrInfo{ID: target, Addrs: []ma.Multiaddr{circuit}}, targetGone)
+			p.keepConnected(ctx, peer.AddrInfo{ID: target, Addrs: []ma.Multiaddr{circuit}}, w.targetGone)
 		}()
 	}
 
@@ -392,6 +329,104 @@ func (p *peerNode) runPeer(ctx context.Context, wg *sync.WaitGroup) error {
 	}()
 	<-ctx.Done()
 	return nil
+}
+
+// parseTargets reads -relay and -connect (the relay's ID is kept for the
+// event watcher).
+func (p *peerNode) parseTargets() (*peer.AddrInfo, peer.ID, error) {
+	var relayInfo *peer.AddrInfo
+	if p.cfg.relay != "" {
+		ai, err := peer.AddrInfoFromString(p.cfg.relay)
+		if err != nil {
+			return nil, "", fmt.Errorf("parse -relay %q: %w", p.cfg.relay, err)
+		}
+		relayInfo = ai
+		p.mu.Lock()
+		p.relayID = ai.ID
+		p.mu.Unlock()
+	}
+	var target peer.ID
+	if p.cfg.connect != "" {
+		if relayInfo == nil {
+			return nil, "", errors.New("-connect needs -relay")
+		}
+		id, err := peer.Decode(p.cfg.connect)
+		if err != nil {
+			return nil, "", fmt.Errorf("parse -connect %q: %w", p.cfg.connect, err)
+		}
+		target = id
+	}
+	return relayInfo, target, nil
+}
+
+// peerWatch is what watchEvents reports: the relay or the target gone,
+// and the hole-punch service up (closed once).
+type peerWatch struct {
+	sub                   event.Subscription
+	relayGone, targetGone chan struct{}
+	hpReady               chan struct{}
+}
+
+// watchEvents subscribes to connectedness and local protocol changes and
+// turns them into peerWatch's signals, on a goroutine wg counts that ends
+// when the subscription is closed.
+func (p *peerNode) watchEvents(wg *sync.WaitGroup, relayInfo *peer.AddrInfo, target peer.ID) (*peerWatch, error) {
+	sub, err := p.h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtLocalProtocolsUpdated)})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	w := &peerWatch{sub: sub, relayGone: make(chan struct{}, 1), targetGone: make(chan struct{}, 1), hpReady: make(chan struct{})}
+	var hpOnce sync.Once
+	checkHP := func() {
+		if slices.Contains(p.h.Mux().Protocols(), holepunch.Protocol) {
+			hpOnce.Do(func() { close(w.hpReady) })
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for e := range sub.Out() {
+			switch e := e.(type) {
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness != network.Connected {
+					if relayInfo != nil && e.Peer == relayInfo.ID {
+						notify(w.relayGone)
+					}
+					if e.Peer == target {
+						notify(w.targetGone)
+					}
+				}
+			case event.EvtLocalProtocolsUpdated:
+				checkHP()
+			}
+		}
+	}()
+	checkHP()
+	return w, nil
+}
+
+// waitHolepunch waits up to -holepunch-wait for the hole-punch service
+// (not at all without it) and reports whether it is up; ok is false when
+// ctx ended first.
+func (p *peerNode) waitHolepunch(ctx context.Context, hpReady <-chan struct{}) (hpOK, ok bool) {
+	if p.cfg.holepunchWait <= 0 {
+		select {
+		case <-hpReady:
+			return true, true
+		default:
+			return false, true
+		}
+	}
+	t := time.NewTimer(p.cfg.holepunchWait)
+	defer t.Stop()
+	select {
+	case <-hpReady:
+		return true, true
+	case <-t.C:
+		return false, true
+	case <-ctx.Done():
+		return false, false
+	}
 }
 
 func notify(c chan struct{}) {
