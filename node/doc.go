@@ -30,6 +30,12 @@
 //     length + message (at most 512 bytes). The server answers after a full
 //     scan of its copy, within 2 minutes. Frames as in node/internal/wire.
 //
+// A new protocol gets its own file here (as insync.go holds folder-wait):
+// its ID (/meshwork/NAME/1.0.0), its frames documented beside the code and
+// built with node/internal/wire, a fuzzed decoder, a line above, and its
+// handler registered in registerProtocols (node.go) with n.handle, which
+// refuses non-members.
+//
 // # What it must never do
 //
 // It must never serve a /meshwork/ protocol other than invite to a non-member,

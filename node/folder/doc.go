@@ -129,6 +129,9 @@
 // file's local copy and its recorded state without reporting a deletion,
 // and Status.InSync counts only what is here; ModeSendOnly, where Apply
 // writes nothing; ModeReceiveOnly, where a scan reports nothing to the Feed.
+// A new mode is a constant and a case of ParseMode in mode.go, what Apply
+// (apply.go, applyfile.go) and the scan (scan.go) do differently for it,
+// and the --mode help of 'mesh folder join' (node/cli/folder.go).
 //
 // # Limits
 //
