@@ -39,9 +39,9 @@ import (
 // catalogEntry is what the rules read from a catalog item.
 type catalogEntry struct {
 	id       syncproto.ObjectID
-	owner    string
-	kind     string          // object kind (list, todo, notes); "" for folders
-	coOwners map[string]bool // devices with role "owner" besides owner
+	owner    syncproto.DeviceID
+	kind     objectKind                  // list, todo, notes; "" for folders
+	coOwners map[syncproto.DeviceID]bool // devices with role "owner" besides owner
 }
 
 // validateVersion is the Validator of every replica: the catalog's rules.
@@ -56,13 +56,13 @@ func (n *Node) validateVersion(v syncproto.View, prev *syncproto.Item, next sync
 // catalog item; prev is the replica's item (nil: not held), items the
 // catalog's items.
 func checkCatalogVersion(items []syncproto.Item, prev *syncproto.Item, next syncproto.Item, isAdmin func(string) bool) error {
-	author := string(next.Sync.Top().By)
+	author := next.Sync.Top().By
 	e, err := parseCatalogEntry(next)
 	if err != nil {
 		return fmt.Errorf("catalog entry %q by %s: %w", next.Sync.ID, author, err)
 	}
 	var p *catalogEntry
-	owners := map[string]bool{}
+	owners := map[syncproto.DeviceID]bool{}
 	if prev != nil {
 		for _, pv := range prev.Versions() {
 			pe, err := parseCatalogEntry(pv)
@@ -77,7 +77,7 @@ func checkCatalogVersion(items []syncproto.Item, prev *syncproto.Item, next sync
 		}
 	}
 	if p == nil {
-		if author != e.owner && !isAdmin(author) {
+		if author != e.owner && !isAdmin(string(author)) {
 			return fmt.Errorf("new catalog entry %q by %s names %s as owner: only its author or a mesh admin may", next.Sync.ID, author, e.owner)
 		}
 		for _, it := range items {
@@ -92,7 +92,7 @@ func checkCatalogVersion(items []syncproto.Item, prev *syncproto.Item, next sync
 		}
 		return nil
 	}
-	if !owners[author] && !isAdmin(author) {
+	if !owners[author] && !isAdmin(string(author)) {
 		return fmt.Errorf("catalog entry %q: %s is not an owner of it (owner %s) nor a mesh admin", next.Sync.ID, author, p.owner)
 	}
 	if e.id != p.id || e.owner != p.owner || e.kind != p.kind {
@@ -123,10 +123,10 @@ func parseCatalogEntry(it syncproto.Item) (catalogEntry, error) {
 		if err := json.Unmarshal([]byte(t), &d); err != nil {
 			return catalogEntry{}, fmt.Errorf("folder definition: %w", err)
 		}
-		e = catalogEntry{id: d.ID, owner: d.Owner, coOwners: map[string]bool{}}
+		e = catalogEntry{id: d.ID, owner: d.Owner, coOwners: map[syncproto.DeviceID]bool{}}
 		defName, prefix = d.Name, "folder-"
 		for dev, r := range d.Roles {
-			role, err := syncproto.ParseRole(r)
+			role, err := r.parse()
 			if err != nil {
 				return catalogEntry{}, fmt.Errorf("folder definition: role of %s: %w", dev, err)
 			}
@@ -139,10 +139,10 @@ func parseCatalogEntry(it syncproto.Item) (catalogEntry, error) {
 		if err := json.Unmarshal([]byte(t), &d); err != nil {
 			return catalogEntry{}, fmt.Errorf("object definition: %w", err)
 		}
-		if d.Kind != "list" && d.Kind != "todo" && d.Kind != "notes" {
+		if !d.Kind.definable() {
 			return catalogEntry{}, fmt.Errorf("object definition: kind %q: want list, todo or notes", d.Kind)
 		}
-		e = catalogEntry{id: d.ID, owner: d.Owner, kind: d.Kind, coOwners: map[string]bool{}}
+		e = catalogEntry{id: d.ID, owner: d.Owner, kind: d.Kind, coOwners: map[syncproto.DeviceID]bool{}}
 		defName, prefix = d.Name, "obj-"
 	}
 	if defName != name {
@@ -151,7 +151,7 @@ func parseCatalogEntry(it syncproto.Item) (catalogEntry, error) {
 	if _, err := syncproto.ParseObjectID(string(e.id)); err != nil || !strings.HasPrefix(string(e.id), prefix) {
 		return catalogEntry{}, fmt.Errorf("object ID %q: want %s followed by its random part", e.id, prefix)
 	}
-	if _, err := peer.Decode(e.owner); err != nil {
+	if _, err := peer.Decode(string(e.owner)); err != nil {
 		return catalogEntry{}, fmt.Errorf("owner %q is not a device ID", e.owner)
 	}
 	return e, nil

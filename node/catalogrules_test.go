@@ -12,7 +12,7 @@ import (
 	"github.com/meshwork/meshwork/syncproto"
 )
 
-func crDevice(t *testing.T) string {
+func crDevice(t *testing.T) syncproto.DeviceID {
 	t.Helper()
 	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -22,37 +22,37 @@ func crDevice(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id.String()
+	return syncproto.DeviceID(id.String())
 }
 
 // crVersion is a version of catalog entry folder/NAME by `by`.
-func crVersion(t *testing.T, by string, updates uint32, def folderDef) syncproto.Item {
+func crVersion(t *testing.T, by syncproto.DeviceID, updates uint32, def folderDef) syncproto.Item {
 	t.Helper()
 	b, err := json.Marshal(def)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return syncproto.Item{
-		Sync:    syncproto.Sync{ID: syncproto.ItemID("folder/" + def.Name), Updates: updates, History: []syncproto.History{{Sequence: updates, By: syncproto.DeviceID(by)}}},
+		Sync:    syncproto.Sync{ID: syncproto.ItemID("folder/" + def.Name), Updates: updates, History: []syncproto.History{{Sequence: updates, By: by}}},
 		Content: syncproto.Content{Title: def.Name, Body: syncproto.Text(b)},
 	}
 }
 
 func TestCatalogRules(t *testing.T) {
 	owner, reader, coowner, admin := crDevice(t), crDevice(t), crDevice(t), crDevice(t)
-	isAdmin := func(d string) bool { return d == admin }
+	isAdmin := func(d string) bool { return d == string(admin) }
 	def := folderDef{ID: "folder-0123456789abcdef", Name: "docs", Owner: owner,
-		Roles: map[string]string{reader: "reader", coowner: "owner"}}
+		Roles: map[syncproto.DeviceID]folderRole{reader: "reader", coowner: "owner"}}
 	cur := crVersion(t, owner, 2, def)
 	with := func(f func(d *folderDef)) folderDef {
 		d := def
-		d.Roles = map[string]string{reader: "reader", coowner: "owner"}
+		d.Roles = map[syncproto.DeviceID]folderRole{reader: "reader", coowner: "owner"}
 		f(&d)
 		return d
 	}
 	cases := []struct {
 		name string
-		by   string
+		by   syncproto.DeviceID
 		def  folderDef
 		prev *syncproto.Item
 		ok   bool
@@ -97,7 +97,7 @@ func TestCatalogRules(t *testing.T) {
 	if err := checkCatalogVersion(nil, &cur, del, isAdmin); err == nil {
 		t.Error("a reader deleted a folder's definition")
 	}
-	del.Sync.History[0].By = syncproto.DeviceID(owner)
+	del.Sync.History[0].By = owner
 	if err := checkCatalogVersion(nil, &cur, del, isAdmin); err != nil {
 		t.Errorf("the owner's delete: %v", err)
 	}

@@ -33,8 +33,8 @@ func (n *Node) ShareFolder(name, device, roleName string) (peer.ID, syncproto.Ro
 	if !ok {
 		return "", 0, withKind(ErrNotFound, fmt.Errorf("share %q: no such folder", name))
 	}
-	if def.Owner != n.id.String() {
-		return "", 0, withKind(ErrForbidden, fmt.Errorf("share %q: only the folder's owner (%s) can change roles", name, n.deviceNameS(def.Owner)))
+	if def.Owner != syncproto.DeviceID(n.id.String()) {
+		return "", 0, withKind(ErrForbidden, fmt.Errorf("share %q: only the folder's owner (%s) can change roles", name, n.deviceNameS(string(def.Owner))))
 	}
 	m, err := findMember(l, device)
 	if err != nil {
@@ -44,7 +44,7 @@ func (n *Node) ShareFolder(name, device, roleName string) (peer.ID, syncproto.Ro
 	if err != nil {
 		return "", 0, withKind(ErrInvalid, fmt.Errorf("role %q: want reader, editor, owner or none", roleName))
 	}
-	def.setRole(m.ID.String(), role, n.now())
+	def.setRole(syncproto.DeviceID(m.ID.String()), role, n.now())
 	if err := n.putFolderDef(def); err != nil {
 		err = fmt.Errorf("share %q: %w", name, err)
 		if errors.Is(err, syncproto.ErrRefused) {

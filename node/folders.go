@@ -393,7 +393,7 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	def := folderDef{ID: syncproto.ObjectID("folder-" + hex.EncodeToString(rnd[:])), Name: name, Owner: n.id.String(), Created: n.now().UTC()}
+	def := folderDef{ID: syncproto.ObjectID("folder-" + hex.EncodeToString(rnd[:])), Name: name, Owner: syncproto.DeviceID(n.id.String()), Created: n.now().UTC()}
 	obj, err := syncproto.NewObject(def.ID, syncproto.TypeFolder, folderRoles(l, def), n.sync.ObjectConfig())
 	if err != nil {
 		return folderConf{}, fmt.Errorf("add folder %q: %w", name, err)

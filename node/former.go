@@ -42,7 +42,7 @@ func computeFormerWriters(l *identity.Log, defs map[string]folderDef) *formerWri
 		m := map[syncproto.DeviceID]hlc.Timestamp{}
 		for id, t := range def.WriteUntil {
 			if !folderRoleOf(def, id).CanWrite() && !t.IsZero() {
-				m[syncproto.DeviceID(id)] = hlc.FromTime(t)
+				m[id] = hlc.FromTime(t)
 			}
 		}
 		fw.folders[def.ID] = m
@@ -58,7 +58,7 @@ func computeFormerWriters(l *identity.Log, defs map[string]folderDef) *formerWri
 		until := hlc.FromTime(m.RevokedAt)
 		fw.shared[d] = until // every member edits the shared objects
 		for _, def := range defs {
-			if folderRoleOf(def, m.ID.String()).CanWrite() {
+			if folderRoleOf(def, d).CanWrite() {
 				fw.folders[def.ID][d] = until
 			} // else it lost the right earlier (WriteUntil), or never had it
 		}
@@ -68,12 +68,12 @@ func computeFormerWriters(l *identity.Log, defs map[string]folderDef) *formerWri
 
 // folderRoleOf is device id's role in a folder by its definition alone
 // (folderRoles without the membership check).
-func folderRoleOf(def folderDef, id string) syncproto.Role {
+func folderRoleOf(def folderDef, id syncproto.DeviceID) syncproto.Role {
 	if id == def.Owner {
 		return syncproto.RoleOwner
 	}
 	if s, ok := def.Roles[id]; ok {
-		if r, err := syncproto.ParseRole(s); err == nil {
+		if r, err := s.parse(); err == nil {
 			return r
 		}
 	}
@@ -82,17 +82,17 @@ func folderRoleOf(def folderDef, id string) syncproto.Role {
 
 // setRole gives device id role in the folder, noting when it loses the
 // right to write (WriteUntil).
-func (def *folderDef) setRole(id string, role syncproto.Role, now time.Time) {
+func (def *folderDef) setRole(id syncproto.DeviceID, role syncproto.Role, now time.Time) {
 	if folderRoleOf(*def, id).CanWrite() && !role.CanWrite() {
 		if def.WriteUntil == nil {
-			def.WriteUntil = map[string]time.Time{}
+			def.WriteUntil = map[syncproto.DeviceID]time.Time{}
 		}
 		def.WriteUntil[id] = now.UTC()
 	}
 	if def.Roles == nil {
-		def.Roles = map[string]string{}
+		def.Roles = map[syncproto.DeviceID]folderRole{}
 	}
-	def.Roles[id] = role.String()
+	def.Roles[id] = roleText(role)
 }
 
 func (fw *formerWriters) until(obj syncproto.ObjectID, d syncproto.DeviceID) (hlc.Timestamp, bool) {

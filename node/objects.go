@@ -30,17 +30,8 @@ import (
 	"github.com/meshwork/meshwork/syncproto/hlc"
 )
 
-// objectDef is the body of a catalog item "object/NAME".
-type objectDef struct {
-	ID      syncproto.ObjectID `json:"id"`
-	Name    string             `json:"name"`
-	Kind    string             `json:"kind"` // list, todo, notes
-	Owner   string             `json:"owner"`
-	Created time.Time          `json:"created"`
-}
-
 func (d objectDef) objType() syncproto.ObjectType {
-	if d.Kind == "notes" {
+	if d.Kind == kindNotes {
 		return syncproto.TypeNote
 	}
 	return syncproto.TypeList
@@ -99,7 +90,7 @@ type ObjectInfo struct {
 type meshObject struct {
 	name string
 	id   syncproto.ObjectID // "" for views
-	kind string
+	kind objectKind
 	typ  syncproto.ObjectType
 }
 
@@ -111,12 +102,12 @@ func (n *Node) resolveObject(name string) (meshObject, error) {
 	}
 	switch name {
 	case "news":
-		return meshObject{name: name, id: newsID, kind: "news", typ: syncproto.TypeNews}, nil
+		return meshObject{name: name, id: newsID, kind: kindNews, typ: syncproto.TypeNews}, nil
 	case "devices", "presence", "membership":
-		return meshObject{name: name, kind: "view", typ: syncproto.TypeList}, nil
+		return meshObject{name: name, kind: kindView, typ: syncproto.TypeList}, nil
 	}
 	if def, ok := n.catalog()[name]; ok {
-		return meshObject{name: name, id: def.ID, kind: "folder", typ: syncproto.TypeFolder}, nil
+		return meshObject{name: name, id: def.ID, kind: kindFolder, typ: syncproto.TypeFolder}, nil
 	}
 	if d, ok := n.objectDefs()[name]; ok {
 		return meshObject{name: name, id: d.ID, kind: d.Kind, typ: d.objType()}, nil
@@ -222,15 +213,15 @@ func (n *Node) Objects() ([]ObjectInfo, error) {
 		return c
 	}
 	for name, d := range n.catalog() {
-		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: "folder", Items: count(d.ID)})
+		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: string(kindFolder), Items: count(d.ID)})
 	}
 	for name, d := range n.objectDefs() {
-		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: d.Kind, Items: count(d.ID)})
+		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: string(d.Kind), Items: count(d.ID)})
 	}
-	out = append(out, ObjectInfo{Name: "news", ID: string(newsID), Kind: "news", Items: count(newsID)})
+	out = append(out, ObjectInfo{Name: "news", ID: string(newsID), Kind: string(kindNews), Items: count(newsID)})
 	for _, v := range viewNames {
 		items, _ := n.objectItems(meshObject{name: v})
-		out = append(out, ObjectInfo{Name: v, Kind: "view", Items: len(items)})
+		out = append(out, ObjectInfo{Name: v, Kind: string(kindView), Items: len(items)})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -243,10 +234,11 @@ func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
 	if _, err := n.meshLog(); err != nil {
 		return ObjectInfo{}, err
 	}
-	if typ == "" {
-		typ = "list"
+	kind := objectKind(typ)
+	if kind == "" {
+		kind = kindList
 	}
-	if typ != "list" && typ != "todo" && typ != "notes" {
+	if !kind.definable() {
 		return ObjectInfo{}, withKind(ErrInvalid, fmt.Errorf("object type %q: want list, todo or notes", typ))
 	}
 	if err := checkFolderName(name); err != nil || name == "news" || name == "catalog" || contains(viewNames, name) {
@@ -257,14 +249,14 @@ func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: typ, Owner: n.id.String(), Created: n.now().UTC()}
+	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: kind, Owner: syncproto.DeviceID(n.id.String()), Created: n.now().UTC()}
 	b, _ := json.Marshal(d)
 	if _, err := n.sync.Update(catalogID, syncproto.ItemID("object/"+d.Name), syncproto.Content{Title: d.Name, Body: syncproto.Text(b)}); err != nil {
 		return ObjectInfo{}, fmt.Errorf("create object %q: %w", name, err)
 	}
 	n.ensureCatalogObjects()
 	n.kickRoles()
-	return ObjectInfo{Name: d.Name, ID: string(d.ID), Kind: d.Kind}, nil
+	return ObjectInfo{Name: d.Name, ID: string(d.ID), Kind: string(d.Kind)}, nil
 }
 
 func contains(list []string, s string) bool {
@@ -355,7 +347,7 @@ func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, e
 			return FeedPostResult{}, withKind(ErrTooLarge, fmt.Errorf("item %q of %q: %d bytes encoded exceed the limit of %d bytes per item", it.Sync.ID, o.name, n, exchange.MaxItemSize))
 		}
 	}
-	if o.kind == "folder" {
+	if o.kind == kindFolder {
 		for _, it := range items {
 			if _, ok := it.Body.(*syncproto.FileEntry); !ok && !it.Sync.Deleted {
 				return FeedPostResult{}, withKind(ErrInvalid, fmt.Errorf("item %q: a folder's items are files (meshwork:file)", it.Sync.ID))
@@ -373,7 +365,7 @@ func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, e
 		}
 		return FeedPostResult{}, withKind(kind, fmt.Errorf("merge feed into %q: %w", o.name, err))
 	}
-	if o.kind == "folder" && res.Changed > 0 {
+	if o.kind == kindFolder && res.Changed > 0 {
 		if lf := n.folderByName(o.name); lf != nil {
 			lf.queueAll()
 		}
@@ -524,9 +516,9 @@ func (n *Node) editable(name string) (meshObject, error) {
 		return o, withKind(ErrNotFound, err)
 	}
 	switch o.kind {
-	case "list", "todo", "notes":
+	case kindList, kindTodo, kindNotes:
 		return o, nil
-	case "folder":
+	case kindFolder:
 		return o, withKind(ErrConflict, fmt.Errorf("%q is a folder: its items are its files; use /api/v1/folders/%s/files", o.name, o.name))
 	default:
 		return o, withKind(ErrConflict, fmt.Errorf("%q is not writable through items", o.name))

@@ -50,19 +50,6 @@ const (
 	newsID    = syncproto.ObjectID("meshwork-news")
 )
 
-// folderDef is a catalog item's body.
-type folderDef struct {
-	ID      syncproto.ObjectID `json:"id"`
-	Name    string             `json:"name"`
-	Owner   string             `json:"owner"`
-	Roles   map[string]string  `json:"roles,omitempty"` // device ID → reader|editor|owner|none
-	Created time.Time          `json:"created"`
-	// WriteUntil: device ID → when an owner took its right to write away
-	// (made it a reader or none); what it wrote before stays valid
-	// (former.go).
-	WriteUntil map[string]time.Time `json:"write_until,omitempty"`
-}
-
 type memberGate struct{ n *Node }
 
 // IsMember leaves storage peers out of the plaintext sync, both ways.
@@ -149,10 +136,10 @@ func sharedRoles(l *identity.Log) map[syncproto.DeviceID]syncproto.Role {
 func folderRoles(l *identity.Log, def folderDef) map[syncproto.DeviceID]syncproto.Role {
 	roles := map[syncproto.DeviceID]syncproto.Role{}
 	for _, m := range l.Members() {
-		id := m.ID.String()
+		id := syncproto.DeviceID(m.ID.String())
 		r := syncproto.RoleEditor
 		if s, ok := def.Roles[id]; ok {
-			if pr, err := syncproto.ParseRole(s); err == nil {
+			if pr, err := s.parse(); err == nil {
 				r = pr
 			}
 		}
@@ -162,7 +149,7 @@ func folderRoles(l *identity.Log, def folderDef) map[syncproto.DeviceID]syncprot
 		if r == syncproto.RoleNone {
 			continue // not a member of the folder's object at all
 		}
-		roles[syncproto.DeviceID(id)] = r
+		roles[id] = r
 	}
 	return roles
 }
