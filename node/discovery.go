@@ -77,7 +77,7 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			}
 			n.saveAddrs(ev.Peer)
 			n.schedulePush()
-			if n.isStoragePeer(ev.Peer) {
+			if n.st.isStoragePeer(ev.Peer) {
 				n.kickStorage() // push to and merge from it now (storage.go)
 			}
 		}

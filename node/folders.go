@@ -571,7 +571,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}
-			fi.Storage = n.storageInfo(def.ID)
+			fi.Storage = n.st.folderInfo(def.ID)
 			fi.Mode = string(folder.ModeFull)
 			if lf.conf.Mode != "" {
 				fi.Mode = string(lf.conf.Mode)

@@ -448,7 +448,7 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 		return nil
 	})
 	for i, m := range ms {
-		if m.ID == n.id || roles[i] == syncproto.RoleNone || n.isStoragePeer(m.ID) {
+		if m.ID == n.id || roles[i] == syncproto.RoleNone || n.st.isStoragePeer(m.ID) {
 			continue
 		}
 		if m.Name == "" {

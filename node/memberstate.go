@@ -80,6 +80,19 @@ func (s *memberState) lookup(p peer.ID) (identity.Member, bool) {
 	return s.log.Lookup(p)
 }
 
+// isMeshAdmin reports whether device (a peer ID's text form) is a current
+// owner or admin of the mesh: it may delete any manifest on the vault
+// (vault.Server.SetAdmin, storage.go) and change any catalog entry
+// (catalogrules.go).
+func (s *memberState) isMeshAdmin(device string) bool {
+	id, err := peer.Decode(device)
+	if err != nil {
+		return false
+	}
+	m, ok := s.lookup(id)
+	return ok && !m.Revoked && m.Role.CanAdmin()
+}
+
 // update runs fn with the lock held on the current log (nil before the
 // device is in a mesh), which fn may change in place. A non-nil log fn
 // returns becomes the current one, also when fn fails: Init and join keep

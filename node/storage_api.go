@@ -29,15 +29,15 @@ func (n *Node) StorageStatus(ctx context.Context) StorageStatus {
 	out := StorageStatus{Role: "device", Peers: []StoragePeerStatus{}, Folders: []FolderInfo{}}
 	if n.isStorage() {
 		out.Role = RoleStorage
-		u := n.st.srv.Usage()
+		u := n.st.st.srv.Usage()
 		out.Usage = &u
 		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, p := range n.storagePeers() {
+	for _, p := range n.st.storagePeers() {
 		ps := StoragePeerStatus{Name: n.deviceName(p), ID: p.String()}
-		if u, err := n.st.cl.Usage(ctx, p); err != nil {
+		if u, err := n.st.st.cl.Usage(ctx, p); err != nil {
 			ps.Error = err.Error()
 		} else {
 			ps.Usage = &u

@@ -22,18 +22,18 @@ const maxCachedManifests = 4096
 
 // vaultManifest fetches and opens the sealed manifest of ref.
 func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, ref blobs.BlobRef) (crypt.Manifest, error) {
-	n.st.mu.Lock()
-	cm, ok := n.st.cman[ref]
-	n.st.mu.Unlock()
+	n.st.st.mu.Lock()
+	cm, ok := n.st.st.cman[ref]
+	n.st.st.mu.Unlock()
 	if ok {
 		return cm, nil
 	}
-	mk, ok := n.meshKey()
+	mk, ok := n.st.meshKey()
 	if !ok {
 		return crypt.Manifest{}, errors.New("this device has no mesh content key (it joined with a code made without one)")
 	}
 	fk := objectKey(mk, folderID)
-	sealed, err := n.st.cl.GetRecord(ctx, p, manifestName(fk, ref))
+	sealed, err := n.st.st.cl.GetRecord(ctx, p, manifestName(fk, ref))
 	if err != nil {
 		return crypt.Manifest{}, fmt.Errorf("manifest of %s: %w", ref, err)
 	}
@@ -44,12 +44,12 @@ func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.
 	if got := cm.Plain().Ref(); got != ref {
 		return crypt.Manifest{}, fmt.Errorf("manifest of %s from %s: it describes %s: %w", ref, p.ShortString(), got, blobs.ErrMismatch)
 	}
-	n.st.mu.Lock()
-	if len(n.st.cman) >= maxCachedManifests {
-		clear(n.st.cman) // a cache between FetchManifest and FetchInto, not an index
+	n.st.st.mu.Lock()
+	if len(n.st.st.cman) >= maxCachedManifests {
+		clear(n.st.st.cman) // a cache between FetchManifest and FetchInto, not an index
 	}
-	n.st.cman[ref] = cm
-	n.st.mu.Unlock()
+	n.st.st.cman[ref] = cm
+	n.st.st.mu.Unlock()
 	return cm, nil
 }
 
@@ -64,7 +64,7 @@ func (n *Node) fetchManifest(ctx context.Context, folderID syncproto.ObjectID, r
 		}
 		errs = append(errs, err)
 	}
-	for _, p := range n.storagePeers() {
+	for _, p := range n.st.storagePeers() {
 		cm, err := n.vaultManifest(ctx, p, folderID, ref)
 		if err == nil {
 			return cm.Plain(), nil
@@ -90,7 +90,7 @@ func (n *Node) fetchInto(ctx context.Context, folderID syncproto.ObjectID, m blo
 		}
 		errs = append(errs, err)
 	}
-	for _, p := range n.storagePeers() {
+	for _, p := range n.st.storagePeers() {
 		err := n.fetchFromVault(ctx, p, folderID, m, sink, progress)
 		if err == nil {
 			return nil
@@ -111,7 +111,7 @@ func (n *Node) fetchFromVault(ctx context.Context, p peer.ID, folderID syncproto
 	if err != nil {
 		return err
 	}
-	mk, _ := n.meshKey()
+	mk, _ := n.st.meshKey()
 	fk := objectKey(mk, folderID)
 	cipher := map[blobs.ChunkID]blobs.ChunkID{}
 	for _, c := range cm.Chunks {
@@ -136,7 +136,7 @@ func (n *Node) fetchFromVault(ctx context.Context, p peer.ID, folderID syncproto
 		if !ok {
 			return fmt.Errorf("sealed manifest of %s from %s lacks chunk %v", ref, p.ShortString(), c.ID)
 		}
-		sealed, err := n.st.cl.GetChunk(ctx, p, ct)
+		sealed, err := n.st.st.cl.GetChunk(ctx, p, ct)
 		if err != nil {
 			return fmt.Errorf("chunk %v of %s: %w", c.ID, ref, err)
 		}

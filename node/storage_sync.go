@@ -23,7 +23,7 @@ func (n *Node) kickStorage() {
 		return
 	}
 	select {
-	case n.st.kick <- struct{}{}:
+	case n.st.st.kick <- struct{}{}:
 	default:
 	}
 }
@@ -50,7 +50,7 @@ func (n *Node) storageLoop(ctx context.Context) {
 			<-done
 			return
 		case <-t.C:
-		case <-n.st.kick:
+		case <-n.st.st.kick:
 			select {
 			case upKick <- struct{}{}:
 			default:
@@ -111,18 +111,18 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 	if n.isStorage() {
 		return
 	}
-	mk, ok := n.meshKey()
+	mk, ok := n.st.meshKey()
 	if !ok {
 		return
 	}
-	peers := n.storagePeers()
+	peers := n.st.storagePeers()
 	if len(peers) == 0 {
 		return
 	}
 	if err := n.ensureSharedObjects(); err != nil { // the catalog, to merge into
 		n.log.Warn("shared objects", "err", err)
 	}
-	n.st.syncMu.Lock()
+	n.st.st.syncMu.Lock()
 	for _, p := range peers {
 		if err := n.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
 			n.log.Warn("storage peer: push records", "peer", p.ShortString(), "err", err)
@@ -131,7 +131,7 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 			n.log.Warn("storage peer: merge records", "peer", p.ShortString(), "err", err)
 		}
 	}
-	n.st.syncMu.Unlock()
+	n.st.st.syncMu.Unlock()
 	if upload {
 		n.storageUpload(ctx)
 	}
@@ -140,13 +140,13 @@ func (n *Node) storageRound(ctx context.Context, upload bool) {
 // storageUpload uploads content to every online storage peer; it reports
 // whether there was one.
 func (n *Node) storageUpload(ctx context.Context) bool {
-	mk, ok := n.meshKey()
-	peers := n.storagePeers()
+	mk, ok := n.st.meshKey()
+	peers := n.st.storagePeers()
 	if n.isStorage() || !ok || len(peers) == 0 {
 		return false
 	}
-	n.st.uploadMu.Lock()
-	defer n.st.uploadMu.Unlock()
+	n.st.st.uploadMu.Lock()
+	defer n.st.st.uploadMu.Unlock()
 	for _, p := range peers {
 		n.uploadContent(ctx, p, mk)
 	}
@@ -185,9 +185,9 @@ func (n *Node) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 		var head uint64
 		_ = n.sync.View(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
 		k := p.String() + "/" + string(id)
-		n.st.mu.Lock()
-		done := n.st.pushed[k] == head && head != 0
-		n.st.mu.Unlock()
+		n.st.st.mu.Lock()
+		done := n.st.st.pushed[k] == head && head != 0
+		n.st.st.mu.Unlock()
 		if done || len(items) == 0 {
 			continue
 		}
@@ -197,20 +197,20 @@ func (n *Node) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 			errs = append(errs, fmt.Errorf("seal %s: %w", id, err))
 			continue
 		}
-		if err := n.st.cl.PutRecord(ctx, p, name, sealed); err != nil {
+		if err := n.st.st.cl.PutRecord(ctx, p, name, sealed); err != nil {
 			errs = append(errs, fmt.Errorf("object %s: %w", id, err))
 			continue
 		}
-		n.st.mu.Lock()
-		n.st.pushed[k] = head
-		n.st.mu.Unlock()
+		n.st.st.mu.Lock()
+		n.st.st.pushed[k] = head
+		n.st.st.mu.Unlock()
 		n.log.Debug("storage peer: pushed object", "peer", p.ShortString(), "object", string(id), "items", len(items), "bytes", len(sealed))
 	}
 	return errors.Join(errs...)
 }
 
 func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
-	recs, err := n.st.cl.List(ctx, p, "obj/")
+	recs, err := n.st.st.cl.List(ctx, p, "obj/")
 	if err != nil {
 		return err
 	}
@@ -222,13 +222,13 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 		}
 		id := syncproto.ObjectID(parts[1])
 		k := p.String() + "/" + r.Name
-		n.st.mu.Lock()
-		done := n.st.pulled[k] == r.Hash
-		n.st.mu.Unlock()
+		n.st.st.mu.Lock()
+		done := n.st.st.pulled[k] == r.Hash
+		n.st.st.mu.Unlock()
 		if done || n.sync.Object(id) == nil {
 			continue // merged already, or not an object this device keeps (yet)
 		}
-		sealed, err := n.st.cl.GetRecord(ctx, p, r.Name)
+		sealed, err := n.st.st.cl.GetRecord(ctx, p, r.Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -240,9 +240,9 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("record %s: %w", r.Name, err))
-			n.st.mu.Lock()
-			n.st.pulled[k] = r.Hash // do not retry a record that does not open
-			n.st.mu.Unlock()
+			n.st.st.mu.Lock()
+			n.st.st.pulled[k] = r.Hash // do not retry a record that does not open
+			n.st.st.mu.Unlock()
 			continue
 		}
 		var changed []syncproto.Item
@@ -268,9 +268,9 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 			return nil
 		})
 		if !retry {
-			n.st.mu.Lock()
-			n.st.pulled[k] = r.Hash
-			n.st.mu.Unlock()
+			n.st.st.mu.Lock()
+			n.st.st.pulled[k] = r.Hash
+			n.st.st.mu.Unlock()
 		}
 		if len(changed) > 0 {
 			n.log.Debug("storage peer: merged record", "record", r.Name, "changed", len(changed))

@@ -58,12 +58,12 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			info.HeldBytes += f.ref.Size
 		}
 	}
-	n.st.mu.Lock()
+	n.st.st.mu.Lock()
 	for id, info := range infos {
 		info.Updated = now
-		n.st.info[id] = *info
+		n.st.st.info[id] = *info
 	}
-	n.st.mu.Unlock()
+	n.st.st.mu.Unlock()
 }
 
 // filesToUpload lists the files of every local folder, newest first, and
@@ -114,7 +114,7 @@ type uploadPass struct {
 // beginUpload reads what p holds and its quota; ok is false (and the
 // failure logged) when either cannot be read.
 func (n *Node) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload) (u *uploadPass, ok bool) {
-	recs, err := n.st.cl.List(ctx, p, "man/")
+	recs, err := n.st.st.cl.List(ctx, p, "man/")
 	if err != nil {
 		n.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
 		return nil, false
@@ -127,9 +127,9 @@ func (n *Node) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload)
 	}
 	// The storage peer deletes only what this device uploaded, unless it is
 	// a mesh owner or admin: make room only with those.
-	admin := n.isMeshAdmin(n.id.String())
+	admin := n.members.isMeshAdmin(n.id.String())
 	mayDrop := func(name string) bool { return admin || uploader[name] == n.id.String() }
-	usage, err := n.st.cl.Usage(ctx, p)
+	usage, err := n.st.st.cl.Usage(ctx, p)
 	if err != nil {
 		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
 		return nil, false
@@ -195,7 +195,7 @@ func (u *uploadPass) makeRoom(i int, f fileToUpload, plan uploadPlan) (uploadPla
 		if !u.mayDrop(name) {
 			continue
 		}
-		freed, err := n.st.cl.DeleteManifest(ctx, p, name)
+		freed, err := n.st.st.cl.DeleteManifest(ctx, p, name)
 		if err != nil {
 			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
 			break
@@ -211,7 +211,7 @@ func (u *uploadPass) makeRoom(i int, f fileToUpload, plan uploadPlan) (uploadPla
 		if !u.held[g.name] || !g.mtime.Before(f.mtime) || !u.mayDrop(g.name) {
 			continue
 		}
-		freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
+		freed, err := n.st.st.cl.DeleteManifest(ctx, p, g.name)
 		if err != nil {
 			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
 			break
@@ -333,7 +333,7 @@ func (n *Node) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploa
 		ids[i] = ct
 		pl.cm.Chunks = append(pl.cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
 	}
-	if pl.have, err = n.st.cl.Have(ctx, p, ids); err != nil {
+	if pl.have, err = n.st.st.cl.Have(ctx, p, ids); err != nil {
 		return pl, false, err
 	}
 	seen := map[blobs.ChunkID]bool{}
@@ -359,7 +359,7 @@ func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uplo
 		if err != nil {
 			return err
 		}
-		if err := n.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
+		if err := n.st.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
 			return err
 		}
 		sent[ct] = true
@@ -368,5 +368,5 @@ func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uplo
 	if err != nil {
 		return err
 	}
-	return n.st.cl.PutRecord(ctx, p, f.name, sm)
+	return n.st.st.cl.PutRecord(ctx, p, f.name, sm)
 }
