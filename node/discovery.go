@@ -78,7 +78,7 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			n.saveAddrs(ev.Peer)
 			n.schedulePush()
 			if n.st.isStoragePeer(ev.Peer) {
-				n.kickStorage() // push to and merge from it now (storage.go)
+				n.st.kick() // push to and merge from it now (storage.go)
 			}
 		}
 	}

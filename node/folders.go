@@ -464,7 +464,7 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 			n.log.Debug("catch up", "peer", p.String(), "err", err)
 		}
 	}
-	n.storageRound(ctx, false)
+	n.st.round(ctx, false)
 	return conf, nil
 }
 

@@ -363,7 +363,7 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)
 		if err == nil {
 			err = n.st.keepMeshKey(meshKey)
-			n.kickStorage() // merge what a storage peer holds now
+			n.st.kick() // merge what a storage peer holds now
 			return mid, err
 		}
 		errs = append(errs, err)

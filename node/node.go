@@ -243,7 +243,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 		}
 	})
 	run("roles", n.rolesLoop)
-	run("storage", n.storageLoop)
+	run("storage", n.st.loop)
 	run("store", n.storeLoop)
 	n.kickRoles()
 	if !n.cfg.NoMDNS {
