@@ -75,7 +75,7 @@ func (n *Node) openBlobs() error {
 func (n *Node) onlineMembers() []peer.ID {
 	var out []peer.ID
 	for _, p := range n.host.Network().Peers() {
-		if p != n.id && n.IsMember(p) && !n.isStoragePeer(p) { // storage peers hold only ciphertext
+		if p != n.id && n.IsMember(p) && !n.st.isStoragePeer(p) { // storage peers hold only ciphertext
 			out = append(out, p)
 		}
 	}

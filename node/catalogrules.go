@@ -49,7 +49,7 @@ func (n *Node) validateVersion(v syncproto.View, prev *syncproto.Item, next sync
 	if v.Object() != catalogID {
 		return nil
 	}
-	return checkCatalogVersion(v.Items(), prev, next, n.isMeshAdmin)
+	return checkCatalogVersion(v.Items(), prev, next, n.members.isMeshAdmin)
 }
 
 // checkCatalogVersion applies the catalog's rules to version next of a

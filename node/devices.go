@@ -149,7 +149,7 @@ func (n *Node) Invite(role identity.Role, ttl time.Duration, forStorage bool) (I
 		return InviteResponse{}, withKind(ErrConflict, err)
 	}
 	out := InviteResponse{
-		Code: n.inviteCode(inv.Code(), forStorage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
+		Code: n.st.inviteCode(inv.Code(), forStorage), MeshID: inv.Grant.Mesh.String(), Role: string(inv.Grant.Role), Expires: inv.Grant.Expires.UTC(),
 	}
 	for _, r := range inv.Grant.Redeemers {
 		out.Redeemer = n.deviceName(r)

@@ -77,8 +77,8 @@ func (n *Node) watchIdentify(ctx context.Context) {
 			}
 			n.saveAddrs(ev.Peer)
 			n.schedulePush()
-			if n.isStoragePeer(ev.Peer) {
-				n.kickStorage() // push to and merge from it now (storage.go)
+			if n.st.isStoragePeer(ev.Peer) {
+				n.st.kick() // push to and merge from it now (storage.go)
 			}
 		}
 	}

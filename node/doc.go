@@ -92,19 +92,31 @@
 //   - tunnels registry, tunnelSet (tunnels.go): the tunnel server and
 //     client (package node/tunnel) and the open client-side forwards;
 //     tunnelSet.mu, a leaf.
-//   - storage client, storageState (storage.go; used by storage_api.go,
-//     storage_sync.go, storage_upload.go, storage_fetch.go): the vault
-//     server (storage role) or client, the storage peers seen, what was
-//     pushed and merged, what each folder holds there, the cached
-//     manifests; storageState.mu, a leaf,
-//     and syncMu and uploadMu (one record exchange, one upload at a time,
-//     held across network work).
+//   - storage client, storageClient (storage.go, storage_sync.go,
+//     storage_upload.go, storage_fetch.go, storage_api.go): both sides of
+//     the storage peer. It owns storageState: the vault server (storage
+//     role) or client, the storage peers seen, what was pushed and merged,
+//     what each folder holds there, the cached manifests; storageState.mu,
+//     a leaf, and syncMu and uploadMu (one record exchange, one upload at a
+//     time, held across network work). It owns the mesh content key
+//     (meshKey, createMeshKey, inviteCode, takeMeshKey, keepMeshKey, in
+//     badger) and its loop (loop and uploadLoop, Run's task "storage").
+//     Its API to Node: isStoragePeer, storagePeers, storagePeerAddrsLocked
+//     (under memberState.mu), kick, round (records, and content with
+//     upload), folderInfo, status, vaultManifest and fetchFromVault (for
+//     fetcher), vaultHandler; isStoragePeer, kick and folderInfo accept a
+//     nil client (before New built it). It calls the host, the db, the
+//     engine (storageObjects: Objects, Object, View, Change), the blob
+//     store, folderSet.list and memberState (isMember, isMeshAdmin), and
+//     Node only through the three funcs openStorage gives it:
+//     ensureShared (ensureSharedObjects), merged (onSyncChange) and
+//     deviceName; none of them under storageState.mu.
 //   - membership, memberState (memberstate.go; used by node.go,
 //     membership.go, discovery.go, invite.go, storage.go): the membership
 //     log, each member's dial backoff and members' signed address records;
 //     memberState.mu, one lock for the three (keepRecord reads the log).
 //     Not a leaf: the func given to update runs under it and calls other
-//     parts (commitLocked, news, storageState), so that a change of the
+//     parts (commitLocked, news, the storage client), so that a change of the
 //     log and its effects are one step.
 //   - changeQueue (changequeue.go): object changes waiting for changeLoop
 //     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
@@ -139,10 +151,11 @@
 // (exchange, transfer, tunnel, vault, folder, mdns) call back into Node only
 // through the small adapters that hold the *Node and implement the
 // interfaces those packages declare: memberGate (sync.go), blobAuth
-// (blobs.go), feedAdapter and fetcher (folders.go: a folder's changes reach
-// the engine and folderNews, its fetches the blob service and the storage
-// client), nodeInviteHost (invite.go), mdnsNotifee (discovery.go), and the
-// vault's SetAdmin (isMeshAdmin, storage.go).
+// (blobs.go), feedAdapter and fetcher (folders.go, storage_fetch.go: a
+// folder's changes reach the engine and folderNews, its fetches the blob
+// service and then the storage client), nodeInviteHost (invite.go),
+// mdnsNotifee (discovery.go), and the vault's SetAdmin
+// (memberState.isMeshAdmin, memberstate.go).
 //
 // Lock order, outer first: folderSet.addMu, folderSet.mu; a folder's lock,
 // folderSet.mu; memberState.mu, storageState.mu (NewInvite lists storage
@@ -155,8 +168,9 @@
 // Known exceptions, where the code breaks the order today:
 //   - puncher holds the *Node and calls up into it: IsMember, deviceName,
 //     news, events and the host (punch.go).
-//   - storageState has no methods: the Node methods of the storage*.go
-//     files take its locks and read and write its fields.
+//   - the storage client calls up into Node through its three funcs
+//     (ensureShared, merged, deviceName; storage.go) and reads two other
+//     parts, folderSet and memberState, directly.
 //   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
 //     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
 //   - roundBook's kickRound and roundLoop are Node methods (insync.go) that

@@ -17,7 +17,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/meshwork/meshwork/blobs"
-	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/node/folder"
 	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/syncproto"
@@ -205,19 +204,12 @@ func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
 	}
 }
 
-// fetcher pulls a folder's blobs from the online members holding it, else
-// from a storage peer (storage.go).
+// fetcher pulls a folder's blobs from the online members holding it (the
+// blob service), else from a storage peer (the storage client); its
+// methods are in storage_fetch.go.
 type fetcher struct {
 	n      *Node
 	folder syncproto.ObjectID
-}
-
-func (f fetcher) FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
-	return f.n.fetchManifest(ctx, f.folder, ref)
-}
-
-func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error {
-	return f.n.fetchInto(ctx, f.folder, m, sink, progress)
 }
 
 // startFolder opens a folder and runs it and its apply loop until ctx ends
@@ -464,7 +456,7 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 			n.log.Debug("catch up", "peer", p.String(), "err", err)
 		}
 	}
-	n.storageRound(ctx, false)
+	n.st.round(ctx, false)
 	return conf, nil
 }
 
@@ -571,7 +563,7 @@ func (n *Node) folderInfos() []FolderInfo {
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}
-			fi.Storage = n.storageInfo(def.ID)
+			fi.Storage = n.st.folderInfo(def.ID)
 			fi.Mode = string(folder.ModeFull)
 			if lf.conf.Mode != "" {
 				fi.Mode = string(lf.conf.Mode)

@@ -448,7 +448,7 @@ func (n *Node) folderPeers(id syncproto.ObjectID) (online, offline []identity.Me
 		return nil
 	})
 	for i, m := range ms {
-		if m.ID == n.id || roles[i] == syncproto.RoleNone || n.isStoragePeer(m.ID) {
+		if m.ID == n.id || roles[i] == syncproto.RoleNone || n.st.isStoragePeer(m.ID) {
 			continue
 		}
 		if m.Name == "" {
@@ -547,8 +547,8 @@ func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) 
 	if len(failed) > 0 && len(res.Peers) == 0 {
 		return res, fmt.Errorf("wait %q: no sync round with any online member: %s", name, strings.Join(failed, ", "))
 	}
-	n.storageRound(ctx, true) // push to, merge from and upload to the storage peers
-	lf.unpark(true)           // content no member had: try once more, with who is online now
+	n.st.round(ctx, true) // push to, merge from and upload to the storage peers
+	lf.unpark(true)       // content no member had: try once more, with who is online now
 	sort.Strings(res.Peers)
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()

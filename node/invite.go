@@ -86,7 +86,7 @@ func (n *Node) NewInvite(role identity.Role, ttl time.Duration) (*identity.Invit
 // code (see ProtoInvite) and the addresses to put into it. It runs inside
 // members.update, with the members' lock held.
 func (n *Node) inviteRedeemerLocked(l *identity.Log) (peer.ID, []ma.Multiaddr) {
-	sp := n.storagePeerAddrsLocked(l)
+	sp := n.st.storagePeerAddrsLocked(l)
 	if len(sp) == 0 {
 		return n.id, n.inviteAddrs(nil)
 	}
@@ -289,7 +289,7 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 	if name == "" || len(name) > maxNameLen {
 		return identity.MeshID{}, fmt.Errorf("join mesh: a device name of 1 to %d bytes is required (--name)", maxNameLen)
 	}
-	code, meshKey, err := n.takeMeshKey(code)
+	code, meshKey, err := n.st.takeMeshKey(code)
 	if err != nil {
 		return identity.MeshID{}, err
 	}
@@ -362,8 +362,8 @@ func (n *Node) Join(ctx context.Context, code, name string) (identity.MeshID, er
 		}
 		mid, err := n.redeemAt(ctx, inv, peer.AddrInfo{ID: id, Addrs: targets[id]}, name)
 		if err == nil {
-			err = n.keepMeshKey(meshKey)
-			n.kickStorage() // merge what a storage peer holds now
+			err = n.st.keepMeshKey(meshKey)
+			n.st.kick() // merge what a storage peer holds now
 			return mid, err
 		}
 		errs = append(errs, err)

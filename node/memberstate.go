@@ -18,7 +18,7 @@ import (
 // drop non-members' records in the same step. The lock is not a leaf: the
 // func given to update runs under it and calls other parts (commitLocked
 // writes the store and wakes loops; Revoke writes news through the engine;
-// NewInvite asks storageState and the host), so that a change of the log
+// NewInvite asks the storage client and the host), so that a change of the log
 // and its effects are one step. Nothing it calls may take it again.
 type memberState struct {
 	mu      sync.Mutex
@@ -78,6 +78,19 @@ func (s *memberState) lookup(p peer.ID) (identity.Member, bool) {
 		return identity.Member{}, false
 	}
 	return s.log.Lookup(p)
+}
+
+// isMeshAdmin reports whether device (a peer ID's text form) is a current
+// owner or admin of the mesh: it may delete any manifest on the vault
+// (vault.Server.SetAdmin, storage.go) and change any catalog entry
+// (catalogrules.go).
+func (s *memberState) isMeshAdmin(device string) bool {
+	id, err := peer.Decode(device)
+	if err != nil {
+		return false
+	}
+	m, ok := s.lookup(id)
+	return ok && !m.Revoked && m.Role.CanAdmin()
 }
 
 // update runs fn with the lock held on the current log (nil before the

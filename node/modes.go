@@ -49,7 +49,7 @@ func (n *Node) onPaths(paths []string, op func(lf *localFolder, rel string) erro
 // synced folders) here, first asking a storage peer for the newest items
 // (POST /v1/fetch).
 func (n *Node) FetchPaths(ctx context.Context, paths []string) []PathResult {
-	n.storageRound(ctx, false) // the newest items, also from a storage peer
+	n.st.round(ctx, false) // the newest items, also from a storage peer
 	return n.onPaths(paths, func(lf *localFolder, rel string) error { return lf.f.Fetch(ctx, rel) })
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/identity"
+	"github.com/meshwork/meshwork/node/vault"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 )
 
@@ -47,7 +48,7 @@ type Node struct {
 	blobStore *store.Store
 	blobSvc   *transfer.Service
 	tun       *tunnelSet
-	st        *storageState // storage peer, both sides (storage.go)
+	st        *storageClient // storage peer, both sides (storage.go)
 
 	sync      *exchange.Engine
 	rolesKick chan struct{}
@@ -242,7 +243,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 		}
 	})
 	run("roles", n.rolesLoop)
-	run("storage", n.storageLoop)
+	run("storage", n.st.loop)
 	run("store", n.storeLoop)
 	n.kickRoles()
 	if !n.cfg.NoMDNS {
@@ -311,7 +312,9 @@ func (n *Node) registerProtocols() {
 	n.host.SetStreamHandler(ProtoInvite, n.handleInvite) // open to non-members by design
 	n.handle(ProtoMembership, n.handleMembership)
 	n.handle(ProtoFolderWait, n.handleFolderWait)
-	n.registerStorage()
+	if h := n.st.vaultHandler(); h != nil {
+		n.handle(vault.Proto, h)
+	}
 }
 
 // IsMember reports whether p is a current, non-revoked member of this
@@ -414,7 +417,7 @@ func (n *Node) Init(name string) (identity.MeshID, error) {
 		if err != nil {
 			return nil, fmt.Errorf("init mesh: %w", err)
 		}
-		if err := n.createMeshKey(); err != nil {
+		if err := n.st.createMeshKey(); err != nil {
 			return nil, err
 		}
 		if err := n.commitLocked(l); err != nil {

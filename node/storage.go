@@ -7,11 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
@@ -19,6 +23,7 @@ import (
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/crypt"
 	"github.com/meshwork/meshwork/blobs/s3store"
+	"github.com/meshwork/meshwork/blobs/store"
 	"github.com/meshwork/meshwork/identity"
 	"github.com/meshwork/meshwork/node/vault"
 	"github.com/meshwork/meshwork/syncproto"
@@ -34,7 +39,42 @@ const RoleStorage = "storage"
 
 var keyMeshKey = []byte("node/meshkey")
 
-// storageState is both sides' state.
+// storageClient is the storage peer part, both sides: the vault server
+// (storage role) or the client of the storage peers, the mesh content key,
+// and their state (st). It reads the parts it is given and calls back into
+// Node only through its three funcs; Node calls it (see "Parts and call
+// order", doc.go).
+type storageClient struct {
+	self    peer.ID
+	storage bool // Config.Role is RoleStorage
+	host    host.Host
+	db      *badger.DB
+	objects storageObjects // the sync engine's replicas
+	blobs   *store.Store
+	folders *folderSet
+	members *memberState
+	log     *slog.Logger
+	now     func() time.Time
+
+	// The Node steps it calls: each takes its own parts' locks, never
+	// called under st.mu.
+	ensureShared func() error                               // the catalog, to merge into (ensureSharedObjects)
+	merged       func(syncproto.ObjectID, []syncproto.Item) // items merged from a record (onSyncChange)
+	deviceName   func(peer.ID) string
+
+	st storageState
+}
+
+// storageObjects is what the storage client uses of the sync engine
+// (*exchange.Engine).
+type storageObjects interface {
+	Objects() []syncproto.ObjectID
+	Object(id syncproto.ObjectID) *syncproto.Object
+	View(id syncproto.ObjectID, f func(*syncproto.Object) error) error
+	Change(id syncproto.ObjectID, f func(*syncproto.Object) error) error
+}
+
+// storageState is both sides' state, the storage client's own.
 type storageState struct {
 	srv  *vault.Server // storage role only
 	cl   vault.Client
@@ -86,68 +126,69 @@ func checkRole(cfg Config) error {
 	return nil
 }
 
-// openStorage sets up the vault (storage role) or the client side.
+// openStorage builds the storage client and, on a storage peer, the vault.
 func (n *Node) openStorage() error {
-	n.st = &storageState{
-		cl: vault.Client{H: n.host}, kick: make(chan struct{}, 1),
-		known: map[peer.ID]bool{}, pushed: map[string]uint64{}, pulled: map[string]string{},
-		info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
+	n.st = &storageClient{
+		self: n.id, storage: n.isStorage(), host: n.host, db: n.db, objects: n.sync,
+		blobs: n.blobStore, folders: n.folders, members: n.members, log: n.log, now: n.now,
+		ensureShared: n.ensureSharedObjects, merged: n.onSyncChange, deviceName: n.deviceName,
+		st: storageState{
+			cl: vault.Client{H: n.host}, kick: make(chan struct{}, 1),
+			known: map[peer.ID]bool{}, pushed: map[string]uint64{}, pulled: map[string]string{},
+			info: map[syncproto.ObjectID]StorageInfo{}, cman: map[blobs.BlobRef]crypt.Manifest{},
+		},
 	}
 	if !n.isStorage() {
 		return nil
 	}
-	if k, err := dbGet(n.db, keyMeshKey); err == nil && k != nil {
-		return fmt.Errorf("home %q holds a mesh content key: it was a device, not a storage peer; use a fresh home for --role storage", n.cfg.Home)
+	return n.st.openVault(n.cfg)
+}
+
+// openVault opens the storage peer's vault (the storage role).
+func (c *storageClient) openVault(cfg Config) error {
+	if k, err := dbGet(c.db, keyMeshKey); err == nil && k != nil {
+		return fmt.Errorf("home %q holds a mesh content key: it was a device, not a storage peer; use a fresh home for --role storage", cfg.Home)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var be vault.Backend
 	name := ""
-	if n.cfg.Store == "" {
-		dir := filepath.Join(n.cfg.Home, "vault")
+	if cfg.Store == "" {
+		dir := filepath.Join(cfg.Home, "vault")
 		d, err := vault.OpenDir(dir)
 		if err != nil {
 			return err
 		}
 		be, name = d, dir
 	} else {
-		cfg, err := s3Config(n.cfg.S3)
+		s3cfg, err := s3Config(cfg.S3)
 		if err != nil {
-			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
+			return fmt.Errorf("--store %s: %w", cfg.Store, err)
 		}
-		s, err := s3store.Open(ctx, n.cfg.Store, cfg, n.log)
+		s, err := s3store.Open(ctx, cfg.Store, s3cfg, c.log)
 		if err != nil {
-			return fmt.Errorf("--store %s: %w", n.cfg.Store, err)
+			return fmt.Errorf("--store %s: %w", cfg.Store, err)
 		}
-		be, name = s, n.cfg.Store
+		be, name = s, cfg.Store
 	}
-	srv, err := vault.NewServer(ctx, n.db, []byte("vault/"), be, name, n.cfg.Quota, n.log.With("component", "vault"))
+	srv, err := vault.NewServer(ctx, c.db, []byte("vault/"), be, name, cfg.Quota, c.log.With("component", "vault"))
 	if err != nil {
 		return err
 	}
-	srv.SetAdmin(n.isMeshAdmin)
-	n.st.srv = srv
+	srv.SetAdmin(c.members.isMeshAdmin)
+	c.st.srv = srv
 	u := srv.Usage()
-	n.log.Info("storage peer", "store", name, "quota", n.cfg.Quota, "used", u.Used, "chunks", u.Chunks)
+	c.log.Info("storage peer", "store", name, "quota", cfg.Quota, "used", u.Used, "chunks", u.Chunks)
 	return nil
 }
 
-// isMeshAdmin reports whether device (a peer ID's text form) is a current
-// owner or admin of the mesh: it may delete any manifest on the vault and
-// change any catalog entry (catalogrules.go).
-func (n *Node) isMeshAdmin(device string) bool {
-	id, err := peer.Decode(device)
-	if err != nil {
-		return false
+// vaultHandler is the vault's stream handler, nil unless this is a storage
+// peer.
+func (c *storageClient) vaultHandler() network.StreamHandler {
+	if c.st.srv == nil {
+		return nil
 	}
-	m, ok := n.members.lookup(id)
-	return ok && !m.Revoked && m.Role.CanAdmin()
-}
-
-func (n *Node) registerStorage() {
-	if n.st.srv != nil {
-		n.handle(vault.Proto, n.st.srv.Handle)
-	}
+	return c.st.srv.Handle
 }
 
 // refuseOnStorage fails what a storage peer must not do.
@@ -158,27 +199,28 @@ func (n *Node) refuseOnStorage(what string) error {
 	return nil
 }
 
-// isStoragePeer reports whether p announced the vault protocol.
-func (n *Node) isStoragePeer(p peer.ID) bool {
-	if n.st == nil {
+// isStoragePeer reports whether p announced the vault protocol. c may be
+// nil (before New built it): then no peer is one.
+func (c *storageClient) isStoragePeer(p peer.ID) bool {
+	if c == nil {
 		return false
 	}
-	if ps, err := n.host.Peerstore().SupportsProtocols(p, vault.Proto); err == nil && len(ps) > 0 {
-		n.st.mu.Lock()
-		n.st.known[p] = true
-		n.st.mu.Unlock()
+	if ps, err := c.host.Peerstore().SupportsProtocols(p, vault.Proto); err == nil && len(ps) > 0 {
+		c.st.mu.Lock()
+		c.st.known[p] = true
+		c.st.mu.Unlock()
 		return true
 	}
-	n.st.mu.Lock()
-	defer n.st.mu.Unlock()
-	return n.st.known[p]
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	return c.st.known[p]
 }
 
 // storagePeers lists the online members that are storage peers.
-func (n *Node) storagePeers() []peer.ID {
+func (c *storageClient) storagePeers() []peer.ID {
 	var out []peer.ID
-	for _, p := range n.host.Network().Peers() {
-		if p != n.id && n.IsMember(p) && n.isStoragePeer(p) {
+	for _, p := range c.host.Network().Peers() {
+		if p != c.self && c.members.isMember(p) && c.isStoragePeer(p) {
 			out = append(out, p)
 		}
 	}
@@ -188,14 +230,14 @@ func (n *Node) storagePeers() []peer.ID {
 // storagePeerAddrsLocked lists the direct addresses (with /p2p/ID) at which
 // this device is connected to storage peers that are members of l, for
 // invite codes. It runs inside members.update, with the members' lock held.
-func (n *Node) storagePeerAddrsLocked(l *identity.Log) []ma.Multiaddr {
+func (c *storageClient) storagePeerAddrsLocked(l *identity.Log) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, p := range n.host.Network().Peers() {
-		if l == nil || !l.IsMember(p) || !n.isStoragePeer(p) {
+	for _, p := range c.host.Network().Peers() {
+		if l == nil || !l.IsMember(p) || !c.isStoragePeer(p) {
 			continue
 		}
-		for _, c := range n.host.Network().ConnsToPeer(p) {
-			a := c.RemoteMultiaddr()
+		for _, conn := range c.host.Network().ConnsToPeer(p) {
+			a := conn.RemoteMultiaddr()
 			if isRelayed(a) {
 				continue
 			}
@@ -209,8 +251,8 @@ func (n *Node) storagePeerAddrsLocked(l *identity.Log) []ma.Multiaddr {
 
 // --- the mesh content key -----------------------------------------------
 
-func (n *Node) meshKey() (crypt.FolderKey, bool) {
-	b, err := dbGet(n.db, keyMeshKey)
+func (c *storageClient) meshKey() (crypt.FolderKey, bool) {
+	b, err := dbGet(c.db, keyMeshKey)
 	if err != nil || len(b) != 32 {
 		return crypt.FolderKey{}, false
 	}
@@ -218,15 +260,15 @@ func (n *Node) meshKey() (crypt.FolderKey, bool) {
 }
 
 // createMeshKey draws the mesh content key (mesh init).
-func (n *Node) createMeshKey() error {
-	if n.isStorage() {
+func (c *storageClient) createMeshKey() error {
+	if c.storage {
 		return nil
 	}
 	k, err := crypt.NewFolderKey()
 	if err != nil {
 		return fmt.Errorf("create mesh content key: %w", err)
 	}
-	return dbPut(n.db, keyMeshKey, k[:])
+	return dbPut(c.db, keyMeshKey, k[:])
 }
 
 // The mesh key part of an invite code: "-mk1" + lower-case base32 (no
@@ -245,8 +287,8 @@ func meshKeyChecksum(code string, k crypt.FolderKey) []byte {
 
 // inviteCode is an invite's code, followed by the mesh content key unless
 // the invite is for a storage peer.
-func (n *Node) inviteCode(code string, forStorage bool) string {
-	k, ok := n.meshKey()
+func (c *storageClient) inviteCode(code string, forStorage bool) string {
+	k, ok := c.meshKey()
 	if forStorage || !ok || code == "" {
 		return code
 	}
@@ -259,9 +301,9 @@ func appendMeshKey(code string, k crypt.FolderKey) string {
 }
 
 // takeMeshKey splits a code into the invite code proper and the mesh key.
-func (n *Node) takeMeshKey(code string) (string, *crypt.FolderKey, error) {
+func (c *storageClient) takeMeshKey(code string) (string, *crypt.FolderKey, error) {
 	inv, k, err := splitMeshKey(code)
-	if err == nil && k != nil && n.isStorage() {
+	if err == nil && k != nil && c.storage {
 		return "", nil, errors.New("join mesh: this code carries the mesh content key and this daemon is a storage peer, which must never hold it: make the code with 'mesh invite --storage'")
 	}
 	return inv, k, err
@@ -291,11 +333,11 @@ func splitMeshKey(code string) (string, *crypt.FolderKey, error) {
 	return inv, &k, nil
 }
 
-func (n *Node) keepMeshKey(k *crypt.FolderKey) error {
+func (c *storageClient) keepMeshKey(k *crypt.FolderKey) error {
 	if k == nil {
 		return nil
 	}
-	if err := dbPut(n.db, keyMeshKey, k[:]); err != nil {
+	if err := dbPut(c.db, keyMeshKey, k[:]); err != nil {
 		return fmt.Errorf("save mesh content key: %w", err)
 	}
 	return nil
@@ -315,14 +357,15 @@ func manifestName(fk crypt.FolderKey, ref blobs.BlobRef) string {
 	return "man/" + hex.EncodeToString(h.Sum(nil))
 }
 
-// storageInfo is what FolderInfo shows for folder id (nil if nothing known).
-func (n *Node) storageInfo(id syncproto.ObjectID) *StorageInfo {
-	if n.st == nil {
+// folderInfo is what FolderInfo shows for folder id (nil if nothing known
+// or c is nil).
+func (c *storageClient) folderInfo(id syncproto.ObjectID) *StorageInfo {
+	if c == nil {
 		return nil
 	}
-	n.st.mu.Lock()
-	defer n.st.mu.Unlock()
-	if i, ok := n.st.info[id]; ok {
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	if i, ok := c.st.info[id]; ok {
 		return &i
 	}
 	return nil

@@ -26,24 +26,33 @@ type StoragePeerStatus struct {
 
 // StorageStatus is GET /v1/storage.
 func (n *Node) StorageStatus(ctx context.Context) StorageStatus {
+	out := n.st.status(ctx)
+	if out.Role != RoleStorage {
+		out.Folders = n.folderInfos()
+	}
+	return out
+}
+
+// status is StorageStatus but for its folders: the vault's usage, or the
+// online storage peers' usage.
+func (c *storageClient) status(ctx context.Context) StorageStatus {
 	out := StorageStatus{Role: "device", Peers: []StoragePeerStatus{}, Folders: []FolderInfo{}}
-	if n.isStorage() {
+	if c.storage {
 		out.Role = RoleStorage
-		u := n.st.srv.Usage()
+		u := c.st.srv.Usage()
 		out.Usage = &u
 		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, p := range n.storagePeers() {
-		ps := StoragePeerStatus{Name: n.deviceName(p), ID: p.String()}
-		if u, err := n.st.cl.Usage(ctx, p); err != nil {
+	for _, p := range c.storagePeers() {
+		ps := StoragePeerStatus{Name: c.deviceName(p), ID: p.String()}
+		if u, err := c.st.cl.Usage(ctx, p); err != nil {
 			ps.Error = err.Error()
 		} else {
 			ps.Usage = &u
 		}
 		out.Peers = append(out.Peers, ps)
 	}
-	out.Folders = n.folderInfos()
 	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshwork/meshwork/blobs"
 	"github.com/meshwork/meshwork/blobs/crypt"
+	"github.com/meshwork/meshwork/blobs/transfer"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -21,19 +22,19 @@ import (
 const maxCachedManifests = 4096
 
 // vaultManifest fetches and opens the sealed manifest of ref.
-func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, ref blobs.BlobRef) (crypt.Manifest, error) {
-	n.st.mu.Lock()
-	cm, ok := n.st.cman[ref]
-	n.st.mu.Unlock()
+func (c *storageClient) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, ref blobs.BlobRef) (crypt.Manifest, error) {
+	c.st.mu.Lock()
+	cm, ok := c.st.cman[ref]
+	c.st.mu.Unlock()
 	if ok {
 		return cm, nil
 	}
-	mk, ok := n.meshKey()
+	mk, ok := c.meshKey()
 	if !ok {
 		return crypt.Manifest{}, errors.New("this device has no mesh content key (it joined with a code made without one)")
 	}
 	fk := objectKey(mk, folderID)
-	sealed, err := n.st.cl.GetRecord(ctx, p, manifestName(fk, ref))
+	sealed, err := c.st.cl.GetRecord(ctx, p, manifestName(fk, ref))
 	if err != nil {
 		return crypt.Manifest{}, fmt.Errorf("manifest of %s: %w", ref, err)
 	}
@@ -44,18 +45,19 @@ func (n *Node) vaultManifest(ctx context.Context, p peer.ID, folderID syncproto.
 	if got := cm.Plain().Ref(); got != ref {
 		return crypt.Manifest{}, fmt.Errorf("manifest of %s from %s: it describes %s: %w", ref, p.ShortString(), got, blobs.ErrMismatch)
 	}
-	n.st.mu.Lock()
-	if len(n.st.cman) >= maxCachedManifests {
-		clear(n.st.cman) // a cache between FetchManifest and FetchInto, not an index
+	c.st.mu.Lock()
+	if len(c.st.cman) >= maxCachedManifests {
+		clear(c.st.cman) // a cache between FetchManifest and FetchInto, not an index
 	}
-	n.st.cman[ref] = cm
-	n.st.mu.Unlock()
+	c.st.cman[ref] = cm
+	c.st.mu.Unlock()
 	return cm, nil
 }
 
-// fetchManifest gets a folder blob's manifest from the online members, else
-// from a storage peer.
-func (n *Node) fetchManifest(ctx context.Context, folderID syncproto.ObjectID, ref blobs.BlobRef) (blobs.Manifest, error) {
+// FetchManifest gets a folder blob's manifest from the online members,
+// else from a storage peer.
+func (f fetcher) FetchManifest(ctx context.Context, ref blobs.BlobRef) (blobs.Manifest, error) {
+	n, folderID := f.n, f.folder
 	var errs []error
 	if peers := n.onlineMembers(); len(peers) > 0 {
 		m, err := n.blobSvc.FetchManifest(ctx, ref, peers)
@@ -64,8 +66,8 @@ func (n *Node) fetchManifest(ctx context.Context, folderID syncproto.ObjectID, r
 		}
 		errs = append(errs, err)
 	}
-	for _, p := range n.storagePeers() {
-		cm, err := n.vaultManifest(ctx, p, folderID, ref)
+	for _, p := range n.st.storagePeers() {
+		cm, err := n.st.vaultManifest(ctx, p, folderID, ref)
 		if err == nil {
 			return cm.Plain(), nil
 		}
@@ -77,11 +79,10 @@ func (n *Node) fetchManifest(ctx context.Context, folderID syncproto.ObjectID, r
 	return blobs.Manifest{}, fmt.Errorf("fetch manifest %s: %w", ref, errors.Join(errs...))
 }
 
-// fetchInto gets a folder blob's missing chunks from the online members,
+// FetchInto gets a folder blob's missing chunks from the online members,
 // else from a storage peer.
-func (n *Node) fetchInto(ctx context.Context, folderID syncproto.ObjectID, m blobs.Manifest, sink interface {
-	Put(context.Context, blobs.ChunkID, []byte) error
-}, progress func(blobs.Progress)) error {
+func (f fetcher) FetchInto(ctx context.Context, m blobs.Manifest, sink transfer.Sink, progress func(blobs.Progress)) error {
+	n, folderID := f.n, f.folder
 	var errs []error
 	if peers := n.onlineMembers(); len(peers) > 0 {
 		err := n.blobSvc.FetchInto(ctx, m, peers, sink, progress)
@@ -90,8 +91,8 @@ func (n *Node) fetchInto(ctx context.Context, folderID syncproto.ObjectID, m blo
 		}
 		errs = append(errs, err)
 	}
-	for _, p := range n.storagePeers() {
-		err := n.fetchFromVault(ctx, p, folderID, m, sink, progress)
+	for _, p := range n.st.storagePeers() {
+		err := n.st.fetchFromVault(ctx, p, folderID, m, sink, progress)
 		if err == nil {
 			return nil
 		}
@@ -103,58 +104,59 @@ func (n *Node) fetchInto(ctx context.Context, folderID syncproto.ObjectID, m blo
 	return fmt.Errorf("fetch %s: %w", m.Ref(), errors.Join(errs...))
 }
 
-func (n *Node) fetchFromVault(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, m blobs.Manifest, sink interface {
+// fetchFromVault gets m's missing chunks from the storage peer p.
+func (c *storageClient) fetchFromVault(ctx context.Context, p peer.ID, folderID syncproto.ObjectID, m blobs.Manifest, sink interface {
 	Put(context.Context, blobs.ChunkID, []byte) error
 }, progress func(blobs.Progress)) error {
 	ref := m.Ref()
-	cm, err := n.vaultManifest(ctx, p, folderID, ref)
+	cm, err := c.vaultManifest(ctx, p, folderID, ref)
 	if err != nil {
 		return err
 	}
-	mk, _ := n.meshKey()
+	mk, _ := c.meshKey()
 	fk := objectKey(mk, folderID)
 	cipher := map[blobs.ChunkID]blobs.ChunkID{}
-	for _, c := range cm.Chunks {
-		cipher[c.Plain.ID] = c.Cipher
+	for _, ch := range cm.Chunks {
+		cipher[ch.Plain.ID] = ch.Cipher
 	}
-	missing, err := n.blobStore.Missing(ctx, m)
+	missing, err := c.blobs.Missing(ctx, m)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	pr := blobs.Progress{Blob: ref, TotalBytes: m.Size(), TotalChunks: len(m.Chunks), DoneBytes: m.Size(), DoneChunks: len(m.Chunks), Peers: 1}
-	for _, c := range missing {
-		pr.DoneBytes -= int64(c.Size)
+	for _, ch := range missing {
+		pr.DoneBytes -= int64(ch.Size)
 		pr.DoneChunks--
 	}
 	done := map[blobs.ChunkID]bool{}
-	for _, c := range missing {
-		if done[c.ID] {
+	for _, ch := range missing {
+		if done[ch.ID] {
 			continue
 		}
-		ct, ok := cipher[c.ID]
+		ct, ok := cipher[ch.ID]
 		if !ok {
-			return fmt.Errorf("sealed manifest of %s from %s lacks chunk %v", ref, p.ShortString(), c.ID)
+			return fmt.Errorf("sealed manifest of %s from %s lacks chunk %v", ref, p.ShortString(), ch.ID)
 		}
-		sealed, err := n.st.cl.GetChunk(ctx, p, ct)
+		sealed, err := c.st.cl.GetChunk(ctx, p, ct)
 		if err != nil {
-			return fmt.Errorf("chunk %v of %s: %w", c.ID, ref, err)
+			return fmt.Errorf("chunk %v of %s: %w", ch.ID, ref, err)
 		}
-		plain, err := crypt.OpenChunk(fk, c.ID, sealed)
+		plain, err := crypt.OpenChunk(fk, ch.ID, sealed)
 		if err != nil {
-			return fmt.Errorf("chunk %v of %s from %s: %w", c.ID, ref, p.ShortString(), err)
+			return fmt.Errorf("chunk %v of %s from %s: %w", ch.ID, ref, p.ShortString(), err)
 		}
-		if err := sink.Put(ctx, c.ID, plain); err != nil {
-			return fmt.Errorf("chunk %v of %s: %w", c.ID, ref, err)
+		if err := sink.Put(ctx, ch.ID, plain); err != nil {
+			return fmt.Errorf("chunk %v of %s: %w", ch.ID, ref, err)
 		}
-		done[c.ID] = true
-		pr.DoneBytes += int64(c.Size)
+		done[ch.ID] = true
+		pr.DoneBytes += int64(ch.Size)
 		pr.DoneChunks++
 		pr.Elapsed = time.Since(start)
 		if progress != nil {
 			progress(pr)
 		}
 	}
-	n.log.Debug("storage peer: fetched blob", "peer", p.ShortString(), "blob", ref.String(), "chunks", len(done))
+	c.log.Debug("storage peer: fetched blob", "peer", p.ShortString(), "blob", ref.String(), "chunks", len(done))
 	return nil
 }

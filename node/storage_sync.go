@@ -18,29 +18,30 @@ import (
 // The device side of the storage peer: the loop, and the object records
 // pushed to and merged from it (see "Storage peer", doc.go).
 
-func (n *Node) kickStorage() {
-	if n.st == nil {
+// kick wakes the loop for a round now. c may be nil (before New built it).
+func (c *storageClient) kick() {
+	if c == nil {
 		return
 	}
 	select {
-	case n.st.kick <- struct{}{}:
+	case c.st.kick <- struct{}{}:
 	default:
 	}
 }
 
-// storageLoop keeps the storage peers up to date: records every 2 seconds
+// loop keeps the storage peers up to date: records every 2 seconds
 // (cheap when nothing changed) in one goroutine, content in another when a
 // folder changed, a storage peer appeared, or every 30 s, so that a long
 // upload never delays merging. It returns when both have stopped.
-func (n *Node) storageLoop(ctx context.Context) {
-	if n.isStorage() {
+func (c *storageClient) loop(ctx context.Context) {
+	if c.storage {
 		return
 	}
 	upKick := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n.uploadLoop(ctx, upKick)
+		c.uploadLoop(ctx, upKick)
 	}()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
@@ -50,17 +51,17 @@ func (n *Node) storageLoop(ctx context.Context) {
 			<-done
 			return
 		case <-t.C:
-		case <-n.st.kick:
+		case <-c.st.kick:
 			select {
 			case upKick <- struct{}{}:
 			default:
 			}
 		}
-		n.storageRound(ctx, false)
+		c.round(ctx, false)
 	}
 }
 
-func (n *Node) uploadLoop(ctx context.Context, kick <-chan struct{}) {
+func (c *storageClient) uploadLoop(ctx context.Context, kick <-chan struct{}) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	var lastHeads string
@@ -74,19 +75,19 @@ func (n *Node) uploadLoop(ctx context.Context, kick <-chan struct{}) {
 		case <-kick:
 			force = true
 		}
-		heads := n.folderHeads()
-		if !force && heads == lastHeads && n.now().Sub(lastUpload) < 30*time.Second {
+		heads := c.folderHeads()
+		if !force && heads == lastHeads && c.now().Sub(lastUpload) < 30*time.Second {
 			continue
 		}
-		if n.storageUpload(ctx) {
-			lastHeads, lastUpload = heads, n.now()
+		if c.upload(ctx) {
+			lastHeads, lastUpload = heads, c.now()
 		}
 	}
 }
 
 // folderHeads summarises the heads of the local folders' replicas.
-func (n *Node) folderHeads() string {
-	lfs := n.folders.list()
+func (c *storageClient) folderHeads() string {
+	lfs := c.folders.list()
 	ids := make([]syncproto.ObjectID, 0, len(lfs))
 	for _, lf := range lfs {
 		ids = append(ids, lf.conf.ID)
@@ -94,7 +95,7 @@ func (n *Node) folderHeads() string {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var b strings.Builder
 	for _, id := range ids {
-		_ = n.sync.View(id, func(o *syncproto.Object) error {
+		_ = c.objects.View(id, func(o *syncproto.Object) error {
 			fmt.Fprintf(&b, "%s:%d ", id, o.Head())
 			return nil
 		})
@@ -102,53 +103,53 @@ func (n *Node) folderHeads() string {
 	return b.String()
 }
 
-// storageRound pushes this device's object records to every online storage
+// round pushes this device's object records to every online storage
 // peer and merges the other devices' records; with upload, it then uploads
 // content. It returns when done. Records and uploads have separate locks,
 // so that a merge ('mesh fetch', 'mesh folder join') never waits for a long
 // upload.
-func (n *Node) storageRound(ctx context.Context, upload bool) {
-	if n.isStorage() {
+func (c *storageClient) round(ctx context.Context, upload bool) {
+	if c.storage {
 		return
 	}
-	mk, ok := n.meshKey()
+	mk, ok := c.meshKey()
 	if !ok {
 		return
 	}
-	peers := n.storagePeers()
+	peers := c.storagePeers()
 	if len(peers) == 0 {
 		return
 	}
-	if err := n.ensureSharedObjects(); err != nil { // the catalog, to merge into
-		n.log.Warn("shared objects", "err", err)
+	if err := c.ensureShared(); err != nil { // the catalog, to merge into
+		c.log.Warn("shared objects", "err", err)
 	}
-	n.st.syncMu.Lock()
+	c.st.syncMu.Lock()
 	for _, p := range peers {
-		if err := n.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
-			n.log.Warn("storage peer: push records", "peer", p.ShortString(), "err", err)
+		if err := c.pushObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
+			c.log.Warn("storage peer: push records", "peer", p.ShortString(), "err", err)
 		}
-		if err := n.pullObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
-			n.log.Warn("storage peer: merge records", "peer", p.ShortString(), "err", err)
+		if err := c.pullObjects(ctx, p, mk); err != nil && ctx.Err() == nil {
+			c.log.Warn("storage peer: merge records", "peer", p.ShortString(), "err", err)
 		}
 	}
-	n.st.syncMu.Unlock()
+	c.st.syncMu.Unlock()
 	if upload {
-		n.storageUpload(ctx)
+		c.upload(ctx)
 	}
 }
 
-// storageUpload uploads content to every online storage peer; it reports
+// upload uploads content to every online storage peer; it reports
 // whether there was one.
-func (n *Node) storageUpload(ctx context.Context) bool {
-	mk, ok := n.meshKey()
-	peers := n.storagePeers()
-	if n.isStorage() || !ok || len(peers) == 0 {
+func (c *storageClient) upload(ctx context.Context) bool {
+	mk, ok := c.meshKey()
+	peers := c.storagePeers()
+	if c.storage || !ok || len(peers) == 0 {
 		return false
 	}
-	n.st.uploadMu.Lock()
-	defer n.st.uploadMu.Unlock()
+	c.st.uploadMu.Lock()
+	defer c.st.uploadMu.Unlock()
 	for _, p := range peers {
-		n.uploadContent(ctx, p, mk)
+		c.uploadContent(ctx, p, mk)
 	}
 	return true
 }
@@ -178,57 +179,57 @@ func decodeItems(b []byte) ([]syncproto.Item, error) {
 	return out, nil
 }
 
-func (n *Node) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
+func (c *storageClient) pushObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
 	var errs []error
-	for _, id := range n.sync.Objects() {
+	for _, id := range c.objects.Objects() {
 		var items []syncproto.Item
 		var head uint64
-		_ = n.sync.View(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
+		_ = c.objects.View(id, func(o *syncproto.Object) error { items, head = o.Items(), o.Head(); return nil })
 		k := p.String() + "/" + string(id)
-		n.st.mu.Lock()
-		done := n.st.pushed[k] == head && head != 0
-		n.st.mu.Unlock()
+		c.st.mu.Lock()
+		done := c.st.pushed[k] == head && head != 0
+		c.st.mu.Unlock()
 		if done || len(items) == 0 {
 			continue
 		}
-		name := "obj/" + string(id) + "/" + n.id.String()
+		name := "obj/" + string(id) + "/" + c.self.String()
 		sealed, err := crypt.SealRecord(objectKey(mk, id), encodeItems(items), []byte(name))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("seal %s: %w", id, err))
 			continue
 		}
-		if err := n.st.cl.PutRecord(ctx, p, name, sealed); err != nil {
+		if err := c.st.cl.PutRecord(ctx, p, name, sealed); err != nil {
 			errs = append(errs, fmt.Errorf("object %s: %w", id, err))
 			continue
 		}
-		n.st.mu.Lock()
-		n.st.pushed[k] = head
-		n.st.mu.Unlock()
-		n.log.Debug("storage peer: pushed object", "peer", p.ShortString(), "object", string(id), "items", len(items), "bytes", len(sealed))
+		c.st.mu.Lock()
+		c.st.pushed[k] = head
+		c.st.mu.Unlock()
+		c.log.Debug("storage peer: pushed object", "peer", p.ShortString(), "object", string(id), "items", len(items), "bytes", len(sealed))
 	}
 	return errors.Join(errs...)
 }
 
-func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
-	recs, err := n.st.cl.List(ctx, p, "obj/")
+func (c *storageClient) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) error {
+	recs, err := c.st.cl.List(ctx, p, "obj/")
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, r := range recs {
 		parts := strings.Split(r.Name, "/")
-		if len(parts) != 3 || parts[2] == n.id.String() {
+		if len(parts) != 3 || parts[2] == c.self.String() {
 			continue
 		}
 		id := syncproto.ObjectID(parts[1])
 		k := p.String() + "/" + r.Name
-		n.st.mu.Lock()
-		done := n.st.pulled[k] == r.Hash
-		n.st.mu.Unlock()
-		if done || n.sync.Object(id) == nil {
+		c.st.mu.Lock()
+		done := c.st.pulled[k] == r.Hash
+		c.st.mu.Unlock()
+		if done || c.objects.Object(id) == nil {
 			continue // merged already, or not an object this device keeps (yet)
 		}
-		sealed, err := n.st.cl.GetRecord(ctx, p, r.Name)
+		sealed, err := c.st.cl.GetRecord(ctx, p, r.Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -240,14 +241,14 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("record %s: %w", r.Name, err))
-			n.st.mu.Lock()
-			n.st.pulled[k] = r.Hash // do not retry a record that does not open
-			n.st.mu.Unlock()
+			c.st.mu.Lock()
+			c.st.pulled[k] = r.Hash // do not retry a record that does not open
+			c.st.mu.Unlock()
 			continue
 		}
 		var changed []syncproto.Item
 		var retry bool
-		_ = n.sync.Change(id, func(o *syncproto.Object) error {
+		_ = c.objects.Change(id, func(o *syncproto.Object) error {
 			// The vault lets only device parts[2] write its record: an
 			// unsigned version in it counts as from its author when it is
 			// that device's (syncproto.VerifyVersion).
@@ -257,9 +258,9 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 				if errors.Is(err, syncproto.ErrClockSkew) {
 					retry = true
 				} else if errors.Is(err, syncproto.ErrBadSignature) {
-					n.log.Warn("storage peer: item refused: bad version signature", "peer", p.ShortString(), "record", r.Name, "item", string(it.Sync.ID), "err", err)
+					c.log.Warn("storage peer: item refused: bad version signature", "peer", p.ShortString(), "record", r.Name, "item", string(it.Sync.ID), "err", err)
 				} else if err != nil {
-					n.log.Debug("storage peer: item refused", "object", string(id), "err", err)
+					c.log.Debug("storage peer: item refused", "object", string(id), "err", err)
 				}
 				if ok {
 					changed = append(changed, res)
@@ -268,13 +269,13 @@ func (n *Node) pullObjects(ctx context.Context, p peer.ID, mk crypt.FolderKey) e
 			return nil
 		})
 		if !retry {
-			n.st.mu.Lock()
-			n.st.pulled[k] = r.Hash
-			n.st.mu.Unlock()
+			c.st.mu.Lock()
+			c.st.pulled[k] = r.Hash
+			c.st.mu.Unlock()
 		}
 		if len(changed) > 0 {
-			n.log.Debug("storage peer: merged record", "record", r.Name, "changed", len(changed))
-			n.onSyncChange(id, changed)
+			c.log.Debug("storage peer: merged record", "record", r.Name, "changed", len(changed))
+			c.merged(id, changed)
 		}
 	}
 	return errors.Join(errs...)

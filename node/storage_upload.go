@@ -36,9 +36,9 @@ type fileToUpload struct {
 // manifest lists); if that is not enough, it is skipped. What the storage
 // peer holds is read from it (its manifest records) on every pass, so what
 // another device evicted is seen.
-func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
-	files, infos := n.filesToUpload(p, mk)
-	u, ok := n.beginUpload(ctx, p, files)
+func (c *storageClient) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey) {
+	files, infos := c.filesToUpload(p, mk)
+	u, ok := c.beginUpload(ctx, p, files)
 	if !ok {
 		return
 	}
@@ -48,7 +48,7 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 		}
 		u.upload(i, f)
 	}
-	now := n.now().UTC()
+	now := c.now().UTC()
 	for _, f := range files {
 		info := infos[f.folder]
 		info.Files++
@@ -58,24 +58,24 @@ func (n *Node) uploadContent(ctx context.Context, p peer.ID, mk crypt.FolderKey)
 			info.HeldBytes += f.ref.Size
 		}
 	}
-	n.st.mu.Lock()
+	c.st.mu.Lock()
 	for id, info := range infos {
 		info.Updated = now
-		n.st.info[id] = *info
+		c.st.info[id] = *info
 	}
-	n.st.mu.Unlock()
+	c.st.mu.Unlock()
 }
 
 // filesToUpload lists the files of every local folder, newest first, and
 // a StorageInfo to fill in per folder.
-func (n *Node) filesToUpload(p peer.ID, mk crypt.FolderKey) ([]fileToUpload, map[syncproto.ObjectID]*StorageInfo) {
-	lfs := n.folders.list()
+func (c *storageClient) filesToUpload(p peer.ID, mk crypt.FolderKey) ([]fileToUpload, map[syncproto.ObjectID]*StorageInfo) {
+	lfs := c.folders.list()
 	var files []fileToUpload
 	infos := map[syncproto.ObjectID]*StorageInfo{}
 	for _, lf := range lfs {
 		id, fk := lf.conf.ID, objectKey(mk, lf.conf.ID)
-		infos[id] = &StorageInfo{Peer: n.deviceName(p), PeerID: p.String()}
-		_ = n.sync.View(id, func(o *syncproto.Object) error {
+		infos[id] = &StorageInfo{Peer: c.deviceName(p), PeerID: p.String()}
+		_ = c.objects.View(id, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				fe, ok := it.Body.(*syncproto.FileEntry)
 				if it.Sync.Deleted || !ok || fe.Blob == (syncproto.BlobRef{}) || !fe.Mode.IsRegular() {
@@ -100,7 +100,7 @@ func (n *Node) filesToUpload(p peer.ID, mk crypt.FolderKey) ([]fileToUpload, map
 // uploadPass is one uploadContent pass to the storage peer p: what p
 // holds, and what is left of its quota.
 type uploadPass struct {
-	n       *Node
+	c       *storageClient
 	ctx     context.Context
 	p       peer.ID
 	files   []fileToUpload // newest first
@@ -113,10 +113,10 @@ type uploadPass struct {
 
 // beginUpload reads what p holds and its quota; ok is false (and the
 // failure logged) when either cannot be read.
-func (n *Node) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload) (u *uploadPass, ok bool) {
-	recs, err := n.st.cl.List(ctx, p, "man/")
+func (c *storageClient) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload) (u *uploadPass, ok bool) {
+	recs, err := c.st.cl.List(ctx, p, "man/")
 	if err != nil {
-		n.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
+		c.log.Warn("storage peer: list manifests", "peer", p.ShortString(), "err", err)
 		return nil, false
 	}
 	held := map[string]bool{}
@@ -127,33 +127,33 @@ func (n *Node) beginUpload(ctx context.Context, p peer.ID, files []fileToUpload)
 	}
 	// The storage peer deletes only what this device uploaded, unless it is
 	// a mesh owner or admin: make room only with those.
-	admin := n.isMeshAdmin(n.id.String())
-	mayDrop := func(name string) bool { return admin || uploader[name] == n.id.String() }
-	usage, err := n.st.cl.Usage(ctx, p)
+	admin := c.members.isMeshAdmin(c.self.String())
+	mayDrop := func(name string) bool { return admin || uploader[name] == c.self.String() }
+	usage, err := c.st.cl.Usage(ctx, p)
 	if err != nil {
-		n.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
+		c.log.Warn("storage peer: usage", "peer", p.ShortString(), "err", err)
 		return nil, false
 	}
 	left := int64(-1) // no quota
 	if usage.Quota > 0 {
 		left = max(0, usage.Quota-usage.Used)
 	}
-	return &uploadPass{n: n, ctx: ctx, p: p, files: files, held: held, mayDrop: mayDrop, left: left, tried: map[string]bool{}}, true
+	return &uploadPass{c: c, ctx: ctx, p: p, files: files, held: held, mayDrop: mayDrop, left: left, tried: map[string]bool{}}, true
 }
 
 // upload uploads files[i], f, unless p holds it or it does not fit.
 func (u *uploadPass) upload(i int, f fileToUpload) {
-	n, ctx, p := u.n, u.ctx, u.p
+	c, ctx, p := u.c, u.ctx, u.p
 	if u.held[f.name] || u.tried[f.name] {
 		return
 	}
 	u.tried[f.name] = true
-	if u.left >= 0 && !n.mightFit(ctx, p, u.files, i, u.held, u.mayDrop, u.left, &u.orphans) {
+	if u.left >= 0 && !c.mightFit(ctx, p, u.files, i, u.held, u.mayDrop, u.left, &u.orphans) {
 		return // not even dropping every older file would make room: not sealed for nothing
 	}
-	plan, ok, err := n.planUpload(ctx, p, f)
+	plan, ok, err := c.planUpload(ctx, p, f)
 	if err != nil {
-		n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+		c.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
 		return
 	}
 	if !ok {
@@ -164,16 +164,16 @@ func (u *uploadPass) upload(i int, f fileToUpload) {
 			return
 		}
 	}
-	if err := n.putUpload(ctx, p, f, plan); err != nil {
+	if err := c.putUpload(ctx, p, f, plan); err != nil {
 		if errors.Is(err, vault.ErrQuota) {
 			u.left = 0
 		}
-		n.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
+		c.log.Warn("storage peer: upload", "peer", p.ShortString(), "blob", f.ref.String(), "err", err)
 		return
 	}
 	u.held[f.name] = true
-	if err := dbPut(n.db, keyUploaded(p, f.name), []byte{1}); err != nil {
-		n.log.Warn("storage peer: note upload", "err", err)
+	if err := dbPut(c.db, keyUploaded(p, f.name), []byte{1}); err != nil {
+		c.log.Warn("storage peer: note upload", "err", err)
 	}
 	if u.left >= 0 {
 		u.left = max(0, u.left-plan.need)
@@ -184,52 +184,52 @@ func (u *uploadPass) upload(i int, f fileToUpload) {
 // what is left of the quota. It returns the plan to upload (made again
 // when something was dropped) and whether it fits now.
 func (u *uploadPass) makeRoom(i int, f fileToUpload, plan uploadPlan) (uploadPlan, bool) {
-	n, ctx, p, files := u.n, u.ctx, u.p, u.files
+	c, ctx, p, files := u.c, u.ctx, u.p, u.files
 	evicted := false
 	// First the content of files no longer in a folder (that this
 	// device uploaded), then older files, oldest first.
-	for _, name := range n.orphanManifests(p, files, u.held) {
+	for _, name := range c.orphanManifests(p, files, u.held) {
 		if plan.need <= u.left {
 			break
 		}
 		if !u.mayDrop(name) {
 			continue
 		}
-		freed, err := n.st.cl.DeleteManifest(ctx, p, name)
+		freed, err := c.st.cl.DeleteManifest(ctx, p, name)
 		if err != nil {
-			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+			c.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
 			break
 		}
 		delete(u.held, name)
-		_ = n.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
+		_ = c.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyUploaded(p, name)) })
 		u.left += freed
 		evicted = true
-		n.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
+		c.log.Info("storage peer: dropped a deleted file's content to make room", "peer", p.ShortString(), "freed", freed)
 	}
 	for j := len(files) - 1; j > i && plan.need > u.left; j-- {
 		g := files[j]
 		if !u.held[g.name] || !g.mtime.Before(f.mtime) || !u.mayDrop(g.name) {
 			continue
 		}
-		freed, err := n.st.cl.DeleteManifest(ctx, p, g.name)
+		freed, err := c.st.cl.DeleteManifest(ctx, p, g.name)
 		if err != nil {
-			n.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
+			c.log.Warn("storage peer: make room", "peer", p.ShortString(), "err", err)
 			break
 		}
 		delete(u.held, g.name)
 		u.left += freed
 		evicted = true
-		n.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
+		c.log.Info("storage peer: dropped an older file's content to make room for a newer one", "peer", p.ShortString(), "dropped", g.ref.String(), "for", f.ref.String(), "freed", freed)
 	}
 	if evicted { // a dropped chunk may be one this file needs
 		var ok bool
 		var err error
-		if plan, ok, err = n.planUpload(ctx, p, f); err != nil || !ok {
+		if plan, ok, err = c.planUpload(ctx, p, f); err != nil || !ok {
 			return plan, false
 		}
 	}
 	if plan.need > u.left {
-		n.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", u.left)
+		c.log.Debug("storage peer: file does not fit the quota", "blob", f.ref.String(), "need", plan.need, "left", u.left)
 		return plan, false
 	}
 	return plan, true
@@ -242,14 +242,14 @@ func keyUploaded(p peer.ID, name string) []byte {
 
 // orphanManifests lists the manifests this device uploaded to p that p
 // still holds and that no current file of the local folders uses.
-func (n *Node) orphanManifests(p peer.ID, files []fileToUpload, held map[string]bool) []string {
+func (c *storageClient) orphanManifests(p peer.ID, files []fileToUpload, held map[string]bool) []string {
 	live := map[string]bool{}
 	for _, f := range files {
 		live[f.name] = true
 	}
 	var out []string
 	pre := keyUploaded(p, "")
-	_ = kv.Scan(n.db, pre, func(k, _ []byte) error {
+	_ = kv.Scan(c.db, pre, func(k, _ []byte) error {
 		if name := string(k); held[name] && !live[name] {
 			out = append(out, name)
 		}
@@ -268,9 +268,9 @@ func sealedBound(size int64) int64 {
 // dropping every strictly older file the peer holds and the orphans,
 // without sealing anything: a full storage peer does not cost a re-seal of
 // every file that does not fit on every pass. It errs towards true.
-func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, mayDrop func(string) bool, left int64, orphans *[]string) bool {
+func (c *storageClient) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i int, held map[string]bool, mayDrop func(string) bool, left int64, orphans *[]string) bool {
 	f := files[i]
-	m, err := n.blobStore.Manifest(ctx, f.ref)
+	m, err := c.blobs.Manifest(ctx, f.ref)
 	if err != nil {
 		return true // planUpload finds it is not here
 	}
@@ -279,7 +279,7 @@ func (n *Node) mightFit(ctx context.Context, p peer.ID, files []fileToUpload, i 
 		return true
 	}
 	if *orphans == nil {
-		*orphans = append(n.orphanManifests(p, files, held), "") // "" marks "computed"
+		*orphans = append(c.orphanManifests(p, files, held), "") // "" marks "computed"
 	}
 	if len(*orphans) > 1 {
 		return true // sizes unknown here
@@ -303,44 +303,44 @@ type uploadPlan struct {
 }
 
 // sealChunk reads a chunk from the local store and seals it.
-func (n *Node) sealChunk(ctx context.Context, fk crypt.FolderKey, c blobs.ChunkRef, buf []byte) ([]byte, blobs.ChunkID, error) {
-	data, err := n.blobStore.Get(ctx, c.ID, buf)
+func (c *storageClient) sealChunk(ctx context.Context, fk crypt.FolderKey, ch blobs.ChunkRef, buf []byte) ([]byte, blobs.ChunkID, error) {
+	data, err := c.blobs.Get(ctx, ch.ID, buf)
 	if err != nil {
-		return nil, blobs.ChunkID{}, fmt.Errorf("read chunk %v: %w", c.ID, err)
+		return nil, blobs.ChunkID{}, fmt.Errorf("read chunk %v: %w", ch.ID, err)
 	}
 	return crypt.SealChunk(fk, data)
 }
 
 // planUpload seals f's chunks to learn their IDs and asks which the peer
 // has. ok is false when the content is not (all) here.
-func (n *Node) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploadPlan, bool, error) {
+func (c *storageClient) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploadPlan, bool, error) {
 	var pl uploadPlan
-	m, err := n.blobStore.Manifest(ctx, f.ref)
+	m, err := c.blobs.Manifest(ctx, f.ref)
 	if err != nil {
 		return pl, false, nil
 	}
-	if miss, err := n.blobStore.Missing(ctx, m); err != nil || len(miss) > 0 {
+	if miss, err := c.blobs.Missing(ctx, m); err != nil || len(miss) > 0 {
 		return pl, false, nil
 	}
 	pl.m = m
 	buf := make([]byte, 0, blobs.MaxChunkSize)
 	ids := make([]blobs.ChunkID, len(m.Chunks))
-	for i, c := range m.Chunks {
-		_, ct, err := n.sealChunk(ctx, f.fk, c, buf)
+	for i, ch := range m.Chunks {
+		_, ct, err := c.sealChunk(ctx, f.fk, ch, buf)
 		if err != nil {
 			return pl, false, err
 		}
 		ids[i] = ct
-		pl.cm.Chunks = append(pl.cm.Chunks, crypt.Chunk{Plain: c, Cipher: ct})
+		pl.cm.Chunks = append(pl.cm.Chunks, crypt.Chunk{Plain: ch, Cipher: ct})
 	}
-	if pl.have, err = n.st.cl.Have(ctx, p, ids); err != nil {
+	if pl.have, err = c.st.cl.Have(ctx, p, ids); err != nil {
 		return pl, false, err
 	}
 	seen := map[blobs.ChunkID]bool{}
-	for i, c := range m.Chunks {
+	for i, ch := range m.Chunks {
 		if !pl.have[i] && !seen[ids[i]] {
 			seen[ids[i]] = true
-			pl.need += int64(c.Size) + crypt.Overhead
+			pl.need += int64(ch.Size) + crypt.Overhead
 		}
 	}
 	return pl, true, nil
@@ -348,18 +348,18 @@ func (n *Node) planUpload(ctx context.Context, p peer.ID, f fileToUpload) (uploa
 
 // putUpload uploads the chunks the plan says the peer lacks, then the
 // sealed manifest (which the peer accepts only once it holds every chunk).
-func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uploadPlan) error {
+func (c *storageClient) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uploadPlan) error {
 	buf := make([]byte, 0, blobs.MaxChunkSize)
 	sent := map[blobs.ChunkID]bool{}
-	for i, c := range pl.cm.Chunks {
-		if pl.have[i] || sent[c.Cipher] {
+	for i, ch := range pl.cm.Chunks {
+		if pl.have[i] || sent[ch.Cipher] {
 			continue
 		}
-		sealed, ct, err := n.sealChunk(ctx, f.fk, c.Plain, buf)
+		sealed, ct, err := c.sealChunk(ctx, f.fk, ch.Plain, buf)
 		if err != nil {
 			return err
 		}
-		if err := n.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
+		if err := c.st.cl.PutChunk(ctx, p, ct, sealed); err != nil {
 			return err
 		}
 		sent[ct] = true
@@ -368,5 +368,5 @@ func (n *Node) putUpload(ctx context.Context, p peer.ID, f fileToUpload, pl uplo
 	if err != nil {
 		return err
 	}
-	return n.st.cl.PutRecord(ctx, p, f.name, sm)
+	return c.st.cl.PutRecord(ctx, p, f.name, sm)
 }

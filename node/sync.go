@@ -54,7 +54,7 @@ type memberGate struct{ n *Node }
 
 // IsMember leaves storage peers out of the plaintext sync, both ways.
 func (g memberGate) IsMember(p peer.ID) bool {
-	return !g.n.isStorage() && g.n.IsMember(p) && !g.n.isStoragePeer(p)
+	return !g.n.isStorage() && g.n.IsMember(p) && !g.n.st.isStoragePeer(p)
 }
 
 func (n *Node) openSync() {
