@@ -209,7 +209,7 @@ func (n *Node) presenceItems() []syncproto.Item {
 				title += ", viewing " + strings.Join(p.Viewing, ", ")
 			}
 		}
-		out = append(out, n.viewItem(p.Device, title, string(b), n.now()))
+		out = append(out, viewItem(n.id, p.Device, title, string(b), n.now()))
 	}
 	return out
 }
@@ -257,7 +257,7 @@ func (n *Node) publishObjectChange(obj syncproto.ObjectID, items []syncproto.Ite
 			}
 		}
 	}
-	if name, folder := n.objectName(obj); name != "" {
+	if name, folder := n.objs.nameOf(obj); name != "" {
 		n.publishChange(name, items)
 		if folder {
 			n.live.wake()

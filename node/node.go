@@ -51,6 +51,7 @@ type Node struct {
 	st        *storageClient // storage peer, both sides (storage.go)
 
 	sync      *exchange.Engine
+	objs      *objectSet // lists, notes, news, views, feeds (objects.go)
 	rolesKick chan struct{}
 	newsWake  newsWaiter
 	runCtx    context.Context // Run's context, for folders started later
@@ -125,6 +126,14 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		ready:     make(chan struct{}),
 	}
 	n.gater = &gater{isRevoked: n.isRevoked}
+	n.objs = &objectSet{
+		self: id, members: n.members, folders: n.folders, log: logger, now: n.now,
+		catalog:       n.catalog,
+		devices:       func() []Device { return n.deviceList(context.Background(), false) },
+		presenceItems: n.presenceItems,
+		deviceName:    n.deviceNameS,
+		kickRoles:     n.kickRoles,
+	}
 	if err := n.loadMembership(); err != nil {
 		db.Close()
 		return nil, err

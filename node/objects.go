@@ -10,7 +10,6 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -18,17 +17,63 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/meshwork/meshwork/syncproto"
 	"github.com/meshwork/meshwork/syncproto/exchange"
 	"github.com/meshwork/meshwork/syncproto/feeds"
 	"github.com/meshwork/meshwork/syncproto/hlc"
 )
+
+// objectSet is the mesh objects part: the lists, todo and notes objects
+// of the catalog ("object/NAME", objectDef), the news stream, the views,
+// their feeds and item edits. Their items live in the sync engine's
+// replicas, under the engine's locks. It reads the parts it is given and calls back into
+// Node only through its funcs; Node calls it (see "Parts and call order",
+// doc.go).
+type objectSet struct {
+	self    peer.ID
+	engine  objectEngine // the sync engine; nil until openSync
+	members *memberState
+	folders *folderSet
+	log     *slog.Logger
+	now     func() time.Time
+
+	// The Node steps it calls, with no lock of its own held.
+	catalog       func() map[string]folderDef // the folder definitions (Node.catalog)
+	devices       func() []Device             // the devices view (deviceList, without RTTs)
+	presenceItems func() []syncproto.Item     // the presence view (Node.presenceItems)
+	deviceName    func(id string) string      // a device ID's name, or the ID (deviceNameS)
+	kickRoles     func()                      // wake rolesLoop (the catalog changed)
+}
+
+// objectEngine is what the objects use of the sync engine
+// (*exchange.Engine).
+type objectEngine interface {
+	Object(id syncproto.ObjectID) *syncproto.Object
+	ObjectConfig() syncproto.Config
+	Add(obj *syncproto.Object) error
+	View(id syncproto.ObjectID, f func(*syncproto.Object) error) error
+	Change(id syncproto.ObjectID, f func(*syncproto.Object) error) error
+	Update(id syncproto.ObjectID, item syncproto.ItemID, c syncproto.Content) (syncproto.Item, error)
+	Delete(id syncproto.ObjectID, item syncproto.ItemID) (syncproto.Item, error)
+	Resolve(id syncproto.ObjectID, item syncproto.ItemID, keep ...syncproto.Content) (syncproto.Item, error)
+}
+
+// inMesh is errNoMesh before the device is in a mesh (as Node.meshLog).
+func (s *objectSet) inMesh() error {
+	if s.members.current() == nil {
+		return errNoMesh
+	}
+	return nil
+}
 
 func (d objectDef) objType() syncproto.ObjectType {
 	if d.Kind == kindNotes {
@@ -38,9 +83,9 @@ func (d objectDef) objType() syncproto.ObjectType {
 }
 
 // objectDefs returns the lists and notes of the catalog, by name.
-func (n *Node) objectDefs() map[string]objectDef {
+func (s *objectSet) defs() map[string]objectDef {
 	out := map[string]objectDef{}
-	_ = n.sync.View(catalogID, func(o *syncproto.Object) error {
+	_ = s.engine.View(catalogID, func(o *syncproto.Object) error {
 		for _, it := range o.Items() {
 			if it.Sync.Deleted || !strings.HasPrefix(string(it.Sync.ID), "object/") {
 				continue
@@ -59,21 +104,21 @@ func (n *Node) objectDefs() map[string]objectDef {
 
 // ensureCatalogObjects creates this device's replicas of the catalog's
 // lists and notes.
-func (n *Node) ensureCatalogObjects() {
-	l := n.membership()
+func (s *objectSet) ensureReplicas() {
+	l := s.members.current()
 	if l == nil {
 		return
 	}
-	for _, d := range n.objectDefs() {
-		if n.sync.Object(d.ID) != nil {
+	for _, d := range s.defs() {
+		if s.engine.Object(d.ID) != nil {
 			continue
 		}
-		obj, err := syncproto.NewObject(d.ID, d.objType(), sharedRoles(l), n.sync.ObjectConfig())
+		obj, err := syncproto.NewObject(d.ID, d.objType(), sharedRoles(l), s.engine.ObjectConfig())
 		if err == nil {
-			err = n.sync.Add(obj)
+			err = s.engine.Add(obj)
 		}
 		if err != nil && !errors.Is(err, exchange.ErrExists) {
-			n.log.Warn("create replica", "object", d.Name, "err", err)
+			s.log.Warn("create replica", "object", d.Name, "err", err)
 		}
 	}
 }
@@ -96,8 +141,8 @@ type meshObject struct {
 
 var viewNames = []string{"devices", "presence", "membership"}
 
-func (n *Node) resolveObject(name string) (meshObject, error) {
-	if _, err := n.meshLog(); err != nil {
+func (s *objectSet) resolve(name string) (meshObject, error) {
+	if err := s.inMesh(); err != nil {
 		return meshObject{}, err
 	}
 	switch name {
@@ -106,18 +151,18 @@ func (n *Node) resolveObject(name string) (meshObject, error) {
 	case "devices", "presence", "membership":
 		return meshObject{name: name, kind: kindView, typ: syncproto.TypeList}, nil
 	}
-	if def, ok := n.catalog()[name]; ok {
+	if def, ok := s.catalog()[name]; ok {
 		return meshObject{name: name, id: def.ID, kind: kindFolder, typ: syncproto.TypeFolder}, nil
 	}
-	if d, ok := n.objectDefs()[name]; ok {
+	if d, ok := s.defs()[name]; ok {
 		return meshObject{name: name, id: d.ID, kind: d.Kind, typ: d.objType()}, nil
 	}
 	return meshObject{}, fmt.Errorf("object %q: no such folder, list or view (GET /api/v1/objects lists them)", name)
 }
 
-// objectName is the API name of an object ID ("" if unknown), and
+// nameOf is the API name of an object ID ("" if unknown), and
 // whether it is a folder.
-func (n *Node) objectName(id syncproto.ObjectID) (name string, folder bool) {
+func (s *objectSet) nameOf(id syncproto.ObjectID) (name string, folder bool) {
 	switch id {
 	case newsID:
 		return "news", false
@@ -126,12 +171,12 @@ func (n *Node) objectName(id syncproto.ObjectID) (name string, folder bool) {
 	case catalogID:
 		return "", false
 	}
-	for name, d := range n.catalog() {
+	for name, d := range s.catalog() {
 		if d.ID == id {
 			return name, true
 		}
 	}
-	for name, d := range n.objectDefs() {
+	for name, d := range s.defs() {
 		if d.ID == id {
 			return name, false
 		}
@@ -140,17 +185,17 @@ func (n *Node) objectName(id syncproto.ObjectID) (name string, folder bool) {
 }
 
 // items returns the object's items (views are built now).
-func (n *Node) objectItems(o meshObject) ([]syncproto.Item, error) {
+func (s *objectSet) items(o meshObject) ([]syncproto.Item, error) {
 	switch o.name {
 	case "devices":
-		return n.deviceItems(), nil
+		return s.deviceItems(), nil
 	case "presence":
-		return n.presenceItems(), nil
+		return s.presenceItems(), nil
 	case "membership":
-		return n.membershipItems(), nil
+		return s.membershipItems(), nil
 	}
 	var items []syncproto.Item
-	err := n.sync.View(o.id, func(obj *syncproto.Object) error { items = obj.Items(); return nil })
+	err := s.engine.View(o.id, func(obj *syncproto.Object) error { items = obj.Items(); return nil })
 	if err != nil {
 		return nil, fmt.Errorf("object %q is not held on this device: %w", o.name, err)
 	}
@@ -158,51 +203,54 @@ func (n *Node) objectItems(o meshObject) ([]syncproto.Item, error) {
 }
 
 // viewItem makes a read-only view item: one version by this device.
-func (n *Node) viewItem(id, title, text string, when time.Time) syncproto.Item {
+func viewItem(self peer.ID, id, title, text string, when time.Time) syncproto.Item {
 	return syncproto.Item{
 		Sync: syncproto.Sync{ID: syncproto.ItemID(id), Updates: 1, History: []syncproto.History{{
-			Sequence: 1, When: hlcAt(when), By: syncproto.DeviceID(n.id.String()),
+			Sequence: 1, When: hlcAt(when), By: syncproto.DeviceID(self.String()),
 		}}},
 		Content: syncproto.Content{Title: title, Body: syncproto.Text(text)},
 	}
 }
 
-func (n *Node) deviceItems() []syncproto.Item {
+func (s *objectSet) deviceItems() []syncproto.Item {
 	var out []syncproto.Item
-	for _, d := range n.deviceList(context.Background(), false) {
+	for _, d := range s.devices() {
 		b, _ := json.Marshal(d)
-		when := n.now()
+		when := s.now()
 		if d.LastSeen != nil {
 			when = *d.LastSeen
 		}
-		out = append(out, n.viewItem(d.ID, d.Name, string(b), when))
+		out = append(out, viewItem(s.self, d.ID, d.Name, string(b), when))
 	}
 	return out
 }
 
-func (n *Node) membershipItems() []syncproto.Item {
-	l := n.membership()
+func (s *objectSet) membershipItems() []syncproto.Item {
+	l := s.members.current()
 	if l == nil {
 		return nil
 	}
 	var out []syncproto.Item
 	for i, e := range l.Entries() {
 		b, _ := json.Marshal(e)
-		out = append(out, n.viewItem(fmt.Sprintf("%04d-%s", i, e.ID), e.Summary, string(b), e.Time))
+		out = append(out, viewItem(s.self, fmt.Sprintf("%04d-%s", i, e.ID), e.Summary, string(b), e.Time))
 	}
 	return out
 }
 
 // Objects lists the mesh's objects: folders, lists, notes, the news and
 // the views (GET /api/v1/objects); ErrNoMesh before a mesh.
-func (n *Node) Objects() ([]ObjectInfo, error) {
-	if _, err := n.meshLog(); err != nil {
+func (n *Node) Objects() ([]ObjectInfo, error) { return n.objs.list() }
+
+// list is Node.Objects.
+func (s *objectSet) list() ([]ObjectInfo, error) {
+	if err := s.inMesh(); err != nil {
 		return nil, err
 	}
 	out := []ObjectInfo{}
 	count := func(id syncproto.ObjectID) int {
 		c := 0
-		_ = n.sync.View(id, func(o *syncproto.Object) error {
+		_ = s.engine.View(id, func(o *syncproto.Object) error {
 			for _, it := range o.Items() {
 				if !it.Sync.Deleted {
 					c++
@@ -212,15 +260,15 @@ func (n *Node) Objects() ([]ObjectInfo, error) {
 		})
 		return c
 	}
-	for name, d := range n.catalog() {
+	for name, d := range s.catalog() {
 		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: string(kindFolder), Items: count(d.ID)})
 	}
-	for name, d := range n.objectDefs() {
+	for name, d := range s.defs() {
 		out = append(out, ObjectInfo{Name: name, ID: string(d.ID), Kind: string(d.Kind), Items: count(d.ID)})
 	}
 	out = append(out, ObjectInfo{Name: "news", ID: string(newsID), Kind: string(kindNews), Items: count(newsID)})
 	for _, v := range viewNames {
-		items, _ := n.objectItems(meshObject{name: v})
+		items, _ := s.items(meshObject{name: v})
 		out = append(out, ObjectInfo{Name: v, Kind: string(kindView), Items: len(items)})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -230,8 +278,11 @@ func (n *Node) Objects() ([]ObjectInfo, error) {
 // CreateObject creates a list, todo or notes object (typ; "" is list)
 // named name (POST /api/v1/objects). Its failures: ErrNoMesh; ErrInvalid
 // (type or name); ErrConflict (the name is taken).
-func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
-	if _, err := n.meshLog(); err != nil {
+func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) { return n.objs.create(name, typ) }
+
+// create is Node.CreateObject.
+func (s *objectSet) create(name, typ string) (ObjectInfo, error) {
+	if err := s.inMesh(); err != nil {
 		return ObjectInfo{}, err
 	}
 	kind := objectKind(typ)
@@ -244,18 +295,18 @@ func (n *Node) CreateObject(name, typ string) (ObjectInfo, error) {
 	if err := checkFolderName(name); err != nil || name == "news" || name == "catalog" || contains(viewNames, name) {
 		return ObjectInfo{}, withKind(ErrInvalid, fmt.Errorf("object name %q: want a short name of letters, digits, '-', '_' or '.', not a reserved one", name))
 	}
-	if _, err := n.resolveObject(name); err == nil {
+	if _, err := s.resolve(name); err == nil {
 		return ObjectInfo{}, withKind(ErrConflict, fmt.Errorf("object %q exists already", name))
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: kind, Owner: syncproto.DeviceID(n.id.String()), Created: n.now().UTC()}
+	d := objectDef{ID: syncproto.ObjectID("obj-" + hex.EncodeToString(rnd[:])), Name: name, Kind: kind, Owner: syncproto.DeviceID(s.self.String()), Created: s.now().UTC()}
 	b, _ := json.Marshal(d)
-	if _, err := n.sync.Update(catalogID, syncproto.ItemID("object/"+d.Name), syncproto.Content{Title: d.Name, Body: syncproto.Text(b)}); err != nil {
+	if _, err := s.engine.Update(catalogID, syncproto.ItemID("object/"+d.Name), syncproto.Content{Title: d.Name, Body: syncproto.Text(b)}); err != nil {
 		return ObjectInfo{}, fmt.Errorf("create object %q: %w", name, err)
 	}
-	n.ensureCatalogObjects()
-	n.kickRoles()
+	s.ensureReplicas()
+	s.kickRoles()
 	return ObjectInfo{Name: d.Name, ID: string(d.ID), Kind: string(d.Kind)}, nil
 }
 
@@ -273,7 +324,12 @@ func contains(list []string, s string) bool {
 // content type. Its failures: ErrNotFound (no such object here), else
 // the rendering's.
 func (n *Node) Feed(name, format, base string) (ctype string, body []byte, _ error) {
-	o, items, err := n.objectAndItems(name)
+	return n.objs.feed(name, format, base)
+}
+
+// feed is Node.Feed.
+func (s *objectSet) feed(name, format, base string) (ctype string, body []byte, _ error) {
+	o, items, err := s.objectAndItems(name)
 	if err != nil {
 		return "", nil, err
 	}
@@ -307,8 +363,11 @@ type FeedPostResult struct {
 
 // FeedWritable checks that a feed may be merged into the object name:
 // ErrNotFound (no such object), ErrReadOnly (a view).
-func (n *Node) FeedWritable(name string) error {
-	o, err := n.resolveObject(name)
+func (n *Node) FeedWritable(name string) error { return n.objs.feedWritable(name) }
+
+// feedWritable is Node.FeedWritable.
+func (s *objectSet) feedWritable(name string) error {
+	o, err := s.resolve(name)
 	if err != nil {
 		return withKind(ErrNotFound, err)
 	}
@@ -325,10 +384,15 @@ func (n *Node) FeedWritable(name string) error {
 // item); ErrTooLarge (an item); ErrForbidden (another device's version, or
 // refused by roles).
 func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, error) {
-	if err := n.FeedWritable(name); err != nil {
+	return n.objs.mergeFeed(name, format, body)
+}
+
+// mergeFeed is Node.MergeFeed.
+func (s *objectSet) mergeFeed(name, format string, body io.Reader) (FeedPostResult, error) {
+	if err := s.feedWritable(name); err != nil {
 		return FeedPostResult{}, err
 	}
-	o, _ := n.resolveObject(name)
+	o, _ := s.resolve(name)
 	var items []syncproto.Item
 	var err error
 	switch format {
@@ -355,7 +419,7 @@ func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, e
 		}
 	}
 	res := FeedPostResult{Items: len(items)}
-	if err := n.sync.Change(o.id, func(obj *syncproto.Object) error { return n.mergeItems(obj, items, &res) }); err != nil {
+	if err := s.engine.Change(o.id, func(obj *syncproto.Object) error { return s.mergeItems(obj, items, &res) }); err != nil {
 		kind := ErrInvalid
 		switch {
 		case errors.Is(err, syncproto.ErrReadOnly), errors.Is(err, syncproto.ErrRefused):
@@ -366,7 +430,7 @@ func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, e
 		return FeedPostResult{}, withKind(kind, fmt.Errorf("merge feed into %q: %w", o.name, err))
 	}
 	if o.kind == kindFolder && res.Changed > 0 {
-		if lf := n.folderByName(o.name); lf != nil {
+		if lf := s.folders.find(func(lf *localFolder) bool { return lf.conf.Name == o.name }); lf != nil {
 			lf.queueAll()
 		}
 	}
@@ -374,8 +438,8 @@ func (n *Node) MergeFeed(name, format string, body io.Reader) (FeedPostResult, e
 }
 
 // mergeItems applies a feed's items to obj, counting the changed ones.
-func (n *Node) mergeItems(obj *syncproto.Object, items []syncproto.Item, res *FeedPostResult) error {
-	self := n.id.String()
+func (s *objectSet) mergeItems(obj *syncproto.Object, items []syncproto.Item, res *FeedPostResult) error {
+	self := s.self.String()
 	// Versions this device does not hold yet must be by this device or
 	// one of its endpoints: an API client speaks for this device only.
 	for _, it := range items {
@@ -467,13 +531,13 @@ func textOf(b syncproto.Body) string {
 	return ""
 }
 
-func (n *Node) apiItem(it syncproto.Item) APIItem {
+func (s *objectSet) apiItem(it syncproto.Item) APIItem {
 	top := it.Sync.Top()
 	out := APIItem{ID: string(it.Sync.ID), Title: it.Title, Text: textOf(it.Body), Deleted: it.Sync.Deleted,
-		Updates: it.Sync.Updates, By: n.deviceNameS(string(top.By)), When: top.When.Time().UTC(), Conflicts: []APIConflict{}}
+		Updates: it.Sync.Updates, By: s.deviceName(string(top.By)), When: top.When.Time().UTC(), Conflicts: []APIConflict{}}
 	for _, c := range it.Sync.Conflicts {
 		ct := c.Sync.Top()
-		out.Conflicts = append(out.Conflicts, APIConflict{Title: c.Title, Text: textOf(c.Body), By: n.deviceNameS(string(ct.By)), When: ct.When.Time().UTC()})
+		out.Conflicts = append(out.Conflicts, APIConflict{Title: c.Title, Text: textOf(c.Body), By: s.deviceName(string(ct.By)), When: ct.When.Time().UTC()})
 	}
 	if fe, ok := it.Body.(*syncproto.FileEntry); ok {
 		out.File = &APIFileFields{Path: fe.Path, Size: fe.Size, ModTime: fe.ModTime.UTC(), Blob: fe.Blob.String(), Dir: fe.Mode.IsDir(), Symlink: fe.Symlink}
@@ -483,12 +547,12 @@ func (n *Node) apiItem(it syncproto.Item) APIItem {
 
 // objectAndItems resolves the object name and lists its items
 // (ErrNotFound when either fails).
-func (n *Node) objectAndItems(name string) (meshObject, []syncproto.Item, error) {
-	o, err := n.resolveObject(name)
+func (s *objectSet) objectAndItems(name string) (meshObject, []syncproto.Item, error) {
+	o, err := s.resolve(name)
 	if err != nil {
 		return o, nil, withKind(ErrNotFound, err)
 	}
-	items, err := n.objectItems(o)
+	items, err := s.items(o)
 	if err != nil {
 		return o, nil, withKind(ErrNotFound, err)
 	}
@@ -497,21 +561,24 @@ func (n *Node) objectAndItems(name string) (meshObject, []syncproto.Item, error)
 
 // ObjectItems lists the items of the object name (GET
 // /api/v1/objects/{name}/items); ErrNotFound when it is not here.
-func (n *Node) ObjectItems(name string) ([]APIItem, error) {
-	_, items, err := n.objectAndItems(name)
+func (n *Node) ObjectItems(name string) ([]APIItem, error) { return n.objs.objectItems(name) }
+
+// objectItems is Node.ObjectItems.
+func (s *objectSet) objectItems(name string) ([]APIItem, error) {
+	_, items, err := s.objectAndItems(name)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]APIItem, 0, len(items))
 	for _, it := range items {
-		out = append(out, n.apiItem(it))
+		out = append(out, s.apiItem(it))
 	}
 	return out, nil
 }
 
 // editable resolves a list or notes object that items may be written to.
-func (n *Node) editable(name string) (meshObject, error) {
-	o, err := n.resolveObject(name)
+func (s *objectSet) editable(name string) (meshObject, error) {
+	o, err := s.resolve(name)
 	if err != nil {
 		return o, withKind(ErrNotFound, err)
 	}
@@ -527,15 +594,23 @@ func (n *Node) editable(name string) (meshObject, error) {
 
 // ItemsWritable checks that items of the object name may be written: a
 // list, todo or notes object. Its failures: ErrNotFound, ErrConflict.
-func (n *Node) ItemsWritable(name string) error {
-	_, err := n.editable(name)
+func (n *Node) ItemsWritable(name string) error { return n.objs.itemsWritable(name) }
+
+// itemsWritable is Node.ItemsWritable.
+func (s *objectSet) itemsWritable(name string) error {
+	_, err := s.editable(name)
 	return err
 }
 
 // PutItem writes item id (a new one when id is "") of the list or notes
 // object name. Its failures: those of ItemsWritable; ErrInvalid.
 func (n *Node) PutItem(name, id, title, text string) (APIItem, error) {
-	o, err := n.editable(name)
+	return n.objs.putItem(name, id, title, text)
+}
+
+// putItem is Node.PutItem.
+func (s *objectSet) putItem(name, id, title, text string) (APIItem, error) {
+	o, err := s.editable(name)
 	if err != nil {
 		return APIItem{}, err
 	}
@@ -548,25 +623,28 @@ func (n *Node) PutItem(name, id, title, text string) (APIItem, error) {
 	if err != nil {
 		return APIItem{}, withKind(ErrInvalid, err)
 	}
-	it, err := n.sync.Update(o.id, iid, syncproto.Content{Title: title, Body: syncproto.Text(text)})
+	it, err := s.engine.Update(o.id, iid, syncproto.Content{Title: title, Body: syncproto.Text(text)})
 	if err != nil {
 		return APIItem{}, withKind(ErrInvalid, fmt.Errorf("write item %q of %q: %w", id, o.name, err))
 	}
-	return n.apiItem(it), nil
+	return s.apiItem(it), nil
 }
 
 // DeleteItem deletes item id of the list or notes object name. Its
 // failures: those of ItemsWritable; ErrNotFound.
-func (n *Node) DeleteItem(name, id string) (APIItem, error) {
-	o, err := n.editable(name)
+func (n *Node) DeleteItem(name, id string) (APIItem, error) { return n.objs.deleteItem(name, id) }
+
+// deleteItem is Node.DeleteItem.
+func (s *objectSet) deleteItem(name, id string) (APIItem, error) {
+	o, err := s.editable(name)
 	if err != nil {
 		return APIItem{}, err
 	}
-	it, err := n.sync.Delete(o.id, syncproto.ItemID(id))
+	it, err := s.engine.Delete(o.id, syncproto.ItemID(id))
 	if err != nil {
 		return APIItem{}, withKind(ErrNotFound, fmt.Errorf("delete item %q of %q: %w", id, o.name, err))
 	}
-	return n.apiItem(it), nil
+	return s.apiItem(it), nil
 }
 
 // ResolveItem resolves the conflicts of item id of the list or notes
@@ -574,7 +652,12 @@ func (n *Node) DeleteItem(name, id string) (APIItem, error) {
 // version). Its failures: those of ItemsWritable; ErrInvalid (keep);
 // ErrConflict.
 func (n *Node) ResolveItem(name, id string, keep int) (APIItem, error) {
-	o, err := n.editable(name)
+	return n.objs.resolveItem(name, id, keep)
+}
+
+// resolveItem is Node.ResolveItem.
+func (s *objectSet) resolveItem(name, id string, keep int) (APIItem, error) {
+	o, err := s.editable(name)
 	if err != nil {
 		return APIItem{}, err
 	}
@@ -582,17 +665,17 @@ func (n *Node) ResolveItem(name, id string, keep int) (APIItem, error) {
 	var kept []syncproto.Content
 	if keep >= 0 {
 		var cur syncproto.Item
-		_ = n.sync.View(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(iid); return nil })
+		_ = s.engine.View(o.id, func(obj *syncproto.Object) error { cur, _ = obj.Item(iid); return nil })
 		if keep >= len(cur.Sync.Conflicts) {
 			return APIItem{}, withKind(ErrInvalid, fmt.Errorf("item %q has %d conflicts; keep %d is not one", iid, len(cur.Sync.Conflicts), keep))
 		}
 		kept = []syncproto.Content{cur.Sync.Conflicts[keep].Content.Clone()}
 	}
-	it, err := n.sync.Resolve(o.id, iid, kept...)
+	it, err := s.engine.Resolve(o.id, iid, kept...)
 	if err != nil {
 		return APIItem{}, withKind(ErrConflict, fmt.Errorf("resolve item %q of %q: %w", iid, o.name, err))
 	}
-	return n.apiItem(it), nil
+	return s.apiItem(it), nil
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

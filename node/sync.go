@@ -69,6 +69,7 @@ func (n *Node) openSync() {
 		Validate:      n.validateVersion, // the catalog's rules (catalogrules.go)
 		FormerWriter:  n.former.until,    // a revoked device's earlier work (former.go)
 	}, n.log.With("component", "sync"))
+	n.objs.engine = n.sync
 }
 
 // loadReplicas re-adds the replicas persisted by an earlier run.
@@ -197,7 +198,7 @@ func (n *Node) syncRoles() {
 		newsID:     sharedRoles(l),
 		presenceID: sharedRoles(l),
 	}
-	for _, d := range n.objectDefs() {
+	for _, d := range n.objs.defs() {
 		want[d.ID] = sharedRoles(l)
 	}
 	defs := n.catalog()
@@ -232,7 +233,7 @@ func (n *Node) rolesLoop(ctx context.Context) {
 		if err := n.ensureSharedObjects(); err != nil {
 			n.log.Warn("shared objects", "err", err)
 		}
-		n.ensureCatalogObjects()
+		n.objs.ensureReplicas()
 		n.syncRoles()
 		n.sync.MembershipChanged()
 		n.startJoinedFolders(ctx)
