@@ -39,10 +39,10 @@ func (n *Node) folderErrorNews(name string, e *folder.ApplyError) {
 	me := n.deviceName(n.id)
 	if e != nil {
 		n.log.Warn("folder cannot write changes", "folder", name, "kind", e.Kind, "path", e.Path, "files", e.Files, "err", e.Err)
-		n.news("folder-error", "", fmt.Sprintf("device %s cannot write folder %s: %s (%q%s)", me, name, e.Kind, e.Path, moreFiles(e.Files)))
+		n.objs.news("folder-error", "", fmt.Sprintf("device %s cannot write folder %s: %s (%q%s)", me, name, e.Kind, e.Path, moreFiles(e.Files)))
 	} else {
 		n.log.Info("folder writes changes again", "folder", name)
-		n.news("folder-recovered", "", fmt.Sprintf("device %s writes folder %s again: its error cleared", me, name))
+		n.objs.news("folder-recovered", "", fmt.Sprintf("device %s writes folder %s again: its error cleared", me, name))
 	}
 	n.live.wake()
 }

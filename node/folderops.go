@@ -106,18 +106,6 @@ func (n *Node) restoreIn(ctx context.Context, lf *localFolder, rel string, versi
 	if err := lf.f.Restore(ctx, rel, version); err != nil {
 		return withKind(ErrConflict, fmt.Errorf("restore %s: %w", rel, err))
 	}
-	n.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", n.deviceName(n.id), rel, lf.conf.Name))
+	n.objs.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", n.deviceName(n.id), rel, lf.conf.Name))
 	return nil
 }
-
-// News lists the news stream's entries (GET /v1/news), oldest first.
-func (n *Node) News() []NewsEntry {
-	if e := n.newsEntries(); e != nil {
-		return e
-	}
-	return []NewsEntry{}
-}
-
-// NewsChanged returns a channel closed at the next change of the news;
-// take it before reading News to miss nothing.
-func (n *Node) NewsChanged() <-chan struct{} { return n.newsWake.wait() }

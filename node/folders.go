@@ -197,10 +197,10 @@ func (n *Node) folderNews(id syncproto.ObjectID, changed, deleted []string) {
 		}
 	}
 	if s := summary("changed", changed); s != "" {
-		n.news("changed", "", s)
+		n.objs.news("changed", "", s)
 	}
 	if s := summary("deleted", deleted); s != "" {
-		n.news("deleted", "", s)
+		n.objs.news("deleted", "", s)
 	}
 }
 
@@ -400,7 +400,7 @@ func (n *Node) AddFolder(ctx context.Context, path, name string) (folderConf, er
 	if err := n.saveFolderConf(conf); err != nil {
 		return folderConf{}, err
 	}
-	n.news("folder-added", "", fmt.Sprintf("device %s shared folder %s", n.deviceName(n.id), name))
+	n.objs.news("folder-added", "", fmt.Sprintf("device %s shared folder %s", n.deviceName(n.id), name))
 	return conf, n.startFolder(n.runCtx, conf)
 }
 

@@ -197,7 +197,7 @@ func (h nodeInviteHost) redeemInvite(g *identity.InviteGrant, joiner peer.ID, na
 func (h nodeInviteHost) now() time.Time { return h.n.now() }
 
 func (h nodeInviteHost) joined(joiner peer.ID, name string, role identity.Role) {
-	h.n.news("joined", joiner, fmt.Sprintf("device %s joined as %s", name, role))
+	h.n.objs.news("joined", joiner, fmt.Sprintf("device %s joined as %s", name, role))
 }
 
 // serveInvite runs the redeemer's side of ProtoInvite on rw for joiner.

@@ -53,7 +53,6 @@ type Node struct {
 	sync      *exchange.Engine
 	objs      *objectSet // lists, notes, news, views, feeds (objects.go)
 	rolesKick chan struct{}
-	newsWake  newsWaiter
 	runCtx    context.Context // Run's context, for folders started later
 	folders   *folderSet      // the folders synced here (folderset.go)
 
@@ -471,7 +470,7 @@ func (n *Node) Revoke(who string) (identity.Member, error) {
 	// After the members' lock is released: news takes the engine's lock,
 	// and the engine asks membership (IsMember) under its own, so writing
 	// it under the members' lock could deadlock with a recheck of peers.
-	n.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID))
+	n.objs.news("revoked", m.ID, fmt.Sprintf("device %s (%s) was revoked", m.Name, m.ID))
 	return m, nil
 }
 

@@ -52,6 +52,8 @@ type objectSet struct {
 	presenceItems func() []syncproto.Item     // the presence view (Node.presenceItems)
 	deviceName    func(id string) string      // a device ID's name, or the ID (deviceNameS)
 	kickRoles     func()                      // wake rolesLoop (the catalog changed)
+
+	newsWake newsWaiter // wakes GET /v1/news?follow (news.go)
 }
 
 // objectEngine is what the objects use of the sync engine

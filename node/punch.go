@@ -447,7 +447,7 @@ func (pu *puncher) announce(p peer.ID, from, to string) {
 	}
 	pu.newsMu.Unlock()
 	if !quiet {
-		pu.n.news("path", p, text)
+		pu.n.objs.news("path", p, text)
 	}
 }
 

@@ -2,16 +2,11 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -253,73 +248,12 @@ func (n *Node) onSyncChange(obj syncproto.ObjectID, items []syncproto.Item) {
 	case catalogID:
 		n.kickRoles()
 	case newsID:
-		n.newsWake.Broadcast()
+		n.objs.newsMerged()
 	default:
 		if lf := n.folders.get(obj); lf != nil {
 			lf.queue(items)
 		}
 	}
-}
-
-// news appends an event to the mesh's news stream (synced to every
-// device) and logs it.
-func (n *Node) news(kind string, p peer.ID, text string) {
-	n.log.Info("news", "kind", kind, "text", text)
-	if n.sync == nil || n.sync.Object(newsID) == nil {
-		return
-	}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	ids := n.id.String()
-	id := syncproto.ItemID(fmt.Sprintf("%s-%d-%s", ids[len(ids)-8:], time.Now().UnixNano(), hex.EncodeToString(rnd[:])))
-	body := kind
-	if p != "" {
-		body += " " + p.String()
-	}
-	if _, err := n.sync.Update(newsID, id, syncproto.Content{Title: text, Body: syncproto.Text(body)}); err != nil {
-		n.log.Warn("write news", "err", err)
-	}
-	n.newsWake.Broadcast()
-}
-
-// NewsEntry is one event of the news stream (GET /v1/news).
-type NewsEntry struct {
-	ID     string    `json:"id"`
-	Time   time.Time `json:"time"`
-	Kind   string    `json:"kind"`
-	Text   string    `json:"text"`
-	Device string    `json:"device"` // where it happened
-	Peer   string    `json:"peer,omitempty"`
-}
-
-// newsEntries lists the news stream, oldest first.
-func (n *Node) newsEntries() []NewsEntry {
-	var out []NewsEntry
-	if n.sync.Object(newsID) == nil {
-		return out
-	}
-	_ = n.sync.View(newsID, func(o *syncproto.Object) error {
-		for _, it := range o.Items() {
-			if it.Sync.Deleted {
-				continue
-			}
-			top := it.Sync.Top()
-			e := NewsEntry{ID: string(it.Sync.ID), Time: top.When.Time().UTC(), Text: it.Title, Device: n.deviceNameS(string(top.By))}
-			if t, ok := it.Body.(syncproto.Text); ok {
-				kind, p, _ := strings.Cut(string(t), " ")
-				e.Kind, e.Peer = kind, p
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out
 }
 
 func (n *Node) deviceNameS(id string) string {
@@ -328,28 +262,4 @@ func (n *Node) deviceNameS(id string) string {
 		return id
 	}
 	return n.deviceName(p)
-}
-
-// newsWaiter lets GET /v1/news?follow wait for new events without polling.
-type newsWaiter struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (w *newsWaiter) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch == nil {
-		w.ch = make(chan struct{})
-	}
-	return w.ch
-}
-
-func (w *newsWaiter) Broadcast() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
-	}
 }

@@ -59,10 +59,10 @@ func (n *Node) openTunnels() error {
 			if ev.Relayed {
 				path = "relayed"
 			}
-			n.news("tunnel", ev.Peer, fmt.Sprintf("device %s opened a tunnel to service %q from %s (%s)", n.deviceName(ev.Peer), ev.Service, ev.Remote, path))
+			n.objs.news("tunnel", ev.Peer, fmt.Sprintf("device %s opened a tunnel to service %q from %s (%s)", n.deviceName(ev.Peer), ev.Service, ev.Remote, path))
 		}),
 		tunnel.WithOnRefuse(func(ev tunnel.Event) {
-			n.news("tunnel-refused", ev.Peer, fmt.Sprintf("refused a tunnel to service %q for %s: %s", ev.Service, ev.Peer, ev.Reason))
+			n.objs.news("tunnel-refused", ev.Peer, fmt.Sprintf("refused a tunnel to service %q for %s: %s", ev.Service, ev.Peer, ev.Reason))
 		}))
 	n.tun.client = tunnel.NewClient(n.host, n.log.With("component", "tunnel"))
 	return kv.Scan(n.db, prefixExposed, func(_, v []byte) error {
