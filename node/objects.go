@@ -33,11 +33,12 @@ import (
 )
 
 // objectSet is the mesh objects part: the lists, todo and notes objects
-// of the catalog ("object/NAME", objectDef), the news stream, the views,
-// their feeds and item edits. Their items live in the sync engine's
-// replicas, under the engine's locks. It reads the parts it is given and calls back into
-// Node only through its funcs; Node calls it (see "Parts and call order",
-// doc.go).
+// of the catalog ("object/NAME", objectDef), the news stream (news.go),
+// the views, their feeds and their item edits. Their items live in the
+// sync engine's replicas, under the engine's locks; the part owns the news
+// stream's waiters. It reads the parts it is given (memberState's log,
+// folderSet's folders) and calls back into Node only through its funcs;
+// Node calls it (see "Parts and call order", doc.go).
 type objectSet struct {
 	self    peer.ID
 	engine  objectEngine // the sync engine; nil until openSync
@@ -84,7 +85,7 @@ func (d objectDef) objType() syncproto.ObjectType {
 	return syncproto.TypeList
 }
 
-// objectDefs returns the lists and notes of the catalog, by name.
+// defs returns the lists and notes of the catalog, by name.
 func (s *objectSet) defs() map[string]objectDef {
 	out := map[string]objectDef{}
 	_ = s.engine.View(catalogID, func(o *syncproto.Object) error {
@@ -104,8 +105,8 @@ func (s *objectSet) defs() map[string]objectDef {
 	return out
 }
 
-// ensureCatalogObjects creates this device's replicas of the catalog's
-// lists and notes.
+// ensureReplicas creates this device's replicas of the catalog's lists
+// and notes (rolesLoop, and create).
 func (s *objectSet) ensureReplicas() {
 	l := s.members.current()
 	if l == nil {
@@ -143,6 +144,8 @@ type meshObject struct {
 
 var viewNames = []string{"devices", "presence", "membership"}
 
+// resolve finds what the API name name is: the news, a view, a folder, or
+// a list or notes object; errNoMesh before a mesh.
 func (s *objectSet) resolve(name string) (meshObject, error) {
 	if err := s.inMesh(); err != nil {
 		return meshObject{}, err
