@@ -74,12 +74,13 @@
 // # Parts and call order
 //
 // Node (node.go) holds the parts of the daemon core and wires them: New
-// builds them in order (store, the registries and queues, gater,
-// membership, relays, host, puncher, blobs, sync engine, storage client,
-// tunnels), serve (node.go) starts
-// their loops as Run's tasks and Run and Close (shutdown.go, node.go) stop
-// them. Each part owns the state listed and the lock that guards it; no
-// other code touches that state except where an exception says so.
+// builds them in order (store, the registries and queues, gater, objects
+// part, membership, relays, host, puncher, blobs, sync engine (which
+// openSync hands to the objects part), storage client, tunnels), serve
+// (node.go) starts their loops as Run's tasks and Run and Close
+// (shutdown.go, node.go) stop them. Each part owns the state listed and
+// the lock that guards it; no other code touches that state except where
+// an exception says so.
 //
 //   - presence (live.go): last-seen times, the viewers of folders, the
 //     start time and liveLoop's wake-up; presence.mu, a leaf. It calls
@@ -111,6 +112,28 @@
 //     Node only through the three funcs openStorage gives it:
 //     ensureShared (ensureSharedObjects), merged (onSyncChange) and
 //     deviceName; none of them under storageState.mu.
+//   - mesh objects, objectSet (objects.go, news.go): the lists, todo and
+//     notes objects of the catalog ("object/NAME", objectDef in defs.go),
+//     the news stream, the views (devices, presence, membership), their
+//     feeds and item edits. The items are the engine's replicas, under the
+//     engine's locks; the part owns the news stream's waiters (newsWake,
+//     newsWaiter.mu, a leaf). Its API to Node: defs (syncRoles),
+//     ensureReplicas (rolesLoop), nameOf (publishObjectChange), news (every
+//     news writer: folders, folder errors, restores, Revoke, tunnels, the
+//     invite host, puncher), newsMerged (onSyncChange), and behind the
+//     exported Node methods, which are one-line delegations: list
+//     (Objects), create, feed, feedWritable, mergeFeed, objectItems,
+//     itemsWritable, putItem, deleteItem, resolveItem, newsList (News),
+//     newsChanged. news, before openSync gave it the engine, only logs. It
+//     calls the engine (objectEngine: Object, ObjectConfig, Add, View,
+//     Change, Update, Delete, Resolve), memberState.current, folderSet.find
+//     (and the folder's queueAll after a merged feed), and Node only
+//     through the five funcs New gives it: catalog, devices (deviceList),
+//     presenceItems, deviceName (deviceNameS) and kickRoles (a
+//     non-blocking send); none of them under newsWaiter.mu. news takes the
+//     engine's lock, then (not under it) newsWaiter.mu, nothing else: it
+//     may be called under a folder's lock (folderNews), never under
+//     memberState.mu (see Revoke below).
 //   - membership, memberState (memberstate.go; used by node.go,
 //     membership.go, discovery.go, invite.go, storage.go): the membership
 //     log, each member's dial backoff and members' signed address records;
@@ -140,7 +163,7 @@
 //     throttle, its counters are atomic.
 //   - leaves: eventHub (events.go, the live event ring), storeHealth
 //     (storehealth.go), formerHolder (former.go, an atomic pointer),
-//     stopState (shutdown.go), newsWaiter (sync.go).
+//     stopState (shutdown.go).
 //
 // The order: node.go and shutdown.go wire the parts; the exported methods
 // of Node (the core's API, which node/localapi consumes) and Node's loops
@@ -167,10 +190,14 @@
 //
 // Known exceptions, where the code breaks the order today:
 //   - puncher holds the *Node and calls up into it: IsMember, deviceName,
-//     news, events and the host (punch.go).
+//     the objects part's news, events and the host (punch.go).
 //   - the storage client calls up into Node through its three funcs
 //     (ensureShared, merged, deviceName; storage.go) and reads two other
 //     parts, folderSet and memberState, directly.
+//   - the objects part calls up into Node through its five funcs
+//     (catalog, devices, presenceItems, deviceName, kickRoles; objects.go),
+//     and devices and presenceItems read most other parts; it reads
+//     memberState and folderSet directly.
 //   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
 //     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
 //   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
