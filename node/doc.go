@@ -75,8 +75,8 @@
 //
 // Node (node.go) holds the parts of the daemon core and wires them: New
 // builds them in order (store, the registries and queues, gater,
-// membership, relays, host, puncher, blobs, sync engine, storage client,
-// tunnels), serve (node.go) starts
+// membership, relays, host, puncher, blobs, sync engine, rounds, storage
+// client, tunnels), serve (node.go) starts
 // their loops as Run's tasks and Run and Close (shutdown.go, node.go) stop
 // them. Each part owns the state listed and the lock that guards it; no
 // other code touches that state except where an exception says so.
@@ -121,8 +121,14 @@
 //   - changeQueue (changequeue.go): object changes waiting for changeLoop
 //     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
 //     called under any lock.
-//   - roundBook (insync.go): when each member's last sync round started,
-//     and the rounds wanted and running; roundBook.mu, a leaf.
+//   - roundBook (rounds.go): when each member's last sync round started,
+//     and the rounds wanted and running; roundBook.mu, a leaf (nothing is
+//     called under it). It runs a round with each member that connects
+//     (kick, from onConnected; loop, Run's task "rounds"; connect). Its API
+//     to Node: kick, loop, record (wait's rounds), last and caughtUp (the
+//     in-sync rule, insync.go). It reads the host's network (Connectedness,
+//     ConnsToPeer) and calls out only through the three funcs New gives it:
+//     isMember (memberState), the engine's Sync and pushState.
 //   - exchange engine, n.sync (package syncproto/exchange; wired in
 //     sync.go by openSync): the replicas and the sync sessions, under the
 //     engine's own locks. It calls back into Node through its Config:
@@ -173,8 +179,8 @@
 //     parts, folderSet and memberState, directly.
 //   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
 //     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
-//   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
-//     take roundBook.mu and change want and running themselves.
+//   - roundBook calls up into Node through its func push (pushState,
+//     membership.go: a round opens with the membership exchange).
 //
 // Revoke (node.go) writes its news after memberState's lock is released:
 // news calls the engine (Update takes the engine's lock), and the engine's

@@ -70,7 +70,7 @@ type Node struct {
 	events  *eventHub
 	live    *presence    // last-seen times, viewers, liveLoop's wake-up (live.go)
 	changes *changeQueue // object changes for changeLoop (changequeue.go)
-	rounds  roundBook    // sync rounds with members, for in_sync (insync.go)
+	rounds  *roundBook   // sync rounds with members, for in_sync (rounds.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -151,6 +151,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.openSync()
+	n.rounds = newRoundBook(h.Network(), n.IsMember, n.sync.Sync, n.pushState, n.log)
 	if err := n.openStorage(); err != nil {
 		n.Close()
 		return nil, err
@@ -233,7 +234,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	run("changes", n.changeLoop)
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
-	run("rounds", n.roundLoop)
+	run("rounds", n.rounds.loop)
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
 	run("punch", n.punch.run)
