@@ -90,8 +90,14 @@
 //     work (mu may be taken under it). A folder's scan holds the folder's
 //     lock and then takes folderSet.mu (folderNews), never the reverse.
 //   - tunnels registry, tunnelSet (tunnels.go): the tunnel server and
-//     client (package node/tunnel) and the open client-side forwards;
-//     tunnelSet.mu, a leaf.
+//     client (package node/tunnel) and the open client-side forwards and
+//     their IDs; tunnelSet.mu, a leaf. Its API to Node: expose, unexpose,
+//     services, open, list, closeForward, disconnect (a revoked device's
+//     tunnels, dropRevoked) and close; disconnect and close accept a nil
+//     set (before New built it). Node wires the server's auth (blobAuth)
+//     and news (openTunnels) and keeps the exposed services' records in
+//     the store (Expose, Unexpose); OpenTunnel, Tunnels and CloseTunnel
+//     resolve the device and delegate.
 //   - storage client, storageClient (storage.go, storage_sync.go,
 //     storage_upload.go, storage_fetch.go, storage_api.go): both sides of
 //     the storage peer. It owns storageState: the vault server (storage
@@ -177,8 +183,6 @@
 //   - the storage client calls up into Node through its three funcs
 //     (ensureShared, merged, deviceName; storage.go) and reads two other
 //     parts, folderSet and memberState, directly.
-//   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
-//     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
 //   - roundBook calls up into Node through its func push (pushState,
 //     membership.go: a round opens with the membership exchange).
 //

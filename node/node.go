@@ -386,9 +386,7 @@ func (n *Node) dropRevoked() {
 	for _, p := range n.host.Network().Peers() {
 		if n.isRevoked(p) {
 			n.log.Info("disconnecting revoked device", "peer", p.String())
-			if n.tun != nil {
-				n.tun.server.DisconnectPeer(p)
-			}
+			n.tun.disconnect(p)
 			_ = n.host.Network().ClosePeer(p)
 		}
 	}
