@@ -151,7 +151,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.openSync()
-	n.rounds = newRoundBook(h.Network(), n.IsMember, n.sync.Sync, n.pushState, n.log)
+	n.rounds = newRoundBook(h.Network(), n.members.isMember, n.sync.Sync, n.pushState, n.log)
 	if err := n.openStorage(); err != nil {
 		n.Close()
 		return nil, err
