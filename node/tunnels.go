@@ -57,9 +57,14 @@ type tunnelSet struct {
 	forward map[int]*tunnel.Forward
 }
 
+func newTunnelSet(srv *tunnel.Server, cl *tunnel.Client) *tunnelSet {
+	return &tunnelSet{server: srv, client: cl, forward: map[int]*tunnel.Forward{}}
+}
+
+// openTunnels builds the tunnels part, its server reporting to the news,
+// and re-exposes the services kept in the store.
 func (n *Node) openTunnels() error {
-	n.tun = &tunnelSet{forward: map[int]*tunnel.Forward{}}
-	n.tun.server = tunnel.NewServer(n.host, blobAuth{n}, n.log.With("component", "tunnel"),
+	srv := tunnel.NewServer(n.host, blobAuth{n}, n.log.With("component", "tunnel"),
 		tunnel.WithOnOpen(func(ev tunnel.Event) {
 			path := "direct"
 			if ev.Relayed {
@@ -70,7 +75,7 @@ func (n *Node) openTunnels() error {
 		tunnel.WithOnRefuse(func(ev tunnel.Event) {
 			n.news("tunnel-refused", ev.Peer, fmt.Sprintf("refused a tunnel to service %q for %s: %s", ev.Service, ev.Peer, ev.Reason))
 		}))
-	n.tun.client = tunnel.NewClient(n.host, n.log.With("component", "tunnel"))
+	n.tun = newTunnelSet(srv, tunnel.NewClient(n.host, n.log.With("component", "tunnel")))
 	return kv.Scan(n.db, prefixExposed, func(_, v []byte) error {
 		var s ExposedService
 		if err := json.Unmarshal(v, &s); err != nil {
