@@ -58,9 +58,9 @@ type Config struct {
 	// Left on the wall clock, on purpose: stream and dial deadlines
 	// (SetDeadline, context timeouts, timers and tickers: the network stack
 	// and the runtime measure those in real time, a fake clock would not
-	// move them); the folder-wait bookkeeping in insync.go (scan coalescing
-	// and sync rounds are ordered against each other and against libp2p's
-	// connection-opened times, which are wall-clock); the relay
+	// move them); the folder-wait bookkeeping in insync.go and rounds.go
+	// (scan coalescing and sync rounds are ordered against each other and
+	// against libp2p's connection-opened times, which are wall-clock); the relay
 	// reservation's renewal (its expiry comes from the relay's clock) and
 	// the bounded wait for the hole-punch service (relays.go);
 	// elapsed times for logs and results (time.Since: took, Elapsed,

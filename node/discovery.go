@@ -40,7 +40,7 @@ func (n *Node) onConnected(_ context.Context, c network.Conn) {
 	if n.IsMember(c.RemotePeer()) {
 		n.members.forgetDial(c.RemotePeer())
 		n.schedulePush() // the push loop also re-drives folders (memberOnline)
-		n.kickRound(c.RemotePeer())
+		n.rounds.kick(c.RemotePeer())
 	}
 }
 

@@ -76,8 +76,8 @@
 // Node (node.go) holds the parts of the daemon core and wires them: New
 // builds them in order (store, the registries and queues, gater, objects
 // part, membership, relays, host, puncher, blobs, sync engine (which
-// openSync hands to the objects part), storage client, tunnels), serve
-// (node.go) starts their loops as Run's tasks and Run and Close
+// openSync hands to the objects part), rounds, storage client, tunnels),
+// serve (node.go) starts their loops as Run's tasks and Run and Close
 // (shutdown.go, node.go) stop them. Each part owns the state listed and
 // the lock that guards it; no other code touches that state except where
 // an exception says so.
@@ -91,8 +91,14 @@
 //     work (mu may be taken under it). A folder's scan holds the folder's
 //     lock and then takes folderSet.mu (folderNews), never the reverse.
 //   - tunnels registry, tunnelSet (tunnels.go): the tunnel server and
-//     client (package node/tunnel) and the open client-side forwards;
-//     tunnelSet.mu, a leaf.
+//     client (package node/tunnel) and the open client-side forwards and
+//     their IDs; tunnelSet.mu, a leaf. Its API to Node: expose, unexpose,
+//     services, open, list, closeForward, disconnect (a revoked device's
+//     tunnels, dropRevoked) and close; disconnect and close accept a nil
+//     set (before New built it). Node wires the server's auth (blobAuth)
+//     and news (openTunnels) and keeps the exposed services' records in
+//     the store (Expose, Unexpose); OpenTunnel, Tunnels and CloseTunnel
+//     resolve the device and delegate.
 //   - storage client, storageClient (storage.go, storage_sync.go,
 //     storage_upload.go, storage_fetch.go, storage_api.go): both sides of
 //     the storage peer. It owns storageState: the vault server (storage
@@ -144,8 +150,14 @@
 //   - changeQueue (changequeue.go): object changes waiting for changeLoop
 //     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be
 //     called under any lock.
-//   - roundBook (insync.go): when each member's last sync round started,
-//     and the rounds wanted and running; roundBook.mu, a leaf.
+//   - roundBook (rounds.go): when each member's last sync round started,
+//     and the rounds wanted and running; roundBook.mu, a leaf (nothing is
+//     called under it). It runs a round with each member that connects
+//     (kick, from onConnected; loop, Run's task "rounds"; connect). Its API
+//     to Node: kick, loop, record (wait's rounds), last and caughtUp (the
+//     in-sync rule, insync.go). It reads the host's network (Connectedness,
+//     ConnsToPeer) and calls out only through the three funcs New gives it:
+//     isMember (memberState), the engine's Sync and pushState.
 //   - exchange engine, n.sync (package syncproto/exchange; wired in
 //     sync.go by openSync): the replicas and the sync sessions, under the
 //     engine's own locks. It calls back into Node through its Config:
@@ -198,10 +210,8 @@
 //     (catalog, devices, presenceItems, deviceName, kickRoles; objects.go),
 //     and devices and presenceItems read most other parts; it reads
 //     memberState and folderSet directly.
-//   - tunnelSet has one method (info): OpenTunnel, Tunnels and CloseTunnel
-//     (Node, tunnels.go) take tunnelSet.mu and change forward and nextID.
-//   - roundBook's kickRound and roundLoop are Node methods (insync.go) that
-//     take roundBook.mu and change want and running themselves.
+//   - roundBook calls up into Node through its func push (pushState,
+//     membership.go: a round opens with the membership exchange).
 //
 // Revoke (node.go) writes its news after memberState's lock is released:
 // news calls the engine (Update takes the engine's lock), and the engine's

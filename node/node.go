@@ -70,7 +70,7 @@ type Node struct {
 	events  *eventHub
 	live    *presence    // last-seen times, viewers, liveLoop's wake-up (live.go)
 	changes *changeQueue // object changes for changeLoop (changequeue.go)
-	rounds  roundBook    // sync rounds with members, for in_sync (insync.go)
+	rounds  *roundBook   // sync rounds with members, for in_sync (rounds.go)
 }
 
 // New opens (or creates) the device's home, key and database and builds its
@@ -159,6 +159,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.openSync()
+	n.rounds = newRoundBook(h.Network(), n.members.isMember, n.sync.Sync, n.pushState, n.log)
 	if err := n.openStorage(); err != nil {
 		n.Close()
 		return nil, err
@@ -241,7 +242,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	run("changes", n.changeLoop)
 	run("redial", n.redialLoop)
 	run("push", n.pushLoop)
-	run("rounds", n.roundLoop)
+	run("rounds", n.rounds.loop)
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
 	run("punch", n.punch.run)
@@ -393,9 +394,7 @@ func (n *Node) dropRevoked() {
 	for _, p := range n.host.Network().Peers() {
 		if n.isRevoked(p) {
 			n.log.Info("disconnecting revoked device", "peer", p.String())
-			if n.tun != nil {
-				n.tun.server.DisconnectPeer(p)
-			}
+			n.tun.disconnect(p)
 			_ = n.host.Network().ClosePeer(p)
 		}
 	}

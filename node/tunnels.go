@@ -43,17 +43,28 @@ type TunnelInfo struct {
 	Stats     tunnel.ForwardStats `json:"stats"`
 }
 
+// tunnelSet is the tunnels part: the tunnel server (the services this
+// device exposes), the client and the open client-side forwards, by ID.
+// It owns its state and lock; nothing outside its methods touches its
+// fields. Node wires it (openTunnels: the server's auth and news) and
+// keeps the exposed services' records in the store (Expose, Unexpose).
 type tunnelSet struct {
-	server  *tunnel.Server
-	client  *tunnel.Client
-	mu      sync.Mutex
+	server *tunnel.Server
+	client *tunnel.Client
+
+	mu      sync.Mutex // a leaf: guards nextID and forward
 	nextID  int
 	forward map[int]*tunnel.Forward
 }
 
+func newTunnelSet(srv *tunnel.Server, cl *tunnel.Client) *tunnelSet {
+	return &tunnelSet{server: srv, client: cl, forward: map[int]*tunnel.Forward{}}
+}
+
+// openTunnels builds the tunnels part, its server reporting to the news,
+// and re-exposes the services kept in the store.
 func (n *Node) openTunnels() error {
-	n.tun = &tunnelSet{forward: map[int]*tunnel.Forward{}}
-	n.tun.server = tunnel.NewServer(n.host, blobAuth{n}, n.log.With("component", "tunnel"),
+	srv := tunnel.NewServer(n.host, blobAuth{n}, n.log.With("component", "tunnel"),
 		tunnel.WithOnOpen(func(ev tunnel.Event) {
 			path := "direct"
 			if ev.Relayed {
@@ -64,7 +75,7 @@ func (n *Node) openTunnels() error {
 		tunnel.WithOnRefuse(func(ev tunnel.Event) {
 			n.objs.news("tunnel-refused", ev.Peer, fmt.Sprintf("refused a tunnel to service %q for %s: %s", ev.Service, ev.Peer, ev.Reason))
 		}))
-	n.tun.client = tunnel.NewClient(n.host, n.log.With("component", "tunnel"))
+	n.tun = newTunnelSet(srv, tunnel.NewClient(n.host, n.log.With("component", "tunnel")))
 	return kv.Scan(n.db, prefixExposed, func(_, v []byte) error {
 		var s ExposedService
 		if err := json.Unmarshal(v, &s); err != nil {
@@ -74,18 +85,97 @@ func (n *Node) openTunnels() error {
 		if err != nil {
 			return nil
 		}
-		if err := n.tun.server.Expose(s.Name, s.Addr, allow); err != nil {
+		if err := n.tun.expose(s.Name, s.Addr, allow); err != nil {
 			n.log.Warn("could not re-expose service", "name", s.Name, "err", err)
 		}
 		return nil
 	})
 }
 
-func (n *Node) closeTunnels() error {
-	if n.tun == nil {
+func (n *Node) closeTunnels() error { return n.tun.close() }
+
+// close stops the server and closes every forward; a nil set (New failed
+// before it was built) has nothing to close.
+func (t *tunnelSet) close() error {
+	if t == nil {
 		return nil
 	}
-	return errors.Join(n.tun.client.Close(), n.tun.server.Close())
+	return errors.Join(t.client.Close(), t.server.Close())
+}
+
+// disconnect cuts p's open tunnel connections to this device's services
+// (p was revoked); a nil set has none.
+func (t *tunnelSet) disconnect(p peer.ID) {
+	if t != nil {
+		t.server.DisconnectPeer(p)
+	}
+}
+
+// expose offers the local service addr as name to the devices allow
+// (none: every member).
+func (t *tunnelSet) expose(name, addr string, allow []peer.ID) error {
+	return t.server.Expose(name, addr, allow)
+}
+
+// unexpose stops offering name.
+func (t *tunnelSet) unexpose(name string) error { return t.server.Unexpose(name) }
+
+// services lists the exposed services.
+func (t *tunnelSet) services() []ExposedService {
+	out := []ExposedService{}
+	for _, s := range t.server.Services() {
+		e := ExposedService{Name: s.Name, Addr: s.Addr, Allow: []string{}}
+		for _, p := range s.Allow {
+			e.Allow = append(e.Allow, p.String())
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// open listens on local and forwards each connection to service on
+// device, under the next ID. The forward outlives the request that opened
+// it (ctx's values are kept, its cancel is not): it gets the daemon's
+// lifetime, the client closes every forward when the daemon stops.
+func (t *tunnelSet) open(ctx context.Context, device peer.ID, service, local string) (TunnelInfo, <-chan struct{}, error) {
+	f, err := t.client.Listen(context.WithoutCancel(ctx), device, service, local)
+	if err != nil {
+		return TunnelInfo{}, nil, err
+	}
+	t.mu.Lock()
+	t.nextID++
+	id := t.nextID
+	t.forward[id] = f
+	t.mu.Unlock()
+	return forwardInfo(id, f), f.Done(), nil
+}
+
+// list returns the open forwards by ID.
+func (t *tunnelSet) list() []TunnelInfo {
+	t.mu.Lock()
+	out := []TunnelInfo{}
+	for id, f := range t.forward {
+		out = append(out, forwardInfo(id, f))
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// closeForward closes the forward id; false when there is none.
+func (t *tunnelSet) closeForward(id int) bool {
+	t.mu.Lock()
+	f, ok := t.forward[id]
+	delete(t.forward, id)
+	t.mu.Unlock()
+	if ok {
+		_ = f.Close()
+	}
+	return ok
+}
+
+func forwardInfo(id int, f *tunnel.Forward) TunnelInfo {
+	return TunnelInfo{ID: id, Device: f.Device().String(), Service: f.Service(), LocalAddr: f.Addr().String(), Stats: f.Stats()}
 }
 
 func parseIDs(ss []string) ([]peer.ID, error) {
@@ -128,7 +218,7 @@ func (n *Node) Expose(name, addr string, allow []string) (ExposedService, error)
 		ids = append(ids, m.ID)
 		idStrs = append(idStrs, m.ID.String())
 	}
-	if err := n.tun.server.Expose(name, addr, ids); err != nil {
+	if err := n.tun.expose(name, addr, ids); err != nil {
 		return ExposedService{}, withKind(ErrInvalid, err)
 	}
 	rec := ExposedService{Name: name, Addr: addr, Allow: idStrs}
@@ -142,28 +232,14 @@ func (n *Node) Expose(name, addr string, allow []string) (ExposedService, error)
 // Unexpose stops offering the service name; ErrNotFound when it is not
 // exposed.
 func (n *Node) Unexpose(name string) error {
-	if err := n.tun.server.Unexpose(name); err != nil {
+	if err := n.tun.unexpose(name); err != nil {
 		return withKind(ErrNotFound, err)
 	}
 	return dbDelete(n.db, append(append([]byte{}, prefixExposed...), name...))
 }
 
 // Exposed lists the services this device exposes.
-func (n *Node) Exposed() []ExposedService {
-	out := []ExposedService{}
-	for _, s := range n.tun.server.Services() {
-		e := ExposedService{Name: s.Name, Addr: s.Addr, Allow: []string{}}
-		for _, p := range s.Allow {
-			e.Allow = append(e.Allow, p.String())
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-func (t *tunnelSet) info(id int, f *tunnel.Forward) TunnelInfo {
-	return TunnelInfo{ID: id, Device: f.Device().String(), Service: f.Service(), LocalAddr: f.Addr().String(), Stats: f.Stats()}
-}
+func (n *Node) Exposed() []ExposedService { return n.tun.services() }
 
 // OpenTunnel listens on local (default 127.0.0.1:0) and forwards each
 // connection to service on device (name or ID). The tunnel lives until
@@ -181,45 +257,21 @@ func (n *Node) OpenTunnel(ctx context.Context, device, service, local string) (_
 	if local == "" {
 		local = "127.0.0.1:0"
 	}
-	// A tunnel outlives the request that opened it: it gets the daemon's
-	// lifetime (the client closes every forward when the daemon stops).
-	f, err := n.tun.client.Listen(context.WithoutCancel(ctx), m.ID, service, local)
+	ti, done, err := n.tun.open(ctx, m.ID, service, local)
 	if err != nil {
 		return TunnelInfo{}, nil, withKind(ErrUnreachable, err)
 	}
-	t := n.tun
-	t.mu.Lock()
-	t.nextID++
-	id := t.nextID
-	t.forward[id] = f
-	t.mu.Unlock()
-	n.log.Info("tunnel open", "id", id, "device", m.Name, "service", service, "local", f.Addr().String())
-	return t.info(id, f), f.Done(), nil
+	n.log.Info("tunnel open", "id", ti.ID, "device", m.Name, "service", service, "local", ti.LocalAddr)
+	return ti, done, nil
 }
 
 // Tunnels lists the open client-side tunnels by ID.
-func (n *Node) Tunnels() []TunnelInfo {
-	t := n.tun
-	t.mu.Lock()
-	out := []TunnelInfo{}
-	for id, f := range t.forward {
-		out = append(out, t.info(id, f))
-	}
-	t.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (n *Node) Tunnels() []TunnelInfo { return n.tun.list() }
 
 // CloseTunnel closes the tunnel id; ErrNotFound when there is none.
 func (n *Node) CloseTunnel(id int) error {
-	t := n.tun
-	t.mu.Lock()
-	f, ok := t.forward[id]
-	delete(t.forward, id)
-	t.mu.Unlock()
-	if !ok {
+	if !n.tun.closeForward(id) {
 		return withKind(ErrNotFound, fmt.Errorf("no tunnel %d (see 'mesh tunnels')", id))
 	}
-	_ = f.Close()
 	return nil
 }
