@@ -145,7 +145,7 @@
 //     log, each member's dial backoff and members' signed address records;
 //     memberState.mu, one lock for the three (keepRecord reads the log).
 //     Not a leaf: the func given to update runs under it and calls other
-//     parts (commitLocked, news, the storage client), so that a change of the
+//     parts (commitLocked, the storage client), so that a change of the
 //     log and its effects are one step.
 //   - changeQueue (changequeue.go): object changes waiting for changeLoop
 //     (live.go); changeQueue.mu, a leaf. push never blocks, so it may be

@@ -17,7 +17,7 @@ import (
 // One lock guards all three, as Node.mu did: keepRecord reads the log to
 // drop non-members' records in the same step. The lock is not a leaf: the
 // func given to update runs under it and calls other parts (commitLocked
-// writes the store and wakes loops; Revoke writes news through the engine;
+// writes the store and wakes loops;
 // NewInvite asks the storage client and the host), so that a change of the log
 // and its effects are one step. Nothing it calls may take it again.
 type memberState struct {
