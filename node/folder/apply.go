@@ -200,30 +200,14 @@ func (f *Folder) jobsOf(items []syncproto.Item) (live, dels []job, errs []error)
 func (f *Folder) applyFiles(ctx context.Context, files []job) []error {
 	var errs []error
 	var emu sync.Mutex
-	next := make(chan job)
-	var wg sync.WaitGroup
-	for range min(applyWorkers, len(files)) {
-		wg.Go(func() {
-			for j := range next {
-				if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
-					f.noteFailure(j.fe.Path, err)
-					emu.Lock()
-					errs = append(errs, err)
-					emu.Unlock()
-				}
-			}
-		})
-	}
-feed:
-	for _, j := range files {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
+	eachOn(ctx, applyWorkers, files, func(j job) {
+		if err := f.applyLive(ctx, j.it, j.fe); failed(err) {
+			f.noteFailure(j.fe.Path, err)
+			emu.Lock()
+			errs = append(errs, err)
+			emu.Unlock()
 		}
-	}
-	close(next)
-	wg.Wait()
+	})
 	return errs
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,5 +87,49 @@ func TestRetriable(t *testing.T) {
 	}
 	if r.after(nil) != 0 || r.after(other) != retryFirst {
 		t.Error("a success does not reset the backoff")
+	}
+}
+
+// TestEachOn: every element is handed out once, on at most n goroutines at
+// a time; once ctx is done no further element is handed out.
+func TestEachOn(t *testing.T) {
+	items := make([]int, 100)
+	for i := range items {
+		items[i] = i
+	}
+	var mu sync.Mutex
+	seen := map[int]int{}
+	running, most := 0, 0
+	eachOn(context.Background(), 4, items, func(i int) {
+		mu.Lock()
+		seen[i]++
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		mu.Lock()
+		running--
+		mu.Unlock()
+	})
+	if len(seen) != len(items) {
+		t.Fatalf("%d of %d elements handed out", len(seen), len(items))
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("element %d handed out %d times", i, n)
+		}
+	}
+	if most > 4 {
+		t.Fatalf("%d calls at once, want at most 4", most)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	eachOn(ctx, 1, items, func(int) {
+		calls++
+		if calls == 3 {
+			cancel()
+		}
+	})
+	if calls > 4 { // the element being handed out when ctx ended may still run
+		t.Fatalf("%d calls after ctx was done at the third", calls)
 	}
 }

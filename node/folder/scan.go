@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/meshwork/meshwork/syncproto"
@@ -413,29 +412,13 @@ func (f *Folder) hashAll(ctx context.Context, hash []*scanEntry) error {
 	if len(hash) == 0 {
 		return nil
 	}
-	next := make(chan *scanEntry)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(hash)) {
-		wg.Go(func() {
-			for e := range next {
-				if f.hashHook != nil {
-					f.hashHook(e.rel)
-				}
-				_, ref, err := f.st.AddFile(ctx, f.abs(e.rel))
-				e.st.Blob, e.err = ref, err
-			}
-		})
-	}
-feed:
-	for _, e := range hash {
-		select {
-		case next <- e:
-		case <-ctx.Done():
-			break feed
+	eachOn(ctx, runtime.GOMAXPROCS(0), hash, func(e *scanEntry) {
+		if f.hashHook != nil {
+			f.hashHook(e.rel)
 		}
-	}
-	close(next)
-	wg.Wait()
+		_, ref, err := f.st.AddFile(ctx, f.abs(e.rel))
+		e.st.Blob, e.err = ref, err
+	})
 	return ctx.Err()
 }
 
