@@ -194,8 +194,8 @@
 //
 // Lock order, outer first: folderSet.addMu, folderSet.mu; a folder's lock,
 // folderSet.mu; memberState.mu, storageState.mu (NewInvite lists storage
-// peers under memberState.mu); memberState.mu, the engine's locks (see
-// below); the engine's lock, memberState.mu (memberGate). memberState.mu
+// peers under memberState.mu); the engine's lock, memberState.mu
+// (memberGate), never the reverse (see Revoke below). memberState.mu
 // is held across work that calls other parts (inside memberState.update):
 // commitLocked writes the store and wakes the push, dial, roles and relay
 // loops (non-blocking sends), and NewInvite lists the host's connections.
