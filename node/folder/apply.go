@@ -307,6 +307,9 @@ func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto
 		return nil
 	}
 	by := it.Sync.Top()
+	if f.superseded(it) {
+		return nil // a newer version is applied (or queued): see superseded
+	}
 	switch {
 	case isDir:
 		return f.applyDir(ctx, rel, fe, by)
@@ -318,6 +321,19 @@ func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto
 	err := fmt.Errorf("apply %q: unsupported mode %v: %w", rel, fe.Mode, ErrUnsafePath)
 	f.refused(rel, err)
 	return err
+}
+
+// superseded reports whether the Feed holds a newer version of it than
+// the one given: an Apply's items are read before it waits for the apply
+// lock, and the run before it may have applied a newer version meanwhile
+// (a deletion). Writing the stale one then recreated what that run had
+// removed: a directory, or the parent directories of a file, stayed on one
+// device while its replica said deleted (chaos soak seed 1124), and a
+// stale deletion could remove a newer file. Items the Feed does not hold
+// are not superseded (they are checked where they are written).
+func (f *Folder) superseded(it syncproto.Item) bool {
+	cur, ok := f.feed.Item(it.Sync.ID)
+	return ok && cur.Sync.Top() != it.Sync.Top()
 }
 
 // clearLocked moves whatever is at rel out of the way before something of

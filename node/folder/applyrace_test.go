@@ -254,3 +254,55 @@ func TestLocalChunkGoneBeforeCommit(t *testing.T) {
 	}
 	noTemps(t, b.root)
 }
+
+// TestStaleApplyAfterDelete: items read for an Apply that then waited for
+// the apply lock while another run applied newer versions (a directory and
+// its file deleted, another file written again) write nothing: the
+// directory is not recreated, neither as an item nor as a parent, and the
+// newer file is not deleted by a stale deletion (chaos soak seed 1124: an
+// empty directory stayed on one device, deleted in every replica).
+func TestStaleApplyAfterDelete(t *testing.T) {
+	a, b := pair(t)
+	a.write("d/f.txt", []byte("in d"), 0o644)
+	a.write("g.txt", []byte("first"), 0o644)
+	a.scan()
+	if err := os.Remove(a.path("g.txt")); err != nil {
+		t.Fatal(err)
+	}
+	a.scan()
+	// Snapshot of a's items now: d and d/f.txt live, g.txt deleted.
+	var stale []syncproto.Item
+	for _, it := range a.obj.Items() {
+		if _, _, err := b.obj.Apply(it); err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, it)
+	}
+	if err := b.f.Apply(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	// Newer versions: d goes, g.txt comes back.
+	if err := os.RemoveAll(a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("g.txt", []byte("written again"), 0o644)
+	a.scan()
+	b.mustPull(a)
+	if _, err := os.Lstat(b.path("d")); !os.IsNotExist(err) {
+		t.Fatalf("b kept the deleted directory d (lstat: %v)", err)
+	}
+	if got := string(readFile(t, b.path("g.txt"))); got != "written again" {
+		t.Fatalf("b's g.txt = %q, want the newer version", got)
+	}
+	// The run that waited with the old snapshot.
+	if err := b.f.Apply(context.Background(), stale); err != nil {
+		t.Fatalf("stale apply: %v", err)
+	}
+	if _, err := os.Lstat(b.path("d")); !os.IsNotExist(err) {
+		t.Fatalf("a stale apply recreated the deleted directory d (lstat: %v)", err)
+	}
+	if got, err := os.ReadFile(b.path("g.txt")); err != nil || string(got) != "written again" {
+		t.Fatalf("a stale deletion touched the newer g.txt: %q %v", got, err)
+	}
+	sameTree(t, a, b)
+}
