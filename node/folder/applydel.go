@@ -30,7 +30,17 @@ func (f *Folder) applyDelete(ctx context.Context, it syncproto.Item, fe *syncpro
 		return fail(err)
 	}
 	if fi == nil {
-		return f.setState(rel, nil)
+		if err := f.setState(rel, nil); err != nil {
+			return err
+		}
+		// Gone already (its content never came, or the user removed it):
+		// its deleted parents, kept while it was in them or created for
+		// it, go now that they are empty (soak seed 1101: a file written
+		// under a directory deleted remotely, an edit that won over the
+		// delete, was parked for its content and then deleted; the
+		// directories created for it stayed on five devices).
+		f.pruneDeletedParentsLocked(rel)
+		return nil
 	}
 	if st := f.states[rel]; st != nil && st.Conflict {
 		return nil // a conflict copy, not this item

@@ -306,3 +306,44 @@ func TestStaleApplyAfterDelete(t *testing.T) {
 	}
 	sameTree(t, a, b)
 }
+
+// TestDeletedDirGoesAfterAbsentFile: a directory deleted remotely and kept
+// because a file was in it goes when that file's deletion is applied even
+// if the file is already gone from the disk (soak seed 1101: the file's
+// content had never come; its directories stayed).
+func TestDeletedDirGoesAfterAbsentFile(t *testing.T) {
+	a, b := pair(t)
+	a.write("d/e/f.txt", []byte("in d/e"), 0o644)
+	a.scan()
+	b.mustPull(a)
+	if err := os.RemoveAll(a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	a.scan()
+	items := map[syncproto.ItemID]syncproto.Item{}
+	for _, it := range a.obj.Items() {
+		if !it.Sync.Deleted {
+			t.Fatalf("%q not deleted by a's scan", it.Sync.ID)
+		}
+		if _, _, err := b.obj.Apply(it); err != nil {
+			t.Fatal(err)
+		}
+		items[it.Sync.ID] = it
+	}
+	// The directories' deletions first, while the file is still there.
+	if err := b.f.Apply(context.Background(), []syncproto.Item{items["d"], items["d/e"]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(b.path("d/e")); err != nil {
+		t.Fatalf("d/e should be kept while f.txt is in it: %v", err)
+	}
+	if err := os.Remove(b.path("d/e/f.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.f.Apply(context.Background(), []syncproto.Item{items["d/e/f.txt"]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(b.path("d")); !os.IsNotExist(err) {
+		t.Fatalf("b kept the deleted directory d after its last file's deletion (lstat: %v)", err)
+	}
+}
