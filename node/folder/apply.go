@@ -218,6 +218,9 @@ func (f *Folder) applyConflicts(ctx context.Context, live []job, errs []error) (
 		if err := ctx.Err(); err != nil {
 			return errs, err
 		}
+		if f.superseded(j.it) {
+			continue // the run with the newer version writes its copies
+		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
 				if ErrorKind(err) == KindUnavailable {
