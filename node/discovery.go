@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -220,10 +221,12 @@ var errNoAddrs = errors.New("no known addresses")
 // in_sync 1 while each lacked the other's changes). A member with no
 // address and no DHT to look it up is not reaching: nothing dials it.
 func (n *Node) reaching(p peer.ID) bool {
-	if r, known := n.members.reaching(p); known {
-		return r
+	if r, known := n.members.reaching(p); known && !r {
+		return false
 	}
-	return len(n.host.Peerstore().Addrs(p)) > 0 || n.dht != nil
+	// The redial loop skips a member with no address and no DHT to look
+	// it up: nothing will dial it (its addresses may have expired).
+	return n.dht != nil || len(n.host.Peerstore().Addrs(p)) > 0
 }
 
 // learntAddrs marks member p's addresses as changed and wakes the redial
@@ -240,10 +243,19 @@ func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	if pi.ID == m.n.id {
 		return
 	}
+	known := m.n.host.Peerstore().Addrs(pi.ID)
+	news := false
+	for _, a := range pi.Addrs {
+		news = news || !slices.ContainsFunc(known, a.Equal)
+	}
 	m.n.host.Peerstore().AddAddrs(pi.ID, pi.Addrs, 10*time.Minute)
 	if m.n.IsMember(pi.ID) {
 		m.n.log.Debug("found member on the LAN", "peer", pi.ID.String())
-		m.n.learntAddrs(pi.ID)
+		if news { // a repeated answer with the same addresses says nothing new
+			m.n.learntAddrs(pi.ID)
+		} else {
+			m.n.kickDial()
+		}
 	}
 }
 

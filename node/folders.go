@@ -296,7 +296,12 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 		err := lf.f.Apply(ctx, items)
 		switch {
 		case ctx.Err() != nil:
-		case err != nil && folder.OnlyUnavailable(err):
+		case err != nil && folder.OnlyRefused(err):
+			// Refused as they are (soak seed 233: a malformed item from a
+			// member was retried every 2 s on every device, which never
+			// went idle): a new version of them comes through queue.
+			n.log.Warn("remote changes refused", "folder", lf.conf.Name, "items", len(items), "err", err)
+		case err != nil && folder.AwaitsNews(err):
 			if wait := lf.park(items); wait > 0 {
 				n.log.Info("content unavailable from every online member: parked", "folder", lf.conf.Name,
 					"items", len(items), "retry_in", wait, "err", err)

@@ -42,6 +42,10 @@ type dialState struct {
 	// ended (a forwarded record, the LAN), so it may be online although
 	// the last dial failed; the next dial's end clears it (reaching).
 	fresh bool
+	// learntDuring: addresses learnt while a dial ran (it may have used
+	// the old ones): fresh again when that dial ends. Kicks for other
+	// reasons (a relay, a membership change) set neither.
+	learntDuring bool
 }
 
 // keptRecord is a member's signed address record and its sequence number
@@ -185,7 +189,7 @@ func (s *memberState) endDial(st *dialState, ok bool, now time.Time) (retryIn ti
 		return 0, false
 	}
 	st.failures++
-	st.fresh = st.kicked // addresses learnt during this dial: not tried yet
+	st.fresh, st.learntDuring = st.learntDuring, false // addresses learnt during this dial: not tried yet
 	retryIn, kicked = st.backoff, st.kicked
 	st.next = now.Add(st.backoff)
 	if st.kicked { // something changed during the dial (a relay reservation, a new address)
@@ -227,7 +231,9 @@ func (s *memberState) learnt(p peer.ID) {
 	defer s.mu.Unlock()
 	if st := s.dials[p]; st != nil {
 		st.fresh = true
-		st.kicked = st.kicked || st.busy
+		if st.busy { // that dial may use the old addresses: once more after it
+			st.learntDuring, st.kicked = true, true
+		}
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // TestKeepNewestRecord: a member's address record is replaced only by one
@@ -36,9 +38,18 @@ func TestKeepNewestRecord(t *testing.T) {
 // change, until the dial that tries them ends; the retries of a member
 // that keeps failing do not count (chaos soak seed 577).
 func TestReaching(t *testing.T) {
+	h, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
 	p := peer.ID("device")
-	n := &Node{members: newMemberState(), kick: make(chan struct{}, 1)}
+	n := &Node{members: newMemberState(), kick: make(chan struct{}, 1), host: h}
 	s := n.members
+	if n.reaching(p) {
+		t.Fatal("a member with no address (and no DHT) counts as reaching")
+	}
+	h.Peerstore().AddAddr(p, ma.StringCast("/ip4/127.0.0.1/tcp/4001"), time.Hour)
 	now := time.Unix(1000, 0)
 	if _, known := s.reaching(p); known {
 		t.Fatal("a member never dialled has a dial state")
@@ -79,6 +90,17 @@ func TestReaching(t *testing.T) {
 	if _, due := s.claimDial(p, now.Add(4*time.Second)); !due {
 		t.Fatal("not due once the backoff passed")
 	}
+	s.endDial(st, false, now)
+	// A kick for another reason (a relay, a membership change) while a
+	// dial runs makes it run again, but says nothing of the addresses.
+	if _, due := s.claimDial(p, now.Add(time.Hour)); !due {
+		t.Fatal("not due after an hour")
+	}
+	s.kickDials()
+	if _, kicked := s.endDial(st, false, now); !kicked || n.reaching(p) {
+		t.Fatalf("a dial kicked for another reason ended: kicked %v, reaching %v (want not reaching)", kicked, n.reaching(p))
+	}
+	s.claimDial(p, now)
 	s.endDial(st, true, now)
 	if s.failures(st) != 0 {
 		t.Fatalf("after a success: %d failures", s.failures(st))

@@ -137,10 +137,12 @@ func (b *roundBook) connect(ctx context.Context, p peer.ID) {
 		// forwards, so once the round is recorded this device knows the
 		// addresses of every member p has reached, and counts the ones it
 		// is not connected to as connecting, not offline (reaching).
-		err := b.push(rctx, p)
-		if err == nil {
-			err = b.sync(rctx, p)
+		// A failed push (the log could not be saved here, say) does not
+		// hold the round back: the sync is what the round is for.
+		if perr := b.push(rctx, p); perr != nil && ctx.Err() == nil {
+			b.log.Debug("connect round: membership exchange", "peer", p.String(), "err", perr)
 		}
+		err := b.sync(rctx, p)
 		cancel()
 		if err == nil {
 			b.record(p, start)

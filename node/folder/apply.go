@@ -218,8 +218,8 @@ func (f *Folder) applyConflicts(ctx context.Context, live []job, errs []error) (
 		if err := ctx.Err(); err != nil {
 			return errs, err
 		}
-		if f.superseded(j.it) {
-			continue // the run with the newer version writes its copies
+		if len(j.it.Sync.Conflicts) > 0 && f.superseded(j.it) {
+			continue // its current version is applied again (reapplyCurrent), with its copies
 		}
 		for _, c := range j.it.Sync.Conflicts {
 			if err := f.applyConflict(ctx, j.fe.Path, c); err != nil {
@@ -311,7 +311,8 @@ func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto
 	}
 	by := it.Sync.Top()
 	if f.superseded(it) {
-		return nil // a newer version is applied (or queued): see superseded
+		f.reapplyCurrent(rel)
+		return nil
 	}
 	switch {
 	case isDir:
@@ -326,17 +327,28 @@ func (f *Folder) applyLive(ctx context.Context, it syncproto.Item, fe *syncproto
 	return err
 }
 
-// superseded reports whether the Feed holds a newer version of it than
-// the one given: an Apply's items are read before it waits for the apply
-// lock, and the run before it may have applied a newer version meanwhile
-// (a deletion). Writing the stale one then recreated what that run had
-// removed: a directory, or the parent directories of a file, stayed on one
-// device while its replica said deleted (chaos soak seed 1124), and a
-// stale deletion could remove a newer file. Items the Feed does not hold
-// are not superseded (they are checked where they are written).
+// superseded reports whether the Feed's version of it differs from the
+// one given (a newer one: the items come from the same replica): an
+// Apply's items are read before it waits for the apply lock, and the run
+// before it may have applied a newer version meanwhile (a deletion).
+// Writing the stale one then recreated what that run had removed: a
+// directory, or the parent directories of a file, stayed on one device
+// while its replica said deleted (chaos soak seed 1124), and a stale
+// deletion could remove a newer file. Items the Feed does not hold are
+// not superseded (they are checked where they are written).
 func (f *Folder) superseded(it syncproto.Item) bool {
 	cur, ok := f.feed.Item(it.Sync.ID)
 	return ok && cur.Sync.Top() != it.Sync.Top()
+}
+
+// reapplyCurrent has Apply write the Feed's current version of rel before
+// it returns (its reapply rounds), in place of a superseded one: the run
+// that applied the newer version may not have written it here (a file
+// Fetch asked for in metadata mode, which no other run writes).
+func (f *Folder) reapplyCurrent(rel string) {
+	f.mu.Lock()
+	f.reapply[rel] = true
+	f.mu.Unlock()
 }
 
 // clearLocked moves whatever is at rel out of the way before something of

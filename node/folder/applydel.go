@@ -14,8 +14,12 @@ import (
 
 func (f *Folder) applyDelete(ctx context.Context, it syncproto.Item, fe *syncproto.FileEntry) error {
 	rel := fe.Path
-	if f.ign.ignored(rel, fe.Mode.IsDir()) || f.superseded(it) {
-		return nil // a newer version (written again) is applied or queued
+	if f.ign.ignored(rel, fe.Mode.IsDir()) {
+		return nil
+	}
+	if f.superseded(it) { // written again since: that version, not this deletion
+		f.reapplyCurrent(rel)
+		return nil
 	}
 	fail := func(err error) error { return fmt.Errorf("apply delete %q: %w", rel, err) }
 	f.mu.Lock()

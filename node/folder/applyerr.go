@@ -64,7 +64,7 @@ func ErrorKind(err error) string {
 		return KindTooManyFiles
 	case errors.Is(err, syscall.ENAMETOOLONG):
 		return KindNameTooLong
-	case errors.Is(err, ErrUnsafePath), errors.Is(err, ErrCaseCollision):
+	case errors.Is(err, ErrUnsafePath), errors.Is(err, ErrCaseCollision), errors.Is(err, ErrMalformedItem):
 		return KindBlocked
 	case errors.Is(err, errUnavailable):
 		return KindUnavailable

@@ -26,10 +26,14 @@ func (f *Folder) applyFile(ctx context.Context, rel string, fe *syncproto.FileEn
 	fail := func(err error) error { return fmt.Errorf("apply file %q: %w", rel, err) }
 	ref, err := BlobRefOf(fe.Blob)
 	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrMalformedItem, err)
+		f.refused(rel, err)
 		return fail(err)
 	}
 	if ref.IsZero() || ref.Size != fe.Size {
-		return fail(fmt.Errorf("size %d does not match blob %v: %w", fe.Size, ref, blobs.ErrMalformed))
+		err := fmt.Errorf("size %d does not match blob %v: %w (%w)", fe.Size, ref, ErrMalformedItem, blobs.ErrMalformed)
+		f.refused(rel, err)
+		return fail(err)
 	}
 	wantPerm := fe.Mode.Perm()
 	mtime := fe.ModTime

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshwork/meshwork/syncproto"
+	"github.com/meshwork/meshwork/syncproto/hlc"
 )
 
 // TestScansDuringApply: scans running while files are applied in parallel
@@ -345,5 +346,82 @@ func TestDeletedDirGoesAfterAbsentFile(t *testing.T) {
 	}
 	if _, err := os.Lstat(b.path("d")); !os.IsNotExist(err) {
 		t.Fatalf("b kept the deleted directory d after its last file's deletion (lstat: %v)", err)
+	}
+}
+
+// TestMalformedItemRefused: a file item whose size is not its blob's (a
+// scan that raced a truncate, or a hostile member) is refused with
+// ErrMalformedItem, a refused kind (KindBlocked, not retried by Run),
+// reported in Status and left out of in-sync; nothing is written, and a
+// good version of the same path is applied afterwards (soak seed 233:
+// every device retried such an item every 2 s and never went idle).
+func TestMalformedItemRefused(t *testing.T) {
+	a, b := pair(t)
+	good := fileItem(t, a, "f.bin", []byte("3,597 bytes, say"))
+	bad := good
+	fe := *good.Body.(*syncproto.FileEntry)
+	fe.Size = 0
+	bad.Content.Body = &fe
+	err := b.f.Apply(context.Background(), []syncproto.Item{bad})
+	if !errors.Is(err, ErrMalformedItem) || ErrorKind(err) != KindBlocked || !OnlyRefused(err) || retriable(err) {
+		t.Fatalf("Apply of a malformed item = %v (kind %q, only refused %v, retriable %v), want ErrMalformedItem, blocked, not retriable",
+			err, ErrorKind(err), OnlyRefused(err), retriable(err))
+	}
+	if _, err := os.Lstat(b.path("f.bin")); !os.IsNotExist(err) {
+		t.Fatalf("a malformed item wrote f.bin: %v", err)
+	}
+	if st := b.f.Status(); st.Skipped["f.bin"] == "" {
+		t.Fatalf("refusal not reported: skipped %v", st.Skipped)
+	}
+	w := good.Sync.History[0].When
+	good.Sync.History = []syncproto.History{{Sequence: 2, When: hlc.Timestamp{Wall: w.Wall + 1}, By: devA}}
+	good.Sync.Updates = 2
+	if _, _, err := b.obj.Apply(good); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.f.Apply(context.Background(), []syncproto.Item{good}); err != nil {
+		t.Fatalf("Apply of the good version: %v", err)
+	}
+	if got := string(readFile(t, b.path("f.bin"))); got != "3,597 bytes, say" {
+		t.Fatalf("f.bin = %q", got)
+	}
+	if st := b.f.Status(); st.Skipped["f.bin"] != "" {
+		t.Fatalf("still reported refused after a good version: %q", st.Skipped["f.bin"])
+	}
+}
+
+// TestTruncatedWhileHashed: a file truncated between the scan's walk and
+// its hashing is not reported with the walk's size and the hashed blob
+// (an entry every receiver refuses, soak seed 233); the next scan reports
+// it as it is.
+func TestTruncatedWhileHashed(t *testing.T) {
+	a := newNode(t, devA, nil)
+	a.write("f.bin", randBytes(7, 4000), 0o644)
+	once := false
+	a.f.hashHook = func(rel string) {
+		if !once {
+			once = true
+			if err := os.WriteFile(a.path(rel), randBytes(8, 1000), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	a.scan()
+	check := func() (syncproto.Item, bool) {
+		it, ok := a.obj.Item("f.bin")
+		if !ok || it.Sync.Deleted {
+			return it, false
+		}
+		fe := it.Body.(*syncproto.FileEntry)
+		ref, err := BlobRefOf(fe.Blob)
+		if err != nil || ref.Size != fe.Size {
+			t.Fatalf("item f.bin: size %d, blob %v (%v): an entry receivers refuse", fe.Size, ref, err)
+		}
+		return it, true
+	}
+	check()
+	a.scan() // the write's own scan, as the watcher's would be
+	if it, ok := check(); !ok || it.Body.(*syncproto.FileEntry).Size != 1000 {
+		t.Fatalf("after the next scan: item %v present %v, want 1,000 bytes", it.Body, ok)
 	}
 }

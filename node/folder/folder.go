@@ -36,7 +36,14 @@ var (
 	ErrLocalChange = errors.New("file changed locally")
 	// ErrClosed reports use of a closed Folder.
 	ErrClosed = errors.New("folder closed")
+	// ErrMalformedItem reports a file item that cannot be written as it
+	// is (its size is not its blob's, its blob reference does not parse):
+	// refused, like an unsafe path, until a new version of it comes.
+	ErrMalformedItem = errors.New("malformed file item")
 )
+
+// errChangedWhileHashed: a scan found a file changed while it hashed it.
+var errChangedWhileHashed = errors.New("changed while hashed")
 
 // Feed is what the folder needs from its synced object. *syncproto.Object
 // implements it.

@@ -55,5 +55,5 @@ func (r *applyRetry) stop() {
 // later try may not meet again: not only content unavailable from peers,
 // refused items and what is not a failure.
 func retriable(err error) bool {
-	return !everyFailure(err, func(k string) bool { return k == "" || k == KindUnavailable || k == KindBlocked })
+	return !AwaitsNews(err)
 }

@@ -142,6 +142,22 @@ func OnlyUnavailable(err error) bool {
 	return everyFailure(err, func(k string) bool { return k == "" || k == KindUnavailable })
 }
 
+// OnlyRefused reports whether err (an error of Apply) is made only of
+// refused items (KindBlocked: an unsafe path, a case collision, a
+// malformed item) and of what is not a failure: applying the same
+// versions again fails the same way, so only a new version is worth a
+// try. With unavailable content besides, see AwaitsNews.
+func OnlyRefused(err error) bool {
+	return everyFailure(err, func(k string) bool { return k == "" || k == KindBlocked })
+}
+
+// AwaitsNews reports whether err is made only of unavailable content,
+// refused items and what is not a failure: a retry helps only once a peer
+// that has the content is online, or a new version arrives.
+func AwaitsNews(err error) bool {
+	return everyFailure(err, func(k string) bool { return k == "" || k == KindUnavailable || k == KindBlocked })
+}
+
 // everyFailure reports whether ok holds for the kind (ErrorKind) of every
 // error err joins (errors.Join, Apply's error), nested joins included; a
 // fetchErr is one error. True for nil.
