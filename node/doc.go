@@ -172,7 +172,9 @@
 //     gater holds only a func, isRevoked (memberState.mu), that the swarm calls;
 //     relaySet.mu (a leaf) guards the relays' circuit addresses, which the
 //     host's address factory reads; puncher.newsMu guards its news
-//     throttle, its counters are atomic.
+//     throttle, its counters are atomic. The puncher holds the host and
+//     the funcs New gives it (punchHooks: isMember, ready, deviceName,
+//     event, news), no *Node; none of them is called under newsMu.
 //   - leaves: eventHub (events.go, the live event ring), storeHealth
 //     (storehealth.go), formerHolder (former.go, an atomic pointer),
 //     stopState (shutdown.go).
@@ -201,8 +203,6 @@
 // loops (non-blocking sends), and NewInvite lists the host's connections.
 //
 // Known exceptions, where the code breaks the order today:
-//   - puncher holds the *Node and calls up into it: IsMember, deviceName,
-//     the objects part's news, events and the host (punch.go).
 //   - the storage client calls up into Node through its three funcs
 //     (ensureShared, merged, deviceName; storage.go) and reads two other
 //     parts, folderSet and memberState, directly.

@@ -152,7 +152,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("port in use, listening on an OS-chosen port instead", "port", DefaultPort, "addrs", h.Addrs())
 	}
 	n.host = h
-	n.punch = newPuncher(n, n.hps, now)
+	n.punch = newPuncher(n.host, n.id, punchHooks{
+		isMember:   n.IsMember,
+		ready:      n.holePunchReady,
+		deviceName: n.deviceName,
+		event:      n.events.publish,
+		news:       func(kind string, p peer.ID, text string) { n.objs.news(kind, p, text) },
+	}, n.hps, logger, now)
 	if err := n.openBlobs(); err != nil {
 		h.Close()
 		db.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -208,11 +209,13 @@ func later(a, b time.Time) time.Time {
 // puncher runs the retries of one node; its run goroutine is one of the
 // node's tasks and stops with the node's run context.
 type puncher struct {
-	n    *Node
-	svc  *holepunch.Service // nil: no hole punching (then run only tracks paths)
-	log  *slog.Logger
-	now  func() time.Time // the node's clock (Config.Now), for backoff and news
-	kick chan struct{}
+	host  host.Host
+	self  peer.ID
+	hooks punchHooks
+	svc   *holepunch.Service // nil: no hole punching (then run only tracks paths)
+	log   *slog.Logger
+	now   func() time.Time // the node's clock (Config.Now), for backoff and news
+	kick  chan struct{}
 
 	results  chan punchResult
 	inflight sync.WaitGroup
@@ -231,9 +234,19 @@ type punchResult struct {
 	took   time.Duration
 }
 
-func newPuncher(n *Node, svc *holepunch.Service, now func() time.Time) *puncher {
+// punchHooks is what the puncher asks of the rest of the node, given by
+// New: it holds no *Node (a part calls downward; doc.go).
+type punchHooks struct {
+	isMember   func(peer.ID) bool
+	ready      func() bool // the hole-punch service is up (holePunchReady)
+	deviceName func(peer.ID) string
+	event      func(typ, object string, data any)        // a live event (eventHub.publish)
+	news       func(kind string, p peer.ID, text string) // a news entry (objectSet.news)
+}
+
+func newPuncher(h host.Host, self peer.ID, hooks punchHooks, svc *holepunch.Service, log *slog.Logger, now func() time.Time) *puncher {
 	return &puncher{
-		n: n, svc: svc, log: n.log.With("task", "punch"), now: now,
+		host: h, self: self, hooks: hooks, svc: svc, log: log.With("task", "punch"), now: now,
 		kick:     make(chan struct{}, 1),
 		results:  make(chan punchResult, 16),
 		lastNews: map[peer.ID]time.Time{},
@@ -250,7 +263,7 @@ func (pu *puncher) wakeUp() {
 // run is the puncher's loop; it returns when ctx ends, after closing the
 // hole-punch service so that attempts in flight end too.
 func (pu *puncher) run(ctx context.Context) {
-	bus := pu.n.host.EventBus()
+	bus := pu.host.EventBus()
 	sub, err := bus.Subscribe([]any{
 		new(event.EvtLocalAddressesUpdated),
 		new(event.EvtLocalReachabilityChanged),
@@ -268,8 +281,8 @@ func (pu *puncher) run(ctx context.Context) {
 		ConnectedF:    func(network.Network, network.Conn) { pu.wakeUp() },
 		DisconnectedF: func(network.Network, network.Conn) { pu.wakeUp() },
 	}
-	pu.n.host.Network().Notify(notify)
-	defer pu.n.host.Network().StopNotify(notify)
+	pu.host.Network().Notify(notify)
+	defer pu.host.Network().StopNotify(notify)
 	defer pu.stop()
 
 	s := newPunchSched()
@@ -278,14 +291,14 @@ func (pu *puncher) run(ctx context.Context) {
 	for {
 		now := pu.now()
 		pu.refresh(s, now)
-		if pu.svc != nil && pu.n.holePunchReady() {
+		if pu.svc != nil && pu.hooks.ready() {
 			for _, p := range s.due(now) {
 				pu.start(ctx, p)
 			}
 		}
 		timer.Stop()
 		if d, ok := s.wake(now); ok {
-			if pu.svc != nil && !pu.n.holePunchReady() {
+			if pu.svc != nil && !pu.hooks.ready() {
 				// Not up yet: EvtLocalProtocolsUpdated says when it is.
 				d = max(d, punchMaxRetry)
 			}
@@ -338,19 +351,19 @@ func (pu *puncher) onEvent(s *punchSched, e any) {
 func (pu *puncher) refresh(s *punchSched, now time.Time) {
 	seen := map[peer.ID]bool{}
 	check := func(p peer.ID) {
-		if seen[p] || p == pu.n.id {
+		if seen[p] || p == pu.self {
 			return
 		}
 		seen[p] = true
 		path, initiator := pathNone, false
-		if pu.n.IsMember(p) {
-			path, initiator = pathTo(pu.n.host.Network().ConnsToPeer(p))
+		if pu.hooks.isMember(p) {
+			path, initiator = pathTo(pu.host.Network().ConnsToPeer(p))
 		}
 		if old, changed := s.observe(p, path, initiator, now); changed {
 			pu.announce(p, old, path)
 		}
 	}
-	for _, p := range pu.n.host.Network().Peers() {
+	for _, p := range pu.host.Network().Peers() {
 		check(p)
 	}
 	for p := range s.peers {
@@ -388,7 +401,7 @@ func (pu *puncher) start(ctx context.Context, p peer.ID) {
 		begin := time.Now()
 		err := pu.svc.DirectConnect(p)
 		r := punchResult{p: p, err: err, took: time.Since(begin)}
-		if path, _ := pathTo(pu.n.host.Network().ConnsToPeer(p)); err == nil && path == pathDirect {
+		if path, _ := pathTo(pu.host.Network().ConnsToPeer(p)); err == nil && path == pathDirect {
 			r.direct = true
 		}
 		select {
@@ -401,7 +414,7 @@ func (pu *puncher) start(ctx context.Context, p peer.ID) {
 // finished records an attempt's outcome.
 func (pu *puncher) finished(s *punchSched, r punchResult) {
 	now := pu.now()
-	name := pu.n.deviceName(r.p)
+	name := pu.hooks.deviceName(r.p)
 	if r.direct {
 		pu.direct.Add(1)
 		pu.log.Info("hole punch retry connected directly", "peer", r.p.String(), "name", name, "took", r.took.Round(time.Millisecond))
@@ -425,12 +438,12 @@ func (pu *puncher) finished(s *punchSched, r punchResult) {
 
 // announce publishes a change of p's path.
 func (pu *puncher) announce(p peer.ID, from, to string) {
-	name := pu.n.deviceName(p)
-	pu.n.events.publish("path", "path", PathEvent{ID: p.String(), Name: name, From: nullable(from), To: nullable(to)})
+	name := pu.hooks.deviceName(p)
+	pu.hooks.event("path", "path", PathEvent{ID: p.String(), Name: name, From: nullable(from), To: nullable(to)})
 	if from == pathNone || to == pathNone {
 		return
 	}
-	me := pu.n.deviceName(pu.n.id)
+	me := pu.hooks.deviceName(pu.self)
 	var text string
 	if to == pathDirect {
 		text = fmt.Sprintf("device %s is now connected directly to %s", me, name)
@@ -447,7 +460,7 @@ func (pu *puncher) announce(p peer.ID, from, to string) {
 	}
 	pu.newsMu.Unlock()
 	if !quiet {
-		pu.n.objs.news("path", p, text)
+		pu.hooks.news("path", p, text)
 	}
 }
 
