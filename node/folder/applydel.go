@@ -73,12 +73,19 @@ func (f *Folder) applyDelete(ctx context.Context, it syncproto.Item, fe *syncpro
 	return nil
 }
 
+// hasCopy reports whether the losing version c gets a conflict copy: a
+// file's content (a deleted version, a directory or a link gets none).
+func hasCopy(c syncproto.Item) bool {
+	fe, ok := c.Body.(*syncproto.FileEntry)
+	return !c.Sync.Deleted && ok && fe != nil && fe.Mode.Type() == 0
+}
+
 // applyConflict writes the losing version c of the item at rel beside it.
 func (f *Folder) applyConflict(ctx context.Context, rel string, c syncproto.Item) error {
-	fe, ok := c.Body.(*syncproto.FileEntry)
-	if c.Sync.Deleted || !ok || fe == nil || fe.Mode.Type() != 0 {
+	if !hasCopy(c) {
 		return nil
 	}
+	fe := c.Body.(*syncproto.FileEntry)
 	name := conflictName(rel, c)
 	if err := checkRel(name); err != nil {
 		return fmt.Errorf("conflict copy of %q: %w", rel, err)
@@ -119,7 +126,15 @@ func (f *Folder) dropResolvedConflicts(ctx context.Context) error {
 			continue
 		}
 		for _, c := range it.Sync.Conflicts {
-			want[conflictName(fe.Path, c)] = true
+			// A deleted losing version has no copy, and its name may be
+			// that of an earlier version of the same device in the same
+			// second, whose copy must go (soak seed 954: a device's
+			// version lost, it then deleted the file while a third device
+			// edited it; the deletion, now the conflict, kept the earlier
+			// version's copy on two devices under its name).
+			if hasCopy(c) {
+				want[conflictName(fe.Path, c)] = true
+			}
 		}
 	}
 	f.mu.Lock()

@@ -425,3 +425,51 @@ func TestTruncatedWhileHashed(t *testing.T) {
 		t.Fatalf("after the next scan: item %v present %v, want 1,000 bytes", it.Body, ok)
 	}
 }
+
+// itemsFeed is a Feed whose items the test sets (the rest is the real one).
+type itemsFeed struct {
+	Feed
+	items []syncproto.Item
+}
+
+func (f itemsFeed) Items() []syncproto.Item { return f.items }
+func (f itemsFeed) Item(id syncproto.ItemID) (syncproto.Item, bool) {
+	for _, it := range f.items {
+		if it.Sync.ID == id {
+			return it, true
+		}
+	}
+	return syncproto.Item{}, false
+}
+
+// TestDeletedConflictKeepsNoCopy: a conflict copy goes when its version is
+// no longer a conflict, even if the conflict now is a deletion by the same
+// device in the same second, whose name is the same (soak seed 954).
+func TestDeletedConflictKeepsNoCopy(t *testing.T) {
+	a, b := pair(t)
+	when := hlc.FromTime(time.Date(2026, 12, 2, 17, 31, 24, 285e6, time.UTC))
+	loser := fileItem(t, a, "f.md", []byte("the losing version"))
+	loser.Sync.History = []syncproto.History{{Sequence: 3, When: when, By: devA}}
+	if err := b.f.applyConflict(context.Background(), "f.md", loser); err != nil {
+		t.Fatal(err)
+	}
+	name := conflictName("f.md", loser)
+	if _, err := os.Lstat(b.path(name)); err != nil {
+		t.Fatalf("conflict copy %s not written: %v", name, err)
+	}
+	deletion := loser
+	deletion.Sync.Deleted = true
+	deletion.Sync.History = []syncproto.History{{Sequence: 4, When: hlc.Timestamp{Wall: when.Wall + 500}, By: devA}, loser.Sync.History[0]}
+	if conflictName("f.md", deletion) != name {
+		t.Fatal("test setup: the deletion's conflict name differs")
+	}
+	winner := fileItem(t, a, "f.md", []byte("the winner"))
+	winner.Sync.Conflicts = []syncproto.Item{deletion}
+	b.f.feed = itemsFeed{Feed: b.f.feed, items: []syncproto.Item{winner}}
+	if err := b.f.dropResolvedConflicts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(b.path(name)); !os.IsNotExist(err) {
+		t.Fatalf("the copy of a version that is no longer a conflict stayed (lstat: %v)", err)
+	}
+}

@@ -111,7 +111,7 @@ func (f *Folder) Unavailable() Unavailable {
 		}
 		for _, name := range e.copies {
 			for _, c := range it.Sync.Conflicts {
-				if conflictName(e.rel, c) == name { // still a conflict of the item
+				if hasCopy(c) && conflictName(e.rel, c) == name { // still a conflict of the item
 					u.Copies = append(u.Copies, name)
 					break
 				}
