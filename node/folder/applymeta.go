@@ -166,15 +166,8 @@ func (f *Folder) forgetPartials(ctx context.Context, rel, keep string) {
 		names = append(names, string(k))
 		return nil
 	})
+	f.dropOtherPartials(ctx, names, keep)
 	for _, n := range names {
-		if n != keep {
-			if err := f.st.RemoveFile(ctx, n); err != nil {
-				f.log.Warn("forget partial", "path", n, "err", err)
-			}
-			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				f.log.Warn("remove partial", "path", n, "err", err)
-			}
-		}
 		_ = f.deleteRecord(append(pfx[:len(pfx):len(pfx)], n...))
 	}
 }
