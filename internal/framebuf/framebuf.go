@@ -84,7 +84,7 @@ func Read(r io.Reader, n int, scope Scope) (Buffer, error) {
 	reserve := func(k int) error {
 		if scope != nil {
 			if err := scope.ReserveMemory(k, Priority); err != nil {
-				return fmt.Errorf("read frame payload of %d bytes: %d bytes held: %w: %w", n, b.reserved, ErrMemory, err)
+				return fmt.Errorf("read frame payload of %d bytes: %d bytes held%s: %w: %w", n, b.reserved, usage(scope), ErrMemory, err)
 			}
 			b.reserved += k
 		}
@@ -134,4 +134,21 @@ func Read(r io.Reader, n int, scope Scope) (Buffer, error) {
 		b.B = append(b.B, (*c)[:min(Step, n-i*Step)]...)
 	}
 	return b, nil
+}
+
+// usage describes what the scope and its peer's scope hold, when the scope
+// says (rcmgr's stream scopes do), so that a refusal shows which limit was
+// reached and by what: a peer's memory held by its other streams, say.
+func usage(scope Scope) string {
+	st, ok := scope.(interface{ Stat() network.ScopeStat })
+	if !ok {
+		return ""
+	}
+	s := st.Stat()
+	out := fmt.Sprintf(" (stream: %d B", s.Memory)
+	if ps, ok := scope.(interface{ PeerScope() network.PeerScope }); ok && ps.PeerScope() != nil {
+		p := ps.PeerScope().Stat()
+		out += fmt.Sprintf("; peer: %d B, %d+%d streams, %d+%d conns (in+out)", p.Memory, p.NumStreamsInbound, p.NumStreamsOutbound, p.NumConnsInbound, p.NumConnsOutbound)
+	}
+	return out + ")"
 }

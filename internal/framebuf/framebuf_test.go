@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 // testScope is a scope with a memory limit that records its peak use.
@@ -81,5 +86,40 @@ func TestReadRefused(t *testing.T) {
 func TestScopeOf(t *testing.T) {
 	if ScopeOf(bytes.NewReader(nil)) != nil {
 		t.Fatal("a plain reader has a scope")
+	}
+}
+
+// A refusal by a real resource manager says what the stream's peer holds,
+// so that a log line shows which limit was reached: 300 KiB held by one
+// stream, one 64 KiB step by the refused one.
+func TestRefusalShowsPeerUsage(t *testing.T) {
+	limits := rcmgr.PartialLimitConfig{
+		PeerDefault: rcmgr.ResourceLimits{Memory: 1 << 20},
+	}.Build(rcmgr.DefaultLimits.AutoScale())
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	p := peer.ID("some peer")
+	held, err := rm.OpenStream(p, network.DirInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Done()
+	if err := held.ReserveMemory(300<<10, network.ReservationPriorityAlways); err != nil {
+		t.Fatal(err)
+	}
+	s, err := rm.OpenStream(p, network.DirInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Done()
+	_, err = Read(bytes.NewReader(make([]byte, 1<<20)), 1<<20, s)
+	if !errors.Is(err, ErrMemory) {
+		t.Fatalf("want ErrMemory, got %v", err)
+	}
+	if want := "peer: 372736 B, 2+0 streams"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("the refusal does not say what the peer holds (%q): %v", want, err)
 	}
 }
