@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -71,6 +72,11 @@ func (s *limitScope) ReserveMemory(n int, _ uint8) error {
 
 func (s *limitScope) ReleaseMemory(n int) { s.used -= n }
 
+// Stat and PeerScope answer as rcmgr's stream scopes do (a refusal's error
+// shows them): this scope has no peer scope.
+func (s *limitScope) Stat() network.ScopeStat      { return network.ScopeStat{Memory: int64(s.used)} }
+func (s *limitScope) PeerScope() network.PeerScope { return nil }
+
 // scopedStream is a reader with a resource scope, as a libp2p stream.
 type scopedStream struct {
 	io.Reader
@@ -94,7 +100,7 @@ func TestReaderReserves(t *testing.T) {
 	if typ, p, err := r.ReadFrame(4 << 20); err != nil || typ != 2 || string(p) != "small" || sc.used != 5 {
 		t.Fatalf("second frame: %d %q %v, %d reserved", typ, p, err, sc.used)
 	}
-	if _, _, err := r.ReadFrame(4 << 20); !errors.Is(err, ErrMemory) || sc.used != 0 {
+	if _, _, err := r.ReadFrame(4 << 20); !errors.Is(err, ErrMemory) || sc.used != 0 || !strings.Contains(err.Error(), "(stream: ") {
 		t.Fatalf("frame over the scope's limit: %v, %d reserved", err, sc.used)
 	}
 	r.Release()
