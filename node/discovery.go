@@ -40,7 +40,8 @@ const (
 func (n *Node) onConnected(_ context.Context, c network.Conn) {
 	if n.IsMember(c.RemotePeer()) {
 		n.members.forgetDial(c.RemotePeer())
-		n.schedulePush() // the push loop also re-drives folders (memberOnline)
+		n.stale.connected(c) // its older connections may be dead (staleconn.go)
+		n.schedulePush()     // the push loop also re-drives folders (memberOnline)
 		n.rounds.kick(c.RemotePeer())
 	}
 }

@@ -175,6 +175,11 @@
 //     throttle, its counters are atomic. The puncher holds the host and
 //     the funcs New gives it (punchHooks: isMember, ready, deviceName,
 //     event, news), no *Node; none of them is called under newsMu.
+//   - staleConns (staleconn.go): the members that connected anew, whose
+//     older connections it probes (a ping on that connection) and closes
+//     when dead; staleConns.mu, a leaf. It holds the host only; Node
+//     tells it of a member's new connection (onConnected), and its loop
+//     is Run's task "stale-conns".
 //   - leaves: eventHub (events.go, the live event ring), storeHealth
 //     (storehealth.go), formerHolder (former.go, an atomic pointer),
 //     stopState (shutdown.go).

@@ -44,6 +44,7 @@ type Node struct {
 	dht    *dht.IpfsDHT       // nil without relays
 	hps    *holepunch.Service // go-libp2p's hole-punch service (host.go)
 	punch  *puncher           // hole-punch retries and path changes (punch.go)
+	stale  *staleConns        // closes members' connections that died unclosed (staleconn.go)
 
 	blobStore *store.Store
 	blobSvc   *transfer.Service
@@ -159,6 +160,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		event:      n.events.publish,
 		news:       func(kind string, p peer.ID, text string) { n.objs.news(kind, p, text) },
 	}, n.hps, logger, now)
+	n.stale = newStaleConns(n.host, logger)
 	if err := n.openBlobs(); err != nil {
 		h.Close()
 		db.Close()
@@ -252,6 +254,7 @@ func (n *Node) serve(ctx context.Context, services []func(context.Context)) erro
 	run("identify", n.watchIdentify)
 	run("relays", n.relayLoop)
 	run("punch", n.punch.run)
+	run("stale-conns", n.stale.run)
 	run("sync", func(ctx context.Context) {
 		if err := n.sync.Run(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("sync engine stopped", "err", err)

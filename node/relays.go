@@ -248,6 +248,10 @@ func (n *Node) lookupMember(ctx context.Context, p peer.ID) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
+	if !n.awaitRoutingTable(ctx) {
+		n.log.Debug("DHT lookup: no DHT server reachable yet", "peer", p.String())
+		return false
+	}
 	ai, err := n.dht.FindPeer(ctx, p)
 	if err != nil || len(ai.Addrs) == 0 {
 		n.log.Debug("DHT lookup found nothing", "peer", p.String(), "err", err)
@@ -255,5 +259,34 @@ func (n *Node) lookupMember(ctx context.Context, p peer.ID) bool {
 	}
 	n.log.Info("found member through the DHT", "peer", p.String(), "addrs", ai.Addrs)
 	n.host.Peerstore().AddAddrs(p, ai.Addrs, savedAddrTTL)
+	return true
+}
+
+// awaitRoutingTable waits, bounded by ctx, until the DHT's routing table
+// holds a peer, connecting to the relays (its bootstrap peers) first. The
+// DHT adds a connected server to its table only after a check query of
+// its own, so right after start, or on a busy machine, a lookup would find
+// an empty table and fail at once; the member would then be reached, if
+// at all, through a guessed circuit (addRelayCircuits), never through the
+// addresses the DHT holds (TestRelayAndDHT failed so under load).
+func (n *Node) awaitRoutingTable(ctx context.Context) bool {
+	rt := n.dht.RoutingTable()
+	if rt.Size() > 0 {
+		return true
+	}
+	for _, ai := range n.relays.infos {
+		if ai.ID != n.id {
+			_ = n.host.Connect(ctx, ai) // failures show as an empty table below
+		}
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for rt.Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
 	return true
 }
