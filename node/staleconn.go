@@ -70,11 +70,10 @@ func (sc *staleConns) connected(c network.Conn) {
 	}
 }
 
-// run probes the suspects until ctx ends, one round per member at a time,
-// and waits for its probes before it returns.
+// run probes the suspects until ctx ends, one round at a time; each round
+// ends with its probes, so none outlives run.
 func (sc *staleConns) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -90,11 +89,7 @@ func (sc *staleConns) run(ctx context.Context) {
 				if c.ID() == newest || c.Stat().Limited || c.IsClosed() {
 					continue
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					sc.check(ctx, c)
-				}()
+				wg.Go(func() { sc.check(ctx, c) })
 			}
 		}
 		wg.Wait() // one round at a time: a member reconnecting in a loop costs one probe per connection

@@ -180,14 +180,14 @@ func TestStaleConnClosed(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); sc.run(ctx) }()
 	defer func() { cancel(); <-done }()
-	ctx5, cancel5 := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel5()
+	dialCtx, cancelDial := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelDial()
 
 	// b reaches a through the proxy, then "loses power": the proxy freezes
 	// and b's host goes away without a's side hearing of it.
 	fz := newFreezer(t, tcpTarget(t, a))
 	b := tcpHost(t, kB)
-	if err := b.Connect(ctx5, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{fz.addr()}}); err != nil {
+	if err := b.Connect(dialCtx, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{fz.addr()}}); err != nil {
 		t.Fatal(err)
 	}
 	old := a.Network().ConnsToPeer(b.ID())
@@ -203,7 +203,7 @@ func TestStaleConnClosed(t *testing.T) {
 	// b comes back with the same key, directly.
 	b2 := tcpHost(t, kB)
 	defer b2.Close()
-	if err := b2.Connect(ctx5, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err != nil {
+	if err := b2.Connect(dialCtx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	r := nextProbe(t, probes)
@@ -223,7 +223,7 @@ func TestStaleConnClosed(t *testing.T) {
 	// probed, answers and stays.
 	b3 := tcpHost(t, kB)
 	defer b3.Close()
-	if err := b3.Connect(ctx5, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err != nil {
+	if err := b3.Connect(dialCtx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
 	r = nextProbe(t, probes)
