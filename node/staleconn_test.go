@@ -172,7 +172,9 @@ func TestStaleConnClosed(t *testing.T) {
 	a := tcpHost(t, kA)
 	defer a.Close()
 	sc := newStaleConns(a, slog.New(slog.DiscardHandler))
-	sc.timeout = time.Second
+	// probeTimeout as the daemon has it: the dead connection costs its 5 s, and
+	// the live one must answer within it even on a loaded machine.
+	sc.timeout = probeTimeout
 	probes := make(chan probeResult, 8)
 	sc.probed = func(c network.Conn, err error) { probes <- probeResult{c, err} }
 	a.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { sc.connected(c) }})
