@@ -108,11 +108,13 @@ func (d *daemon) start(extra ...string) {
 	})
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-// cpu is the CPU time (user + system) the daemon has used so far, from
+// cpu is the CPU time (user + system) the daemon has used so far.
+func (d *daemon) cpu() time.Duration { return procCPU(d.cmd.Process.Pid) }
+
+// procCPU is the CPU time (user + system) process pid has used so far, from
 // /proc (clock ticks: 10 ms resolution); 0 where /proc is missing.
-func (d *daemon) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -127,6 +129,7 @@ func (d *daemon) cpu() time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
+// stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
 	if d.cmd == nil {
 		return

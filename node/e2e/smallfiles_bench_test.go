@@ -44,7 +44,7 @@ func BenchmarkSmallFilesInitial(b *testing.B) {
 	}
 	files := make([]stFile, n)
 	for i := range files {
-		files[i] = stFile{fmt.Sprintf("d%03d/f%06d.bin", i/200, i), 10 << 10}
+		files[i] = stFile{rel: fmt.Sprintf("d%03d/f%06d.bin", i/200, i), size: 10 << 10}
 	}
 	root := b.TempDir()
 	src := filepath.Join(root, "src")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,149 +18,12 @@ import (
 // skipped when syncthing is not installed. MESHWORK_BENCH_SMALL=1 selects
 // quick sizes. Run one alone with e.g.
 //
-//	go test ./node/e2e -run '^$' -bench BenchmarkSyncVsSyncthingInitial -benchtime 1x
+//	go test ./node/e2e -run '^$' -bench BenchmarkSyncVsSyncthingLatency -benchtime 1x
+//
+// The initial sync is BenchmarkLibraryVsSyncthing (library_bench_test.go).
 //
 // The timer of `go test` runs through set-up too: read the reported
 // metrics (and the report), not ns/op.
-
-// BenchmarkSyncVsSyncthingInitial: the first sync of a photo-like library
-// (2 GiB in ~600 files of 1–8 MiB plus 10,000 files of 1–64 KiB) from one
-// device to another. Timed from the receiver joining (Meshwork: `mesh folder
-// join` then `mesh wait` returns; Syncthing: the receiver's paused folder is
-// unpaused, until its REST API reports completion 100, needBytes 0, state
-// idle, localBytes == globalBytes, with every file in the global index),
-// with both senders connected and done indexing beforehand. Each tool runs
-// twice, in the order Meshwork, Syncthing, Syncthing, Meshwork; the figures
-// are the means. Target: Meshwork at least 2x faster.
-func BenchmarkSyncVsSyncthingInitial(b *testing.B) {
-	syncthingPath(b)
-	bigTotal, smallN, mode := int64(2<<30), 10000, "full"
-	if stBenchSmall() {
-		bigTotal, smallN, mode = 200<<20, 1000, "small (MESHWORK_BENCH_SMALL)"
-	}
-	files, total := stPhotoLibrary(bigTotal, smallN, 1)
-	root := b.TempDir()
-	src := filepath.Join(root, "library")
-	genStart := time.Now()
-	stWriteTree(b, src, files, 21)
-	gen := time.Since(genStart)
-	mb := float64(total) / 1e6
-
-	// Each tool syncs the library twice, in the order Meshwork, Syncthing,
-	// Syncthing, Meshwork (ABBA), so that whatever slows the machine early
-	// or late in the run (here: file creation after a mass deletion on ext4
-	// without a journal, see the README) weighs on both alike. Every run
-	// starts with no dirty pages left to write back and once creating a
-	// file costs what it normally does (settleCreates), and nothing is
-	// deleted until the end.
-	var meshIndex, stIndex time.Duration
-	var meshServed int64
-	var settles []string
-	probes := filepath.Join(root, "create-probes")
-	settle := func(run string) {
-		waited, per := settleCreates(b, probes)
-		settles = append(settles, fmt.Sprintf("%s %s (%.0f µs/file)", run, waited, float64(per.Nanoseconds())/1e3))
-	}
-	runMesh := func(n int) time.Duration {
-		syscall.Sync()
-		a, c := stBenchMeshPair(b)
-		defer a.stop()
-		defer c.stop()
-		// The sender's index of a previous run goes (a few files).
-		if err := os.RemoveAll(filepath.Join(src, ".meshwork")); err != nil {
-			b.Fatal(err)
-		}
-		t0 := time.Now()
-		a.mesh("folder", "add", src, "--name", "photos")
-		a.mesh("wait", "photos", "--timeout", "30m")
-		meshIndex = time.Since(t0)
-		waitFor(b, 30*time.Second, "b sees the folder", func() bool { return strings.Contains(c.mesh("folder", "list"), "photos") })
-		dst := filepath.Join(root, fmt.Sprintf("mesh-b%d", n))
-		settle(fmt.Sprintf("Meshwork %d", n))
-		start := time.Now()
-		c.mesh("folder", "join", "photos", dst)
-		c.mesh("wait", "photos", "--timeout", "30m")
-		took := time.Since(start)
-		if err := stSameTree(src, dst, files); err != nil {
-			b.Fatalf("meshwork: `mesh wait` returned on b before the library was whole: %v", err)
-		}
-		var st node.Status
-		if err := json.Unmarshal([]byte(a.mesh("status", "--json")), &st); err == nil {
-			meshServed = st.Transfer.BytesServed
-		}
-		return took
-	}
-	runSyncthing := func(n int) time.Duration {
-		// The same source, without Meshwork's state in it.
-		if err := os.RemoveAll(filepath.Join(src, ".meshwork")); err != nil {
-			b.Fatal(err)
-		}
-		dst := filepath.Join(root, fmt.Sprintf("st-b%d", n))
-		sa, sb := newSyncthing(b, fmt.Sprintf("st-a%d", n)), newSyncthing(b, fmt.Sprintf("st-b%d", n))
-		folder := func(path string, paused bool, peer *stInstance) []stFolder {
-			return []stFolder{{ID: "photos", Path: path, Peers: []*stInstance{peer}, Paused: paused, Watcher: true, WatchDelayS: 1, RescanPeriodS: 3600}}
-		}
-		sa.writeConfig([]*stInstance{sb}, folder(src, false, sb))
-		sb.writeConfig([]*stInstance{sa}, folder(dst, true, sa))
-		defer sa.stop()
-		defer sb.stop()
-		t0 := time.Now()
-		sa.start()
-		sa.waitScanned("photos", int64(len(files)), 30*time.Minute)
-		stIndex = time.Since(t0)
-		sb.start()
-		waitFor(b, 60*time.Second, "syncthing devices connected", func() bool { return sa.connected(sb) && sb.connected(sa) })
-		settle(fmt.Sprintf("Syncthing %d", n))
-		start := time.Now()
-		if err := sb.do("PATCH", "/rest/config/folders/photos", map[string]any{"paused": false}, nil); err != nil {
-			b.Fatalf("unpause the receiver's folder: %v", err)
-		}
-		var last stStatus
-		deadline := time.Now().Add(30 * time.Minute)
-		for {
-			ok, s := sb.inSync("photos", int64(len(files)))
-			if ok {
-				break
-			}
-			last = s
-			if time.Now().After(deadline) {
-				b.Fatalf("syncthing receiver not in sync after 30 minutes: %+v", last)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		took := time.Since(start)
-		if err := stSameTree(src, dst, files); err != nil {
-			b.Fatalf("syncthing reported in sync but: %v", err)
-		}
-		return took
-	}
-	m1 := runMesh(1)
-	s1 := runSyncthing(1)
-	s2 := runSyncthing(2)
-	m2 := runMesh(2)
-	meshTime, stTime := (m1+m2)/2, (s1+s2)/2
-
-	ratio := stTime.Seconds() / meshTime.Seconds()
-	var r strings.Builder
-	fmt.Fprintf(&r, "BenchmarkSyncVsSyncthingInitial %s, mode %s\n", time.Now().UTC().Format(time.RFC3339), mode)
-	fmt.Fprintf(&r, "library: %d files, %.0f MB (%d of 1–8 MiB, %d of 1–64 KiB), incompressible; generated in %s (not timed)\n",
-		len(files), mb, len(files)-smallN, smallN, gen.Round(time.Millisecond))
-	fmt.Fprintf(&r, "timed: receiver joins → in sync (senders connected and done indexing first); loopback TCP, 2 processes each\n")
-	fmt.Fprintf(&r, "runs in the order Meshwork, Syncthing, Syncthing, Meshwork; each figure the mean of its two runs\n")
-	fmt.Fprintf(&r, "  Meshwork  (meshd, `mesh folder join` + `mesh wait`):           %8.2f s  %5.0f MB/s  (runs: %.2f s, %.2f s)\n", meshTime.Seconds(), mb/meshTime.Seconds(), m1.Seconds(), m2.Seconds())
-	fmt.Fprintf(&r, "  Syncthing (%s, unpause → completion 100/idle/all bytes):   %8.2f s  %5.0f MB/s  (runs: %.2f s, %.2f s)\n", syncthingVersion(), stTime.Seconds(), mb/stTime.Seconds(), s1.Seconds(), s2.Seconds())
-	fmt.Fprintf(&r, "  Syncthing time / Meshwork time: %.2fx   target >= 2x: %s\n", ratio, stMet(ratio >= 2))
-	fmt.Fprintf(&r, "not timed above: sender's initial index: Meshwork %.2f s (`folder add` → `mesh wait` on A), Syncthing %.2f s (process start → folder idle with every file)\n",
-		meshIndex.Seconds(), stIndex.Seconds())
-	fmt.Fprintf(&r, "waited before each run until creating a file cost <= %s (sync(2), then %d files; see settleCreates): %s\n", settledCreate, settleProbeFiles, strings.Join(settles, ", "))
-	if meshServed > 0 {
-		fmt.Fprintf(&r, "Meshwork sender served %d bytes for %d bytes of content (%.3fx)\n", meshServed, total, float64(meshServed)/float64(total))
-	}
-	b.ReportMetric(meshTime.Seconds(), "meshwork-s")
-	b.ReportMetric(stTime.Seconds(), "syncthing-s")
-	b.ReportMetric(ratio, "speedup")
-	writeReport(b, "bench-vs-syncthing-initial.txt", r.String())
-}
 
 // BenchmarkSyncVsSyncthingLatency: a one-file change (4 KiB rewritten in
 // place) on A until the file is identical on B, polled every 2 ms, median

@@ -389,6 +389,7 @@ func stMeshWait(d *daemon, name string, timeout time.Duration) (time.Duration, e
 type stFile struct {
 	rel  string
 	size int64
+	same int // 1 + the index of the file whose content this one repeats; 0: its own
 }
 
 // stPhotoLibrary lays out a photo-like library: large "photos" of 1–8 MiB
@@ -406,13 +407,13 @@ func stPhotoLibrary(bigTotal int64, smallN int, seed uint64) (files []stFile, to
 			size = max(left, mib)
 		}
 		rel := fmt.Sprintf("%d/%02d/IMG_%05d.jpg", 2015+i%10, 1+(i/10)%12, i)
-		files = append(files, stFile{rel, size})
+		files = append(files, stFile{rel: rel, size: size})
 		big += size
 	}
 	for i := 0; i < smallN; i++ {
 		size := int64(1024 + rng.IntN(63*1024+1))
 		rel := fmt.Sprintf("%d/%02d/thumbs/IMG_%05d_%d.webp", 2015+i%10, 1+(i/10)%12, i, i%7)
-		files = append(files, stFile{rel, size})
+		files = append(files, stFile{rel: rel, size: size})
 	}
 	for _, f := range files {
 		total += f.size
@@ -425,13 +426,14 @@ func stManySmall(n int, seed uint64) []stFile {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	files := make([]stFile, n)
 	for i := range files {
-		files[i] = stFile{fmt.Sprintf("d%04d/f%06d.txt", i/100, i), int64(256 + rng.IntN(1793))}
+		files[i] = stFile{rel: fmt.Sprintf("d%04d/f%06d.txt", i/100, i), size: int64(256 + rng.IntN(1793))}
 	}
 	return files
 }
 
 // stWriteTree writes files under root with pseudo-random (incompressible)
-// content, different for every file.
+// content, different for every file but those that repeat another's
+// (stFile.same).
 func stWriteTree(tb testing.TB, root string, files []stFile, seed uint64) {
 	tb.Helper()
 	buf := make([]byte, 1<<20)
@@ -444,7 +446,11 @@ func stWriteTree(tb testing.TB, root string, files []stFile, seed uint64) {
 			}
 			made[dir] = true
 		}
-		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		stream := i
+		if f.same > 0 {
+			stream = f.same - 1
+		}
+		rng := rand.New(rand.NewPCG(seed, uint64(stream)))
 		fh, err := os.Create(p)
 		if err != nil {
 			tb.Fatal(err)
