@@ -145,6 +145,10 @@ const manifestContext = "meshwork blobs v1 manifest"
 // Ref runs several times for every file a folder syncs.
 var manifestHashers = sync.Pool{New: func() any { return blake3.NewDeriveKey(manifestContext) }}
 
+// EmptyRef is the ref of empty content: a manifest without chunks, size 0.
+// Its manifest is known everywhere and never needs storing or fetching.
+var EmptyRef = Manifest{}.Ref()
+
 // Ref computes the BlobRef the manifest names.
 func (m Manifest) Ref() BlobRef {
 	h := manifestHashers.Get().(*blake3.Hasher)
