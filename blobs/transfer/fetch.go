@@ -460,8 +460,19 @@ func (f *fetch) readLoop(p *peerState, r *bufio.Reader, nBatches int) (readErr e
 		f.mu.Unlock()
 	}
 	for {
+		// A buffer of the frame's size class (plus the page chunkShift may
+		// use): a small chunk holds a small buffer while it waits to be
+		// stored.
+		need := 0 // no header: readFrame reports why
+		if hdr, err := r.Peek(frameHeader); err == nil {
+			need = min(frameBufSize, frameHeader+int(binary.BigEndian.Uint32(hdr[1:]))+pageSize)
+		}
+		if bufp != nil && bufClassOf(len(*bufp)) != bufClassOf(need) {
+			f.s.putBuf(bufp)
+			bufp = nil
+		}
 		if bufp == nil {
-			bufp = f.s.getBuf()
+			bufp = f.s.getBuf(need)
 		}
 		typ, payload, err := readFrame(r, (*bufp)[f.chunkShift(p, r, *bufp):])
 		if err != nil {

@@ -27,7 +27,7 @@ func recoverStream(log *slog.Logger, st network.Stream, what string) bool {
 	return true
 }
 
-// frameBufSize is the memory one pooled frame buffer takes.
+// frameBufSize is the memory the largest pooled frame buffer takes.
 const frameBufSize = maxFrame + pageSize
 
 // frameMem reserves the pooled frame buffers a stream holds on the stream's
@@ -72,18 +72,18 @@ func newFrameMem(scope network.ResourceScope, all *memNotify) *frameMem {
 	return &frameMem{scope: scope, all: all}
 }
 
-// reserve reserves one frame buffer, waiting for a release while the
-// service holds any.
-func (m *frameMem) reserve(ctx context.Context) error {
+// reserve reserves a frame buffer of size bytes, waiting for a release
+// while the service holds any.
+func (m *frameMem) reserve(ctx context.Context, size int) error {
 	for {
 		freed := m.all.wait() // taken before trying, so no release is missed
-		err := m.scope.ReserveMemory(frameBufSize, network.ReservationPriorityAlways)
+		err := m.scope.ReserveMemory(size, network.ReservationPriorityAlways)
 		if err == nil {
 			m.all.held.Add(1)
 			return nil
 		}
 		if m.all.held.Load() == 0 {
-			return fmt.Errorf("reserve %d bytes for a frame buffer: %w", frameBufSize, err)
+			return fmt.Errorf("reserve %d bytes for a frame buffer: %w", size, err)
 		}
 		select {
 		case <-freed:
@@ -93,9 +93,9 @@ func (m *frameMem) reserve(ctx context.Context) error {
 	}
 }
 
-// release releases one reservation made by reserve.
-func (m *frameMem) release() {
-	m.scope.ReleaseMemory(frameBufSize)
+// release releases one reservation of size bytes made by reserve.
+func (m *frameMem) release(size int) {
+	m.scope.ReleaseMemory(size)
 	m.all.held.Add(-1)
 	m.all.signal()
 }

@@ -75,7 +75,7 @@ func (s *Service) fetchManifestBatch(ctx context.Context, refs []blobs.BlobRef, 
 		}
 		werr <- w.Flush()
 	}()
-	bufp := s.getBuf()
+	bufp := s.getBuf(frameBufSize)
 	defer s.putBuf(bufp)
 	rd := bufio.NewReader(st)
 	got := make([]bool, len(refs))
@@ -160,7 +160,7 @@ func (s *Service) fetchManifestFrom(ctx context.Context, ref blobs.BlobRef, p pe
 	if _, err := st.Write(manifestReq{ReqID: 1, Blob: ref}.append(nil)); err != nil {
 		return blobs.Manifest{}, err
 	}
-	bufp := s.getBuf()
+	bufp := s.getBuf(frameBufSize)
 	defer s.putBuf(bufp)
 	typ, payload, err := readFrame(bufio.NewReader(st), *bufp)
 	if err != nil {

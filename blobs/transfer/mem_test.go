@@ -38,26 +38,42 @@ func newLimitedHost(t testing.TB, mem int64) host.Host {
 }
 
 // TestChunkBuffersReserved: the server reserves each chunk buffer on the
-// stream's resource-manager scope. With less room than one buffer per peer
-// a GET is answered ERROR(internal) instead of being loaded; with room for
-// two, a many-chunk fetch over several parallel streams still completes
-// (reservations wait for releases), and every reservation is released.
+// stream's resource-manager scope, a buffer of the chunk's size class. With
+// less room than that buffer a GET is answered ERROR(internal) instead of
+// being loaded; a small chunk needs room for its own class only (not for a
+// whole 4 MiB frame); with room for two whole buffers, a many-chunk fetch
+// over several parallel streams still completes (reservations wait for
+// releases), and every reservation is released.
 func TestChunkBuffersReserved(t *testing.T) {
-	t.Run("no room", func(t *testing.T) {
-		srv := newNodeOn(t, newLimitedHost(t, 1<<20), nil, nil)
-		man := srv.seed(t, "a", randBytes(3, 64<<10))
+	get := func(t *testing.T, limit int64, size int) (errorResp, bool, int64) {
+		srv := newNodeOn(t, newLimitedHost(t, limit), nil, nil)
+		man := srv.seed(t, "a", randBytes(3, size))
 		cli := newHost(t)
 		if err := cli.Connect(context.Background(), peer.AddrInfo{ID: srv.h.ID(), Addrs: srv.h.Addrs()}); err != nil {
 			t.Fatal(err)
 		}
 		in := getReq{ReqID: 5, Blob: man.Ref(), ID: man.Chunks[0].ID}.append(nil)
 		out := serveRaw(t, cli, srv, in, 2*maxFrame)
-		last, ok := checkAnswers(t, out, make([]byte, frameBufSize)).(errorResp)
-		if !ok || last.ReqID != 5 || last.Code != codeInternal {
+		last := checkAnswers(t, out, make([]byte, frameBufSize))
+		e, isErr := last.(errorResp)
+		return e, isErr, srv.svc.Stats().ChunksServed
+	}
+	t.Run("no room", func(t *testing.T) {
+		// A 64 KiB chunk takes a 128 KiB buffer; 96 KiB of room is not enough.
+		last, isErr, served := get(t, 96<<10, 64<<10)
+		if !isErr || last.ReqID != 5 || last.Code != codeInternal {
 			t.Fatalf("answer %#v, want ERROR(internal) for request 5", last)
 		}
-		if n := srv.svc.Stats().ChunksServed; n != 0 {
-			t.Fatalf("%d chunks served without a reservation", n)
+		if served != 0 {
+			t.Fatalf("%d chunks served without a reservation", served)
+		}
+	})
+	t.Run("small chunk, small reservation", func(t *testing.T) {
+		// 1 MiB of room is less than one whole frame buffer, enough for a
+		// 64 KiB chunk's class.
+		last, isErr, served := get(t, 1<<20, 64<<10)
+		if isErr || served != 1 {
+			t.Fatalf("answer %#v, %d chunks served; want the chunk", last, served)
 		}
 	})
 	t.Run("room for two", func(t *testing.T) {

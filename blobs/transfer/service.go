@@ -92,7 +92,7 @@ type Service struct {
 
 	c counters
 
-	bufs sync.Pool // *[]byte of maxFrame+pageSize bytes (see chunkShift)
+	bufs bufPools // frame buffers by size class (bufclass.go)
 
 	// serving bounds the chunk buffers held by all served streams together.
 	serving chan struct{}
@@ -174,7 +174,6 @@ func New(h host.Host, st Store, auth Authorizer, logger *slog.Logger) *Service {
 
 		stallTimeout: StallTimeout,
 	}
-	s.bufs.New = func() any { b := make([]byte, maxFrame+pageSize); return &b }
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s
 }
@@ -234,14 +233,16 @@ func (s *Service) untrack(st network.Stream) {
 	s.wg.Done()
 }
 
-func (s *Service) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
-func (s *Service) putBuf(b *[]byte) { s.bufs.Put(b) }
+// getBuf returns a pooled buffer of at least n bytes; putBuf takes it back.
+func (s *Service) getBuf(n int) *[]byte { return s.bufs.get(n) }
+func (s *Service) putBuf(b *[]byte)     { s.bufs.put(b) }
 
 // releaseBuf returns a serving buffer, its memory reservation on the
-// stream and its slot in s.serving.
+// stream (its size) and its slot in s.serving.
 func (s *Service) releaseBuf(b *[]byte, mem *frameMem) {
-	s.bufs.Put(b)
-	mem.release()
+	n := len(*b)
+	s.bufs.put(b)
+	mem.release(n)
 	<-s.serving
 }
 
@@ -438,25 +439,40 @@ func (s *Service) serveGet(ctx context.Context, m getReq, allowed func(blobs.Blo
 	if in, err := s.store.HasInBlob(ctx, m.Blob, m.ID); err != nil || !in {
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not in blob"), nil, nil
 	}
-	if err := mem.reserve(ctx); err != nil {
+	// The buffer's size class is the blob's size when that is below a
+	// chunk's maximum (no chunk is larger than its blob): a small file's
+	// chunk holds and reserves a small buffer.
+	room := int(min(max(m.Blob.Size, 1), blobs.MaxChunkSize))
+	need := frameHeader + chunkRespHead + room
+	size := bufClassSize(bufClassOf(need))
+	if err := mem.reserve(ctx, size); err != nil {
 		log.Info("no memory to serve chunk", "chunk", m.ID, "err", err)
 		return errFrameFor(m.ReqID, codeInternal, "out of memory for chunk buffers"), nil, nil
 	}
 	select {
 	case s.serving <- struct{}{}:
 	case <-ctx.Done():
-		mem.release()
+		mem.release(size)
 		return errFrameFor(m.ReqID, codeInternal, "shutting down"), nil, nil
 	}
-	buf := s.getBuf()
+	buf := s.getBuf(need)
 	// The chunk is read (and verified by the store) straight into the
 	// pooled buffer after room for the header.
 	head := (*buf)[:0]
-	data, err := s.store.Get(ctx, m.ID, (*buf)[frameHeader+chunkRespHead:][:0:blobs.MaxChunkSize])
+	at := (*buf)[frameHeader+chunkRespHead:][:0:room]
+	data, err := s.store.Get(ctx, m.ID, at)
 	if err != nil {
 		s.releaseBuf(buf, mem)
 		log.Debug("serve chunk", "chunk", m.ID, "err", err)
 		return errFrameFor(m.ReqID, codeNotFound, "chunk not available"), nil, nil
+	}
+	if len(data) > room || &data[0] != &at[:1][0] {
+		// Larger than the blob the request names: the request's blob size
+		// is false (the store found the chunk, not the blob's size). Its
+		// memory was not reserved, so it is not sent.
+		s.releaseBuf(buf, mem)
+		log.Info("chunk larger than the blob it was asked in; refused", "chunk", m.ID, "blob", m.Blob, "size", len(data))
+		return errFrameFor(m.ReqID, codeNotFound, "chunk larger than its blob"), nil, nil
 	}
 	s.c.chunksServed.Add(1)
 	s.c.bytesServed.Add(int64(len(data)))
