@@ -91,8 +91,9 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 			ProtoInvite:         {Streams: 8, StreamsInbound: 4, StreamsOutbound: 4, Memory: 24 << 20},
 			vault.Proto:         {Streams: 64, StreamsInbound: 32, StreamsOutbound: 32, Memory: 96 << 20},
 			// Blob streams hold yamux receive windows (up to 16 MiB for a
-			// fast stream) and the served chunk buffers (up to 4 MiB each,
-			// reserved at once: blobs/transfer): room for a fast transfer
+			// fast stream) and the served chunk buffers (of the chunk's size
+			// class, up to 4 MiB each, reserved at once: blobs/transfer):
+			// room for a fast transfer
 			// with several chunks in flight, half the peer's memory.
 			transfer.ProtocolID: {Streams: 256, StreamsInbound: 128, StreamsOutbound: 128, Memory: 256 << 20},
 			tunnel.ProtocolID:   {Streams: 512, StreamsInbound: 256, StreamsOutbound: 256},

@@ -103,9 +103,14 @@
 // shipped), a request frame longer than 32,814 bytes panicked the server;
 // the format is unchanged.
 //
-// Memory: each chunk answer holds a pooled frame buffer (MaxChunkSize plus
-// header and a page) from loading until it is written; the server reserves
-// it on the stream's resource-manager scope first (so libp2p's stream,
+// Memory: each chunk answer holds a pooled frame buffer from loading until
+// it is written, of the size class (16 KiB doubling up to MaxChunkSize plus
+// header and a page: bufclass.go) that holds the request's blob when that is
+// smaller than a chunk's maximum, else a whole frame; a chunk that proves
+// larger than the blob the request names is refused (not found), never sent
+// from memory that was not reserved. The fetcher reads each answer into a
+// buffer of the class its frame header announces. The server reserves the
+// buffer on the stream's resource-manager scope first (so libp2p's stream,
 // peer, protocol and system memory limits hold). While the service holds
 // any such buffers a failed reservation waits for one to be released; when
 // it holds none, the request is answered ERROR(internal).
