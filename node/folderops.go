@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -108,4 +111,47 @@ func (n *Node) restoreIn(ctx context.Context, lf *localFolder, rel string, versi
 	}
 	n.objs.news("restored", "", fmt.Sprintf("device %s restored %s in folder %s", n.deviceName(n.id), rel, lf.conf.Name))
 	return nil
+}
+
+// folderStartWait bounds how long wait waits for a folder joined here to
+// start (after meshd starts, its folders start once their definitions are
+// loaded: a moment).
+const folderStartWait = 30 * time.Second
+
+// awaitFolderStart returns the running folder name. A folder this device
+// joined that has not started yet (meshd has just started) is waited for,
+// within folderStartWait; one it never joined is an error at once.
+func (n *Node) awaitFolderStart(ctx context.Context, name string) (*localFolder, error) {
+	bound := time.NewTimer(folderStartWait)
+	defer bound.Stop()
+	for {
+		added := n.folders.addedCh() // before looking: no start is missed
+		if lf := n.folderByName(name); lf != nil {
+			return lf, nil
+		}
+		if !n.joinedHere(name) {
+			return nil, fmt.Errorf("wait %q: this device does not sync that folder", name)
+		}
+		select {
+		case <-added:
+		case <-bound.C:
+			return nil, fmt.Errorf("wait %q: joined on this device but not started after %s (its definition has not arrived from the mesh?): see 'mesh folder list' and the daemon's log", name, folderStartWait)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait %q: the folder has not started yet: %w", name, ctx.Err())
+		}
+	}
+}
+
+// joinedHere reports whether the local config holds a folder named name
+// (joined or added on this device, running or not).
+func (n *Node) joinedHere(name string) bool {
+	found := false
+	_ = kv.Scan(n.db, prefixFolders, func(_, v []byte) error {
+		var c folderConf
+		if json.Unmarshal(v, &c) == nil && c.Name == name {
+			found = true
+		}
+		return nil
+	})
+	return found
 }

@@ -23,13 +23,22 @@ type folderSet struct {
 	// never the reverse.
 	addMu sync.Mutex
 
-	mu sync.Mutex
-	m  map[syncproto.ObjectID]*localFolder
-	wg sync.WaitGroup // the folders' goroutines (add's run)
+	mu    sync.Mutex
+	m     map[syncproto.ObjectID]*localFolder
+	added chan struct{}  // closed (and replaced) when a folder is added
+	wg    sync.WaitGroup // the folders' goroutines (add's run)
 }
 
 func newFolderSet() *folderSet {
-	return &folderSet{m: map[syncproto.ObjectID]*localFolder{}}
+	return &folderSet{m: map[syncproto.ObjectID]*localFolder{}, added: make(chan struct{})}
+}
+
+// addedCh returns a channel closed when a folder is next added (take it
+// before looking, so that no addition is missed).
+func (s *folderSet) addedCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.added
 }
 
 // lockAdds takes the add-serialisation lock and returns its unlock.
@@ -52,6 +61,8 @@ func (s *folderSet) add(lf *localFolder, run func()) {
 	s.mu.Lock()
 	s.m[lf.conf.ID] = lf
 	s.wg.Add(1)
+	close(s.added)
+	s.added = make(chan struct{})
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()

@@ -363,9 +363,9 @@ type NotWaited struct {
 func (n *Node) WaitFolder(ctx context.Context, name string) (WaitResult, error) {
 	start := time.Now()
 	res := WaitResult{Name: name, Peers: []string{}, NotWaited: []NotWaited{}}
-	lf := n.folderByName(name)
-	if lf == nil {
-		return res, fmt.Errorf("wait %q: this device does not sync that folder", name)
+	lf, err := n.awaitFolderStart(ctx, name)
+	if err != nil {
+		return res, err
 	}
 	if err := lf.f.Scan(ctx); err != nil {
 		return res, fmt.Errorf("wait %q: scan: %w", name, err)

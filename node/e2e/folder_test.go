@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -464,5 +465,32 @@ func TestBlobReadNeedsFolderRole(t *testing.T) {
 	b.mesh("blob", "get", "--quiet", "--out", out, secret)
 	if got, _ := os.ReadFile(filepath.Join(out, secret)); string(got) != "for the folder's members only\n" {
 		t.Fatalf("a reader of the folder: got %q", got)
+	}
+}
+
+// TestWaitRightAfterStart: `mesh wait` run the moment a restarted meshd
+// answers waits for its folders to start, rather than saying the device
+// does not sync the folder (they start a moment after the control API:
+// BenchmarkScaleFiles failed so); a folder never joined here is still an
+// error at once.
+func TestWaitRightAfterStart(t *testing.T) {
+	a := startDaemon(t, "a")
+	a.mesh("init", "--name", "alpha")
+	dir := t.TempDir()
+	for i := range 200 {
+		write(t, filepath.Join(dir, fmt.Sprintf("d%d/f%d.txt", i/50, i)), fmt.Sprintf("file %d", i))
+	}
+	a.mesh("folder", "add", dir, "--name", "docs")
+	a.mesh("wait", "docs", "--timeout", "60s")
+	for round := range 3 {
+		a.stop()
+		a.start()
+		if _, errOut, err := a.run("wait", "docs", "--timeout", "60s"); err != nil {
+			t.Fatalf("restart %d: mesh wait right after start: %v\n%s", round+1, err, errOut)
+		}
+	}
+	_, errOut, err := a.run("wait", "nosuch", "--timeout", "60s")
+	if err == nil || !strings.Contains(errOut, "does not sync that folder") {
+		t.Fatalf("mesh wait nosuch: %v %q, want an error saying this device does not sync it", err, errOut)
 	}
 }
