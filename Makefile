@@ -56,7 +56,7 @@ fuzz:
 ## bench: benchmarks, one package at a time (they measure the machine); results in testout/bench.txt
 bench:
 	mkdir -p $(TESTOUT)
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./... | tee $(TESTOUT)/bench.txt
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 180m ./... | tee $(TESTOUT)/bench.txt
 
 ## soak: long acceptance runs; MESHWORK_SOAK=1 raises their sizes and repetitions (e.g. 50 fresh members of a folder holding 512 MiB,
 ## 20 NAT-lab rounds of each hole-punch retry scenario, 1,000 chaos seeds with 4-5 devices, more operations and bigger files)
