@@ -2,14 +2,11 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/meshwork/meshwork/node/internal/kv"
 	"github.com/meshwork/meshwork/syncproto"
 )
 
@@ -146,12 +143,9 @@ func (n *Node) awaitFolderStart(ctx context.Context, name string) (*localFolder,
 // (joined or added on this device, running or not).
 func (n *Node) joinedHere(name string) bool {
 	found := false
-	_ = kv.Scan(n.db, prefixFolders, func(_, v []byte) error {
-		var c folderConf
-		if json.Unmarshal(v, &c) == nil && c.Name == name {
-			found = true
-		}
-		return nil
+	n.eachJoined(func(c folderConf) bool {
+		found = c.Name == name
+		return !found
 	})
 	return found
 }

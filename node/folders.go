@@ -330,16 +330,28 @@ func (n *Node) applyLoop(ctx context.Context, lf *localFolder) {
 
 // startJoinedFolders starts the folders of the local config not running yet.
 func (n *Node) startJoinedFolders(ctx context.Context) {
+	n.eachJoined(func(c folderConf) bool {
+		if n.sync.Object(c.ID) == nil {
+			return true // its replica appears once the catalog has it
+		}
+		if err := n.startFolder(ctx, c); err != nil {
+			n.log.Warn("start folder", "folder", c.Name, "err", err)
+		}
+		return true
+	})
+}
+
+// eachJoined calls do with each folder of the local config (joined or
+// added on this device, running or not) until do returns false.
+func (n *Node) eachJoined(do func(c folderConf) bool) {
+	stop := errors.New("stop")
 	_ = kv.Scan(n.db, prefixFolders, func(_, v []byte) error {
 		var c folderConf
 		if json.Unmarshal(v, &c) != nil {
 			return nil
 		}
-		if n.sync.Object(c.ID) == nil {
-			return nil // its replica appears once the catalog has it
-		}
-		if err := n.startFolder(ctx, c); err != nil {
-			n.log.Warn("start folder", "folder", c.Name, "err", err)
+		if !do(c) {
+			return stop
 		}
 		return nil
 	})
