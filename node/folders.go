@@ -58,6 +58,8 @@ type localFolder struct {
 
 	flushMu sync.Mutex // folder-wait scans, one at a time (insync.go)
 	flushed time.Time  // start of the last completed one
+
+	rate rateTracker // Progress.Rate (progress.go)
 }
 
 // queueAll asks for every item to be applied again (idempotent): content
@@ -547,6 +549,7 @@ type FolderInfo struct {
 	Behind       []string          `json:"behind,omitempty"`  // why in_sync is below 1
 	Offline      []string          `json:"offline,omitempty"` // members of the folder not online: not waited for
 	Transferring []folder.Transfer `json:"transferring"`
+	Progress     *Progress         `json:"progress,omitempty"` // files, bytes, rate, ETA (progress.go); only if synced here
 	Conflicts    int               `json:"conflicts"`
 	// Conflict copies no online member had the content of (kept only where a device holds it: see API.md).
 	UnavailableCopies []string          `json:"unavailable_copies,omitempty"`
@@ -580,6 +583,8 @@ func (n *Node) folderInfos() []FolderInfo {
 			if st.Transferring != nil {
 				fi.Transferring = st.Transferring
 			}
+			pr := progressOf(st, &lf.rate, time.Now())
+			fi.Progress = &pr
 			fi.Storage = n.st.folderInfo(def.ID)
 			fi.Mode = string(folder.ModeFull)
 			if lf.conf.Mode != "" {

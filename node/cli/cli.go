@@ -75,7 +75,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 
 	root.AddCommand(tunnelCmds(cl, stdout)...)
-	root.AddCommand(folderCmds(cl, stdout)...)
+	root.AddCommand(folderCmds(cl, stdout, stderr)...)
 	root.AddCommand(feedCmds(cl, stdout)...)
 	root.AddCommand(storageCmd(cl, stdout))
 	root.AddCommand(blobCmd(cl, stdout, stderr), pingCmd(cl, stdout), initCmd(cl, stdout), inviteCmd(cl, stdout, stderr),

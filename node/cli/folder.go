@@ -19,17 +19,17 @@ import (
 
 // folderCmds: folder (add/join/list/remove/share/files/wait), wait, history,
 // restore, news, fetch, evict.
-func folderCmds(cl func() (*client, error), stdout io.Writer) []*cobra.Command {
-	return []*cobra.Command{folderCmd(cl, stdout), waitCmd(cl, stdout), historyCmd(cl, stdout), restoreCmd(cl, stdout),
+func folderCmds(cl func() (*client, error), stdout, stderr io.Writer) []*cobra.Command {
+	return []*cobra.Command{folderCmd(cl, stdout, stderr), waitCmd(cl, stdout, stderr), historyCmd(cl, stdout), restoreCmd(cl, stdout),
 		newsCmd(cl, stdout), pathsCmd(cl, stdout, "fetch"), pathsCmd(cl, stdout, "evict")}
 }
 
 // folderCmd is 'mesh folder' and its subcommands.
-func folderCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+func folderCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Command {
 	folder := &cobra.Command{Use: "folder", Short: "Share directories between the mesh's devices"}
-	folder.AddCommand(folderAddCmd(cl, stdout), folderJoinCmd(cl, stdout), folderListCmd(cl, stdout),
+	folder.AddCommand(folderAddCmd(cl, stdout), folderJoinCmd(cl, stdout, stderr), folderListCmd(cl, stdout),
 		folderRemoveCmd(cl, stdout), folderShareCmd(cl, stdout), filesCmd(cl, stdout))
-	folder.AddCommand(waitCmd(cl, stdout)) // 'mesh folder wait' is 'mesh wait'
+	folder.AddCommand(waitCmd(cl, stdout, stderr)) // 'mesh folder wait' is 'mesh wait'
 	return folder
 }
 
@@ -58,12 +58,17 @@ func folderAddCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
 }
 
 // folderJoinCmd is 'mesh folder join NAME PATH'.
-func folderJoinCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+func folderJoinCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Command {
 	var joinMode string
+	var wait, quiet bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "join NAME PATH [--mode full|metadata|send-only|receive-only]",
+		Use:   "join NAME PATH [--mode full|metadata|send-only|receive-only] [--wait [--timeout D] [--quiet]]",
 		Short: "Sync an existing folder of the mesh into PATH on this device",
-		Args:  cobra.ExactArgs(2),
+		Long: `Sync an existing folder of the mesh into PATH on this device. With --wait,
+return only when the copy here is in sync (as 'mesh wait NAME' does), showing
+files and bytes done, the rate and the time left meanwhile.`,
+		Args: cobra.ExactArgs(2),
 		RunE: withClient(cl, func(c *client, args []string) error {
 			abs, err := filepath.Abs(args[1])
 			if err != nil {
@@ -74,10 +79,16 @@ func folderJoinCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command 
 				return err
 			}
 			fmt.Fprintf(stdout, "syncing folder %q into %s\n", out.Name, out.Path)
-			return nil
+			if !wait {
+				return nil
+			}
+			return waitWithProgress(c, out.Name, timeout, quiet, stdout, stderr)
 		}),
 	}
 	cmd.Flags().StringVar(&joinMode, "mode", "full", "full; metadata (names everywhere, content with mesh fetch/evict); send-only; receive-only")
+	cmd.Flags().BoolVar(&wait, "wait", false, "return when the copy here is in sync, showing progress")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "with --wait: no progress display")
 	return cmd
 }
 
@@ -247,6 +258,11 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 	}
 	_ = tw.Flush()
 	for _, f := range infos {
+		if p := f.Progress; p != nil && f.InSync < 1 && (p.FilesDone < p.FilesTotal || p.BytesDone < p.BytesTotal) {
+			fmt.Fprintf(w, "%s: %s\n", printable(f.Name), progressText(*p))
+		}
+	}
+	for _, f := range infos {
 		if len(f.Behind) > 0 {
 			fmt.Fprintf(w, "%s: not in sync: %s\n", printable(f.Name), printable(strings.Join(f.Behind, "; ")))
 		}
@@ -268,6 +284,24 @@ func printFolders(w io.Writer, infos []node.FolderInfo) {
 	}
 }
 
+// waitWithProgress is mesh wait: the daemon's wait, with the folder's
+// progress drawn on stderr meanwhile unless quiet.
+func waitWithProgress(c *client, name string, timeout time.Duration, quiet bool, stdout, stderr io.Writer) error {
+	stop := func() {}
+	if !quiet {
+		stop = watchProgress(c, name, stderr).stop
+	}
+	q := url.Values{"timeout": {timeout.String()}}
+	var res node.WaitResult
+	err := c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(name)+"/wait?"+q.Encode(), nil, &res)
+	stop() // the bar cleared before the result or the error is printed
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, printable(res.String()))
+	return nil
+}
+
 // printable replaces control characters (an error text may quote a name a
 // peer chose) so that they cannot drive the terminal.
 func printable(s string) string {
@@ -280,8 +314,9 @@ func printable(s string) string {
 }
 
 // waitCmd is 'mesh wait NAME' (also 'mesh folder wait NAME').
-func waitCmd(cl func() (*client, error), stdout io.Writer) *cobra.Command {
+func waitCmd(cl func() (*client, error), stdout, stderr io.Writer) *cobra.Command {
 	var timeout time.Duration
+	var quiet bool
 	wait := &cobra.Command{
 		Use:   "wait NAME [--timeout D]",
 		Short: "Return when a folder holds every change made on the online devices (for scripts)",
@@ -290,18 +325,17 @@ an online member of the folder before wait was called: each online member is
 asked to index its copy first, then synced with. Members that are offline, or
 do not answer within 90 s, are named and not waited for; so is a member whose
 sync round failed 4 times. A wait that could sync with none of the online
-members fails.`,
+members fails.
+
+Meanwhile it shows files and bytes done, the rate and the time left on
+stderr: a bar on a terminal, otherwise a line every 10 s (none for a wait
+shorter than that). --quiet shows nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withClient(cl, func(c *client, args []string) error {
-			q := url.Values{"timeout": {timeout.String()}}
-			var res node.WaitResult
-			if err := c.callNoTimeout("GET", "/v1/folders/"+url.PathEscape(args[0])+"/wait?"+q.Encode(), nil, &res); err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, printable(res.String()))
-			return nil
+			return waitWithProgress(c, args[0], timeout, quiet, stdout, stderr)
 		}),
 	}
 	wait.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	wait.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress display")
 	return wait
 }

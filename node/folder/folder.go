@@ -272,6 +272,9 @@ type Status struct {
 	Bytes        int64   // total size of the live file items
 	LocalBytes   int64   // of which present here with the item's content
 	InSync       float64 // LocalBytes/Bytes (by items when Bytes is 0)
+	NeedFiles    int     // regular files this copy must hold (not metadata-only, not send-only)
+	SyncedFiles  int     // of which present here with the item's content
+	NeedBytes    int64   // the total size of the items this copy must hold (LocalBytes counts what is here of it)
 	Transferring []Transfer
 	Conflicts    int               // items with unresolved conflicts
 	Skipped      map[string]string // paths not synced here, and why
@@ -311,12 +314,20 @@ func (f *Folder) Status() Status {
 		}
 		neededItems++
 		neededBytes += fe.Size
+		regular := fe.Mode.IsRegular()
+		if regular {
+			s.NeedFiles++
+		}
 		if present && f.matches(st, fe) {
 			s.LocalBytes += fe.Size
 			syncedItems++
+			if regular {
+				s.SyncedFiles++
+			}
 		}
 	}
 	f.mu.Unlock()
+	s.NeedBytes = neededBytes
 	switch {
 	case neededBytes > 0:
 		s.InSync = float64(s.LocalBytes) / float64(neededBytes)
