@@ -22,7 +22,10 @@ import (
 	"github.com/meshwork/meshwork/node/localapi"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	node.TuneRuntime()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // run is meshd with its arguments; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
