@@ -1,9 +1,6 @@
 package node
 
-import (
-	"os"
-	"runtime/debug"
-)
+import "runtime/debug"
 
 // DefaultGCPercent is the garbage collector's target that meshd runs with
 // unless GOGC is set: the heap may grow half (not all) of the live heap
@@ -17,10 +14,12 @@ import (
 const DefaultGCPercent = 50
 
 // TuneRuntime sets the daemon's process-wide runtime settings: the GC
-// target (DefaultGCPercent) unless the user set GOGC. meshd calls it once
-// at start; tests running nodes in their own process need not.
-func TuneRuntime() {
-	if _, set := os.LookupEnv("GOGC"); !set {
+// target (DefaultGCPercent) unless gogcSet (the user set GOGC, which the
+// runtime has applied already; meshd reads the environment, not this
+// package). meshd calls it once at start; tests running nodes in their own
+// process need not.
+func TuneRuntime(gogcSet bool) {
+	if !gogcSet {
 		debug.SetGCPercent(DefaultGCPercent)
 	}
 }

@@ -23,7 +23,8 @@ import (
 )
 
 func main() {
-	node.TuneRuntime()
+	_, gogcSet := os.LookupEnv("GOGC")
+	node.TuneRuntime(gogcSet)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
