@@ -622,6 +622,17 @@ func (f *fetch) onChunk(p *peerState, m chunkResp, bufp *[]byte) (ok, took bool)
 	dup := c.done
 	f.mu.Unlock()
 	if dup {
+		// Not stored, but still verified: a peer whose bad chunks always
+		// lose the race to a good peer's is dropped all the same.
+		if blobs.SumChunk(m.Data) != c.ref.ID {
+			f.mu.Lock()
+			if !p.dead {
+				f.s.c.badChunks.Add(1)
+				f.kill(p, fmt.Errorf("chunk %v: data does not match its hash: %w", c.ref.ID, blobs.ErrMismatch))
+			}
+			f.mu.Unlock()
+			return false, false
+		}
 		f.put(putJob{p: p, reqID: m.ReqID, req: r, ref: c.ref, recv: time.Now()})
 		return true, false
 	}
