@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
@@ -28,7 +29,7 @@ const (
 // progressText is one line of progress for people:
 // "1,234 of 20,000 files, 12.3 MB of 204.8 MB, 4.1 MB/s, about 47s left".
 func progressText(p node.Progress) string {
-	s := fmt.Sprintf("%s of %s files, %s of %s", thousands(int64(p.FilesDone)), thousands(int64(p.FilesTotal)),
+	s := fmt.Sprintf("%s of %s files, %s of %s", humanize.Comma(int64(p.FilesDone)), humanize.Comma(int64(p.FilesTotal)),
 		humanBytes(p.BytesDone), humanBytes(p.BytesTotal))
 	if p.Rate > 0 {
 		s += ", " + humanBytes(int64(p.Rate)) + "/s"
@@ -51,18 +52,6 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTP"[exp])
-}
-
-// thousands is n with comma separators.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 // isTerminal reports whether w is a terminal.

@@ -24,7 +24,4 @@ func TestProgressText(t *testing.T) {
 			t.Errorf("progressText(%+v)\n = %q\nwant %q", c.p, got, c.want)
 		}
 	}
-	if got := thousands(-1234567); got != "-1,234,567" {
-		t.Errorf("thousands(-1234567) = %q", got)
-	}
 }
