@@ -8,10 +8,10 @@ import (
 )
 
 // TestBufClasses: every size gets the smallest class that holds it, the
-// classes grow by powers of two up to a whole frame buffer, and a buffer
+// classes grow by powers of two (plus a frame's slack) up to a whole frame buffer, and a buffer
 // goes back to its own class.
 func TestBufClasses(t *testing.T) {
-	for _, n := range []int{0, 1, 16 << 10, 16<<10 + 1, 1 << 20, 2 << 20, 2<<20 + 1, maxFrame, frameBufSize} {
+	for _, n := range []int{0, 1, 16 << 10, 16<<10 + 1, 16<<10 + bufSlack, 16<<10 + bufSlack + 1, 1 << 20, 1<<20 + bufSlack, 1<<20 + bufSlack + 1, 2 << 20, 2<<20 + 1, maxFrame, frameBufSize} {
 		c := bufClassOf(n)
 		if got := bufClassSize(c); got < n {
 			t.Errorf("size %d: class %d holds %d bytes", n, c, got)
@@ -23,9 +23,14 @@ func TestBufClasses(t *testing.T) {
 	if bufClassSize(nBufClasses-1) != frameBufSize || bufClassOf(frameBufSize) != nBufClasses-1 {
 		t.Errorf("the last class is %d bytes, want a whole frame buffer (%d)", bufClassSize(nBufClasses-1), frameBufSize)
 	}
+	// A 1 MiB chunk's frame, read where chunkShift may put it, fits the
+	// 1 MiB class: not one of twice its size.
+	if need := frameHeader + chunkRespHead + 1<<20 + pageSize; bufClassSize(bufClassOf(need)) != 1<<20+bufSlack {
+		t.Errorf("a 1 MiB chunk's frame takes a %d-byte buffer, want %d", bufClassSize(bufClassOf(need)), 1<<20+bufSlack)
+	}
 	var p bufPools
 	b := p.get(3000)
-	if len(*b) != 16<<10 {
+	if len(*b) != bufClassSize(0) {
 		t.Fatalf("a 3,000-byte buffer is %d bytes, want the 16 KiB class", len(*b))
 	}
 	*b = (*b)[:10]
@@ -33,7 +38,7 @@ func TestBufClasses(t *testing.T) {
 	foreign := make([]byte, 5000)
 	p.put(&foreign) // not a class size: dropped, never handed out
 	for range 4 {
-		if got := p.get(100); len(*got) != 16<<10 {
+		if got := p.get(100); len(*got) != bufClassSize(0) {
 			t.Fatalf("got a %d-byte buffer from the 16 KiB class", len(*got))
 		}
 	}

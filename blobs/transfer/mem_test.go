@@ -59,8 +59,9 @@ func TestChunkBuffersReserved(t *testing.T) {
 		return e, isErr, srv.svc.Stats().ChunksServed
 	}
 	t.Run("no room", func(t *testing.T) {
-		// A 64 KiB chunk takes a 128 KiB buffer; 96 KiB of room is not enough.
-		last, isErr, served := get(t, 96<<10, 64<<10)
+		// A 64 KiB chunk takes a buffer of its class, 64 KiB and a frame's
+		// slack: 64 KiB of room is not enough.
+		last, isErr, served := get(t, 64<<10, 64<<10)
 		if !isErr || last.ReqID != 5 || last.Code != codeInternal {
 			t.Fatalf("answer %#v, want ERROR(internal) for request 5", last)
 		}

@@ -79,7 +79,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	c.writing.Store(true)
 	defer c.writing.Store(false)
-	c.bc.hold()
+	if len(p) <= oneRecord {
+		// One record, one write of the TCP connection already: nothing to
+		// gather (a receiver's requests and window updates), so no batch
+		// buffer is taken.
+		return c.SecureConn.Write(p)
+	}
+	c.bc.hold(len(p))
 	n, err := c.SecureConn.Write(p)
 	if ferr := c.bc.release(); ferr != nil && err == nil {
 		// The records were not all sent: the connection is broken and
@@ -101,11 +107,49 @@ func (c *conn) Close() error {
 	return c.SecureConn.Close()
 }
 
-// batchBufs hold maxBatch bytes and one more record at least, so that
-// gathering never grows (and so reallocates and copies) one.
-var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchCap); return &b }}
+// Batch buffers come in classes, so that a write of a few records does not
+// hold a buffer sized for a whole frame: each class holds its size in
+// records and batchSlack more at least, so that gathering never grows (and
+// so reallocates and copies) a buffer.
+var batchClasses = [...]int{128 << 10, 512 << 10, maxBatch}
 
-const batchCap = maxBatch + 64<<10
+const (
+	batchSlack = 64 << 10
+	batchCap   = maxBatch + batchSlack // the largest class's capacity
+	// oneRecord is the most plaintext a TLS record holds: a write of no
+	// more is sealed as one record, written by itself.
+	oneRecord = 16 << 10
+	// recordOverhead bounds what TLS 1.3 adds to a record (header, content
+	// type, tag).
+	recordOverhead = 32
+)
+
+var batchBufs [len(batchClasses)]sync.Pool
+
+// batchClass is the smallest class that holds the records of a write of n
+// bytes.
+func batchClass(n int) int {
+	sealed := n + (n/oneRecord+1)*recordOverhead
+	for c, size := range batchClasses {
+		if sealed <= size {
+			return c
+		}
+	}
+	return len(batchClasses) - 1
+}
+
+func getBatchBuf(class int) *[]byte {
+	if v, ok := batchBufs[class].Get().(*[]byte); ok {
+		return v
+	}
+	b := make([]byte, 0, batchClasses[class]+batchSlack)
+	return &b
+}
+
+func putBatchBuf(class int, b *[]byte) {
+	*b = (*b)[:0]
+	batchBufs[class].Put(b)
+}
 
 // batchConn is the TCP connection beneath TLS.
 type batchConn struct {
@@ -114,7 +158,8 @@ type batchConn struct {
 
 	mu      sync.Mutex
 	holding bool
-	buf     *[]byte // gathered bytes; nil when none
+	class   int     // batch class of the write held
+	buf     *[]byte // gathered bytes, of class class; nil when none
 }
 
 func newBatchConn(c net.Conn) *batchConn {
@@ -135,14 +180,14 @@ func (b *batchConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if len(p) > batchCap {
+	if len(p) > batchClasses[b.class]+batchSlack { // more than a buffer of its class holds
 		return b.Conn.Write(p)
 	}
 	if b.buf == nil {
-		b.buf = batchBufs.Get().(*[]byte)
+		b.buf = getBatchBuf(b.class)
 	}
 	*b.buf = append(*b.buf, p...)
-	if len(*b.buf) >= maxBatch {
+	if len(*b.buf) >= batchClasses[b.class] {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -150,9 +195,11 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *batchConn) hold() {
+// hold starts gathering the records of a write of n bytes.
+func (b *batchConn) hold(n int) {
 	b.mu.Lock()
 	b.holding = true
+	b.class = batchClass(n)
 	b.mu.Unlock()
 }
 
@@ -171,7 +218,6 @@ func (b *batchConn) flushLocked() error {
 	buf := b.buf
 	b.buf = nil
 	_, err := b.Conn.Write(*buf)
-	*buf = (*buf)[:0]
-	batchBufs.Put(buf)
+	putBatchBuf(b.class, buf)
 	return err
 }

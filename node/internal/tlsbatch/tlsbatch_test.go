@@ -272,7 +272,7 @@ func TestBatchReusesBuffers(t *testing.T) {
 	bc := newBatchConn(discardConn{})
 	record := make([]byte, 16<<10+22) // a full TLS record
 	for range 3 {
-		bc.hold()
+		bc.hold(maxBatch)
 		for range (maxBatch + 3<<20) / len(record) { // more than one batch
 			if _, err := bc.Write(record); err != nil {
 				t.Fatal(err)
@@ -286,11 +286,60 @@ func TestBatchReusesBuffers(t *testing.T) {
 		}
 	}
 	big := make([]byte, batchCap+1)
-	bc.hold()
+	bc.hold(len(big))
 	if n, err := bc.Write(big); err != nil || n != len(big) {
 		t.Fatalf("a write larger than a batch: %d, %v", n, err)
 	}
 	if err := bc.release(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordConn records the writes made to it.
+type recordConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (r *recordConn) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// TestBatchSizedByWrite: a write of a few records gathers them in a buffer
+// of the smallest class, not one sized for a whole frame; records beyond
+// what that class holds are still all sent, in order, and by release.
+func TestBatchSizedByWrite(t *testing.T) {
+	if c := batchClass(40 << 10); c != 0 {
+		t.Fatalf("a 40 KiB write is of batch class %d, want 0", c)
+	}
+	if c := batchClass(1 << 20); batchClasses[c] < 1<<20+64*recordOverhead || batchClasses[c] > maxBatch {
+		t.Fatalf("a 1 MiB write is of class %d (%d bytes)", c, batchClasses[c])
+	}
+	rc := &recordConn{}
+	bc := newBatchConn(rc)
+	var want []byte
+	bc.hold(40 << 10) // but its records prove larger: 12 of them
+	for i := range 12 {
+		rec := make([]byte, oneRecord+22)
+		for j := range rec {
+			rec[j] = byte(i)
+		}
+		want = append(want, rec...)
+		if _, err := bc.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if bc.buf != nil && cap(*bc.buf) != batchClasses[0]+batchSlack {
+			t.Fatalf("batch buffer of capacity %d, want the smallest class's %d", cap(*bc.buf), batchClasses[0]+batchSlack)
+		}
+	}
+	if err := bc.release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Join(rc.writes, nil); !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes written in %d writes, not the %d gathered, in order", len(got), len(rc.writes), len(want))
+	}
+	if len(rc.writes) < 2 || len(rc.writes) > 4 {
+		t.Fatalf("%d writes for 12 records in batches of 128 KiB, want 2–4", len(rc.writes))
 	}
 }
