@@ -17,6 +17,8 @@
 //	P 'r' blob[32] path        -> ""; blob is retained by the file at path
 //	P 'l' chunk[32] path       -> offset i64 size u32; chunk lives in the file at path
 //	P 'c' chunk[32]            -> size u32; chunk is in the chunk store
+//	P 'g' blob[32]             -> ""; guard: written by a transaction that adds a root
+//	                              to a blob already known, read by one that may release it
 //
 // A download in progress is a Partial: a hidden file
 // ".meshwork-<blob>-<target>.partial" beside its target, preallocated to the
@@ -43,6 +45,14 @@
 // is the number of its 'k' keys). The counts are derived from keys rather
 // than kept in counters, so a crash between two transactions cannot leave a
 // count wrong. GC deletes chunk-store files of unreferenced chunks.
+//
+// The guard exists because badger's conflict detection sees the keys a
+// transaction read, not the ranges it scanned: a release that found no 'r'
+// key of a blob and a transaction that added one (the manifest being there,
+// it wrote no key the release read) both committed, and the file's blob lost
+// its manifest (soak seed 75: a file renamed while another device's version
+// replaced the old name was never served again). With the guard the later of
+// the two conflicts and runs again.
 //
 // This package must never serve or write an unverified byte, never copy a
 // synced file's chunks into the chunk store, and never touch files it did not

@@ -37,6 +37,7 @@ const (
 	kRetain   = 'r'
 	kLoc      = 'l'
 	kChunk    = 'c'
+	kGuard    = 'g'
 )
 
 // Store is the chunk index plus the on-disk chunk store. It is safe for
@@ -277,10 +278,16 @@ func (s *Store) Unpin(ctx context.Context, ref blobs.BlobRef) error {
 	return nil
 }
 
-// addBlob records manifest and chunk references of ref unless present.
+// addBlob records manifest and chunk references of ref unless present. The
+// caller adds a root (a pin or a retaining file) in the same transaction.
 func (s *Store) addBlob(txn *badger.Txn, ref blobs.BlobRef, m blobs.Manifest) error {
 	mk := s.key(kManifest, ref.Hash[:])
 	if ok, err := exists(txn, mk); ok || err != nil {
+		if ok {
+			// Present: the new root must conflict with a release running
+			// at the same time (see the guard in the package doc).
+			return txn.Set(s.key(kGuard, ref.Hash[:]), nil)
+		}
 		return err
 	}
 	enc, _ := m.MarshalBinary()
@@ -298,6 +305,10 @@ func (s *Store) addBlob(txn *badger.Txn, ref blobs.BlobRef, m blobs.Manifest) er
 // releaseIfUnretained drops ref's manifest and chunk references when no pin
 // and no file retains it.
 func (s *Store) releaseIfUnretained(txn *badger.Txn, ref blobs.BlobRef) error {
+	gk := s.key(kGuard, ref.Hash[:])
+	if _, err := exists(txn, gk); err != nil { // read, so that a root added meanwhile conflicts
+		return err
+	}
 	if ok, err := exists(txn, s.key(kPin, ref.Hash[:])); ok || err != nil {
 		return err
 	}
@@ -320,6 +331,9 @@ func (s *Store) releaseIfUnretained(txn *badger.Txn, ref blobs.BlobRef) error {
 		if err := txn.Delete(s.key(kRef, c.ID[:], ref.Hash[:])); err != nil {
 			return err
 		}
+	}
+	if err := txn.Delete(gk); err != nil {
+		return err
 	}
 	return txn.Delete(mk)
 }
