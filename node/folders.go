@@ -469,13 +469,15 @@ func (n *Node) JoinFolderMode(ctx context.Context, name, path string, mode folde
 	if err := n.startFolder(n.runCtx, conf); err != nil {
 		return folderConf{}, err
 	}
-	// Catch up at once with every online member, and the storage peers.
+	// Catch up with every online member, and the storage peers, in the
+	// background: a round of a folder of 100,000 files outlasted the API
+	// client's minute, and the join failed although it had happened. Until
+	// those rounds complete the folder is not counted in sync; 'mesh wait'
+	// runs its own rounds.
 	for _, p := range n.onlineMembers() {
-		if err := n.sync.Sync(ctx, p); err != nil {
-			n.log.Debug("catch up", "peer", p.String(), "err", err)
-		}
+		n.rounds.resync(p)
 	}
-	n.st.round(ctx, false)
+	n.st.kick()
 	return conf, nil
 }
 

@@ -27,6 +27,7 @@ type roundBook struct {
 
 	mu      sync.Mutex // a leaf: no call out is made under it
 	done    map[peer.ID]time.Time
+	floor   map[peer.ID]time.Time // resync: a round must start after it to catch up
 	want    map[peer.ID]bool
 	running map[peer.ID]bool
 	kickCh  chan struct{} // one pending wake-up of loop
@@ -37,6 +38,7 @@ func newRoundBook(net network.Network, isMember func(peer.ID) bool,
 	return &roundBook{
 		net: net, isMember: isMember, sync: syncWith, push: push, log: log,
 		done:    make(map[peer.ID]time.Time),
+		floor:   make(map[peer.ID]time.Time),
 		want:    make(map[peer.ID]bool),
 		running: make(map[peer.ID]bool),
 		kickCh:  make(chan struct{}, 1),
@@ -65,6 +67,18 @@ func (b *roundBook) last(p peer.ID) (time.Time, bool) {
 // does not block (swarm notification path).
 func (b *roundBook) kick(p peer.ID) {
 	b.mu.Lock()
+	b.want[p] = true
+	b.mu.Unlock()
+	b.wake()
+}
+
+// resync asks for a new round with member p that this device counts as
+// caught up with p only once it completes: one that started before (a
+// round running while a folder was joined, which did not carry it) no
+// longer counts. It does not block.
+func (b *roundBook) resync(p peer.ID) {
+	b.mu.Lock()
+	b.floor[p] = time.Now()
 	b.want[p] = true
 	b.mu.Unlock()
 	b.wake()
@@ -163,10 +177,14 @@ func (b *roundBook) connect(ctx context.Context, p peer.ID) {
 }
 
 // caughtUp reports whether a round with p started after p's current
-// connection opened (p continuously connected since).
+// connection opened (p continuously connected since) and after the last
+// resync of p.
 func (b *roundBook) caughtUp(p peer.ID) bool {
-	last, ok := b.last(p)
-	if !ok {
+	b.mu.Lock()
+	last, ok := b.done[p]
+	floor := b.floor[p]
+	b.mu.Unlock()
+	if !ok || last.Before(floor) {
 		return false
 	}
 	var since time.Time
